@@ -1,0 +1,176 @@
+"""ONNX Runtime runner: CPU, CUDA or TensorRT execution provider, never silently on another.
+
+ONNX Runtime quietly drops a provider it cannot load (no CUDA libraries, no libnvinfer) and runs
+on the CPU. This runner compares what was asked with `session.get_providers()` and either records
+the fallback in `fallback_note` (shown by the CLI and GUI) or, when `strict`, refuses to run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.backends.base import Runner, TensorInfo
+from app.core.errors import UserError
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(bool)": "bool",
+}
+
+
+class OrtRunner(Runner):
+    """Runs an ONNX file with ONNX Runtime on the chosen execution provider.
+
+    device: "cpu", "cuda" or "tensorrt". `provider_options` go to that provider. With
+    `io_binding` (CUDA only) inputs and outputs live in fixed device buffers, which CUDA graphs
+    (`cuda_graph=True`, fixed shapes only) require.
+    """
+
+    backend = "ort"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "cpu",
+        *,
+        provider_options: dict[str, Any] | None = None,
+        strict: bool = False,
+        threads: int | None = None,
+        io_binding: bool = False,
+        cuda_graph: bool = False,
+        extra_providers: list[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if device not in PROVIDERS:
+            raise UserError(f"unknown device '{device}'; choose one of {', '.join(PROVIDERS)}")
+        self.model_path = Path(model_path)
+        self.device = device
+        self.backend = f"ort-{device}"
+        self.provider_options = dict(provider_options or {})
+        self.strict = strict
+        self.threads = threads
+        self.io_binding = io_binding or cuda_graph
+        self.cuda_graph = cuda_graph
+        self.extra_providers = extra_providers
+        self.session: Any = None
+        self._binding: Any = None
+        self._in_values: dict[str, Any] = {}
+        self._out_values: list[Any] = []
+
+    def _providers(self) -> list[Any]:
+        if self.extra_providers is not None:
+            return self.extra_providers
+        name = PROVIDERS[self.device]
+        opts = dict(self.provider_options)
+        if self.device == "cuda" and self.cuda_graph:
+            opts["enable_cuda_graph"] = "1"
+        chain: list[Any] = [(name, opts)] if opts else [name]
+        if self.device == "tensorrt":
+            chain.append("CUDAExecutionProvider")
+        if self.device != "cpu":
+            chain.append("CPUExecutionProvider")
+        return chain
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # provider load failures are reported by us, in words
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        if self.device != "cpu":
+            ort.set_default_logger_severity(4)  # a provider that fails to load is reported below
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_path), opts, providers=self._providers()
+            )
+        except Exception as exc:  # ORT raises Fail/InvalidGraph/RuntimeError etc.
+            first = str(exc).strip().splitlines()[0][:240] if str(exc) else type(exc).__name__
+            raise UserError(f"{self.model_path}: ONNX Runtime cannot load it ({first})") from exc
+        finally:
+            ort.set_default_logger_severity(2)
+        active = self.session.get_providers()
+        self.active_provider = active[0]
+        wanted = PROVIDERS[self.device]
+        if self.active_provider != wanted:
+            why = fallback_reason(self.device)
+            self.fallback_note = (
+                f"asked for {wanted} but ONNX Runtime is running {self.active_provider}: {why}"
+            )
+            if self.strict:
+                self.session = None
+                raise UserError(self.fallback_note + " (strict mode: not running)")
+        self.inputs = [
+            TensorInfo(i.name, list(i.shape), ORT_TYPES.get(i.type, i.type))
+            for i in self.session.get_inputs()
+        ]
+        self.outputs = [
+            TensorInfo(o.name, list(o.shape), ORT_TYPES.get(o.type, o.type))
+            for o in self.session.get_outputs()
+        ]
+        if self.io_binding and self.active_provider == "CPUExecutionProvider":
+            self.io_binding = self.cuda_graph = False  # nothing to bind to; plain run is faster
+
+    def _close(self) -> None:
+        self._binding = None
+        self._in_values.clear()
+        self._out_values.clear()
+        self.session = None
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if not self.io_binding:
+            return self.session.run(None, feed)
+        return self._infer_bound(feed)
+
+    def _infer_bound(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Device-resident I/O: copy inputs into fixed device buffers, run, copy outputs back.
+
+        Buffers are allocated on the first call (or when a shape changes) and reused, so a CUDA
+        graph captured on the first run replays on the same addresses.
+        """
+        import onnxruntime as ort
+
+        if self._binding is None or any(
+            self._in_values[k].shape() != list(v.shape) for k, v in feed.items()
+        ):
+            self._binding = self.session.io_binding()
+            self._in_values = {}
+            for name, arr in feed.items():
+                value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), "cuda", 0)
+                self._in_values[name] = value
+                self._binding.bind_ortvalue_input(name, value)
+            for out in self.outputs:
+                self._binding.bind_output(out.name, "cuda", 0)
+            self.session.run_with_iobinding(self._binding)
+            self._out_values = self._binding.get_outputs()
+            # Rebind the outputs the first run allocated, so later runs write to fixed addresses.
+            for out, value in zip(self.outputs, self._out_values):
+                self._binding.bind_ortvalue_output(out.name, value)
+            return [v.numpy() for v in self._out_values]
+        for name, arr in feed.items():
+            self._in_values[name].update_inplace(np.ascontiguousarray(arr))
+        self.session.run_with_iobinding(self._binding)
+        return [v.numpy() for v in self._out_values]
+
+
+def fallback_reason(device: str) -> str:
+    """Why ONNX Runtime could not use the provider for `device` on this machine (one line)."""
+    from app.backends.registry import backend_statuses
+
+    for status in backend_statuses():
+        if status.name == f"ort-{device}" and not status.available:
+            return status.reason
+    return "the provider failed to initialise (see ONNX Runtime's log with verbose logging)"

@@ -1,0 +1,154 @@
+"""ONNX Runtime TensorRT execution-provider options, built from the app's settings (pure).
+
+Option names, meanings and the calibration-table rules are in shared/docs/TENSORRT.md section 8.
+The rules that matter most here:
+- A Q/DQ graph carries its own scales; giving it a calibration table is refused (ORT PR #8969:
+  "User should not provide calibration table if the model has QDQ nodes").
+- ORT resolves `trt_int8_calibration_table_name` relative to `trt_engine_cache_path`, so the
+  engine cache path is set to the folder holding the table.
+- With both precision flags off, recent ORT on TensorRT 10 builds a strongly typed network
+  (per the fact sheet: ORT PR #24298), so FP16 and Q/DQ graphs keep the precision in the graph.
+  Builds from before that change need the flags set: `legacy_weak_typing=True`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.backends.tensorrt.settings import GRAPH_KINDS, PRECISIONS, ProfileShapes, validate_profiles
+from app.core.errors import UserError
+
+TRT_EP = "TensorrtExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+ORT_TABLE_SUFFIX = ".flatbuffers"  # what onnxruntime.quantization.write_calibration_table writes
+
+
+@dataclass(frozen=True)
+class OrtTrtSettings:
+    """What the user chose for one ORT TensorRT-provider variant of a model."""
+
+    workspace: str | os.PathLike[str]  # the model's workspace folder; caches live under it
+    precision: str = "fp32"
+    graph: str = "fp32"
+    calibration_table: str | os.PathLike[str] | None = None  # file inside the workspace
+    native_calibration_table: bool = False  # True: a TensorRT-written cache, not ORT's table
+    engine_cache: bool = True
+    timing_cache: bool = True
+    profiles: dict[str, ProfileShapes] = field(default_factory=dict)
+    max_workspace_bytes: int | None = None
+    opt_level: int | None = None
+    device_id: int = 0
+    legacy_weak_typing: bool = False
+
+
+def profile_shape_options(profiles: dict[str, Any]) -> dict[str, str]:
+    """`trt_profile_{min,opt,max}_shapes` strings like "images:1x3x416x416"; all three or none."""
+    clean = validate_profiles(profiles)
+    if not clean:
+        return {}
+    out = {}
+    for k, key in enumerate(
+        ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
+    ):
+        out[key] = ",".join(
+            f"{name}:{'x'.join(str(d) for d in shapes[k])}" for name, shapes in clean.items()
+        )
+    return out
+
+
+def _precision_flags(s: OrtTrtSettings, table: Path | None) -> dict[str, Any]:
+    if s.precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{s.precision}'; choose one of {', '.join(PRECISIONS)}")
+    if s.graph not in GRAPH_KINDS:
+        raise UserError(f"unknown graph kind '{s.graph}'; choose one of {', '.join(GRAPH_KINDS)}")
+    if s.graph == "qdq" and s.precision != "int8":
+        raise UserError("a Q/DQ graph runs as INT8; choose precision int8 for it")
+    if s.graph == "fp16" and s.precision != "fp16":
+        raise UserError("the FP16 graph runs as FP16; choose precision fp16 or the FP32 graph")
+    if table is not None and not (s.precision == "int8" and s.graph == "fp32"):
+        if s.graph == "qdq":
+            raise UserError(
+                "a Q/DQ graph must not get a calibration table: its scales are already in the "
+                "graph; drop the table or run the FP32 graph with it"
+            )
+        raise UserError("a calibration table only applies to INT8 from the FP32 graph")
+
+    weak = s.legacy_weak_typing
+    if s.precision == "fp16":
+        # FP32 graph: only the flag gives FP16. FP16 graph: flag off keeps strong typing.
+        return {"trt_fp16_enable": True} if s.graph == "fp32" or weak else {}
+    if s.precision == "int8" and s.graph == "qdq":
+        return {"trt_int8_enable": True} if weak else {}
+    if s.precision == "int8":
+        if table is None:
+            raise UserError(
+                "INT8 from the FP32 graph needs a calibration table; run Calibrate first "
+                "or use the Q/DQ graph"
+            )
+        if s.native_calibration_table and table.suffix == ORT_TABLE_SUFFIX:
+            raise UserError(
+                f"{table.name} is ONNX Runtime's table, not a TensorRT-native cache; "
+                "turn the native-table option off"
+            )
+        if not s.native_calibration_table and table.suffix != ORT_TABLE_SUFFIX:
+            raise UserError(
+                f"{table.name} is not ONNX Runtime's calibration.flatbuffers table; pick that "
+                "file, or turn the native-table option on for a TensorRT-written cache"
+            )
+        return {
+            "trt_int8_enable": True,
+            "trt_int8_calibration_table_name": table.name,
+            "trt_int8_use_native_calibration_table": s.native_calibration_table,
+        }
+    return {}
+
+
+def cache_dirs(s: OrtTrtSettings) -> dict[str, Path]:
+    """Folders the provider writes to; the caller creates them before opening the session."""
+    base = Path(s.workspace) / "ort_trt"
+    table = Path(s.calibration_table) if s.calibration_table is not None else None
+    # The table name is resolved inside the engine cache folder, so that folder is the table's.
+    engines = table.parent if table is not None else base / "engines"
+    return {"engines": engines, "timing": base / "timing"}
+
+
+def trt_provider_options(s: OrtTrtSettings) -> dict[str, Any]:
+    """The TensorRT EP options dict for `s`; UserError for combinations that cannot work."""
+    table = Path(s.calibration_table) if s.calibration_table is not None else None
+    opts: dict[str, Any] = {"device_id": int(s.device_id)}
+    opts.update(_precision_flags(s, table))
+    dirs = cache_dirs(s)
+    if s.engine_cache or table is not None:
+        opts["trt_engine_cache_path"] = str(dirs["engines"])
+    if s.engine_cache:
+        opts["trt_engine_cache_enable"] = True
+        # Variants of one model share the folder; the prefix keeps their engines apart.
+        opts["trt_engine_cache_prefix"] = f"{s.graph}_{s.precision}"
+    if s.timing_cache:
+        opts["trt_timing_cache_enable"] = True
+        opts["trt_timing_cache_path"] = str(dirs["timing"])
+    if s.max_workspace_bytes is not None:
+        if s.max_workspace_bytes <= 0:
+            raise UserError("the TensorRT workspace must be larger than 0 bytes")
+        opts["trt_max_workspace_size"] = int(s.max_workspace_bytes)
+    if s.opt_level is not None:
+        if not 0 <= s.opt_level <= 5:
+            raise UserError(f"builder optimisation level must be 0..5, got {s.opt_level}")
+        opts["trt_builder_optimization_level"] = int(s.opt_level)
+    opts.update(profile_shape_options(s.profiles))
+    return opts
+
+
+def ort_trt_providers(
+    s: OrtTrtSettings, cuda_options: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]] | str]:
+    """Provider list for `InferenceSession`: TensorRT, then CUDA, then CPU for what neither takes.
+
+    The session may still silently fall back; the runner compares `get_providers()` with this.
+    """
+    cuda = {"device_id": int(s.device_id), **(cuda_options or {})}
+    return [(TRT_EP, trt_provider_options(s)), (CUDA_EP, cuda), CPU_EP]

@@ -1,0 +1,1 @@
+"""Headless command line: the same work as the GUI, for scripts, CI and tests."""

@@ -1,0 +1,60 @@
+"""`int8-studio inspect`: what a model expects and produces, as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from app.cli.output import save_json
+from app.core.modelspec import inspect_model
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("inspect", help="show a model's inputs, outputs, task and preprocessing")
+    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
+    p.add_argument(
+        "--size", type=_size, help="input size HxW for dynamic-size models, e.g. 384x512"
+    )
+    p.add_argument(
+        "--json", dest="json_out", nargs="?", const="-", help="write JSON (to stdout with no file)"
+    )
+    p.set_defaults(func=run)
+
+
+def _size(text: str) -> list[int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"size must look like 416x416, not '{text}'") from exc
+    return [h, w]
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = inspect_model(args.model, size=args.size)
+    if args.json_out == "-":
+        print(json.dumps(spec.to_dict(), indent=2))
+        return 0
+    save_json(args.json_out, spec.to_dict())
+    pre, post = spec.preprocess, spec.postprocess
+    print(f"model       {spec.path}")
+    print(f"sha256      {spec.sha256[:16]}...")
+    print(f"task        {spec.task} (decoder: {post.decoder})")
+    print(
+        f"input       {spec.input_name} {spec.input_shape} {pre.layout}"
+        + (" (dynamic size)" if spec.dynamic_size else "")
+    )
+    for out in spec.outputs:
+        print(f"output      {out['name']} {out['shape']}")
+    size = f"short side {pre.short_side}" if pre.short_side else f"{pre.size[0]}x{pre.size[1]}"
+    print(
+        f"preprocess  {pre.resize} to {size}, {pre.color}, x*{pre.scale:.6g}, "
+        f"mean {pre.mean}, std {pre.std}"
+        + (f", pad {pre.pad_value:g}" if pre.resize == "letterbox" else "")
+    )
+    more = " ..." if len(spec.labels) > 6 else ""
+    print(f"labels      {len(spec.labels)}: {', '.join(spec.labels[:6])}{more}")
+    for note in spec.notes:
+        print(f"note        {note}")
+    for problem in spec.problems:
+        print(f"warning     {problem}")
+    return 0

@@ -1,0 +1,1 @@
+"""Pure computation: specs, pre/postprocessing, calibration, graphs, metrics. No Qt, no GPU."""

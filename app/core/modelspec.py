@@ -1,0 +1,240 @@
+"""`ModelSpec`: what a model expects and produces, from its ONNX graph, sidecars and presets.
+
+Built by inspecting the graph (inputs, outputs, layout, dynamic size), reading sidecar files and
+matching the app's presets; every guess is recorded in `notes` so the user can see and correct it.
+The spec is saved in the workspace so calibration, quantization and inference share one
+preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import UserError
+from app.core.model_checks import load_checked_model
+from app.core.resources import resources_dir
+from app.core.sidecars import read_sidecars
+
+RESIZE_MODES = ("letterbox", "short_side_crop", "resize_crop", "stretch")
+DECODERS = ("yolox_raw", "boxes_xywh_cls_prob", "boxes_labels_scores", "classifier")
+
+
+@dataclass
+class Preprocess:
+    """How a BGR uint8 frame becomes the model's input tensor.
+
+    value = (pixel * scale - mean) / std, per channel in `color` order.
+    """
+
+    resize: str = "letterbox"
+    size: list[int] = field(default_factory=lambda: [416, 416])  # [height, width] fed to the model
+    short_side: int | None = None  # short_side_crop on a dynamic model: per-image shape
+    stride: int = 32
+    color: str = "BGR"
+    scale: float = 1.0
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    pad_value: float = 114.0
+    crop_fraction: float = 1.0
+    layout: str = "NCHW"
+
+    def validate(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise UserError(f"unknown resize mode '{self.resize}'; use one of {RESIZE_MODES}")
+        if self.color not in ("BGR", "RGB"):
+            raise UserError(f"colour order must be BGR or RGB, not '{self.color}'")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise UserError(f"layout must be NCHW or NHWC, not '{self.layout}'")
+        if len(self.size) != 2 or min(self.size) < 8 or max(self.size) > 8192:
+            raise UserError(f"input size {self.size} must be [height, width] between 8 and 8192")
+        if any(s == 0 for s in self.std) or len(self.std) != 3 or len(self.mean) != 3:
+            raise UserError("mean and std need three values each, std non-zero")
+        if not 0.1 <= self.crop_fraction <= 1.0:
+            raise UserError("crop fraction must be between 0.1 and 1.0")
+
+
+@dataclass
+class Postprocess:
+    """How raw outputs become detections or top-k labels."""
+
+    decoder: str = "classifier"
+    strides: list[int] = field(default_factory=lambda: [8, 16, 32])
+    apply_softmax: bool = False
+    boxes_normalized: bool = False
+    conf: float = 0.3
+    iou: float = 0.45
+    topk: int = 5
+    max_det: int = 300
+
+
+@dataclass
+class ModelSpec:
+    path: str
+    sha256: str
+    task: str  # "detection" | "classification"
+    input_name: str
+    input_shape: list[int | str]
+    dynamic_size: bool
+    outputs: list[dict[str, Any]]
+    preprocess: Preprocess
+    postprocess: Postprocess
+    labels: list[str] = field(default_factory=list)
+    colors: list[list[int]] = field(default_factory=list)  # RGB 0..255 per label
+    preset: str = ""
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    # serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        data = dict(data)
+        data["preprocess"] = Preprocess(**data["preprocess"])
+        data["postprocess"] = Postprocess(**data["postprocess"])
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        from app.core.atomic import write_json
+
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> ModelSpec:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise UserError(
+                f"{path}: not a valid model spec ({exc}); delete it to re-inspect"
+            ) from exc
+
+    # helpers ---------------------------------------------------------------------------------
+    def preprocess_key(self) -> dict[str, Any]:
+        """Everything that changes the input tensor: part of every cache key."""
+        return asdict(self.preprocess)
+
+    def label(self, class_id: int) -> str:
+        if 0 <= class_id < len(self.labels):
+            return self.labels[class_id]
+        return f"class {class_id}"
+
+    def color(self, class_id: int) -> tuple[int, int, int]:
+        """BGR colour for drawing."""
+        if 0 <= class_id < len(self.colors):
+            r, g, b = self.colors[class_id]
+            return (int(b), int(g), int(r))
+        return palette_color(class_id)
+
+
+def palette_color(i: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour for class `i` when no colormap is given."""
+    hue = (i * 0.618033988749895) % 1.0
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return (int(b * 255), int(g * 255), int(r * 255))
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_model_file(path: Path) -> Path:
+    """The `.onnx` file for a file or checkpoint-folder argument."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_dir():
+        models = sorted(path.glob("*.onnx"))
+        if not models:
+            raise UserError(f"{path}: no .onnx file in this folder; choose the model file itself")
+        if len(models) > 1:
+            names = ", ".join(m.name for m in models)
+            raise UserError(f"{path}: several models ({names}); choose one file")
+        return models[0]
+    return path
+
+
+def load_presets() -> list[dict[str, Any]]:
+    presets = []
+    for file in sorted((resources_dir() / "presets").glob("*.json")):
+        data = json.loads(file.read_text(encoding="utf-8"))
+        data["_file"] = file.name
+        presets.append(data)
+    return presets
+
+
+def _signature_matches(
+    sig: dict[str, Any], inputs: dict[str, list], outputs: dict[str, list]
+) -> bool:
+    for name, shape in sig.get("inputs", {}).items():
+        got = inputs.get(name)
+        if got is None or len(got) != len(shape):
+            return False
+        if any(s is not None and g != s for s, g in zip(shape, got)):
+            return False
+    for name in sig.get("outputs", []):
+        if name not in outputs:
+            return False
+    min_last = sig.get("output_last_dim_min")
+    if min_last is not None:
+        lasts = [s[-1] for s in outputs.values() if s and isinstance(s[-1], int)]
+        if not lasts or max(lasts) < min_last:
+            return False
+    return True
+
+
+def match_preset(sha: str, inputs: dict[str, list], outputs: dict[str, list]) -> dict | None:
+    presets = load_presets()
+    for preset in presets:
+        if sha in preset.get("match", {}).get("sha256", []):
+            return preset
+    for preset in presets:
+        sig = preset.get("match", {}).get("signature")
+        if sig and _signature_matches(sig, inputs, outputs):
+            return preset
+    return None
+
+
+def _dims(value_info: Any) -> list[int | str]:
+    dims: list[int | str] = []
+    for d in value_info.type.tensor_type.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(d.dim_param or "?")
+    return dims
+
+
+def read_label_file(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def inspect_model(path: str | Path, *, size: list[int] | None = None) -> ModelSpec:
+    """Build a `ModelSpec` for an `.onnx` file or checkpoint folder.
+
+    `size` ([height, width]) chooses the input size of a model whose size is dynamic.
+    Raises `UserError` for files that are not usable ONNX vision models.
+    """
+    from app.core.model_probe import guess_spec  # keeps graph guessing in its own module
+
+    model_file = find_model_file(Path(path)).resolve()
+    model = load_checked_model(model_file)
+    sha = file_sha256(model_file)
+    graph = model.graph
+    init_names = {init.name for init in graph.initializer}
+    inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in init_names}
+    outputs = {vi.name: _dims(vi) for vi in graph.output}
+    sidecars = read_sidecars(model_file.parent, model_file)
+    preset = match_preset(sha, inputs, outputs)
+    spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size)
+    return spec

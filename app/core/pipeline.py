@@ -1,0 +1,103 @@
+"""One frame through the model: preprocess -> infer -> postprocess (-> draw), timed per stage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from app.core.drawing import draw_detections, draw_topk
+from app.core.modelspec import ModelSpec
+from app.core.postprocess import Detections, TopK, class_probabilities, postprocess_detections, topk
+from app.core.preprocess import Preprocessor
+from app.core.timing import StageTimer
+
+
+class InferFn(Protocol):
+    def infer(self, feed: np.ndarray) -> list[np.ndarray]: ...
+
+
+@dataclass
+class FrameResult:
+    detections: Detections | None = None
+    top: TopK | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, spec: ModelSpec) -> dict[str, Any]:
+        if self.detections is not None:
+            d = self.detections
+            return {
+                "detections": [
+                    {
+                        "label": spec.label(int(d.class_ids[i])),
+                        "class_id": int(d.class_ids[i]),
+                        "score": round(float(d.scores[i]), 4),
+                        "box": [round(float(v), 1) for v in d.boxes[i]],
+                    }
+                    for i in range(len(d))
+                ]
+            }
+        assert self.top is not None
+        return {
+            "topk": [
+                {"label": spec.label(int(c)), "class_id": int(c), "score": round(float(s), 4)}
+                for c, s in zip(self.top.class_ids, self.top.scores)
+            ]
+        }
+
+
+class FramePipeline:
+    """Runs frames through a spec's preprocessing, a runner and the spec's postprocessing.
+
+    `conf`, `iou` and `k` may be changed between frames (GUI sliders apply at once).
+    """
+
+    def __init__(self, spec: ModelSpec, runner: InferFn, timer: StageTimer | None = None) -> None:
+        self.spec = spec
+        self.runner = runner
+        self.pre = Preprocessor(spec.preprocess)
+        self.timer = timer or StageTimer()
+        self.conf = spec.postprocess.conf
+        self.iou = spec.postprocess.iou
+        self.k = spec.postprocess.topk
+
+    def infer_raw(self, image: np.ndarray) -> tuple[list[np.ndarray], Any, dict[str, float]]:
+        t0 = time.perf_counter()
+        tensor, geo = self.pre(image)
+        t1 = time.perf_counter()
+        outputs = self.runner.infer(tensor)
+        t2 = time.perf_counter()
+        return outputs, geo, {"preprocess_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3}
+
+    def decode(self, outputs: list[np.ndarray], geo: Any) -> FrameResult:
+        if self.spec.task == "detection":
+            return FrameResult(
+                detections=postprocess_detections(outputs, self.spec, geo, self.conf, self.iou)
+            )
+        probs = class_probabilities(outputs, self.spec)[0]
+        return FrameResult(top=topk(probs, self.k))
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        """Preprocess, infer and postprocess one BGR frame; stage times go to `self.timer`."""
+        outputs, geo, times = self.infer_raw(image)
+        t0 = time.perf_counter()
+        result = self.decode(outputs, geo)
+        times["postprocess_ms"] = (time.perf_counter() - t0) * 1e3
+        result.timings_ms = times
+        for name, ms in times.items():
+            self.timer.add(name, ms)
+        return result
+
+    def draw(self, image: np.ndarray, result: FrameResult, highlight: np.ndarray | None = None):
+        """Draw `result` onto `image` in place (timed as the draw stage)."""
+        t0 = time.perf_counter()
+        if result.detections is not None:
+            draw_detections(image, result.detections, self.spec, highlight)
+        elif result.top is not None:
+            draw_topk(image, result.top, self.spec)
+        ms = (time.perf_counter() - t0) * 1e3
+        result.timings_ms["draw_ms"] = ms
+        self.timer.add("draw_ms", ms)
+        return image

@@ -1,0 +1,140 @@
+"""Raw model outputs to detections (YOLOX grid decode, decoded boxes) or top-k classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from app.core.modelspec import ModelSpec, Postprocess
+from app.core.preprocess import Geometry
+
+
+@dataclass
+class Detections:
+    """Boxes x1,y1,x2,y2 in source pixels, with scores and class ids (parallel arrays)."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def filtered(self, conf: float) -> Detections:
+        keep = self.scores >= conf
+        return Detections(self.boxes[keep], self.scores[keep], self.class_ids[keep])
+
+
+@dataclass
+class TopK:
+    class_ids: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.class_ids.shape[0])
+
+
+@lru_cache(maxsize=16)
+def yolox_grid(in_h: int, in_w: int, strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(grid xy [A, 2], stride [A, 1]) for YOLOX anchor points, row-major per stride level."""
+    grids, steps = [], []
+    for s in strides:
+        gh, gw = in_h // s, in_w // s
+        ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        grids.append(np.stack([xs, ys], axis=-1).reshape(-1, 2))
+        steps.append(np.full((gh * gw, 1), s))
+    return (
+        np.concatenate(grids).astype(np.float32),
+        np.concatenate(steps).astype(np.float32),
+    )
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int):
+    """Class-aware NMS; returns kept indices, best first. OpenCV's C++ batched NMS does the work."""
+    if boxes.shape[0] == 0:
+        return np.zeros((0,), np.int64)
+    xywh = np.empty_like(boxes)
+    xywh[:, :2] = boxes[:, :2]
+    xywh[:, 2:] = boxes[:, 2:] - boxes[:, :2]
+    keep = cv2.dnn.NMSBoxesBatched(
+        xywh.tolist(), scores.tolist(), class_ids.tolist(), 0.0, float(iou)
+    )
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+    keep = keep[np.argsort(-scores[keep], kind="stable")]
+    return keep[:max_det]
+
+
+def decode_yolox(raw: np.ndarray, in_h: int, in_w: int, post: Postprocess, conf: float):
+    """YOLOX [A, 5+C] grid output -> (boxes xyxy in model pixels, scores, class ids), pre-NMS.
+
+    Scores are obj * best class probability; anchors under `conf` are dropped before any
+    arithmetic on boxes so the cost follows the number of candidates, not of anchors.
+    """
+    obj = raw[:, 4]
+    cls = raw[:, 5:]
+    class_ids = cls.argmax(axis=1)
+    scores = obj * cls[np.arange(cls.shape[0]), class_ids]
+    keep = np.flatnonzero(scores >= conf)
+    grid, stride = yolox_grid(in_h, in_w, tuple(post.strides))
+    sel = raw[keep]
+    cxy = (sel[:, :2] + grid[keep]) * stride[keep]
+    wh = np.exp(sel[:, 2:4]) * stride[keep]
+    boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], axis=1).astype(np.float32)
+    return boxes, scores[keep].astype(np.float32), class_ids[keep]
+
+
+def postprocess_detections(
+    outputs: list[np.ndarray],
+    spec: ModelSpec,
+    geo: Geometry,
+    conf: float | None = None,
+    iou: float | None = None,
+) -> Detections:
+    """Decode one image's raw outputs (batch index 0) into detections in source pixels."""
+    post = spec.postprocess
+    conf = post.conf if conf is None else conf
+    iou = post.iou if iou is None else iou
+    if post.decoder == "yolox_raw":
+        boxes, scores, cls = decode_yolox(outputs[0][0], geo.in_h, geo.in_w, post, conf)
+    elif post.decoder == "boxes_xywh_cls_prob":
+        raw = outputs[0][0]
+        raw = raw[raw[:, 5] >= conf]
+        boxes = np.concatenate([raw[:, :2], raw[:, :2] + raw[:, 2:4]], axis=1).astype(np.float32)
+        scores, cls = raw[:, 5].astype(np.float32), raw[:, 4].astype(np.int64)
+    elif post.decoder == "boxes_labels_scores":
+        by_name = {o["name"].lower(): i for i, o in enumerate(spec.outputs)}
+        boxes = outputs[by_name.get("boxes", 0)].reshape(-1, 4).astype(np.float32)
+        scores = outputs[by_name.get("scores", 2)].reshape(-1).astype(np.float32)
+        labels = outputs[by_name.get("labels", 1)].reshape(-1).astype(np.int64)
+        cls = np.broadcast_to(labels, scores.shape).copy() if labels.size else labels
+        if post.boxes_normalized:
+            boxes = boxes * np.array([geo.in_w, geo.in_h, geo.in_w, geo.in_h], np.float32)
+        keep = scores >= conf
+        boxes, scores, cls = boxes[keep], scores[keep], cls[keep]
+    else:
+        raise ValueError(f"not a detection decoder: {post.decoder}")
+    keep = nms(boxes, scores, cls, iou, post.max_det)
+    return Detections(geo.to_source(boxes[keep]), scores[keep], cls[keep].astype(np.int64))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def class_probabilities(outputs: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """[N, classes] probabilities (softmax applied when the model outputs logits)."""
+    logits = outputs[0].reshape(outputs[0].shape[0], -1).astype(np.float32)
+    return softmax(logits) if spec.postprocess.apply_softmax else logits
+
+
+def topk(probs: np.ndarray, k: int) -> TopK:
+    """Top-k of one probability row, best first."""
+    k = max(1, min(k, probs.shape[-1]))
+    idx = np.argpartition(-probs, k - 1)[:k]
+    idx = idx[np.argsort(-probs[idx], kind="stable")]
+    return TopK(idx.astype(np.int64), probs[idx].astype(np.float32))

@@ -1,0 +1,141 @@
+"""Frame to tensor: letterbox, short-side crop, resize + centre crop, stretch; NCHW or NHWC.
+
+All pixel work is done by OpenCV and numpy into buffers allocated once per shape (a small ring,
+so a tensor stays valid while the next frame is prepared on another thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from app.core.modelspec import Preprocess
+
+RING = 3  # tensors alive at once: one being filled, one in inference, one spare
+
+
+@dataclass
+class Geometry:
+    """Maps model-input pixels back to source pixels: src = (model + offset) / scale."""
+
+    scale_x: float
+    scale_y: float
+    off_x: float
+    off_y: float
+    src_w: int
+    src_h: int
+    in_w: int
+    in_h: int
+
+    def to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes [N, 4] x1,y1,x2,y2 in model pixels -> source pixels, clipped to the frame."""
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, [0, 2]] = (boxes[:, [0, 2]] + self.off_x) / self.scale_x
+        out[:, [1, 3]] = (boxes[:, [1, 3]] + self.off_y) / self.scale_y
+        np.clip(out[:, [0, 2]], 0, self.src_w, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, self.src_h, out=out[:, [1, 3]])
+        return out
+
+
+def target_shape(pre: Preprocess, src_h: int, src_w: int) -> tuple[int, int]:
+    """(height, width) of the model input for a source frame of this size."""
+    if pre.resize == "short_side_crop" and pre.short_side:
+        s = pre.short_side / min(src_h, src_w)
+        nh, nw = round(src_h * s), round(src_w * s)
+        return max(pre.stride, nh // pre.stride * pre.stride), max(
+            pre.stride, nw // pre.stride * pre.stride
+        )
+    return pre.size[0], pre.size[1]
+
+
+def resize_frame(
+    bgr: np.ndarray, pre: Preprocess, canvas: np.ndarray | None = None
+) -> tuple[np.ndarray, Geometry]:
+    """Resize/crop/pad a BGR uint8 frame to the model's input size (still uint8, HWC)."""
+    h, w = bgr.shape[:2]
+    th, tw = target_shape(pre, h, w)
+    if pre.resize == "letterbox":
+        r = min(th / h, tw / w)
+        nh, nw = max(1, int(h * r)), max(1, int(w * r))
+        if canvas is None or canvas.shape[:2] != (th, tw):
+            canvas = np.empty((th, tw, 3), dtype=np.uint8)
+        canvas[...] = int(pre.pad_value)
+        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return canvas, Geometry(r, r, 0.0, 0.0, w, h, tw, th)
+    if pre.resize == "stretch":
+        out = cv2.resize(bgr, (tw, th), interpolation=cv2.INTER_LINEAR)
+        return out, Geometry(tw / w, th / h, 0.0, 0.0, w, h, tw, th)
+    # resize_crop and short_side_crop: scale to cover the target, then centre-crop.
+    s = max(th / h, tw / w) / (pre.crop_fraction if pre.resize == "resize_crop" else 1.0)
+    nh, nw = max(th, round(h * s)), max(tw, round(w * s))
+    interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(bgr, (nw, nh), interpolation=interp)
+    y0, x0 = (nh - th) // 2, (nw - tw) // 2
+    return resized[y0 : y0 + th, x0 : x0 + tw], Geometry(s, s, float(x0), float(y0), w, h, tw, th)
+
+
+class Preprocessor:
+    """Callable turning BGR uint8 frames into normalised float32 tensors for one `Preprocess`."""
+
+    def __init__(self, pre: Preprocess) -> None:
+        pre.validate()
+        self.pre = pre
+        std = np.asarray(pre.std, dtype=np.float32)
+        self._a = (pre.scale / std).astype(np.float32)  # value = pixel * a + b
+        self._b = (-np.asarray(pre.mean, dtype=np.float32) / std).astype(np.float32)
+        self._identity = bool(np.all(self._a == 1.0) and np.all(self._b == 0.0))
+        self._order = [2, 1, 0] if pre.color == "RGB" else [0, 1, 2]
+        self._ring: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self._next = 0
+        self._canvas: np.ndarray | None = None
+
+    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        ring = self._ring.get(shape)
+        if ring is None:
+            ring = [np.empty(shape, dtype=np.float32) for _ in range(RING)]
+            self._ring[shape] = ring
+        self._next = (self._next + 1) % RING
+        return ring[self._next]
+
+    def normalise(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write `img` (HWC uint8 BGR) into `out` ([C,H,W] or [H,W,C] float32 view)."""
+        if self.pre.layout == "NCHW":
+            for c, src in enumerate(self._order):
+                channel = img[:, :, src]
+                if self._identity:
+                    np.copyto(out[c], channel, casting="unsafe")
+                else:
+                    np.multiply(channel, self._a[c], out=out[c], casting="unsafe")
+                    out[c] += self._b[c]
+        else:
+            view = img[:, :, self._order] if self._order[0] == 2 else img
+            np.multiply(view, self._a, out=out, casting="unsafe")
+            out += self._b
+        return out
+
+    def __call__(self, bgr: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """One frame -> ([1, ...] tensor from the ring buffer, geometry for mapping back)."""
+        img, geo = resize_frame(bgr, self.pre, self._canvas)
+        if self.pre.resize == "letterbox":
+            self._canvas = img
+        shape = (
+            (1, 3, geo.in_h, geo.in_w) if self.pre.layout == "NCHW" else (1, geo.in_h, geo.in_w, 3)
+        )
+        out = self._buffer(shape)
+        self.normalise(img, out[0])
+        return out, geo
+
+    def batch(self, frames: list[np.ndarray]) -> tuple[np.ndarray, list[Geometry]]:
+        """Several frames of any size into one new [N, ...] tensor (all at the fixed size)."""
+        th, tw = self.pre.size
+        shape = (len(frames), 3, th, tw) if self.pre.layout == "NCHW" else (len(frames), th, tw, 3)
+        out = np.empty(shape, dtype=np.float32)
+        geos = []
+        fixed = replace(self.pre, short_side=None)  # a batch needs one shape: the chosen size
+        for i, frame in enumerate(frames):
+            img, geo = resize_frame(frame, fixed)
+            self.normalise(img, out[i])
+            geos.append(geo)
+        return out, geos

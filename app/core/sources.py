@@ -1,0 +1,139 @@
+"""Frame sources: an image file, a folder (recursive), a video file or a camera index.
+
+Each yields `Frame`s; files that cannot be read are reported through `skipped` and never stop
+the run. A camera uses the same capture code as a video file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.core.errors import UserError
+from app.core.imageio import ImageReadError, is_image_path, is_video_path, read_image
+
+
+@dataclass
+class Frame:
+    image: np.ndarray  # BGR uint8
+    source: str  # file path, "camera:N", or the video path
+    index: int  # frame number within the source
+
+
+@dataclass
+class Skipped:
+    source: str
+    reason: str
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted by path; extensions case-insensitive."""
+    folder = Path(folder)
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, onerror=None):
+        dirs.sort()
+        for name in files:
+            path = Path(root) / name
+            if is_image_path(path):
+                found.append(path)
+    return sorted(found)
+
+
+def _camera_index(spec: str) -> int | None:
+    text = spec.removeprefix("camera:")
+    return int(text) if text.isdigit() else None
+
+
+@dataclass
+class FrameSource:
+    """Iterate frames of one source string; `skipped` collects unreadable files."""
+
+    spec: str
+    max_frames: int | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+    fps: float = 0.0
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        cam = _camera_index(self.spec)
+        path = Path(self.spec)
+        if cam is not None and not path.exists():
+            self.kind = "camera"
+        elif path.is_dir():
+            self.kind = "folder"
+        elif path.is_file() and is_video_path(path):
+            self.kind = "video"
+        elif path.is_file():
+            self.kind = "image"
+        else:
+            raise UserError(
+                f"{self.spec}: no such file or folder (for a webcam give its index, e.g. 0)"
+            )
+
+    def __iter__(self) -> Iterator[Frame]:
+        count = 0
+        for frame in self._frames():
+            if self.max_frames is not None and count >= self.max_frames:
+                return
+            count += 1
+            yield frame
+
+    def _frames(self) -> Iterator[Frame]:
+        if self.kind == "camera":
+            cam = int(_camera_index(self.spec) or 0)
+            yield from self._capture(cam, f"camera:{cam}")
+        elif self.kind == "video":
+            yield from self._capture(self.spec, self.spec)
+        elif self.kind == "image":
+            yield from self._read_files([Path(self.spec)])
+        else:
+            files = list_images(self.spec)
+            if not files:
+                raise UserError(
+                    f"{self.spec}: no images found (looked for jpg, png, bmp, webp, tif)"
+                )
+            yield from self._read_files(files)
+
+    def _read_files(self, files: list[Path]) -> Iterator[Frame]:
+        for i, path in enumerate(files):
+            try:
+                image = read_image(path)
+            except ImageReadError as exc:
+                self.skipped.append(Skipped(str(path), str(exc)))
+                continue
+            yield Frame(image, str(path), i)
+
+    def _capture(self, target: int | str, name: str) -> Iterator[Frame]:
+        cap = open_capture(target)
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        index = 0
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                yield Frame(image, name, index)
+                index += 1
+        finally:
+            cap.release()
+        if index == 0:
+            self.skipped.append(Skipped(name, "no frames could be decoded"))
+
+
+def open_capture(target: int | str) -> cv2.VideoCapture:
+    """Open a camera index or video file; `UserError` with a clear message when it will not open."""
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        if isinstance(target, int):
+            raise UserError(
+                f"camera {target} did not open: no camera at that index, or another program is "
+                "using it. Choose another index, or a video file."
+            )
+        raise UserError(f"{target}: cannot open this video (unsupported codec or corrupt file)")
+    return cap
