@@ -1,0 +1,145 @@
+"""`Workspace`: one folder per model holding its spec, calibration, variants, engines and results.
+
+Layout (all writes atomic; every reused file is checked against the key it was made with):
+
+    <root>/spec.json                      the ModelSpec every step uses
+    <root>/calibration/<key>/             ranges, calibration.{flatbuffers,cache,json}, meta.json
+    <root>/variants/<name>.onnx           fp32 (copy of the source), fp16, int8 graphs ...
+    <root>/variants/<name>.json           how the variant was made, with its key and file sha256
+    <root>/engines/                       TensorRT engines, engine and timing caches
+    <root>/results/                       evaluation and benchmark JSON
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.atomic import write_json
+from app.core.errors import UserError
+from app.core.modelspec import ModelSpec, file_sha256
+
+
+def default_root() -> Path:
+    """Where workspaces live unless the user chooses: the user data dir (platformdirs)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("int8-studio", appauthor=False)) / "workspaces"
+
+
+def cache_key(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (model hash, preprocessing, settings...)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def safe_component(name: str) -> str:
+    """A single path component made from user or model text; cannot escape its folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return (cleaned or "model")[:80]
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    @classmethod
+    def for_model(cls, spec: ModelSpec, root: str | Path | None = None) -> Workspace:
+        """Create (or reopen) the workspace for this model; saves the spec if it is new."""
+        if root is None:
+            root = default_root() / f"{safe_component(Path(spec.path).stem)}-{spec.sha256[:8]}"
+        ws = cls(Path(root))
+        ws.root.mkdir(parents=True, exist_ok=True)
+        existing = ws.root / "spec.json"
+        if existing.exists():
+            old = ModelSpec.load(existing)
+            if old.sha256 != spec.sha256:
+                raise UserError(
+                    f"{ws.root} belongs to another model ({Path(old.path).name}); choose another "
+                    "workspace folder"
+                )
+            if old.preprocess != spec.preprocess or old.postprocess != spec.postprocess:
+                spec.save(existing)  # the user corrected the spec: later keys change with it
+        else:
+            spec.save(existing)
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        ws = cls(Path(root))
+        if not (ws.root / "spec.json").is_file():
+            raise UserError(
+                f"{root}: not an INT8 Studio workspace (no spec.json); run `calibrate` first"
+            )
+        return ws
+
+    # paths ---------------------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        """A path inside the workspace; refuses anything that would leave it."""
+        target = self.root.joinpath(*parts).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise UserError(f"refusing to write outside the workspace: {'/'.join(parts)}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / "spec.json"
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec.load(self.spec_path)
+
+    def variant_path(self, name: str) -> Path:
+        return self.path("variants", f"{safe_component(name)}.onnx")
+
+    def variant_meta_path(self, name: str) -> Path:
+        return self.path("variants", f"{safe_component(name)}.json")
+
+    # variants ------------------------------------------------------------------------------
+    def record_variant(self, name: str, meta: dict[str, Any]) -> None:
+        """Write a variant's metadata (after its graph), with the graph's sha256 for checking."""
+        meta = dict(meta, name=name, sha256=file_sha256(self.variant_path(name)))
+        write_json(self.variant_meta_path(name), meta)
+
+    def variant_meta(self, name: str) -> dict[str, Any] | None:
+        path = self.variant_meta_path(name)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def valid_variant(self, name: str, key: str | None = None) -> bool:
+        """True when the variant's graph exists, matches its recorded sha256 and (if given) key."""
+        meta = self.variant_meta(name)
+        graph = self.variant_path(name)
+        if not meta or not graph.is_file():
+            return False
+        if key is not None and meta.get("key") != key:
+            return False
+        return file_sha256(graph) == meta.get("sha256")
+
+    def variants(self) -> list[dict[str, Any]]:
+        """Metadata of every recorded variant, valid or not (`valid` says)."""
+        out = []
+        folder = self.root / "variants"
+        for meta_file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            name = meta_file.stem
+            meta = self.variant_meta(name) or {"name": name}
+            meta["valid"] = self.valid_variant(name)
+            graph = self.variant_path(name)
+            meta["bytes"] = graph.stat().st_size if graph.is_file() else 0
+            out.append(meta)
+        return out
+
+    def require_variant(self, name: str) -> Path:
+        if not self.valid_variant(name):
+            have = ", ".join(v["name"] for v in self.variants() if v["valid"]) or "none"
+            raise UserError(
+                f"variant '{name}' is missing or damaged in {self.root} (have: {have}); "
+                "run `int8-studio quantize` to (re)build it"
+            )
+        return self.variant_path(name)
