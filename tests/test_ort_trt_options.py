@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnxruntime as ort
@@ -19,7 +20,11 @@ from app.backends.ort_trt_options import (
 )
 from app.core.errors import UserError
 
-YOLOX = Path("/work/shared/assets/models/yolox-nano-coco/yolox_nano.onnx")
+# Same location rule as conftest.py: ../shared/assets, or $INT8_STUDIO_ASSETS.
+ASSETS = Path(
+    os.environ.get("INT8_STUDIO_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
+)
+YOLOX = ASSETS / "models" / "yolox-nano-coco" / "yolox_nano.onnx"
 
 
 def test_fp32_defaults_put_caches_in_workspace(tmp_path: Path) -> None:
@@ -90,10 +95,12 @@ def test_int8_native_table(tmp_path: Path) -> None:
 
 
 def test_table_format_mismatches_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not ONNX Runtime's calibration.flatbuffers"):
+    with pytest.raises(UserError, match=r"not ONNX Runtime's calibration\.flatbuffers"):
         trt_provider_options(
             OrtTrtSettings(
-                workspace=tmp_path, precision="int8", calibration_table=tmp_path / "calibration.cache"
+                workspace=tmp_path,
+                precision="int8",
+                calibration_table=tmp_path / "calibration.cache",
             )
         )
     with pytest.raises(UserError, match="not a TensorRT-native cache"):
@@ -164,7 +171,7 @@ def test_workspace_and_opt_level(tmp_path: Path) -> None:
     )
     assert opts["trt_max_workspace_size"] == 2 << 30
     assert opts["trt_builder_optimization_level"] == 5
-    with pytest.raises(UserError, match="0..5"):
+    with pytest.raises(UserError, match=r"0\.\.5"):
         trt_provider_options(OrtTrtSettings(workspace=tmp_path, opt_level=6))
     with pytest.raises(UserError, match="larger than 0"):
         trt_provider_options(OrtTrtSettings(workspace=tmp_path, max_workspace_bytes=0))

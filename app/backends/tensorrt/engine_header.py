@@ -115,6 +115,24 @@ def _settings_diff(built: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     ]
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+def _runs_on(record: EngineRecord, trt_version: str) -> bool:
+    """Same TensorRT version; or a version-compatible plan on a later release of the same major.
+
+    The "same major, not older" rule for version-compatible plans is our reading of NVIDIA's
+    docs [unverified]; a plan TensorRT still refuses fails in deserialize with its own message.
+    """
+    if record.trt_version == trt_version:
+        return True
+    if not record.settings.get("version_compatible"):
+        return False
+    built, here = _version_tuple(record.trt_version), _version_tuple(trt_version)
+    return bool(built) and bool(here) and built[0] == here[0] and here >= built
+
+
 def check_engine(
     engine_path: str | os.PathLike[str],
     expected: EngineExpectation,
@@ -147,7 +165,7 @@ def check_engine(
     elif sha256_file(path) != record.engine_sha256:
         problems.append("engine bytes were altered since it was built")
     e = expected
-    if e.trt_version is not None and record.trt_version != e.trt_version:
+    if e.trt_version is not None and not _runs_on(record, e.trt_version):
         problems.append(
             f"stale TensorRT version: built with {record.trt_version}, "
             f"this machine has {e.trt_version}"

@@ -56,7 +56,14 @@ class TensorRTRunner(Runner):
         settings: dict[str, Any] | None = None,
         allow_unrecorded: bool = False,
         device: int = 0,
+        trt: Any = None,
+        cudart: Any = None,
     ) -> None:
+        """model_sha256 / settings: what the engine must have been built from (None: unchecked).
+
+        allow_unrecorded: the user confirmed an engine without an INT8 Studio record.
+        trt / cudart: the modules, for tests; imported lazily on open() when None.
+        """
         super().__init__()
         self.engine_path = Path(engine_path)
         self.model_sha256 = model_sha256
@@ -64,8 +71,8 @@ class TensorRTRunner(Runner):
         self.allow_unrecorded = allow_unrecorded
         self.device = device
         self.last_timings: dict[str, float] = {}
-        self._trt: Any = None
-        self._rt: Any = None
+        self._trt: Any = trt
+        self._rt: Any = cudart
         self._logger: Any = None
         self._runtime: Any = None
         self._engine: Any = None
@@ -77,7 +84,8 @@ class TensorRTRunner(Runner):
 
     # lifecycle -------------------------------------------------------------------------------
     def _open(self) -> None:
-        trt, rt = import_tensorrt(), import_cudart()
+        trt = self._trt if self._trt is not None else import_tensorrt()
+        rt = self._rt if self._rt is not None else import_cudart()
         self._trt, self._rt = trt, rt
         cuda_call(rt, rt.cudaSetDevice(self.device))
         gpu_name, capability = gpu_identity(rt, self.device)
@@ -202,8 +210,11 @@ class TensorRTRunner(Runner):
         out_shapes: list[tuple[int, ...]] = []
         for info in self.outputs:
             shape = tuple(int(d) for d in ctx.get_tensor_shape(info.name))
-            if any(d < 0 for d in shape):
-                raise RuntimeError(f"output '{info.name}' shape unresolved: {list(shape)}")
+            if any(d < 0 for d in shape):  # data-dependent (e.g. NonZero): needs an allocator
+                raise UserError(
+                    f"output '{info.name}' has a data-dependent shape {list(shape)}, which this "
+                    "runner does not support; run the model on ONNX Runtime instead"
+                )
             buf = self._buffers[info.name]
             self._ensure(buf, int(np.prod(shape, dtype=np.int64)) * buf.dtype.itemsize)
             out_shapes.append(shape)

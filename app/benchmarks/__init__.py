@@ -1,0 +1,1 @@
+"""Benchmark commands: print tables and write JSON; ratios within one run, never thresholds."""
