@@ -12,6 +12,9 @@ COMMANDS = [
     "app.cli.cmd_inspect",
     "app.cli.cmd_backends",
     "app.cli.cmd_run",
+    "app.cli.cmd_calibrate",
+    "app.cli.cmd_quantize",
+    "app.cli.cmd_evaluate",
 ]
 
 

@@ -1,0 +1,57 @@
+"""`int8-studio calibrate`: sample images, collect activation ranges, write calibration tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.cli.cmd_inspect import _size
+from app.cli.output import ProgressBar, save_json
+from app.core.calibration import METHODS, calibrate
+from app.core.modelspec import inspect_model
+from app.core.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("calibrate", help="collect INT8 activation ranges on your images")
+    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
+    p.add_argument("--images", required=True, help="folder of calibration images (recursive)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--count", type=int, help="use N images, sampled with --seed")
+    group.add_argument("--fraction", type=float, help="use this fraction of the images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=METHODS, default="percentile")
+    p.add_argument("--percentile", type=float, default=99.999)
+    p.add_argument("--size", type=_size, help="input size HxW for dynamic-size models")
+    p.add_argument("--workspace", help="workspace folder (default: in the user data folder)")
+    p.add_argument("--json", dest="json_out", help="write the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = inspect_model(args.model, size=args.size)
+    ws = Workspace.for_model(spec, args.workspace)
+    result = calibrate(
+        ws,
+        args.images,
+        count=args.count,
+        fraction=args.fraction,
+        seed=args.seed,
+        method=args.method,
+        percentile=args.percentile,
+        progress=ProgressBar("calibrating"),
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for s in result.skipped:
+        print(f"skipped: {s.source}: {s.reason}", file=sys.stderr)
+    state = (
+        "reused" if result.reused else f"{result.seconds:.1f} s, {result.images_per_s:.1f} img/s"
+    )
+    print(
+        f"calibration {result.key} ({result.method}) on {len(result.images_used)} images: {state}"
+    )
+    print(f"workspace   {ws.root}")
+    print(f"tables      {result.folder}/calibration.flatbuffers (.cache, .json, _trt.cache)")
+    save_json(args.json_out, {"workspace": str(ws.root), **result.to_json()})
+    return 0

@@ -1,0 +1,72 @@
+"""`int8-studio evaluate`: accuracy and latency of each variant on a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.backends.registry import BACKENDS
+from app.cli.output import ProgressBar, save_json, table
+from app.core.atomic import write_json
+from app.core.evaluate import evaluate
+from app.core.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("evaluate", help="accuracy and latency of each variant")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--images", required=True, help="evaluation images (not the calibration ones)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--labels", help="folder of YOLO .txt labels (default: ../labels if present)"
+    )
+    group.add_argument("--coco", help="COCO annotation JSON")
+    p.add_argument("--variants", default="fp32,fp16,int8")
+    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu")
+    p.add_argument("--json", dest="json_out", help="write the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ws = Workspace.open(args.workspace)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    report = evaluate(
+        ws,
+        args.images,
+        labels_dir=args.labels,
+        coco_json=args.coco,
+        variants=variants,
+        backend=args.backend,
+        progress=ProgressBar("evaluating"),
+    )
+    write_json(ws.path("results", f"evaluate-{args.backend}.json"), report)
+    print_report(report)
+    save_json(args.json_out, report)
+    return 0
+
+
+def print_report(report: dict) -> None:
+    keys: list[str] = []
+    for v in report["variants"]:
+        keys += [k for k in v["metrics"] if k not in keys]
+    rows = [
+        (
+            v["name"],
+            v["provider"].removesuffix("ExecutionProvider"),
+            *[v["metrics"].get(k, "") for k in keys],
+            v["latency_ms"]["p50"],
+            v["latency_ms"]["p99"],
+        )
+        for v in report["variants"]
+    ]
+    print(
+        f"{report['task']} on {report['images']} images"
+        + ("" if report.get("labelled") else " (no labels: agreement with fp32)")
+    )
+    print(table(["variant", "provider", *keys, "p50 ms", "p99 ms"], rows))
+    for v in report["variants"]:
+        if v.get("fallback"):
+            print(f"warning: {v['name']}: {v['fallback']}")
+    for s in report.get("skipped", []):
+        print(f"skipped: {s['source']}: {s['reason']}")
+    _ = Path

@@ -1,0 +1,44 @@
+"""`int8-studio quantize`: build the INT8 (Q/DQ) and FP16 variants of a calibrated workspace."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.cli.output import ProgressBar, save_json, table
+from app.core.quantize import TARGETS, quantize
+from app.core.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("quantize", help="make INT8 (Q/DQ) and FP16 variants from a calibration")
+    p.add_argument("--workspace", required=True, help="the folder `calibrate` printed")
+    p.add_argument("--precision", default="int8,fp16", help="comma-separated: int8, fp16")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="ort-cpu",
+        help="where the INT8 graph will run (decides Q/DQ placement)",
+    )
+    p.add_argument("--json", dest="json_out", help="write the variants as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ws = Workspace.open(args.workspace)
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    variants = quantize(
+        ws, precisions=precisions, target=args.target, progress=ProgressBar("quantizing")
+    )
+    rows = [
+        (
+            v["name"],
+            v["precision"],
+            v.get("target", ""),
+            "reused" if v["reused"] else "built",
+            f"{ws.variant_path(v['name']).stat().st_size / 1e6:.2f} MB",
+        )
+        for v in variants
+    ]
+    print(table(["variant", "precision", "target", "state", "size"], rows))
+    save_json(args.json_out, {"workspace": str(ws.root), "variants": variants})
+    return 0

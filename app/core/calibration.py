@@ -1,0 +1,335 @@
+"""Calibration: sample the user's images, feed them through the model's own preprocessing, collect
+activation ranges, and write the tables TensorRT and ONNX Runtime's TensorRT provider read.
+
+Results live in `<workspace>/calibration/<key>/`, where the key covers the model hash, the
+preprocessing, the exact image list and the method. The folder is assembled under a temporary
+name and renamed into place only when complete, so a cancelled or failed run leaves nothing that
+looks valid; a reused folder is checked file by file against the hashes in its meta.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.atomic import write_json
+from app.core.errors import CancelToken, UserError
+from app.core.imageio import ImageReadError, read_image
+from app.core.modelspec import ModelSpec, file_sha256
+from app.core.preprocess import Preprocessor
+from app.core.sources import Skipped, list_images
+from app.core.trt_table import write_trt_native_cache
+from app.core.workspace import Workspace, cache_key
+
+log = logging.getLogger(__name__)
+
+METHODS = ("minmax", "entropy", "percentile", "distribution")
+RECOMMENDED_IMAGES = 200  # the tutorials' advice for calibration set size
+CALIBRATION_VERSION = 1  # bump when the collection math changes: old caches stop matching
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class CalibrationResult:
+    key: str
+    folder: Path
+    method: str
+    images_used: list[str]
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+    reused: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ranges_path(self) -> Path:
+        return self.folder / "ranges.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "folder": str(self.folder),
+            "method": self.method,
+            "images": len(self.images_used),
+            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+            "seconds": round(self.seconds, 2),
+            "images_per_s": round(self.images_per_s, 2),
+            "reused": self.reused,
+            "warnings": self.warnings,
+            "tables": {
+                "flatbuffers": str(self.folder / "calibration.flatbuffers"),
+                "cache": str(self.folder / "calibration.cache"),
+                "json": str(self.folder / "calibration.json"),
+                "tensorrt_native": str(self.folder / "calibration_trt.cache"),
+            },
+        }
+
+
+def select_images(
+    images_dir: str | Path,
+    count: int | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+) -> tuple[list[Path], list[str]]:
+    """Pick calibration images reproducibly: all, `count` of them, or `fraction` of them."""
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise UserError(
+            f"{folder}: not a folder; choose the folder holding your calibration images"
+        )
+    files = list_images(folder)
+    if not files:
+        raise UserError(
+            f"{folder}: no images found (looked recursively for jpg, png, bmp, webp, tif); "
+            "choose a folder of photos like the ones the model will see"
+        )
+    if count is not None and fraction is not None:
+        raise UserError("give either a count or a fraction of images, not both")
+    n = len(files)
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise UserError(f"fraction must be in (0, 1], not {fraction}")
+        n = max(1, round(len(files) * fraction))
+    elif count is not None:
+        if count < 1:
+            raise UserError(f"count must be at least 1, not {count}")
+        n = min(count, len(files))
+    rng = np.random.default_rng(seed)
+    chosen = sorted(files[i] for i in rng.choice(len(files), size=n, replace=False))
+    warnings = []
+    if n < RECOMMENDED_IMAGES:
+        warnings.append(
+            f"only {n} calibration images; about {RECOMMENDED_IMAGES} or more that look like your "
+            "real inputs give steadier INT8 ranges"
+        )
+    return chosen, warnings
+
+
+class CalibrationReader:
+    """Yields preprocessed batches while a thread pool decodes the next images.
+
+    OpenCV releases the GIL while decoding and resizing, so on two cores decoding overlaps the
+    model's own inference instead of alternating with it.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        files: list[Path],
+        batch: int = 1,
+        workers: int = 2,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.spec = spec
+        self.files = files
+        self.batch = batch
+        self.workers = workers
+        self.cancel = cancel or CancelToken()
+        self.skipped: list[Skipped] = []
+        self.used: list[str] = []
+        self.done = 0
+        self.pre = Preprocessor(spec.preprocess)
+
+    def _load(self, path: Path) -> tuple[Path, np.ndarray | None, str]:
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            return path, None, str(exc)
+        tensor, _ = self.pre.batch([image])
+        return path, tensor[0], ""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        pending: list[np.ndarray] = []
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="calib-decode") as pool:
+            # map() keeps order and runs at most a few items ahead of the consumer
+            for path, tensor, reason in pool.map(self._load, self.files):
+                self.cancel.check()
+                self.done += 1
+                if tensor is None:
+                    self.skipped.append(Skipped(str(path), reason))
+                    continue
+                self.used.append(str(path))
+                pending.append(tensor)
+                if len(pending) == self.batch:
+                    yield np.stack(pending)
+                    pending = []
+        if pending:
+            yield np.stack(pending)
+
+
+def calibration_key(spec: ModelSpec, files: list[Path], method: str, settings: dict) -> str:
+    listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return cache_key(
+        "calibration",
+        CALIBRATION_VERSION,
+        spec.sha256,
+        spec.preprocess_key(),
+        listing,
+        method,
+        settings,
+    )
+
+
+def _load_existing(folder: Path) -> dict[str, Any] | None:
+    """meta.json of a finished calibration folder if every file still matches its hash."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        for name, digest in meta["files"].items():
+            if file_sha256(folder / name) != digest:
+                return None
+        return meta
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def calibrate(
+    ws: Workspace,
+    images_dir: str | Path,
+    *,
+    count: int | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    method: str = "percentile",
+    percentile: float = 99.999,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> CalibrationResult:
+    """Collect activation ranges for `ws`'s model on images from `images_dir` (see module doc)."""
+    from app.core.calib_ranges import collect_ranges, tensors_for_target
+
+    if method not in METHODS:
+        raise UserError(
+            f"unknown calibration method '{method}'; choose one of {', '.join(METHODS)}"
+        )
+    cancel = cancel or CancelToken()
+    progress = progress or (lambda f, m: None)
+    spec = ws.spec()
+    files, warnings = select_images(images_dir, count, fraction, seed)
+    settings = {"percentile": percentile}
+    key = calibration_key(spec, files, method, settings)
+    final = ws.path("calibration", key)
+    meta = _load_existing(final) if final.is_dir() else None
+    if meta is not None:
+        log.info("calibration %s reused (same model, preprocessing, images and method)", key)
+        progress(1.0, "reused cached calibration")
+        return CalibrationResult(
+            key,
+            final,
+            method,
+            meta["images_used"],
+            [Skipped(**s) for s in meta["skipped"]],
+            meta["seconds"],
+            meta["images_per_s"],
+            True,
+            warnings,
+        )
+    if final.exists():
+        log.warning("calibration %s is damaged or incomplete; rebuilding it", key)
+        warnings.append(f"cached calibration {key} was damaged and has been rebuilt")
+        shutil.rmtree(final)
+    t0 = time.perf_counter()
+    batch = 1 if isinstance(spec.input_shape[0], int) else 8
+    reader = CalibrationReader(spec, files, batch=batch, cancel=cancel)
+
+    def on_batch() -> None:
+        elapsed = time.perf_counter() - t0
+        rate = reader.done / elapsed if elapsed > 0 else 0.0
+        left = (len(files) - reader.done) / rate if rate > 0 else 0.0
+        progress(
+            0.95 * reader.done / len(files),
+            f"{reader.done}/{len(files)} images, {rate:.1f} img/s, {left:.0f} s left",
+        )
+
+    tensors = tensors_for_target(Path(spec.path))
+    ranges = collect_ranges(
+        Path(spec.path),
+        spec.input_name,
+        reader,
+        method,
+        tensors,
+        percentile=percentile,
+        on_batch=on_batch,
+        cancel=cancel,
+    )
+    if not reader.used:
+        raise UserError(
+            f"{images_dir}: none of the {len(files)} selected images could be read "
+            f"(first problem: {reader.skipped[0].source}: {reader.skipped[0].reason})"
+        )
+    cancel.check()
+    progress(0.97, "writing calibration tables")
+    seconds = time.perf_counter() - t0
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".part", dir=final.parent))
+    try:
+        _write_tables(ranges, tmp, method)
+        files_meta = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
+        meta = {
+            "key": key,
+            "model_sha256": spec.sha256,
+            "method": method,
+            "settings": settings,
+            "images_dir": str(images_dir),
+            "images_used": reader.used,
+            "skipped": [s.__dict__ for s in reader.skipped],
+            "seconds": round(seconds, 3),
+            "images_per_s": round(len(reader.used) / seconds, 3) if seconds else 0.0,
+            "files": files_meta,
+        }
+        write_json(tmp / "meta.json", meta)
+        cancel.check()
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_json(ws.path("calibration", "latest.json"), {"key": key, "method": method})
+    progress(1.0, f"calibrated on {len(reader.used)} images in {seconds:.1f} s")
+    return CalibrationResult(
+        key,
+        final,
+        method,
+        reader.used,
+        reader.skipped,
+        seconds,
+        len(reader.used) / seconds if seconds else 0.0,
+        False,
+        warnings,
+    )
+
+
+def _write_tables(ranges: Any, folder: Path, method: str) -> None:
+    """ranges.json (for Q/DQ quantization) plus the three tables the tutorials write, plus a
+    TensorRT-native cache for the native calibrator and `trt_int8_use_native_calibration_table`."""
+    from onnxruntime.quantization.calibrate import save_tensors_data
+    from onnxruntime.quantization.quant_utils import write_calibration_table
+
+    save_tensors_data(ranges, folder / "ranges.json")
+    write_calibration_table(ranges, dir=str(folder))
+    amax = {}
+    for name, data in ranges.items():
+        lo, hi = (float(np.asarray(v).ravel()[0]) for v in data.range_value)
+        amax[name] = max(abs(lo), abs(hi))
+    write_trt_native_cache(folder / "calibration_trt.cache", amax, method)
+
+
+def latest_calibration(ws: Workspace) -> Path:
+    """The folder of the last successful calibration in `ws`."""
+    try:
+        key = json.loads((ws.root / "calibration" / "latest.json").read_text())["key"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(
+            f"{ws.root}: no calibration yet; run `int8-studio calibrate` first"
+        ) from exc
+    folder = ws.root / "calibration" / key
+    if _load_existing(folder) is None:
+        raise UserError(f"{folder}: calibration is missing or damaged; run `calibrate` again")
+    return folder

@@ -1,0 +1,231 @@
+"""Accuracy and latency of every variant on a folder of images, from labels when the folder has
+them (YOLO txt, COCO JSON, or class-named subfolders), else agreement with the FP32 model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.backends.factory import make_runner
+from app.core.errors import CancelToken, UserError
+from app.core.imageio import ImageReadError, read_image
+from app.core.metrics import (
+    agreement_gt,
+    coco_map,
+    detections_to_coco,
+    load_coco_json,
+    topk_accuracy,
+    yolo_labels_to_coco,
+)
+from app.core.modelspec import ModelSpec
+from app.core.pipeline import FramePipeline
+from app.core.postprocess import Detections, class_probabilities
+from app.core.sources import Skipped, list_images
+from app.core.timing import percentiles
+from app.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+WARMUP = 3
+MAP_CONF, MAP_IOU, MAP_MAX_DET = 0.001, 0.65, 100  # YOLOX's own COCO evaluation settings
+
+
+def variant_model_path(ws: Workspace, name: str) -> Path:
+    """The ONNX file of a variant; fp32 is the user's model unless the workspace holds a copy."""
+    if name == "fp32" and not ws.valid_variant("fp32"):
+        return Path(ws.spec().path)
+    return ws.require_variant(name)
+
+
+def load_images(
+    images_dir: Path, cancel: CancelToken
+) -> tuple[list[tuple[Path, np.ndarray]], list[Skipped]]:
+    files = list_images(images_dir)
+    if not files:
+        raise UserError(f"{images_dir}: no images found for evaluation")
+    images, skipped = [], []
+    for path in files:
+        cancel.check()
+        try:
+            images.append((path, read_image(path)))
+        except ImageReadError as exc:
+            skipped.append(Skipped(str(path), str(exc)))
+    if not images:
+        raise UserError(f"{images_dir}: none of the {len(files)} images could be read")
+    return images, skipped
+
+
+def class_truth(spec: ModelSpec, images: list[tuple[Path, np.ndarray]], root: Path) -> np.ndarray:
+    """Class index per image from its folder name (-1 when the name is not a model label)."""
+    lookup: dict[str, int] = {}
+    for i, label in enumerate(spec.labels):
+        for name in [label, *label.split(",")]:
+            lookup.setdefault(name.strip().lower().replace(" ", "_"), i)
+    truth = []
+    for path, _ in images:
+        folder = path.parent.name.lower().replace(" ", "_")
+        truth.append(lookup.get(folder, -1) if path.parent != root else -1)
+    return np.asarray(truth)
+
+
+def _run_variant(spec, model_path, backend, images, cancel, progress, base, share):
+    runner = make_runner(backend, model_path)
+    outputs: list[Any] = []
+    with runner:
+        pipe = FramePipeline(spec, runner)
+        if spec.task == "detection":
+            pipe.conf, pipe.iou = MAP_CONF, MAP_IOU
+            spec.postprocess.max_det = MAP_MAX_DET
+        times = []
+        for i, (_, image) in enumerate(images):
+            cancel.check()
+            raw, geo, t = pipe.infer_raw(image)
+            times.append(t["infer_ms"])
+            if spec.task == "detection":
+                outputs.append(pipe.decode(raw, geo).detections)
+            else:
+                outputs.append(class_probabilities(raw, spec)[0])
+            if i % 8 == 0:
+                progress(
+                    base + share * i / len(images), f"{Path(model_path).stem}: {i}/{len(images)}"
+                )
+        info = runner.describe()
+    lat = percentiles(times[WARMUP:] if len(times) > 2 * WARMUP else times)
+    return outputs, info, {k: lat[k] for k in ("p50", "p90", "p99")}
+
+
+def evaluate(
+    ws: Workspace,
+    images_dir: str | Path,
+    *,
+    labels_dir: str | Path | None = None,
+    coco_json: str | Path | None = None,
+    variants: tuple[str, ...] | list[str] = ("fp32", "fp16", "int8"),
+    backend: str = "ort-cpu",
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Evaluate `variants` of the workspace's model on `images_dir` (see module doc)."""
+    cancel = cancel or CancelToken()
+    progress = progress or (lambda f, m: None)
+    spec = ws.spec()
+    images_dir = Path(images_dir)
+    paths = {v: variant_model_path(ws, v) for v in variants}  # fail early on a missing variant
+    images, skipped = load_images(images_dir, cancel)
+    names = list(variants)
+    if "fp32" not in names:
+        names.insert(0, "fp32")  # the reference for agreement
+        paths["fp32"] = variant_model_path(ws, "fp32")
+    results: dict[str, tuple[list[Any], dict, dict]] = {}
+    for n, name in enumerate(names):
+        share = 0.95 / len(names)
+        results[name] = _run_variant(
+            spec, paths[name], backend, images, cancel, progress, n * share, share
+        )
+    report = {
+        "task": spec.task,
+        "images": len(images),
+        "images_dir": str(images_dir),
+        "skipped": [s.__dict__ for s in skipped],
+        "variants": [],
+    }
+    if spec.task == "detection":
+        metrics = _detection_metrics(
+            spec, images, results, labels_dir, coco_json, images_dir, report
+        )
+    else:
+        metrics = _classification_metrics(spec, images, results, images_dir, report)
+    for name in variants:
+        _, info, lat = results[name]
+        report["variants"].append(
+            {
+                "name": name,
+                "backend": backend,
+                "provider": info["provider"],
+                "fallback": info["fallback"],
+                "model": str(paths[name]),
+                "metrics": metrics[name],
+                "latency_ms": lat,
+            }
+        )
+    progress(1.0, "evaluation done")
+    return report
+
+
+def _detection_metrics(spec, images, results, labels_dir, coco_json, images_dir, report):
+    sizes = [(p, img.shape[0], img.shape[1]) for p, img in images]
+    gt = None
+    if coco_json:
+        gt = load_coco_json(Path(coco_json), sizes)
+    else:
+        guess = Path(labels_dir) if labels_dir else images_dir.parent / "labels"
+        if guess.is_dir() and any(guess.glob("*.txt")):
+            gt = yolo_labels_to_coco(sizes, guess, len(spec.labels))
+            report["labels"] = str(guess)
+        elif labels_dir:
+            raise UserError(f"{labels_dir}: no YOLO .txt label files found")
+    reference = results["fp32"][0]
+    agree_gt = agreement_gt(reference, sizes)
+    metrics = {}
+    for name, (dets, _, _) in results.items():
+        m: dict[str, float] = {}
+        coco_dets = detections_to_coco(dets, MAP_MAX_DET)
+        if gt is not None:
+            m.update(coco_map(gt, coco_dets))
+        if agree_gt["annotations"]:
+            agree = coco_map(agree_gt, coco_dets)
+            m["agreement_mAP50_95"] = agree["mAP50_95"]
+            m["agreement_mAP50"] = agree["mAP50"]
+        m["matched_fp32"] = round(_matched_fraction(reference, dets), 4)
+        metrics[name] = m
+    report["labelled"] = gt is not None
+    return metrics
+
+
+def _matched_fraction(
+    reference: list[Detections], dets: list[Detections], conf: float = 0.3
+) -> float:
+    """Share of FP32 detections (score >= conf) this variant finds (same class, IoU >= 0.5)."""
+    total = found = 0
+    for ref, got in zip(reference, dets):
+        ref = ref.filtered(conf)
+        got = got.filtered(conf)
+        total += len(ref)
+        for i in range(len(ref)):
+            same = got.class_ids == ref.class_ids[i]
+            if same.any() and _best_iou(ref.boxes[i], got.boxes[same]) >= 0.5:
+                found += 1
+    return found / total if total else 1.0
+
+
+def _best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    union = (
+        (box[2] - box[0]) * (box[3] - box[1])
+        + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        - inter
+    )
+    return float((inter / np.maximum(union, 1e-9)).max())
+
+
+def _classification_metrics(spec, images, results, images_dir, report):
+    truth = class_truth(spec, images, images_dir)
+    labelled = truth >= 0
+    report["labelled"] = bool(labelled.any())
+    report["labelled_images"] = int(labelled.sum())
+    ref = np.argmax(np.stack(results["fp32"][0]), axis=1)
+    metrics = {}
+    for name, (probs_list, _, _) in results.items():
+        probs = np.stack(probs_list)
+        m = {"top1_agreement": round(float((np.argmax(probs, axis=1) == ref).mean() * 100), 2)}
+        if labelled.any():
+            m["top1"] = round(topk_accuracy(probs[labelled], truth[labelled], 1), 2)
+            m["top5"] = round(topk_accuracy(probs[labelled], truth[labelled], 5), 2)
+        metrics[name] = m
+    return metrics

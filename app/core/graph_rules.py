@@ -1,0 +1,128 @@
+"""Generic rules for where Q/DQ goes in a graph, found from its structure, not node names.
+
+* float tail: nodes after the last compute op on every path to an output (YOLOX's sigmoids,
+  the Concat of box offsets with probabilities, reshapes; a classifier's Softmax). Their value
+  ranges mix, so they stay in float.
+* head convs: compute ops that feed only the float tail (prediction convs of each head, a
+  classifier's final Gemm). ORT's CPU Q/DQ conv also quantizes its own output, which would put
+  box offsets and logits through 8 bits, so on that target they stay float too.
+* first block: the first compute op after the input and its activation; its BN-folded channel
+  ranges can differ a thousandfold, so it is a candidate to keep in float.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import onnx
+
+COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+ACTIVATIONS = frozenset(
+    {"Sigmoid", "Mul", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh", "PRelu"}
+)
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every node a unique name (quantization tools address nodes by name)."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return model
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            out[name].append(node)
+    return out
+
+
+def float_tail_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes from which no compute op is reachable downstream (processed in reverse topo order)."""
+    consumers = _consumers(model)
+    reaches: dict[str, bool] = {}
+    for node in reversed(model.graph.node):  # ONNX graphs are topologically sorted
+        reaches[node.name] = any(
+            c.op_type in COMPUTE_OPS or reaches.get(c.name, False)
+            for out in node.output
+            for c in consumers.get(out, [])
+        )
+    return [
+        n.name for n in model.graph.node if n.op_type not in COMPUTE_OPS and not reaches[n.name]
+    ]
+
+
+def head_compute_nodes(model: onnx.ModelProto) -> list[str]:
+    """Compute ops whose outputs feed only the float tail or the graph outputs."""
+    tail = set(float_tail_nodes(model))
+    outputs = {o.name for o in model.graph.output}
+    consumers = _consumers(model)
+    heads = []
+    for node in model.graph.node:
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        users = [c for out in node.output for c in consumers.get(out, [])]
+        if all(c.name in tail for c in users) and (users or any(o in outputs for o in node.output)):
+            heads.append(node.name)
+    return heads
+
+
+def first_compute_block(model: onnx.ModelProto) -> list[str]:
+    """The first compute op reached from the input (through layout ops) plus its activation."""
+    consumers = _consumers(model)
+    inits = {i.name for i in model.graph.initializer}
+    frontier = [i.name for i in model.graph.input if i.name not in inits]
+    seen: set[str] = set()
+    first = None
+    while frontier and first is None:
+        tensor = frontier.pop(0)
+        for node in consumers.get(tensor, []):
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type in COMPUTE_OPS:
+                first = node
+                break
+            frontier += list(node.output)
+    if first is None:
+        return []
+    block = [first.name]
+    frontier = list(first.output)
+    while frontier:
+        tensor = frontier.pop(0)
+        for node in consumers.get(tensor, []):
+            if node.op_type in ACTIVATIONS and node.name not in block:
+                block.append(node.name)
+                frontier += list(node.output)
+    return block
+
+
+def compute_nodes(model: onnx.ModelProto) -> list[str]:
+    return [n.name for n in model.graph.node if n.op_type in COMPUTE_OPS]
+
+
+def topological_sort(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Reorder nodes so each comes after its inputs' producers (the FP16 converter appends its
+    Cast nodes at the end, which onnx's checker rejects although runtimes sort for themselves)."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        progressed = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                progressed.append(node)
+        if len(progressed) == len(pending):
+            break  # a cycle or a dangling input: leave the rest in their order for the checker
+        pending = progressed
+    ordered += pending
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return model

@@ -1,0 +1,232 @@
+"""Reduced-precision variants of a workspace's model: INT8 Q/DQ graphs (per target) and FP16.
+
+INT8 graphs use ONNX Runtime's `quantize_static` on the ranges the calibration step collected,
+with Q/DQ placed the way each target executes them:
+  * ort-cpu: uint8 asymmetric activations, int8 symmetric per-channel weights (the layout ORT's
+    CPU integer kernels run fast), head convs and the float tail kept in float;
+  * tensorrt / ort-cuda: int8 symmetric everywhere (TensorRT requires zero points of 0), Q/DQ
+    only on the inputs of compute ops so TensorRT can fuse conv + activation, per-channel
+    weights on the output-channel axis, opset >= 13.
+Every variant is keyed (model hash, preprocessing, calibration key, settings) and reused only
+when its key and file hash match.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from app.core.atomic import atomic_path
+from app.core.calibration import latest_calibration
+from app.core.errors import CancelToken, UserError
+from app.core.graph_rules import (
+    COMPUTE_OPS,
+    compute_nodes,
+    first_compute_block,
+    float_tail_nodes,
+    head_compute_nodes,
+    name_nodes,
+    topological_sort,
+)
+from app.core.workspace import Workspace, cache_key
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
+QUANTIZE_VERSION = 1
+FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
+
+
+MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
+
+
+def raise_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
+    """Convert the default-domain opset up to `minimum` when it is lower (onnx's converter)."""
+    from onnx import version_converter
+
+    current = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if current >= minimum:
+        return model
+    try:
+        return version_converter.convert_version(model, minimum)
+    except Exception as exc:  # the converter raises bare RuntimeError/ValidationError types
+        raise UserError(
+            f"cannot raise the model's opset from {current} to {minimum} for per-channel INT8 "
+            f"({str(exc).splitlines()[0][:120]}); re-export it at opset {minimum} or newer"
+        ) from exc
+
+
+def int8_variant_name(target: str) -> str:
+    return "int8" if target == "ort-cpu" else "int8-trt"
+
+
+def recipe(
+    target: str, model: onnx.ModelProto, keep_float: list[str] | None = None
+) -> dict[str, Any]:
+    """quantize_static arguments for a target; `keep_float` adds nodes to leave unquantized."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    exclude = list(float_tail_nodes(model)) + list(keep_float or [])
+    if target == "ort-cpu":
+        exclude += head_compute_nodes(model)
+        return {
+            "quant_format": QuantFormat.QDQ,
+            "per_channel": True,
+            "reduce_range": False,
+            "activation_type": QuantType.QUInt8,
+            "weight_type": QuantType.QInt8,
+            "nodes_to_exclude": sorted(set(exclude)),
+            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True},
+        }
+    return {
+        "quant_format": QuantFormat.QDQ,
+        "op_types_to_quantize": sorted(COMPUTE_OPS),
+        "per_channel": True,
+        "reduce_range": False,
+        "activation_type": QuantType.QInt8,
+        "weight_type": QuantType.QInt8,
+        "nodes_to_exclude": sorted(set(exclude)),
+        "extra_options": {
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "QDQKeepRemovableActivations": True,
+            # recent ORT also quantizes conv/gemm outputs; TensorRT wants Q/DQ on inputs only
+            "OpTypesToExcludeOutputQuantization": sorted(COMPUTE_OPS),
+        },
+    }
+
+
+def make_int8(
+    source: Path,
+    ranges_path: Path,
+    out_path: Path,
+    target: str,
+    keep_float: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta)."""
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    try:  # ORT insists the cached ranges' method matches the one it is told
+        method = load_tensors_data(ranges_path).calibration_method
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"{ranges_path}: calibration ranges unreadable ({exc}); calibrate again"
+        ) from exc
+    model = name_nodes(raise_opset(onnx.load(str(source)), MIN_QDQ_OPSET))
+    args = recipe(target, model, keep_float)
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / "named.onnx"
+        onnx.save(model, str(named))
+        with atomic_path(out_path) as part:
+            quantize_static(
+                str(named),
+                str(part),
+                calibration_data_reader=None,
+                calibrate_method=method,
+                calibration_cache_path=str(ranges_path),
+                **args,
+            )
+            onnx.checker.check_model(str(part))
+    qmodel = onnx.load(str(out_path), load_external_data=False)
+    n_q = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
+    if n_q == 0:
+        raise UserError(f"{source}: quantization inserted no Q/DQ nodes; is this a float model?")
+    total = len(compute_nodes(model))
+    kept = [n for n in args["nodes_to_exclude"] if n in set(compute_nodes(model))]
+    return {
+        "quantize_nodes": n_q,
+        "opset": max(o.version for o in qmodel.opset_import if o.domain in ("", "ai.onnx")),
+        "compute_ops": total,
+        "compute_ops_kept_float": len(kept),
+        "kept_float": kept,
+        "activation": "int8 symmetric" if target != "ort-cpu" else "uint8 asymmetric",
+        "weights": "int8 symmetric per-channel",
+    }
+
+
+def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
+    """FP16 graph with FP32 inputs and outputs; ops that overflow or lose range stay FP32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(
+        onnx.load(str(source)), keep_io_types=True, op_block_list=FP16_BLOCK_OPS
+    )
+    model = topological_sort(model)
+    with atomic_path(out_path) as part:
+        onnx.save(model, str(part))
+        onnx.checker.check_model(str(part))
+    return {"keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
+
+
+def quantize(
+    ws: Workspace,
+    *,
+    precisions: tuple[str, ...] | list[str] = ("int8", "fp16"),
+    target: str = "ort-cpu",
+    calibration: Path | None = None,
+    keep_float: list[str] | None = None,
+    variant_name: str | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> list[dict[str, Any]]:
+    """Build (or reuse) the requested variants; returns their metadata (see module doc)."""
+    if target not in TARGETS:
+        raise UserError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
+    bad = [p for p in precisions if p not in ("int8", "fp16")]
+    if bad:
+        raise UserError(f"unknown precision {bad}; choose int8 and/or fp16")
+    cancel = cancel or CancelToken()
+    progress = progress or (lambda f, m: None)
+    spec = ws.spec()
+    source = Path(spec.path)
+    if not source.is_file():
+        raise UserError(f"{source}: the workspace's model file is gone; open the model again")
+    out = []
+    for i, precision in enumerate(precisions):
+        cancel.check()
+        base = i / len(precisions)
+        if precision == "fp16":
+            name = "fp16"
+            key = cache_key("fp16", QUANTIZE_VERSION, spec.sha256, FP16_BLOCK_OPS)
+            meta = {"precision": "fp16", "target": "any", "key": key}
+            build = lambda path: make_fp16(source, path)  # noqa: E731
+        else:
+            calib = calibration or latest_calibration(ws)
+            name = variant_name or int8_variant_name(target)
+            key = cache_key(
+                "int8",
+                QUANTIZE_VERSION,
+                spec.sha256,
+                spec.preprocess_key(),
+                calib.name,
+                target,
+                sorted(keep_float or []),
+            )
+            meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
+            ranges = calib / "ranges.json"
+            build = lambda path, r=ranges: make_int8(source, r, path, target, keep_float)  # noqa: E731
+        if ws.valid_variant(name, key):
+            log.info("variant %s reused (key %s matches)", name, key)
+            progress(base + 1 / len(precisions), f"{name}: reused")
+            out.append({**(ws.variant_meta(name) or {}), "reused": True})
+            continue
+        if ws.variant_path(name).exists():
+            log.info("variant %s rebuilt: its key or file no longer matches", name)
+        progress(base, f"building {name}")
+        details = build(ws.variant_path(name))
+        cancel.check()
+        ws.record_variant(name, {**meta, **details, "source": str(source)})
+        out.append({**(ws.variant_meta(name) or {}), "reused": False})
+        progress(base + 1 / len(precisions), f"{name}: built")
+    return out
+
+
+def default_keep_float(model_path: Path) -> list[str]:
+    """Cheap lever kept as an option: the first compute block (see graph_rules)."""
+    return first_compute_block(name_nodes(onnx.load(str(model_path))))
