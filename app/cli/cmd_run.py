@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from app.cli.output import save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
 from app.core.imageio import ImageReadError
+from app.core.live import run_live
 from app.core.modelspec import inspect_model
 from app.core.pipeline import FramePipeline
 from app.core.sources import FrameSource
@@ -96,51 +98,69 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Outputs:
+    """Writes annotated images (atomically) and one annotated video per video/camera source.
+
+    The video is written under a hidden temporary name (VideoWriter needs the .mp4 suffix) and
+    renamed into place only when the source finished cleanly.
+    """
+
+    def __init__(self, out_dir: Path | None, src: FrameSource) -> None:
+        self.out_dir = out_dir
+        self.src = src
+        self.writer: cv2.VideoWriter | None = None
+        self.final: Path | None = None
+        self.tmp: Path | None = None
+
+    def write(self, frame, annotated) -> None:
+        if self.out_dir is None:
+            return
+        if self.src.kind in ("video", "camera"):
+            if self.writer is None:
+                name = safe_name(Path(frame.source).stem) + "_annotated.mp4"
+                self.final = self.out_dir / name
+                self.tmp = self.out_dir / f".{name}.{os.getpid()}.part.mp4"
+                h, w = annotated.shape[:2]
+                fps = self.src.fps if self.src.fps > 0 else 25.0
+                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, (w, h))
+            self.writer.write(annotated)
+            return
+        stem = safe_name(Path(frame.source).stem)
+        target = self.out_dir / f"{stem}.jpg"
+        n = 1
+        while target.exists() and n < 10000:
+            target = self.out_dir / f"{stem}_{n}.jpg"
+            n += 1
+        ok, data = cv2.imencode(".jpg", annotated)
+        if ok:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data.tobytes())
+
+    def close(self, ok: bool) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        if ok:
+            os.replace(self.tmp, self.final)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
 def _run_source(src: FrameSource, pipe: FramePipeline, spec, out_dir: Path | None, results) -> None:
-    writer = None
-    video_tmp = None
-    video_ctx = None
+    outputs = _Outputs(out_dir, src)
+
+    def sink(frame, result, annotated) -> None:
+        results.append({"source": frame.source, "frame": frame.index, **result.to_json(spec)})
+        outputs.write(frame, annotated)
+
+    ok = False
     try:
-        for frame in src:
-            res = pipe.process(frame.image)
-            results.append({"source": frame.source, "frame": frame.index, **res.to_json(spec)})
-            if out_dir is None:
-                continue
-            annotated = pipe.draw(frame.image, res)
-            if src.kind in ("video", "camera"):
-                if writer is None:
-                    name = safe_name(Path(frame.source).stem) + "_annotated.mp4"
-                    video_ctx = atomic_path(out_dir / name)
-                    video_tmp = video_ctx.__enter__()
-                    h, w = annotated.shape[:2]
-                    fps = src.fps if src.fps > 0 else 25.0
-                    writer = cv2.VideoWriter(
-                        str(video_tmp.with_suffix(".mp4")),
-                        cv2.VideoWriter_fourcc(*"mp4v"),
-                        fps,
-                        (w, h),
-                    )
-                writer.write(annotated)
-            else:
-                stem = safe_name(Path(frame.source).stem)
-                target = out_dir / f"{stem}.jpg"
-                n = 1
-                while target.exists() and n < 10000:
-                    target = out_dir / f"{stem}_{n}.jpg"
-                    n += 1
-                ok, data = cv2.imencode(".jpg", annotated)
-                if ok:
-                    with atomic_path(target) as tmp:
-                        tmp.write_bytes(data.tobytes())
-    except BaseException as exc:
-        if writer is not None:
-            writer.release()
-            video_ctx.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    if writer is not None:
-        writer.release()
-        video_tmp.with_suffix(".mp4").replace(video_tmp)
-        video_ctx.__exit__(None, None, None)
+        # decode, inference and drawing overlap on three threads; files drop no frames
+        run_live(src, pipe, sink, draw=out_dir is not None, drop_stale=False)
+        ok = True
+    finally:
+        outputs.close(ok)
 
 
 def _print_summary(report: dict[str, Any]) -> None:
