@@ -7,6 +7,7 @@ the fallback in `fallback_note` (shown by the CLI and GUI) or, when `strict`, re
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ class OrtRunner(Runner):
         self._binding: Any = None
         self._in_values: dict[str, Any] = {}
         self._out_values: list[Any] = []
+        self.last_timings: dict[str, float] = {}
 
     def _providers(self) -> list[Any]:
         if self.extra_providers is not None:
@@ -160,10 +162,24 @@ class OrtRunner(Runner):
             for out, value in zip(self.outputs, self._out_values):
                 self._binding.bind_ortvalue_output(out.name, value)
             return [v.numpy() for v in self._out_values]
+        t0 = time.perf_counter()
         for name, arr in feed.items():
             self._in_values[name].update_inplace(np.ascontiguousarray(arr))
+        t1 = time.perf_counter()
+        self.session.run_with_iobinding(self._binding)  # returns once the stream has finished
+        t2 = time.perf_counter()
+        out = [v.numpy() for v in self._out_values]
+        t3 = time.perf_counter()
+        self.last_timings = {
+            "h2d_ms": (t1 - t0) * 1e3,
+            "compute_ms": (t2 - t1) * 1e3,
+            "d2h_ms": (t3 - t2) * 1e3,
+        }
+        return out
+
+    def run_resident(self) -> None:
+        """Run again on the inputs already on the device, outputs left there (compute only)."""
         self.session.run_with_iobinding(self._binding)
-        return [v.numpy() for v in self._out_values]
 
 
 def fallback_reason(device: str) -> str:

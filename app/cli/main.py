@@ -15,6 +15,7 @@ COMMANDS = [
     "app.cli.cmd_calibrate",
     "app.cli.cmd_quantize",
     "app.cli.cmd_evaluate",
+    "app.cli.cmd_bench",
 ]
 
 

@@ -1,0 +1,135 @@
+"""`int8-studio bench`: latency of every variant on every backend, as a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.backends.factory import make_runner
+from app.backends.registry import BACKENDS, status_of
+from app.cli.output import save_json, table
+from app.core.atomic import write_json
+from app.core.bench import device_info, time_runner
+from app.core.errors import UserError
+from app.core.evaluate import variant_model_path
+from app.core.imageio import read_image
+from app.core.preprocess import Preprocessor
+from app.core.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("bench", help="latency per variant and backend (p50/p90/p99, throughput)")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--variants", default="fp32,fp16,int8")
+    p.add_argument("--backends", default="ort-cpu", help=f"comma-separated: {', '.join(BACKENDS)}")
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
+    p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
+    p.add_argument("--json", dest="json_out")
+    p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ws = Workspace.open(args.workspace)
+    spec = ws.spec()
+    image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
+    feed, _ = Preprocessor(spec.preprocess)(image)
+    feed = feed.copy()
+    rows, results = [], []
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        status = status_of(backend)
+        if not status.available:
+            print(f"skipping {backend}: {status.reason}", file=sys.stderr)
+            results.append({"backend": backend, "skipped": status.reason})
+            continue
+        for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            try:
+                path = variant_model_path(ws, name)
+            except UserError as exc:
+                print(f"skipping {name}: {exc}", file=sys.stderr)
+                continue
+            with make_runner(backend, path, threads=args.threads) as runner:
+                r = time_runner(runner, feed, args.iterations, args.warmup)
+                info = runner.describe()
+            lat = r["latency_ms"]
+            entry = {
+                "variant": name,
+                "backend": backend,
+                "provider": info["provider"],
+                "fallback": info["fallback"],
+                **r,
+            }
+            results.append(entry)
+            rows.append(
+                (
+                    name,
+                    backend,
+                    info["provider"].removesuffix("ExecutionProvider"),
+                    lat["p50"],
+                    lat["p90"],
+                    lat["p99"],
+                    lat["mean"],
+                    r["throughput_fps"],
+                )
+            )
+    report = {
+        "device": device_info(),
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "input_shape": list(feed.shape),
+        "results": results,
+    }
+    print(
+        table(
+            ["variant", "backend", "provider", "p50 ms", "p90 ms", "p99 ms", "mean ms", "fps"], rows
+        )
+    )
+    base = {r[1]: r[3] for r in rows if r[0] == "fp32"}
+    for r in rows:
+        if r[0] != "fp32" and base.get(r[1]):
+            print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
+    write_json(ws.path("results", "bench.json"), report)
+    save_json(args.json_out, report)
+    if args.plot:
+        plot_latency(rows, Path(args.plot))
+    return 0
+
+
+def _synthetic(size: list[int]) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (size[0], size[1], 3), dtype=np.uint8)
+
+
+def plot_latency(rows: list[tuple], path: Path) -> None:
+    """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+
+    app = pg.mkQApp()
+    pg.setConfigOptions(antialias=True, foreground="k", background="w")
+    win = pg.GraphicsLayoutWidget()
+    win.resize(max(500, 160 * len(rows)), 480)
+    plot = win.addPlot(title="INT8 Studio bench: p50 latency (whisker: p99)")
+    x = np.arange(len(rows), dtype=float)
+    p50 = np.array([r[3] for r in rows], dtype=float)
+    p99 = np.array([r[5] for r in rows], dtype=float)
+    plot.addItem(pg.BarGraphItem(x=x, height=p50, width=0.6, brush="#4a7bd0"))
+    plot.addItem(pg.ErrorBarItem(x=x, y=p50, top=p99 - p50, bottom=np.zeros_like(p50), beam=0.2))
+    plot.getAxis("bottom").setTicks([[(float(i), f"{r[0]} / {r[1]}") for i, r in enumerate(rows)]])
+    plot.setLabel("left", "milliseconds")
+    plot.setYRange(0, float(p99.max()) * 1.1 if len(rows) else 1)
+    plot.setXRange(-0.6, len(rows) - 0.4)
+    win.show()
+    app.processEvents()
+    part = path.with_suffix(".part.png")
+    win.grab().save(str(part))
+    part.replace(path)
+    win.close()
+    print(f"wrote {path}", file=sys.stderr)
