@@ -50,9 +50,10 @@ def _looks_truncated(data: np.ndarray, suffix: str) -> bool:
 
 
 def _pil_size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image
-
+    """Dimensions from the header alone (no decode), to refuse decompression bombs early."""
     try:
+        from PIL import Image
+
         with Image.open(path) as im:
             return im.size
     except Exception:  # Pillow raises many types for non-images; OpenCV gets its own try below

@@ -1,0 +1,175 @@
+"""Everything issue 5 measures on a CUDA machine, in one run, through the app's own runner and
+pipeline: latency per variant and CUDA option, numerics against the CPU, FP16 agreement with
+FP32 on COCO photos, and the threaded live pipeline on a video. Prints a table last and writes
+JSON. Usage: python -m app.benchmarks.gpu_report --assets DIR --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--assets", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--iterations", type=int, default=1000)
+    args = ap.parse_args()
+    assets, out = Path(args.assets), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from app.backends.onnxrt import OrtRunner
+    from app.core.bench import device_info, time_runner
+    from app.core.imageio import read_image
+    from app.core.live import run_live, slowest_stage_rate
+    from app.core.modelspec import inspect_model
+    from app.core.pipeline import FramePipeline
+    from app.core.preprocess import Preprocessor
+    from app.core.quantize import make_fp16
+    from app.core.sources import FrameSource, list_images
+
+    report: dict = {"device": device_info(), "command": " ".join(sys.argv)}
+    spec = inspect_model(assets / "models" / "yolox-nano-coco")
+    fp32 = Path(spec.path)
+    fp16 = out / "yolox_nano_fp16.onnx"
+    make_fp16(fp32, fp16)
+    photos = list_images(assets / "images" / "coco-val-dev64" / "images")
+    frame = read_image(photos[0])
+    feed = Preprocessor(spec.preprocess)(frame)[0].copy()
+    rows = []
+
+    def bench(label, model, opts, cuda_graph=True, io_binding=True):
+        with OrtRunner(
+            model,
+            "cuda",
+            provider_options=opts,
+            strict=True,
+            io_binding=io_binding,
+            cuda_graph=cuda_graph,
+        ) as r:
+            res = time_runner(r, feed, args.iterations, 50)
+        report.setdefault("latency", {})[label] = res
+        lat = res["latency_ms"]
+        rows.append(
+            (
+                label,
+                lat["p50"],
+                lat["p90"],
+                lat["p99"],
+                res.get("h2d_ms", {}).get("p50", ""),
+                res.get("compute_ms", {}).get("p50", ""),
+                res.get("d2h_ms", {}).get("p50", ""),
+                res.get("resident_ms", {}).get("p50", ""),
+            )
+        )
+        print(label, lat, flush=True)
+
+    tf32_off = {"use_tf32": "0"}
+    bench("fp32 numpy in/out (no binding)", fp32, {}, cuda_graph=False, io_binding=False)
+    bench("fp32 io-binding", fp32, {}, cuda_graph=False)
+    bench("fp32 io-binding + cuda graph", fp32, {})
+    bench("fp32 cuda graph, tf32 off", fp32, tf32_off)
+    bench("fp16 io-binding + cuda graph", fp16, {})
+    bench("fp16 cuda graph + prefer_nhwc", fp16, {"prefer_nhwc": "1"})
+
+    # numerics: FP32 CUDA vs CPU on every score of 16 photos, with and without TF32
+    def scores(model, device, opts, image):
+        with OrtRunner(model, device, provider_options=opts, strict=True) as r:
+            raw = r.infer(Preprocessor(spec.preprocess)(image)[0])[0][0]
+        return raw[:, 4:5] * raw[:, 5:], raw[:, :4]
+
+    numerics = {"tf32_on": 0.0, "tf32_off": 0.0, "tf32_off_box_px": 0.0}
+    for p in photos[:16]:
+        img = read_image(p)
+        cpu_s, cpu_b = scores(fp32, "cpu", {}, img)
+        on_s, _ = scores(fp32, "cuda", {}, img)
+        off_s, off_b = scores(fp32, "cuda", tf32_off, img)
+        numerics["tf32_on"] = max(numerics["tf32_on"], float(np.abs(on_s - cpu_s).max()))
+        numerics["tf32_off"] = max(numerics["tf32_off"], float(np.abs(off_s - cpu_s).max()))
+        numerics["tf32_off_box_px"] = max(
+            numerics["tf32_off_box_px"], float(np.abs(off_b - cpu_b).max())
+        )
+    report["numerics_max_abs_score_diff_vs_cpu"] = numerics
+    print("numerics", numerics, flush=True)
+
+    # FP16 finds the same objects as FP32 on all 64 COCO val photos
+    checked = agree = 0
+    worst = {"iou": 1.0, "score_diff": 0.0}
+    with (
+        OrtRunner(fp32, "cuda", provider_options=tf32_off, strict=True) as r32,
+        OrtRunner(fp16, "cuda", strict=True) as r16,
+    ):
+        p32, p16 = FramePipeline(spec, r32), FramePipeline(spec, r16)
+        for p in photos:
+            img = read_image(p)
+            d32, d16 = p32.process(img).detections, p16.process(img).detections
+            for i in np.flatnonzero(d32.scores >= 0.3):
+                checked += 1
+                same = np.flatnonzero(d16.class_ids == d32.class_ids[i])
+                if not len(same):
+                    continue
+                ious = [_iou(d32.boxes[i], d16.boxes[j]) for j in same]
+                j = same[int(np.argmax(ious))]
+                diff = abs(float(d32.scores[i] - d16.scores[j]))
+                worst["iou"] = min(worst["iou"], max(ious))
+                worst["score_diff"] = max(worst["score_diff"], diff)
+                agree += max(ious) >= 0.9 and diff <= 0.05
+    report["fp16_vs_fp32"] = {"detections": checked, "agree": agree, **worst}
+    print("fp16 vs fp32", report["fp16_vs_fp32"], flush=True)
+
+    # the whole live pipeline on a video, overlapped on three threads
+    video = assets / "videos" / "one-by-one-person-detection.mp4"
+    for label, model, opts in (("fp32", fp32, tf32_off), ("fp16", fp16, {})):
+        with OrtRunner(
+            model, "cuda", provider_options=opts, strict=True, io_binding=True, cuda_graph=True
+        ) as r:
+            pipe = FramePipeline(spec, r)
+            t0 = time.perf_counter()
+            stats = run_live(FrameSource(str(video), max_frames=1000), pipe, draw=True)
+            wall = time.perf_counter() - t0
+        name, rate = slowest_stage_rate(stats.stages)
+        live = {
+            **stats.to_json(),
+            "slowest_stage": name,
+            "slowest_stage_fps": round(rate, 1),
+            "ratio_to_slowest": round(stats.fps / rate, 3) if rate else 0.0,
+            "wall_s": wall,
+        }
+        report.setdefault("live", {})[label] = live
+        print("live", label, live, flush=True)
+
+    (out / "gpu_report.json").write_text(json.dumps(report, indent=2))
+    print("\n== device ==")
+    for k, v in report["device"].items():
+        print(f"{k:12s} {v}")
+    print("\n== YOLOX-Nano 416x416 batch 1, ORT CUDA, p50 over", args.iterations, "runs (ms) ==")
+    head = ("variant", "p50", "p90", "p99", "h2d", "compute", "d2h", "resident")
+    print("  ".join(f"{h:>10s}" if i else f"{h:34s}" for i, h in enumerate(head)))
+    for row in rows:
+        print("  ".join(f"{v!s:>10.10s}" if i else f"{v:34s}" for i, v in enumerate(row)))
+    print("\nnumerics (max |score diff| vs CPU):", numerics)
+    print("fp16 vs fp32:", report["fp16_vs_fp32"])
+    for k, v in report["live"].items():
+        print(
+            f"live {k}: {v['fps']} fps, slowest stage {v['slowest_stage']} "
+            f"{v['slowest_stage_fps']} fps, ratio {v['ratio_to_slowest']}, stages {v['stages']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
