@@ -34,8 +34,9 @@ def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
     return inter / (area[:, None] + area[None] - inter + 1e-9)
 
 
-def tutorial_postprocess(raw: np.ndarray, ratio: float, size: int = 416, conf: float = 0.3,
-                         iou: float = 0.45) -> list[tuple[np.ndarray, float, int]]:
+def tutorial_postprocess(
+    raw: np.ndarray, ratio: float, size: int = 416, conf: float = 0.3, iou: float = 0.45
+) -> list[tuple[np.ndarray, float, int]]:
     """Decode the YOLOX grid with Python loops over strides, full IoU matrix, loop NMS."""
     grids, strides = [], []
     for s in (8, 16, 32):
@@ -49,8 +50,18 @@ def tutorial_postprocess(raw: np.ndarray, ratio: float, size: int = 416, conf: f
     out = raw[0].copy()
     out[:, :2] = (out[:, :2] + grids_a) * strides_a
     out[:, 2:4] = np.exp(out[:, 2:4]) * strides_a
-    boxes = np.stack([out[:, 0] - out[:, 2] / 2, out[:, 1] - out[:, 3] / 2,
-                      out[:, 0] + out[:, 2] / 2, out[:, 1] + out[:, 3] / 2], axis=1) / ratio
+    boxes = (
+        np.stack(
+            [
+                out[:, 0] - out[:, 2] / 2,
+                out[:, 1] - out[:, 3] / 2,
+                out[:, 0] + out[:, 2] / 2,
+                out[:, 1] + out[:, 3] / 2,
+            ],
+            axis=1,
+        )
+        / ratio
+    )
     scores_all = out[:, 4:5] * out[:, 5:]
     cls = scores_all.argmax(1)
     scores = scores_all.max(1)
@@ -77,5 +88,7 @@ def tutorial_draw(bgr: np.ndarray, dets, labels: list[str]) -> np.ndarray:
     draw = ImageDraw.Draw(img)
     for box, score, cid in dets:
         draw.rectangle([float(v) for v in box], outline=(255, 0, 0), width=2)
-        draw.text((float(box[0]), float(box[1])), f"{labels[cid]} {score:.2f}", fill=(255, 255, 255))
+        draw.text(
+            (float(box[0]), float(box[1])), f"{labels[cid]} {score:.2f}", fill=(255, 255, 255)
+        )
     return np.array(img)[:, :, ::-1].copy()
