@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from app import __version__
@@ -27,13 +28,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Calibrate, quantize, build and compare vision models (ORT, TensorRT).",
     )
     parser.add_argument("--version", action="version", version=f"int8-studio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(subs)
     return parser
 
 
+def setup_logging(verbose: bool = False) -> None:
+    """The app's own log (reuse/rebuild decisions, fallbacks) to stderr; library chatter off.
+
+    ONNX Runtime's quantization tools log advice through the root logger on every call; it is
+    noise for our users, so the root logger only passes errors.
+    """
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.ERROR)
+    app_log = logging.getLogger("app")
+    if not app_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        app_log.addHandler(handler)
+    app_log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    app_log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    setup_logging("-v" in (argv if argv is not None else sys.argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
