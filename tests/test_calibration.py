@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from app.core.calibration import calibrate, latest_calibration, select_images
-from app.core.errors import CancelToken, Cancelled, UserError
+from app.core.errors import Cancelled, CancelToken, UserError
 from app.core.modelspec import inspect_model
 from app.core.trt_table import read_trt_native_cache
 from app.core.workspace import Workspace
@@ -55,12 +55,20 @@ def test_calibrate_writes_every_table_and_reuses_and_rebuilds(tmp_path, small_fo
     first = calibrate(ws, small_folder, method="minmax")
     assert not first.reused and len(first.images_used) == 12
     assert [s.source.endswith("broken.jpg") for s in first.skipped] == [True]
-    for name in ("ranges.json", "calibration.flatbuffers", "calibration.cache", "calibration.json",
-                 "calibration_trt.cache", "meta.json"):
+    for name in (
+        "ranges.json",
+        "calibration.flatbuffers",
+        "calibration.cache",
+        "calibration.json",
+        "calibration_trt.cache",
+        "meta.json",
+    ):
         assert (first.folder / name).is_file(), name
     header, table = read_trt_native_cache(first.folder / "calibration_trt.cache")
     assert header.startswith("TRT-") and header.endswith("MinMaxCalibration")
-    assert "images" in table and table["images"] == pytest.approx(255.0, rel=1e-3)  # raw 0..255 input
+    assert "images" in table and table["images"] == pytest.approx(
+        255.0, rel=1e-3
+    )  # raw 0..255 input
     assert latest_calibration(ws) == first.folder
     again = calibrate(ws, small_folder, method="minmax")
     assert again.reused and again.key == first.key

@@ -65,7 +65,13 @@ def test_run_on_awkward_folder_processes_valid_and_lists_invalid(awkward, tmp_pa
         if "tiny" not in r["source"]:
             assert any(d["label"] == "dog" for d in r["detections"]), r["source"]
     assert len(list(out.glob("*.jpg"))) == len(VALID)
-    assert set(data["timing"]) == {"decode_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "draw_ms"}
+    assert set(data["timing"]) == {
+        "decode_ms",
+        "preprocess_ms",
+        "infer_ms",
+        "postprocess_ms",
+        "draw_ms",
+    }
 
 
 def test_run_on_video_writes_annotated_video_and_classifier_topk(tmp_path):

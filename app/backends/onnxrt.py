@@ -35,7 +35,8 @@ ORT_TYPES = {
 class OrtRunner(Runner):
     """Runs an ONNX file with ONNX Runtime on the chosen execution provider.
 
-    device: "cpu", "cuda" or "tensorrt". `provider_options` go to that provider. With
+    device: "cpu", "cuda" or "tensorrt". `provider_options` go to that provider. `spin=False`
+    stops idle ORT threads busy-waiting (for the GUI, where other threads need the cores). With
     `io_binding` (CUDA only) inputs and outputs live in fixed device buffers, which CUDA graphs
     (`cuda_graph=True`, fixed shapes only) require.
     """
@@ -53,6 +54,7 @@ class OrtRunner(Runner):
         io_binding: bool = False,
         cuda_graph: bool = False,
         extra_providers: list[Any] | None = None,
+        spin: bool = True,
     ) -> None:
         super().__init__()
         if device not in PROVIDERS:
@@ -66,6 +68,7 @@ class OrtRunner(Runner):
         self.io_binding = io_binding or cuda_graph
         self.cuda_graph = cuda_graph
         self.extra_providers = extra_providers
+        self.spin = spin
         self.session: Any = None
         self._binding: Any = None
         self._in_values: dict[str, Any] = {}
@@ -93,6 +96,9 @@ class OrtRunner(Runner):
         opts.log_severity_level = 3  # provider load failures are reported by us, in words
         if self.threads:
             opts.intra_op_num_threads = self.threads
+        if not self.spin:
+            # idle ORT threads otherwise busy-wait, starving the GUI and decoder on small machines
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.device != "cpu":
             ort.set_default_logger_severity(4)  # a provider that fails to load is reported below
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.backends.factory import make_runner
+from app.core.agreement import compare_detections
 from app.core.errors import CancelToken, UserError
 from app.core.imageio import ImageReadError, read_image
 from app.core.metrics import (
@@ -186,32 +187,15 @@ def _detection_metrics(spec, images, results, labels_dir, coco_json, images_dir,
     return metrics
 
 
-def _matched_fraction(
-    reference: list[Detections], dets: list[Detections], conf: float = 0.3
-) -> float:
+def _matched_fraction(reference: list[Detections], dets: list[Detections], conf: float = 0.3):
     """Share of FP32 detections (score >= conf) this variant finds (same class, IoU >= 0.5)."""
     total = found = 0
     for ref, got in zip(reference, dets):
         ref = ref.filtered(conf)
-        got = got.filtered(conf)
+        agreement = compare_detections(ref, got.filtered(conf))
         total += len(ref)
-        for i in range(len(ref)):
-            same = got.class_ids == ref.class_ids[i]
-            if same.any() and _best_iou(ref.boxes[i], got.boxes[same]) >= 0.5:
-                found += 1
+        found += agreement.matched
     return found / total if total else 1.0
-
-
-def _best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    union = (
-        (box[2] - box[0]) * (box[3] - box[1])
-        + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        - inter
-    )
-    return float((inter / np.maximum(union, 1e-9)).max())
 
 
 def _classification_metrics(spec, images, results, images_dir, report):

@@ -42,9 +42,14 @@ class LiveStats:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
-            "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
-            "max_queue": self.max_queue, "stages": self.stages, "error": self.error,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "max_queue": self.max_queue,
+            "stages": self.stages,
+            "error": self.error,
         }
 
 
@@ -144,8 +149,10 @@ def run_live(
         finally:
             put(q_out, _END)
 
-    threads = [threading.Thread(target=decode, name="live-decode", daemon=True),
-               threading.Thread(target=infer, name="live-infer", daemon=True)]
+    threads = [
+        threading.Thread(target=decode, name="live-decode", daemon=True),
+        threading.Thread(target=infer, name="live-infer", daemon=True),
+    ]
     start = time.perf_counter()
     for t in threads:
         t.start()

@@ -128,6 +128,8 @@ class FrameSource:
 def open_capture(target: int | str) -> cv2.VideoCapture:
     """Open a camera index or video file; `UserError` with a clear message when it will not open."""
     cap = cv2.VideoCapture(target)
+    if isinstance(target, int):
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a driver-side queue would only hold stale frames
     if not cap.isOpened():
         cap.release()
         if isinstance(target, int):

@@ -1,0 +1,124 @@
+"""What every panel shares: app state, the worker pool, inline messages, settings; and the
+helper that runs a panel as its own window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QApplication, QComboBox, QVBoxLayout, QWidget
+
+from app.backends.base import BackendStatus
+from app.backends.registry import BACKENDS, backend_statuses
+from app.gui.messages import MessageBar
+from app.gui.settings import Settings
+from app.gui.state import AppState
+from app.gui.workers import WorkerPool, default_pool
+
+ASSETS = Path(__file__).resolve().parents[3].parent / "shared" / "assets"
+
+
+class Panel(QWidget):
+    """Base panel: `self.messages` on top, the panel's own layout in `self.body`."""
+
+    title = "Panel"
+    settings_key = "panel"
+
+    def __init__(
+        self,
+        state: AppState | None = None,
+        pool: WorkerPool | None = None,
+        settings: Settings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.state = state or AppState()
+        self.pool = pool or default_pool()
+        self.settings = settings or Settings()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        self.messages = MessageBar(self)
+        outer.addWidget(self.messages)
+        self.body = QVBoxLayout()
+        outer.addLayout(self.body, 1)
+        self.state.spec_changed.connect(self.on_spec_changed)
+
+    def on_spec_changed(self, spec: object) -> None:
+        """Override: the model (or its edited spec) changed."""
+
+    def setting(self, name: str, default: object = None) -> object:
+        return self.settings.get(f"{self.settings_key}/{name}", default)
+
+    def set_setting(self, name: str, value: object) -> None:
+        self.settings.set(f"{self.settings_key}/{name}", value)
+
+    def show_job_error(self, message: str, _traceback: str = "") -> None:
+        """Inline message for a failed job (the pool's sink has already logged it)."""
+        self.messages.set("job", message, "error")
+
+
+class BackendStatuses(QObject):
+    """Probes backends once, off the GUI thread (a GPU probe can take seconds)."""
+
+    ready = Signal(list)
+
+    def __init__(self, pool: WorkerPool) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def load(self) -> None:
+        self.pool.start(
+            lambda progress, cancel: list(backend_statuses()),
+            name="backend probe",
+            on_finished=self.ready.emit,
+        )
+
+
+def fill_backend_combo(combo: QComboBox, statuses: list[BackendStatus], keep: str = "") -> None:
+    """Backends in a combo; unavailable ones disabled with the reason as tooltip."""
+    from PySide6.QtCore import Qt
+
+    current = keep or combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    by_name = {s.name: s for s in statuses}
+    for name in BACKENDS:
+        status = by_name.get(name)
+        combo.addItem(name)
+        item = combo.model().item(combo.count() - 1)
+        if status is not None and not status.available:
+            item.setEnabled(False)
+            item.setToolTip(status.reason)
+            item.setText(f"{name} (unavailable)")
+            item.setData(name, Qt.ItemDataRole.UserRole)
+        else:
+            item.setData(name, Qt.ItemDataRole.UserRole)
+    index = max(0, combo.findData(current, Qt.ItemDataRole.UserRole))
+    combo.setCurrentIndex(index)
+    combo.blockSignals(False)
+
+
+def run_panel(factory: Callable[[AppState], Panel], load_model: bool = True) -> int:
+    """Run one panel in its own window; `argv[1]` (or the bundled YOLOX-Nano) is opened."""
+    logging.basicConfig(level=logging.INFO)
+    app = QApplication.instance() or QApplication(sys.argv)
+    state = AppState()
+    panel = factory(state)
+    panel.setWindowTitle(f"INT8 Studio – {panel.title}")
+    panel.resize(1000, 700)
+    model = sys.argv[1] if len(sys.argv) > 1 else str(ASSETS / "models" / "yolox-nano-coco")
+    if load_model and Path(model).exists():
+        from app.core.errors import UserError
+        from app.core.modelspec import inspect_model
+
+        try:
+            state.set_spec(inspect_model(model))
+        except UserError as exc:
+            panel.messages.set("model", str(exc))
+    panel.show()
+    code = app.exec()
+    panel.pool.stop_all(3.0)
+    return int(code)

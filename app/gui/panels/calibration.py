@@ -1,0 +1,234 @@
+"""Calibration panel: pick an image folder and sample, watch progress, cancel, see skipped files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+)
+
+from app.core.errors import UserError
+from app.gui.panels.base import Panel, run_panel
+from app.gui.stream import to_qimage
+from app.gui.workers import Job
+
+try:  # the calibration core may be missing from an older checkout
+    from app.core import calibration as calib
+except ImportError:  # pragma: no cover - depends on the checkout
+    calib = None  # type: ignore[assignment]
+
+METHODS = getattr(calib, "METHODS", ("minmax", "entropy", "percentile", "distribution"))
+MAX_THUMBS = 48
+THUMB = 72
+
+
+def load_thumbnails(files: list[Path], *, progress: Any, cancel: Any) -> list[tuple[str, Any]]:
+    """Small QImages of the first files (worker side; decoding at reduced size is cheap)."""
+    out = []
+    for i, path in enumerate(files[:MAX_THUMBS]):
+        cancel.check()
+        image = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
+        if image is not None:
+            out.append((str(path), to_qimage(image, (THUMB * 2, THUMB * 2))))
+        progress((i + 1) / min(len(files), MAX_THUMBS), "thumbnails")
+    return out
+
+
+class CalibrationPanel(Panel):
+    """Calibrate the current model on a sample of the user's images."""
+
+    title = "Calibration"
+    settings_key = "calibration"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job: Job | None = None
+        self.result: Any = None
+        row = QHBoxLayout()
+        self.folder = QLineEdit(str(self.setting("folder", "")))
+        self.folder.setPlaceholderText("folder of images like the ones the model will see")
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(QLabel("Images"))
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.body.addLayout(row)
+
+        opts = QHBoxLayout()
+        self.count = QSpinBox()
+        self.count.setRange(0, 100000)
+        self.count.setSpecialValueText("all")
+        self.count.setValue(int(self.setting("count", 0)))
+        self.fraction = QDoubleSpinBox()
+        self.fraction.setRange(0.0, 1.0)
+        self.fraction.setSingleStep(0.05)
+        self.fraction.setSpecialValueText("–")
+        self.fraction.setToolTip("Use this fraction of the folder instead of a count")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.method = QComboBox()
+        self.method.addItems(list(METHODS))
+        self.method.setCurrentText(str(self.setting("method", "minmax")))
+        for label, w in (
+            ("Count", self.count),
+            ("or fraction", self.fraction),
+            ("Seed", self.seed),
+            ("Method", self.method),
+        ):
+            opts.addWidget(QLabel(label))
+            opts.addWidget(w)
+        opts.addStretch(1)
+        self.preview_btn = QPushButton("Preview sample")
+        self.preview_btn.clicked.connect(self.preview)
+        self.run_btn = QPushButton("Calibrate")
+        self.run_btn.clicked.connect(self.start)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn.setEnabled(False)
+        for w in (self.preview_btn, self.run_btn, self.cancel_btn):
+            opts.addWidget(w)
+        self.body.addLayout(opts)
+
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setIconSize(QSize(THUMB, THUMB))
+        self.thumbs.setFixedHeight(THUMB + 34)
+        self.body.addWidget(self.thumbs)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
+        self.status = QLabel("Not calibrated yet.")
+        self.body.addWidget(self.progress)
+        self.body.addWidget(self.status)
+        self.body.addWidget(QLabel("Skipped files"))
+        self.skipped = QTreeWidget()
+        self.skipped.setHeaderLabels(["file", "reason"])
+        self.skipped.setColumnWidth(0, 380)
+        self.body.addWidget(self.skipped, 1)
+        if calib is None:
+            self.messages.set("core", "calibration is not available in this build", "warning")
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Calibration images", self.folder.text())
+        if path:
+            self.folder.setText(path)
+
+    def _sample_args(self) -> dict[str, Any]:
+        fraction = self.fraction.value() or None
+        count = None if fraction else (self.count.value() or None)
+        return {"count": count, "fraction": fraction, "seed": self.seed.value()}
+
+    def preview(self) -> None:
+        """Show thumbnails of the images the current settings would choose."""
+        if calib is None:
+            return
+        folder = self.folder.text().strip()
+        try:
+            files, warnings = calib.select_images(folder, **self._sample_args())
+        except UserError as exc:
+            self.messages.set("folder", str(exc))
+            return
+        self.messages.clear("folder")
+        for i, text in enumerate(warnings):
+            self.messages.set(f"warn{i}", text, "info")
+        self.status.setText(f"{len(files)} images chosen")
+        self.thumbs.clear()
+        self.pool.start(load_thumbnails, files, name="thumbnails", on_finished=self._show_thumbs)
+
+    def _show_thumbs(self, thumbs: list[tuple[str, Any]]) -> None:
+        self.thumbs.clear()
+        for path, image in thumbs:
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(image)), "")
+            item.setToolTip(path)
+            self.thumbs.addItem(item)
+
+    def start(self) -> bool:
+        """Run calibration in a worker; False with an inline message when it cannot start."""
+        if self.job is not None or calib is None:
+            return False
+        self.messages.clear()
+        folder = self.folder.text().strip()
+        try:
+            ws = self.state.workspace()
+            calib.select_images(folder, **self._sample_args())  # quick check: inline errors now
+        except UserError as exc:
+            self.messages.set("folder", str(exc))
+            return False
+        self.set_setting("folder", folder)
+        self.set_setting("count", self.count.value())
+        self.set_setting("method", self.method.currentText())
+        self.preview()
+        self.skipped.clear()
+        self.progress.setValue(0)
+        self.job = self.pool.start(
+            calib.calibrate,
+            ws,
+            folder,
+            method=self.method.currentText(),
+            name="calibration",
+            on_progress=self._progress,
+            on_finished=self._finished,
+            on_error=self.show_job_error,
+            on_cancelled=lambda: self.status.setText("Cancelled; nothing was kept."),
+            on_done=self._done,
+            **self._sample_args(),
+        )
+        self.run_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        return True
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(message)
+
+    def _finished(self, result: Any) -> None:
+        self.result = result
+        self.progress.setValue(1000)
+        how = "reused" if result.reused else f"{result.images_per_s:.1f} img/s"
+        self.status.setText(
+            f"Calibrated ({result.method}) on {len(result.images_used)} images, "
+            f"{result.seconds:.1f} s, {how}; key {result.key}"
+        )
+        for s in result.skipped:
+            QTreeWidgetItem(self.skipped, [s.source, s.reason])
+        for i, text in enumerate(result.warnings):
+            self.messages.set(f"warn{i}", text, "info")
+        self.state.variants_changed.emit()
+
+    def _done(self) -> None:
+        self.job = None
+        self.run_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+
+
+def main() -> int:
+    return run_panel(lambda state: CalibrationPanel(state))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Compare view: two variants on the same frames, side by side, with disagreements highlighted."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+
+from app.gui.panels.base import run_panel
+from app.gui.panels.stream_panel import StreamPanel
+from app.gui.processors import CompareProcessor
+from app.gui.stream import Packet
+from app.gui.widgets import FrameView, LatencyChart
+
+
+class ComparePanel(StreamPanel):
+    """Both variants see each frame; thick boxes are those the other variant does not agree with."""
+
+    title = "Compare"
+    settings_key = "compare"
+    processor_class = CompareProcessor
+    n_variants = 2
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.views_: list[FrameView] = []
+        self.captions: list[QLabel] = []
+        pair = QWidget()
+        row = QHBoxLayout(pair)
+        row.setContentsMargins(0, 0, 0, 0)
+        for side in "AB":
+            col = QVBoxLayout()
+            caption = QLabel(side)
+            caption.setStyleSheet("font-weight:bold;")
+            view = FrameView(placeholder=f"variant {side}")
+            col.addWidget(caption)
+            col.addWidget(view, 1)
+            row.addLayout(col, 1)
+            self.views_.append(view)
+            self.captions.append(caption)
+        self.agreement = QLabel("agreement –")
+        self.agreement.setToolTip(
+            "Share of boxes with a same-class partner (IoU ≥ 0.5) in the other variant; "
+            "thick boxes are missing from the other side or have another class there"
+        )
+        self.agreement.setStyleSheet("font-size:11pt;")
+        self.chart = LatencyChart(["A", "B"], title="total latency per variant (ms)")
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(pair)
+        split.addWidget(self.chart)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([440, 200])
+        self.body.addWidget(self.agreement)
+        self.body.addWidget(split, 1)
+
+    def view_size(self) -> tuple[int, int]:
+        view = self.views_[0]
+        return view.width(), view.height()
+
+    def reset_views(self) -> None:
+        self.chart.clear()
+        names = [b.currentText() for b in self.variant_boxes]
+        for caption, side, name in zip(self.captions, "AB", names):
+            caption.setText(f"{side}: {name}")
+        for side, name in zip("AB", names):
+            self.chart.readouts[side].setToolTip(name)
+            self.chart.curves[side].opts["name"] = f"{side}: {name}"
+
+    def show_packet(self, packet: Packet) -> None:
+        for view, image in zip(self.views_, packet.images):
+            view.set_image(image)
+        totals = {
+            side: t["preprocess_ms"] + t["infer_ms"] + t["postprocess_ms"]
+            for side, t in zip("AB", packet.timings)
+        }
+        self.chart.add(totals)
+        extra = packet.extra
+        if "agreement" in extra:
+            text = f"agreement {extra['agreement'] * 100:.1f}% (this frame "
+            text += f"{extra.get('frame_agreement', 1.0) * 100:.0f}%"
+            if "only_a" in extra:
+                text += (
+                    f"; only in A {extra['only_a']}, only in B {extra['only_b']}, "
+                    f"other class {extra['class_diff']}"
+                )
+            self.agreement.setText(text + ")")
+
+    def views(self) -> list:
+        return list(self.views_)
+
+
+def main() -> int:
+    return run_panel(lambda state: ComparePanel(state))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,319 @@
+"""Shared controls and playback logic of the live and compare panels."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+from app.core.errors import UserError
+from app.core.modelspec import ModelSpec
+from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo
+from app.gui.processors import LiveProcessor
+from app.gui.stream import Packet, StreamControl, run_stream
+from app.gui.workers import Job
+
+
+class StreamPanel(Panel):
+    """Source, backend, play controls and threshold sliders; subclasses add views and variants."""
+
+    run_finished = Signal(dict)  # summary of a run that ended (or was stopped)
+    processor_class = LiveProcessor
+    n_variants = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job: Job | None = None
+        self.control: StreamControl | None = None
+        self.processor: LiveProcessor | None = None
+        self.run_info: list[dict[str, Any]] = []
+        self._shown_times: deque[float] = deque(maxlen=60)
+        self._t_start = 0.0
+        self._first_shown = self._last_shown = 0.0
+        self.fps = 0.0
+        self._build_controls()
+        self.statuses = BackendStatuses(self.pool)
+        self.statuses.ready.connect(lambda s: fill_backend_combo(self.backend, s))
+        self.statuses.load()
+        self.state.variants_changed.connect(self.refresh_variants)
+        if self.state.spec is not None:
+            self.on_spec_changed(self.state.spec)
+        self._update_buttons()
+
+    # layout ----------------------------------------------------------------------------------
+    def _build_controls(self) -> None:
+        row1 = QHBoxLayout()
+        self.source = QLineEdit(str(self.setting("source", "")))
+        self.source.setPlaceholderText("video, image, folder, or camera index (0, 1, ...)")
+        pick_file = QPushButton("File…")
+        pick_file.clicked.connect(self._pick_file)
+        pick_dir = QPushButton("Folder…")
+        pick_dir.clicked.connect(self._pick_folder)
+        self.camera = QSpinBox()
+        self.camera.setRange(0, 63)
+        self.camera.setPrefix("camera ")
+        use_cam = QPushButton("Use camera")
+        use_cam.clicked.connect(lambda: self.source.setText(str(self.camera.value())))
+        row1.addWidget(QLabel("Source"))
+        row1.addWidget(self.source, 1)
+        for w in (pick_file, pick_dir, self.camera, use_cam):
+            row1.addWidget(w)
+        self.body.addLayout(row1)
+
+        row2 = QHBoxLayout()
+        self.variant_boxes: list[QComboBox] = []
+        for i in range(self.n_variants):
+            box = QComboBox()
+            box.setMinimumWidth(90)
+            row2.addWidget(QLabel("Variant" if self.n_variants == 1 else f"{'AB'[i]}"))
+            row2.addWidget(box)
+            self.variant_boxes.append(box)
+        self.backend = QComboBox()
+        self.backend.addItem("ort-cpu", "ort-cpu")
+        row2.addWidget(QLabel("Backend"))
+        row2.addWidget(self.backend)
+        self.realtime = QCheckBox("Real time")
+        self.realtime.setToolTip("Play videos at their own speed and drop frames the model misses")
+        self.realtime.setChecked(bool(self.setting("realtime", True)))
+        row2.addWidget(self.realtime)
+        row2.addStretch(1)
+        self.start_btn = QPushButton("Start")
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.setCheckable(True)
+        self.step_btn = QPushButton("Step")
+        self.stop_btn = QPushButton("Stop")
+        self.start_btn.clicked.connect(lambda: self.start())
+        self.pause_btn.toggled.connect(self._pause)
+        self.step_btn.clicked.connect(self._step)
+        self.stop_btn.clicked.connect(self.stop)
+        for w in (self.start_btn, self.pause_btn, self.step_btn, self.stop_btn):
+            row2.addWidget(w)
+        self.body.addLayout(row2)
+
+        row3 = QHBoxLayout()
+        self.conf = self._slider(row3, "Confidence", 0.30)
+        self.iou = self._slider(row3, "NMS IoU", 0.45)
+        self.conf.valueChanged.connect(self._thresholds_changed)
+        self.iou.valueChanged.connect(self._thresholds_changed)
+        self.fps_label = QLabel("FPS –")
+        self.fps_label.setMinimumWidth(200)
+        row3.addWidget(self.fps_label)
+        self.body.addLayout(row3)
+
+    def _slider(self, row: QHBoxLayout, name: str, value: float) -> QSlider:
+        slider = QSlider(Qt.Orientation.Horizontal)
+        slider.setRange(1, 99)
+        slider.setValue(int(round(value * 100)))
+        slider.setMinimumWidth(120)
+        label = QLabel(f"{name} {value:.2f}")
+        label.setMinimumWidth(110)
+        slider.valueChanged.connect(lambda v, lab=label, n=name: lab.setText(f"{n} {v / 100:.2f}"))
+        row.addWidget(label)
+        row.addWidget(slider, 1)
+        return slider
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Video or image", "", "Media (*.mp4 *.avi *.mkv *.mov *.jpg *.jpeg *.png *.bmp)"
+        )
+        if path:
+            self.source.setText(path)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Image folder")
+        if path:
+            self.source.setText(path)
+
+    # model -----------------------------------------------------------------------------------
+    def on_spec_changed(self, spec: object) -> None:
+        self.stop()
+        self.refresh_variants()
+        if isinstance(spec, ModelSpec):
+            self.conf.setValue(int(round(spec.postprocess.conf * 100)))
+            self.iou.setValue(int(round(spec.postprocess.iou * 100)))
+        self._update_buttons()
+
+    def refresh_variants(self) -> None:
+        names = self.state.variant_names()
+        for i, box in enumerate(self.variant_boxes):
+            keep = box.currentText()
+            box.clear()
+            box.addItems(names)
+            if keep in names:
+                box.setCurrentText(keep)
+            elif i > 0 and len(names) > 1:
+                box.setCurrentIndex(len(names) - 1)  # compare fp32 with the newest variant
+
+    def set_variants(self, names: list[str]) -> None:
+        """Choose variants by name (adds names the workspace lacks, so start() reports them)."""
+        for box, name in zip(self.variant_boxes, names):
+            if box.findText(name) < 0:
+                box.addItem(name)
+            box.setCurrentText(name)
+
+    # running ---------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def start(self, max_frames: int | None = None) -> bool:
+        """Start playing the source; False (with an inline message) when it cannot start."""
+        if self.running:
+            return False
+        self.messages.clear()
+        try:
+            spec = self.state.require_spec()
+            names = [b.currentText() or "fp32" for b in self.variant_boxes]
+            paths = [self.state.variant_path(n) for n in names]
+            source = self.source.text().strip()
+            if not source:
+                raise UserError("choose a source: a video, an image, a folder or a camera index")
+        except UserError as exc:
+            self.messages.set("start", str(exc))
+            return False
+        backend = self.backend.currentData() or self.backend.currentText()
+        self.set_setting("source", source)
+        self.set_setting("realtime", self.realtime.isChecked())
+        self.control = StreamControl(realtime=self.realtime.isChecked())
+        self.control.frame_ready.connect(self._on_frame)
+        self.control.opened.connect(self._on_opened)
+        self._update_max_size()
+        self.processor = self.processor_class(spec, paths, backend, names)
+        self.processor.set_thresholds(self.conf.value() / 100, self.iou.value() / 100)
+        self._shown_times.clear()
+        self._first_shown = self._last_shown = 0.0
+        self.reset_views()
+        self._t_start = time.perf_counter()
+        self.job = self.pool.start(
+            run_stream,
+            self.processor,
+            source,
+            self.control,
+            max_frames,
+            name=self.title.lower(),
+            on_finished=self._on_finished,
+            on_error=self._on_error,
+            on_done=self._on_done,
+        )
+        self._update_buttons()
+        return True
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _pause(self, paused: bool) -> None:
+        if self.control is not None:
+            self.control.paused = paused
+
+    def _step(self) -> None:
+        if self.control is not None:
+            if not self.control.paused:
+                self.pause_btn.setChecked(True)
+            self.control.steps += 1
+
+    def _thresholds_changed(self) -> None:
+        if self.processor is not None:
+            self.processor.set_thresholds(self.conf.value() / 100, self.iou.value() / 100)
+        if self.control is not None and self.control.paused:
+            self.control.refresh = True  # show the paused frame with the new thresholds
+
+    def _on_opened(self, infos: list[dict[str, Any]]) -> None:
+        self.run_info = infos
+        for info in infos:
+            self.state.runner_info.emit(info)
+            if info.get("fallback"):
+                self.messages.set("fallback", info["fallback"], "warning")
+
+    def _on_frame(self) -> None:
+        if self.control is None:
+            return
+        packet = self.control.take_packet()
+        if packet is None:
+            return
+        now = time.perf_counter()
+        self._first_shown = self._first_shown or now
+        self._last_shown = now
+        self._shown_times.append(now)
+        if len(self._shown_times) > 1:
+            span = self._shown_times[-1] - self._shown_times[0]
+            self.fps = (len(self._shown_times) - 1) / span if span > 0 else 0.0
+        self.show_packet(packet)
+        self.fps_label.setText(
+            f"FPS {self.fps:.1f} · shown {self.control.shown} · dropped {self.control.dropped}"
+        )
+
+    def _on_finished(self, summary: dict[str, Any]) -> None:
+        for source, reason in summary.get("skipped", []):
+            self.messages.set(f"skip:{source}", f"skipped {source}: {reason}", "warning")
+        self.state.message.emit(
+            f"{self.title}: {summary['processed']} frames, {summary['dropped']} dropped"
+        )
+
+    def _on_error(self, message: str, _tb: str) -> None:
+        self.messages.set("run", message, "error")
+
+    def _on_done(self) -> None:
+        self.job = None
+        self._on_frame()  # show the last packet if the GUI had not picked it up yet
+        summary = self.summary()
+        self.pause_btn.setChecked(False)
+        self._update_buttons()
+        self.run_finished.emit(summary)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of the current or last run (for the status line and the scripted report)."""
+        ctl = self.control
+        shown = ctl.shown if ctl else 0
+        # From the first frame shown to the last: runner start-up is not playback speed.
+        span = self._last_shown - self._first_shown
+        return {
+            "frames_processed": ctl.processed if ctl else 0,
+            "frames_shown": shown,
+            "frames_dropped": ctl.dropped if ctl else 0,
+            "fps": round((shown - 1) / span, 2) if shown > 1 and span > 0 else 0.0,
+            "runners": self.run_info,
+        }
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        self.start_btn.setEnabled(not running and self.state.spec is not None)
+        for w in (self.pause_btn, self.step_btn, self.stop_btn):
+            w.setEnabled(running)
+
+    def _update_max_size(self) -> None:
+        if self.control is not None:
+            w, h = self.view_size()
+            ratio = self.devicePixelRatioF()
+            self.control.max_size = (int(w * ratio), int(h * ratio))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_max_size()
+
+    # for subclasses ------------------------------------------------------------------------
+    def view_size(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def reset_views(self) -> None:
+        raise NotImplementedError
+
+    def show_packet(self, packet: Packet) -> None:
+        raise NotImplementedError
+
+    def views(self) -> list[QWidget]:
+        return []

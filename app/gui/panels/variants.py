@@ -1,0 +1,211 @@
+"""Variants panel: FP32/FP16/INT8 graphs per backend with files and sizes; build them in a worker;
+which backends this machine cannot run, and why."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+)
+
+from app.backends.base import BackendStatus
+from app.core.errors import UserError
+from app.core.modelspec import ModelSpec
+from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
+from app.gui.workers import Job
+
+COLUMNS = ["variant", "precision", "target", "valid", "size", "file"]
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def quantize_module() -> Any:
+    """The quantize core, or None while it is not part of this checkout."""
+    try:
+        return importlib.import_module("app.core.quantize")
+    except ImportError:
+        return None
+
+
+class VariantsPanel(Panel):
+    """Lists the workspace's variants and (re)builds them."""
+
+    title = "Variants"
+    settings_key = "variants"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job: Job | None = None
+        row = QHBoxLayout()
+        self.precisions = {}
+        for name in ("fp16", "int8"):
+            box = QCheckBox(name.upper())
+            box.setChecked(True)
+            self.precisions[name] = box
+            row.addWidget(box)
+        self.target = QComboBox()
+        self.target.addItem("ort-cpu", "ort-cpu")
+        row.addWidget(QLabel("for backend"))
+        row.addWidget(self.target)
+        row.addStretch(1)
+        self.build_btn = QPushButton("Build / rebuild")
+        self.build_btn.clicked.connect(self.build)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(lambda: self.job and self.job.cancel())
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        for w in (self.build_btn, self.cancel_btn, refresh):
+            row.addWidget(w)
+        self.body.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("")
+        self.body.addWidget(self.progress)
+        self.body.addWidget(self.status)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(
+            len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch
+        )
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.body.addWidget(self.table, 2)
+        self.body.addWidget(QLabel("Backends on this machine"))
+        self.backends = QTreeWidget()
+        self.backends.setHeaderLabels(["backend", "available", "why not"])
+        self.backends.setColumnWidth(0, 130)
+        self.backends.setColumnWidth(1, 80)
+        self.body.addWidget(self.backends, 1)
+        self.statuses = BackendStatuses(self.pool)
+        self.statuses.ready.connect(self._show_statuses)
+        self.statuses.load()
+        if quantize_module() is None:
+            self.messages.set("core", "building variants is not in this build yet", "info")
+        self.state.variants_changed.connect(self.refresh)
+        self.refresh()
+
+    def _show_statuses(self, statuses: list[BackendStatus]) -> None:
+        fill_backend_combo(self.target, statuses)
+        self.backends.clear()
+        for s in statuses:
+            QTreeWidgetItem(self.backends, [s.name, "yes" if s.available else "no", s.reason])
+
+    def on_spec_changed(self, spec: object) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the workspace's variants (cheap: metadata files and sizes)."""
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(0)
+        if not isinstance(self.state.spec, ModelSpec):
+            return
+        spec = self.state.spec
+        rows: list[dict[str, Any]] = [
+            {
+                "name": "fp32",
+                "precision": "fp32",
+                "target": "any",
+                "valid": True,
+                "bytes": Path(spec.path).stat().st_size if Path(spec.path).exists() else 0,
+                "file": spec.path,
+            }
+        ]
+        try:
+            ws = self.state.workspace()
+            for meta in ws.variants():
+                if meta.get("name") == "fp32":
+                    continue
+                meta.setdefault("file", str(ws.variant_path(meta["name"])))
+                rows.append(meta)
+        except UserError as exc:
+            self.messages.set("workspace", str(exc))
+        for meta in rows:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            values = [
+                meta.get("name", ""),
+                meta.get("precision", meta.get("name", "")),
+                meta.get("target", meta.get("backend", "")),
+                "yes" if meta.get("valid") else "damaged",
+                human_size(int(meta.get("bytes", 0))),
+                str(meta.get("file", "")),
+            ]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(str(value))
+                if c == 4:
+                    item.setData(0x0100, int(meta.get("bytes", 0)))  # UserRole: sort by bytes
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.setSortingEnabled(True)
+
+    def build(self) -> bool:
+        quantize = quantize_module()
+        if self.job is not None or quantize is None:
+            return False
+        precisions = tuple(n for n, box in self.precisions.items() if box.isChecked())
+        try:
+            ws = self.state.workspace()
+            if not precisions:
+                raise UserError("tick FP16 and/or INT8 to build")
+        except UserError as exc:
+            self.messages.set("build", str(exc))
+            return False
+        self.messages.clear("build")
+        self.job = self.pool.start(
+            quantize.quantize,
+            ws,
+            precisions=precisions,
+            target=self.target.currentData() or "ort-cpu",
+            name="quantize",
+            on_progress=self._progress,
+            on_finished=self._built,
+            on_error=self.show_job_error,
+            on_cancelled=lambda: self.status.setText("Cancelled; earlier variants kept."),
+            on_done=self._done,
+        )
+        self.build_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        return True
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(message)
+
+    def _built(self, metas: list[dict[str, Any]]) -> None:
+        self.progress.setValue(1000)
+        self.status.setText(f"built {', '.join(str(m.get('name')) for m in metas)}")
+        self.state.variants_changed.emit()
+
+    def _done(self) -> None:
+        self.job = None
+        self.build_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+
+
+def main() -> int:
+    return run_panel(lambda state: VariantsPanel(state))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

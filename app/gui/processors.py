@@ -1,0 +1,120 @@
+"""What the stream job does with each frame: one variant (live) or two side by side (compare).
+
+Runs on the worker thread: pipeline, drawing and QImage conversion all happen here so the GUI
+thread only paints.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from app.backends.base import Runner
+from app.backends.factory import make_runner
+from app.core.agreement import compare_detections
+from app.core.modelspec import ModelSpec
+from app.core.pipeline import FramePipeline
+from app.core.sources import Frame
+from app.gui.stream import Packet, to_qimage
+
+
+class LiveProcessor:
+    """One variant on one backend; `pipelines[i].conf/iou/k` may change between frames."""
+
+    def __init__(self, spec: ModelSpec, models: list[str], backend: str, names: list[str]) -> None:
+        self.spec = spec
+        self.models = models
+        self.backend = backend
+        self.names = names
+        self.runners: list[Runner] = []
+        self.pipelines: list[FramePipeline] = []
+        self._thresholds: dict[str, float] = {}
+
+    def set_thresholds(self, conf: float | None = None, iou: float | None = None) -> None:
+        """Apply to every pipeline now; also remembered for pipelines not yet opened."""
+        if conf is not None:
+            self._thresholds["conf"] = conf
+        if iou is not None:
+            self._thresholds["iou"] = iou
+        for pipe in self.pipelines:
+            for key, value in self._thresholds.items():
+                setattr(pipe, key, value)
+
+    def threads(self) -> int | None:
+        """CPU inference shares the cores between the variants shown; its threads do not
+        busy-wait (see `options`), so the GUI thread and the reader still get their turn."""
+        if self.backend != "ort-cpu":
+            return None
+        cores = os.cpu_count() or 2
+        return max(1, cores // len(self.models))
+
+    def options(self) -> dict[str, Any]:
+        return {"spin": False} if self.backend.startswith("ort-") else {}
+
+    def open(self) -> list[dict[str, Any]]:
+        infos = []
+        for path, name in zip(self.models, self.names):
+            runner = make_runner(
+                self.backend, path, threads=self.threads(), options=self.options()
+            ).open()
+            self.runners.append(runner)
+            info = dict(runner.describe(), variant=name)
+            infos.append(info)
+        self.pipelines = [FramePipeline(self.spec, r) for r in self.runners]
+        self.set_thresholds()
+        return infos
+
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
+        pipe = self.pipelines[0]
+        result = pipe.process(frame.image)
+        image = pipe.draw(frame.image.copy(), result)
+        extra = {"count": len(result.detections) if result.detections is not None else 0}
+        return Packet(
+            frame.index, frame.source, [to_qimage(image, max_size)], [result.timings_ms], extra
+        )
+
+    def close(self) -> None:
+        for runner in self.runners:
+            runner.close()
+        self.runners.clear()
+
+
+class CompareProcessor(LiveProcessor):
+    """Two variants on the same frame; boxes one has and the other lacks are highlighted."""
+
+    def __init__(self, spec: ModelSpec, models: list[str], backend: str, names: list[str]) -> None:
+        super().__init__(spec, models, backend, names)
+        self.matched = 0
+        self.total = 0
+
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
+        pa, pb = self.pipelines
+        ra, rb = pa.process(frame.image), pb.process(frame.image)
+        extra: dict[str, Any] = {}
+        ha = hb = None
+        if ra.detections is not None and rb.detections is not None:
+            agree = compare_detections(ra.detections, rb.detections)
+            ha, hb = agree.highlight_a(), agree.highlight_b()
+            self.matched += agree.matched
+            self.total += agree.total
+            extra = {
+                "frame_agreement": agree.score,
+                "only_a": int(agree.missing_a.sum()),
+                "only_b": int(agree.missing_b.sum()),
+                "class_diff": int(agree.class_diff_a.sum()),
+            }
+        elif ra.top is not None and rb.top is not None:
+            same = int(ra.top.class_ids[0] == rb.top.class_ids[0])
+            self.matched += 2 * same
+            self.total += 2
+            extra = {"frame_agreement": float(same)}
+        extra["agreement"] = 1.0 if self.total == 0 else self.matched * 2.0 / self.total
+        ia = pa.draw(frame.image.copy(), ra, highlight=ha)
+        ib = pb.draw(frame.image.copy(), rb, highlight=hb)
+        return Packet(
+            frame.index,
+            frame.source,
+            [to_qimage(ia, max_size), to_qimage(ib, max_size)],
+            [ra.timings_ms, rb.timings_ms],
+            extra,
+        )

@@ -1,0 +1,71 @@
+"""Shared application state: the current model spec and its workspace, as Qt signals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.errors import UserError
+from app.core.modelspec import ModelSpec
+from app.core.workspace import Workspace
+
+VARIANT_NAMES = ("fp32", "fp16", "int8")
+
+
+class AppState(QObject):
+    """What every panel shares; panels subscribe to its signals instead of to each other."""
+
+    spec_changed = Signal(object)  # ModelSpec or None
+    variants_changed = Signal()
+    runner_info = Signal(dict)  # {backend, provider, fallback} of the runner that is running
+    message = Signal(str)  # a line for the log view
+
+    def __init__(self, workspace_root: str | Path | None = None) -> None:
+        super().__init__()
+        self.spec: ModelSpec | None = None
+        self.workspace_root = Path(workspace_root) if workspace_root else None
+        self._workspace: Workspace | None = None
+
+    def set_spec(self, spec: ModelSpec | None) -> None:
+        self.spec = spec
+        self._workspace = None
+        if spec is not None:
+            self.message.emit(f"model: {spec.path} ({spec.task})")
+        self.spec_changed.emit(spec)
+
+    def require_spec(self) -> ModelSpec:
+        if self.spec is None:
+            raise UserError("open a model first (File > Open model)")
+        return self.spec
+
+    def workspace(self) -> Workspace:
+        """The current model's workspace (created on first use; saves the spec as edited)."""
+        spec = self.require_spec()
+        if self._workspace is None:
+            self._workspace = Workspace.for_model(spec, self.workspace_root)
+        return self._workspace
+
+    def variant_names(self) -> list[str]:
+        """fp32 (the model itself) plus every valid variant recorded in the workspace."""
+        if self.spec is None:
+            return []
+        names = ["fp32"]
+        try:
+            names += [
+                v["name"] for v in self.workspace().variants() if v["valid"] and v["name"] != "fp32"
+            ]
+        except (UserError, OSError):
+            pass
+        return names
+
+    def variant_path(self, name: str) -> str:
+        """The ONNX file of a variant: fp32 is the model itself, others come from the workspace."""
+        spec = self.require_spec()
+        if name == "fp32":
+            return spec.path
+        return str(self.workspace().require_variant(name))
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.spec.path if self.spec else None}

@@ -1,0 +1,227 @@
+"""Frame streaming for the live and compare views: a reader with a latest-frame slot, and a
+processing job that runs the pipeline(s), draws and converts to QImage off the GUI thread.
+
+The reader plays the source at its own rate (video at its fps, a camera as it delivers) and
+replaces an unread frame instead of queuing it, so a slow model shows fresh frames and counts
+the stale ones as dropped. At most one processed frame waits for the GUI at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from app.core.errors import CancelToken
+from app.core.sources import Frame, FrameSource
+from app.gui.workers import forget_dummy_thread
+
+END = object()  # the reader's last item
+
+
+@dataclass
+class Packet:
+    """One processed frame ready for display."""
+
+    index: int
+    source: str
+    images: list[QImage]
+    timings: list[dict[str, float]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor(Protocol):
+    def open(self) -> list[dict[str, Any]]: ...
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet: ...
+    def close(self) -> None: ...
+
+
+def to_qimage(bgr: np.ndarray, max_size: tuple[int, int] = (0, 0)) -> QImage:
+    """BGR uint8 array -> detached QImage, shrunk (never enlarged) to fit `max_size` if given."""
+    h, w = bgr.shape[:2]
+    mw, mh = max_size
+    if mw > 0 and mh > 0 and (w > mw or h > mh):
+        s = min(mw / w, mh / h)
+        bgr = cv2.resize(
+            bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA
+        )
+        h, w = bgr.shape[:2]
+    # Copy into a QImage-owned buffer: wrapping numpy memory in QImage trips PySide refcounts.
+    image = QImage(w, h, QImage.Format.Format_BGR888)
+    line = image.bytesPerLine()
+    target = np.frombuffer(image.bits(), np.uint8, count=line * h).reshape(h, line)
+    target[:, : w * 3] = bgr.reshape(h, w * 3)
+    return image
+
+
+class LatestSlot:
+    """A one-item mailbox: `put` replaces an unread item (counted in `dropped`) unless blocking."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._item: Any = None
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, item: Any, block: bool, cancel: CancelToken) -> None:
+        with self._cond:
+            while block and self._item is not None and not cancel.cancelled:
+                self._cond.wait(0.05)
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> Any:
+        """The waiting item, END once closed and empty, or None after `timeout` seconds."""
+        with self._cond:
+            if self._item is None and not self.closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            if item is None and self.closed:
+                return END
+            self._cond.notify_all()
+            return item
+
+
+class StreamControl(QObject):
+    """Shared between the GUI and the stream job: play state, the display slot, counters."""
+
+    frame_ready = Signal()
+    opened = Signal(list)  # runner descriptions
+
+    def __init__(self, realtime: bool = True) -> None:
+        super().__init__()
+        self.realtime = realtime
+        self.paused = False
+        self.steps = 0
+        self.refresh = False
+        self.max_size = (0, 0)
+        self.processed = 0
+        self.shown = 0
+        self.display_dropped = 0
+        self.slot = LatestSlot()
+        self._lock = threading.Lock()
+        self._packet: Packet | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.slot.dropped + self.display_dropped
+
+    def deliver(self, packet: Packet) -> None:
+        """Worker side: keep only the newest packet; signal only when the GUI has none waiting."""
+        with self._lock:
+            self.processed += 1
+            waiting = self._packet is not None
+            if waiting:
+                self.display_dropped += 1
+            self._packet = packet
+        if not waiting:
+            self.frame_ready.emit()
+
+    def take_packet(self) -> Packet | None:
+        """GUI side: the newest packet, or None."""
+        with self._lock:
+            packet, self._packet = self._packet, None
+        if packet is not None:
+            self.shown += 1
+        return packet
+
+
+class _Reader(QRunnable):
+    """Reads the source into the latest-frame slot at the source's own pace."""
+
+    def __init__(self, source: FrameSource, control: StreamControl, cancel: CancelToken) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.source, self.control, self.cancel = source, control, cancel
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        ctl, slot = self.control, self.control.slot
+        base: tuple[float, int] | None = None  # (wall clock, frame index) the pacing counts from
+        try:
+            for frame in self.source:
+                if self.cancel.cancelled:
+                    break
+                stepping = False
+                while ctl.paused and not self.cancel.cancelled:
+                    if ctl.steps > 0:
+                        ctl.steps -= 1
+                        stepping = True
+                        break
+                    base = None
+                    time.sleep(0.02)
+                paced = ctl.realtime and self.source.kind in ("video", "camera") and not stepping
+                if paced and self.source.kind == "video" and self.source.fps > 0:
+                    if base is None:
+                        base = (time.perf_counter(), frame.index)
+                    due = base[0] + (frame.index - base[1]) / self.source.fps
+                    while (wait := due - time.perf_counter()) > 0 and not self.cancel.cancelled:
+                        time.sleep(min(wait, 0.05))
+                slot.put(frame, block=not paced, cancel=self.cancel)
+        except BaseException as exc:  # handed to the stream job, which reports it
+            self.error = exc
+        finally:
+            slot.close()
+            forget_dummy_thread()
+            self.done.set()
+
+
+def run_stream(
+    processor: Processor,
+    source: str,
+    control: StreamControl,
+    max_frames: int | None = None,
+    *,
+    progress: Any = None,
+    cancel: CancelToken,
+) -> dict[str, Any]:
+    """Job body: open the runner(s), play `source` through `processor` until the end or cancel."""
+    src = FrameSource(source, max_frames=max_frames)  # UserError for a missing file, at once
+    infos = processor.open()
+    control.opened.emit(infos)
+    stop = CancelToken()  # the reader's own token: ending normally must not mark the job cancelled
+    reader = _Reader(src, control, stop)
+    QThreadPool.globalInstance().start(reader)
+    last: Frame | None = None
+    t0 = time.perf_counter()
+    try:
+        while not cancel.cancelled:
+            item = control.slot.take(0.05)
+            if item is None:
+                if control.refresh and last is not None:
+                    control.refresh = False
+                    item = Frame(last.image, last.source, last.index)
+                else:
+                    continue
+            if item is END:
+                break
+            last = item
+            control.deliver(processor.process(item, control.max_size))
+    finally:
+        stop.cancel()  # the reader may still be pacing a video we stopped reading
+        reader.done.wait(5.0)
+        processor.close()
+    if reader.error is not None:
+        raise reader.error
+    seconds = time.perf_counter() - t0
+    return {
+        "processed": control.processed,
+        "dropped": control.dropped,
+        "seconds": seconds,
+        "skipped": [(s.source, s.reason) for s in src.skipped],
+        "cancelled": cancel.cancelled,
+    }

@@ -1,0 +1,166 @@
+"""Reusable widgets: the frame view, the live latency chart and the GUI-stall heartbeat."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.core.timing import percentiles
+
+STAGE_COLORS = {
+    "preprocess_ms": "#1f77b4",
+    "infer_ms": "#d62728",
+    "postprocess_ms": "#2ca02c",
+    "draw_ms": "#9467bd",
+}
+SERIES_PENS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+class FrameView(QWidget):
+    """Paints the latest QImage scaled to fit, keeping aspect; one image object, no copies."""
+
+    def __init__(self, parent: QWidget | None = None, placeholder: str = "no frame") -> None:
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.placeholder = placeholder
+        self.setMinimumSize(240, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def set_image(self, image: QImage | None) -> None:
+        self.image = image
+        self.update()  # repaint is coalesced by Qt: at most one paint per refresh
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#202124"))
+        if self.image is None or self.image.isNull():
+            painter.setPen(QColor("#9aa0a6"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        iw, ih = self.image.width(), self.image.height()
+        scale = min(self.width() / iw, self.height() / ih)
+        w, h = iw * scale, ih * scale
+        target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.drawImage(target, self.image)
+
+
+class LatencyChart(QWidget):
+    """Scrolling per-series latency curves (created once, `setData` at most `hz` per second)
+    with p50/p99 readouts under the plot."""
+
+    def __init__(
+        self,
+        series: list[str],
+        parent: QWidget | None = None,
+        history: int = 300,
+        hz: float = 20.0,
+        title: str = "latency (ms)",
+    ) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setTitle(title, color="#333", size="9pt")
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        # Cheap redraws: thin cosmetic pens, no x auto-range (we scroll it), y range follows data.
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.enableAutoRange(x=False, y=True)
+        self.plot.setClipToView(True)
+        self.plot.setLabel("bottom", "frame")
+        self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")  # top right: off the curves
+        self.plot.setMinimumHeight(140)
+        self.history = history
+        self.data: dict[str, deque[float]] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.readouts: dict[str, QLabel] = {}
+        self.count = 0
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 0, 4, 0)
+        for i, name in enumerate(series):
+            color = STAGE_COLORS.get(name, SERIES_PENS[i % len(SERIES_PENS)])
+            self.data[name] = deque(maxlen=history)
+            label = name.removesuffix("_ms")
+            self.curves[name] = self.plot.plot([], [], pen=pg.mkPen(color, width=1), name=label)
+            readout = QLabel(f"{label}: p50 – p99 –")
+            readout.setStyleSheet(f"color:{color};")
+            self.readouts[name] = readout
+            row.addWidget(readout)
+        row.addStretch(1)
+        self.x: deque[int] = deque(maxlen=history)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(row)
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / hz))
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+
+    def add(self, values: dict[str, float]) -> None:
+        """Record one frame's values (cheap; the redraw happens on the timer)."""
+        self.count += 1
+        self.x.append(self.count)
+        for name, buf in self.data.items():
+            buf.append(float(values.get(name, float("nan"))))
+        self._dirty = True
+
+    def clear(self) -> None:
+        self.count = 0
+        self.x.clear()
+        for buf in self.data.values():
+            buf.clear()
+        self._dirty = True
+
+    def refresh(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        xs = list(self.x)
+        if xs:
+            self.plot.setXRange(max(xs[0], xs[-1] - self.history + 1), xs[-1] + 1, padding=0)
+        for name, curve in self.curves.items():
+            ys = list(self.data[name])
+            curve.setData(xs, ys, skipFiniteCheck=True)
+            stats = percentiles(v for v in ys if v == v)
+            self.readouts[name].setText(
+                f"{name.removesuffix('_ms')}: p50 {stats['p50']:.1f}  p99 {stats['p99']:.1f} ms"
+            )
+
+    def curve_points(self, name: str) -> int:
+        """Points currently drawn by one curve (for tests and the report)."""
+        xs, _ = self.curves[name].getData()
+        return 0 if xs is None else len(xs)
+
+
+class Heartbeat(QObject):
+    """Measures the GUI thread's longest stall: a 10 ms timer compares expected vs actual gaps."""
+
+    def __init__(self, interval_ms: int = 10, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self.max_stall_ms = 0.0
+        self._last = 0.0
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._beat)
+
+    def start(self) -> None:
+        self.max_stall_ms = 0.0
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        stall = (now - self._last) * 1000.0 - self.interval_ms
+        self.max_stall_ms = max(self.max_stall_ms, stall)
+        self._last = now

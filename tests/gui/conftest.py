@@ -1,0 +1,80 @@
+"""GUI tests run on Qt's offscreen platform against the real assets in ../shared/assets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before any Qt import: no display is needed, and workspaces go to a throwaway data dir.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="int8-studio-gui-tests-")
+
+import pytest
+
+ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
+MODEL = ASSETS / "models" / "yolox-nano-coco"
+VIDEO = ASSETS / "videos" / "bottle-detection.mp4"
+IMAGES = ASSETS / "images" / "coco-val-dev64"
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    if not MODEL.is_dir() or not VIDEO.is_file():
+        pytest.skip(f"test assets missing: {ASSETS} (models/yolox-nano-coco, videos/*.mp4)")
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def yolox_spec(assets):
+    from app.core.modelspec import inspect_model
+
+    return inspect_model(MODEL)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.gui.settings import Settings
+
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def state(tmp_path, yolox_spec):
+    import copy
+
+    from app.gui.state import AppState
+
+    st = AppState(workspace_root=tmp_path / "ws")
+    st.set_spec(copy.deepcopy(yolox_spec))
+    return st
+
+
+@pytest.fixture
+def pool(qtbot):
+    from app.gui.workers import WorkerPool
+
+    p = WorkerPool()
+    yield p
+    assert p.stop_all(10.0), "a worker did not stop"
+
+
+@pytest.fixture
+def paths(assets) -> dict[str, Path]:
+    return {"model": MODEL, "video": VIDEO, "images": IMAGES}
+
+
+@pytest.fixture
+def make_panel(qtbot, pool, settings):
+    """Build a panel class on the given state, shown at a realistic size."""
+
+    def make(cls, state, size=(1100, 760)):
+        panel = cls(state, pool, settings)
+        qtbot.addWidget(panel)
+        panel.resize(*size)
+        panel.show()
+        return panel
+
+    return make

@@ -1,0 +1,50 @@
+"""Calibration panel on a small real folder: one run to the end, one cancelled."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from app.gui.panels.calibration import CalibrationPanel
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("app.core.calibration") is None,
+    reason="calibration core not landed yet",
+)
+
+
+def test_calibrate_then_cancel(qtbot, state, paths, make_panel):
+    panel = make_panel(CalibrationPanel, state)
+    panel.folder.setText(str(paths["images"]))
+    panel.count.setValue(3)
+    panel.method.setCurrentText("minmax")
+    with (
+        qtbot.waitSignal(
+            panel.job.signals.done if panel.job else panel.state.variants_changed,
+            timeout=120000,
+            raising=True,
+        )
+        if False
+        else qtbot.waitSignal(state.variants_changed, timeout=120000)
+    ):
+        assert panel.start()
+    assert panel.result is not None and len(panel.result.images_used) == 3
+    assert "Calibrated" in panel.status.text()
+    qtbot.waitUntil(lambda: panel.thumbs.count() == 3, timeout=10000)
+
+    panel.count.setValue(40)
+    panel.seed.setValue(1)
+    assert panel.start()
+    job = panel.job
+    with qtbot.waitSignal(job.signals.done, timeout=120000):
+        panel.cancel()
+    assert "Cancelled" in panel.status.text()
+    assert panel.job is None and panel.run_btn.isEnabled()
+
+
+def test_empty_folder_is_inline_error(qtbot, state, tmp_path, make_panel):
+    panel = make_panel(CalibrationPanel, state)
+    panel.folder.setText(str(tmp_path))
+    assert not panel.start()
+    assert "no images" in panel.messages.text("folder")

@@ -1,0 +1,56 @@
+"""`int8-studio gui` scripted mode: plays N frames, writes a screenshot and a JSON report.
+
+Run as a separate process, as a script or CI job would: the scripted mode owns its event loop
+and quits the application at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QImage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
+    shot, report = tmp_path / "live.png", tmp_path / "live.json"
+    code = "import sys; from app.cli.cmd_gui import main; sys.exit(main(sys.argv[1:]))"
+    args = [
+        "--model",
+        str(paths["model"]),
+        "--source",
+        str(paths["video"]),
+        "--frames",
+        "24",
+        "--screenshot",
+        str(shot),
+        "--report",
+        str(report),
+        "--exit-after",
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = QImage(str(shot))
+    assert not image.isNull() and image.width() >= 800
+    data = json.loads(report.read_text())
+    for key in ("frames_shown", "frames_dropped", "fps", "gui_blocked_max_ms", "stage_p50_ms"):
+        assert key in data
+    assert data["frames_shown"] >= 1
+    assert data["frames_shown"] + data["frames_dropped"] <= 24
+    assert set(data["stage_p50_ms"]) >= {"preprocess_ms", "infer_ms", "postprocess_ms"}
+    assert data["runners"][0]["provider"] == "CPUExecutionProvider"
