@@ -10,6 +10,7 @@ every frame is processed and the decoder waits.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -149,6 +150,10 @@ def run_live(
         finally:
             put(q_out, _END)
 
+    # Stages hand the GIL back and forth around short C calls; CPython's default 5 ms switch
+    # interval makes a thread that wants it wait that long, serialising the stages.
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(old_interval, 0.0005))
     threads = [
         threading.Thread(target=decode, name="live-decode", daemon=True),
         threading.Thread(target=infer, name="live-infer", daemon=True),
@@ -175,12 +180,36 @@ def run_live(
         cancel.cancel() if errors else None
         for t in threads:
             t.join(timeout=5)
+        sys.setswitchinterval(old_interval)
     stats.seconds = time.perf_counter() - start
     stats.dropped = q_in.dropped if isinstance(q_in, _LatestSlot) else 0
     stats.stages = {k: {p: v[p] for p in ("p50", "p90", "p99")} for k, v in timer.summary().items()}
     if errors:
         raise errors[0]
     return stats
+
+
+def measure_sequential(frames: Iterable[Frame], pipe: FramePipeline, draw: bool = True) -> dict:
+    """Each stage's own cost with nothing overlapping (one thread): the yardstick for run_live."""
+    from app.core.timing import StageTimer
+
+    timer = StageTimer()
+    it = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(it, None)
+        if frame is None:
+            break
+        timer.add("decode_ms", (time.perf_counter() - t0) * 1e3)
+        outputs, geo, times = pipe.infer_raw(frame.image)
+        timer.add("preprocess_ms", times["preprocess_ms"])
+        timer.add("infer_ms", times["infer_ms"])
+        with timer.stage("postprocess_ms"):
+            result = pipe.decode(outputs, geo)
+        if draw:
+            with timer.stage("draw_ms"):
+                pipe.draw(frame.image, result)
+    return {k: {p: v[p] for p in ("p50", "p90", "p99")} for k, v in timer.summary().items()}
 
 
 def slowest_stage_rate(stages: dict[str, dict[str, float]]) -> tuple[str, float]:

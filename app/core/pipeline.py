@@ -54,10 +54,18 @@ class FramePipeline:
     `conf`, `iou` and `k` may be changed between frames (GUI sliders apply at once).
     """
 
-    def __init__(self, spec: ModelSpec, runner: InferFn, timer: StageTimer | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        runner: InferFn,
+        timer: StageTimer | None = None,
+        fused: bool = False,
+    ) -> None:
+        """`fused`: the runner's graph came from `graph_fusion.fuse_io` (uint8 frames in)."""
         self.spec = spec
         self.runner = runner
-        self.pre = Preprocessor(spec.preprocess)
+        self.fused = fused
+        self.pre = Preprocessor(spec.preprocess, fused=fused)
         self.timer = timer or StageTimer()
         self.conf = spec.postprocess.conf
         self.iou = spec.postprocess.iou

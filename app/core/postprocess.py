@@ -71,12 +71,16 @@ def decode_yolox(raw: np.ndarray, in_h: int, in_w: int, post: Postprocess, conf:
     """YOLOX [A, 5+C] grid output -> (boxes xyxy in model pixels, scores, class ids), pre-NMS.
 
     Scores are obj * best class probability; anchors under `conf` are dropped before any
-    arithmetic on boxes so the cost follows the number of candidates, not of anchors.
+    arithmetic on boxes so the cost follows the number of candidates, not of anchors. A fused
+    graph (see graph_fusion) already gives [A, 6] = offsets, score, class id.
     """
-    obj = raw[:, 4]
-    cls = raw[:, 5:]
-    class_ids = cls.argmax(axis=1)
-    scores = obj * cls[np.arange(cls.shape[0]), class_ids]
+    if raw.shape[1] == 6:
+        scores = raw[:, 4]
+        class_ids = raw[:, 5].astype(np.int64)
+    else:
+        cls = raw[:, 5:]
+        class_ids = cls.argmax(axis=1)
+        scores = raw[:, 4] * cls[np.arange(cls.shape[0]), class_ids]
     keep = np.flatnonzero(scores >= conf)
     grid, stride = yolox_grid(in_h, in_w, tuple(post.strides))
     sel = raw[keep]

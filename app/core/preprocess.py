@@ -79,9 +79,11 @@ def resize_frame(
 class Preprocessor:
     """Callable turning BGR uint8 frames into normalised float32 tensors for one `Preprocess`."""
 
-    def __init__(self, pre: Preprocess) -> None:
+    def __init__(self, pre: Preprocess, fused: bool = False) -> None:
+        """`fused`: the graph normalises itself (graph_fusion); emit resized uint8 NHWC BGR."""
         pre.validate()
         self.pre = pre
+        self.fused = fused
         std = np.asarray(pre.std, dtype=np.float32)
         self._a = (pre.scale / std).astype(np.float32)  # value = pixel * a + b
         self._b = (-np.asarray(pre.mean, dtype=np.float32) / std).astype(np.float32)
@@ -91,10 +93,10 @@ class Preprocessor:
         self._next = 0
         self._canvas: np.ndarray | None = None
 
-    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+    def _buffer(self, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
         ring = self._ring.get(shape)
         if ring is None:
-            ring = [np.empty(shape, dtype=np.float32) for _ in range(RING)]
+            ring = [np.empty(shape, dtype=dtype) for _ in range(RING)]
             self._ring[shape] = ring
         self._next = (self._next + 1) % RING
         return ring[self._next]
@@ -120,6 +122,10 @@ class Preprocessor:
         img, geo = resize_frame(bgr, self.pre, self._canvas)
         if self.pre.resize == "letterbox":
             self._canvas = img
+        if self.fused:
+            out = self._buffer((1, geo.in_h, geo.in_w, 3), np.uint8)
+            np.copyto(out[0], img)
+            return out, geo
         shape = (
             (1, 3, geo.in_h, geo.in_w) if self.pre.layout == "NCHW" else (1, geo.in_h, geo.in_w, 3)
         )

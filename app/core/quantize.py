@@ -150,18 +150,21 @@ def make_int8(
     }
 
 
-def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
-    """FP16 graph with FP32 inputs and outputs; ops that overflow or lose range stay FP32."""
+def make_fp16(source: Path, out_path: Path, keep_heads_fp32: bool = False) -> dict[str, Any]:
+    """FP16 graph with FP32 inputs and outputs; ops that overflow or lose range stay FP32, and
+    with `keep_heads_fp32` so do the prediction convs (box offsets keep their precision)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    model = name_nodes(onnx.load(str(source)))
+    keep = head_compute_nodes(model) if keep_heads_fp32 else []
     model = convert_float_to_float16(
-        onnx.load(str(source)), keep_io_types=True, op_block_list=FP16_BLOCK_OPS
+        model, keep_io_types=True, op_block_list=FP16_BLOCK_OPS, node_block_list=keep
     )
     model = topological_sort(model)
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))
-    return {"keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
+    return {"keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS, "kept_fp32_nodes": keep}
 
 
 def quantize(
