@@ -102,9 +102,20 @@ class OrtRunner(Runner):
         if self.device != "cpu":
             ort.set_default_logger_severity(4)  # a provider that fails to load is reported below
         try:
-            self.session = ort.InferenceSession(
-                str(self.model_path), opts, providers=self._providers()
-            )
+            try:
+                self.session = ort.InferenceSession(
+                    str(self.model_path), opts, providers=self._providers()
+                )
+            except Exception as exc:
+                if not (self.cuda_graph and "graph capture" in str(exc)):
+                    raise
+                # Some nodes (e.g. Q/DQ patterns) fall to the CPU, and CUDA graphs need every
+                # node on the GPU: run without the graph, and say so.
+                self.cuda_graph = False
+                self.fallback_note = "CUDA graph not used: not every node runs on CUDA"
+                self.session = ort.InferenceSession(
+                    str(self.model_path), opts, providers=self._providers()
+                )
         except Exception as exc:  # ORT raises Fail/InvalidGraph/RuntimeError etc.
             first = str(exc).strip().splitlines()[0][:240] if str(exc) else type(exc).__name__
             raise UserError(f"{self.model_path}: ONNX Runtime cannot load it ({first})") from exc
@@ -115,6 +126,7 @@ class OrtRunner(Runner):
         wanted = PROVIDERS[self.device]
         if self.active_provider != wanted:
             why = fallback_reason(self.device)
+            self.fallback_note = ""
             self.fallback_note = (
                 f"asked for {wanted} but ONNX Runtime is running {self.active_provider}: {why}"
             )

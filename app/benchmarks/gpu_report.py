@@ -156,9 +156,10 @@ def main() -> int:
         return {"detections": checked, "agree": agree, **worst}
 
     report["fp16_vs_fp32"] = agreement(fp16)
-    report["fp16_heads32_vs_fp32"] = agreement(fp16_heads)
+    report["fp16_heads32_vs_fp32"] = agreement(fp16_heads) if fp16_heads else {}
     print("fp16 vs fp32", report["fp16_vs_fp32"], report["fp16_heads32_vs_fp32"], flush=True)
-    bench("fp16 (heads fp32) cuda graph", fp16_heads, {})
+    if fp16_heads:
+        bench("fp16 (heads fp32) cuda graph", fp16_heads, {})
 
     # the whole live pipeline on a video, overlapped on three threads, against the slowest
     # stage's own rate measured with nothing overlapping

@@ -21,7 +21,7 @@ from app.core.modelspec import ModelSpec
 
 FUSED_INPUT = "frame_u8"
 FUSED_OUTPUT = "detections6"
-FUSION_VERSION = 1
+FUSION_VERSION = 2
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -55,9 +55,13 @@ def fuse_io(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     if pre.color == "RGB":
         nodes.append(helper.make_node("Gather", [src, "fuse_channel_order"], ["fuse_rgb"], axis=3))
         src = "fuse_rgb"
-    nodes.append(helper.make_node("Mul", [src, "fuse_scale"], ["fuse_scaled"]))
-    last = "fuse_norm_nhwc" if pre.layout == "NCHW" else spec.input_name
-    nodes.append(helper.make_node("Add", ["fuse_scaled", "fuse_shift"], [last]))
+    last = spec.input_name if pre.layout == "NHWC" else "fuse_norm_nhwc"
+    if np.all(a == 1.0) and np.all(b == 0.0):
+        # raw 0..255 models (official YOLOX): no arithmetic, one kernel less per frame each
+        nodes.append(helper.make_node("Identity", [src], [last]))
+    else:
+        nodes.append(helper.make_node("Mul", [src, "fuse_scale"], ["fuse_scaled"]))
+        nodes.append(helper.make_node("Add", ["fuse_scaled", "fuse_shift"], [last]))
     if pre.layout == "NCHW":
         nodes.append(helper.make_node("Transpose", [last], [spec.input_name], perm=[0, 3, 1, 2]))
     graph.input.remove(old_input)

@@ -126,3 +126,25 @@ def topological_sort(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.node[:]
     graph.node.extend(ordered)
     return model
+
+
+def dedupe_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop repeated identical nodes that write the same output (the FP16 converter emits one
+    Cast per blocked consumer under one name, which breaks SSA form); keep the first."""
+    seen: dict[str, onnx.NodeProto] = {}
+    keep = []
+    for node in model.graph.node:
+        first = next((seen[o] for o in node.output if o in seen), None)
+        if first is not None:
+            if (first.op_type, list(first.input), list(first.attribute)) != (
+                node.op_type,
+                list(node.input),
+                list(node.attribute),
+            ):
+                raise ValueError(f"two different nodes write {node.output[0]}")
+            continue
+        seen.update({o: node for o in node.output})
+        keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model

@@ -27,6 +27,7 @@ from app.core.errors import CancelToken, UserError
 from app.core.graph_rules import (
     COMPUTE_OPS,
     compute_nodes,
+    dedupe_outputs,
     first_compute_block,
     float_tail_nodes,
     head_compute_nodes,
@@ -160,7 +161,7 @@ def make_fp16(source: Path, out_path: Path, keep_heads_fp32: bool = False) -> di
     model = convert_float_to_float16(
         model, keep_io_types=True, op_block_list=FP16_BLOCK_OPS, node_block_list=keep
     )
-    model = topological_sort(model)
+    model = topological_sort(dedupe_outputs(model))
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))

@@ -86,6 +86,7 @@ class CompareProcessor(LiveProcessor):
         super().__init__(spec, models, backend, names)
         self.matched = 0
         self.total = 0
+        self.highlighted = 0  # boxes drawn thick so far (on either side)
 
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
         pa, pb = self.pipelines
@@ -95,6 +96,7 @@ class CompareProcessor(LiveProcessor):
         if ra.detections is not None and rb.detections is not None:
             agree = compare_detections(ra.detections, rb.detections)
             ha, hb = agree.highlight_a(), agree.highlight_b()
+            self.highlighted += int(ha.sum()) + int(hb.sum())
             self.matched += agree.matched
             self.total += agree.total
             extra = {

@@ -20,7 +20,7 @@ from PySide6.QtGui import QImage
 
 from app.core.errors import CancelToken
 from app.core.sources import Frame, FrameSource
-from app.gui.workers import forget_dummy_thread
+from app.gui.workers import forget_dummy_thread, lower_thread_priority
 
 END = object()  # the reader's last item
 
@@ -150,6 +150,7 @@ class _Reader(QRunnable):
         self.done = threading.Event()
 
     def run(self) -> None:
+        lower_thread_priority()
         ctl, slot = self.control, self.control.slot
         base: tuple[float, int] | None = None  # (wall clock, frame index) the pacing counts from
         try:
@@ -198,9 +199,13 @@ def run_stream(
     QThreadPool.globalInstance().start(reader)
     last: Frame | None = None
     t0 = time.perf_counter()
+    waited = busy = 0.0  # seconds waiting for the reader / processing frames
     try:
         while not cancel.cancelled:
+            t_wait = time.perf_counter()
             item = control.slot.take(0.05)
+            t_got = time.perf_counter()
+            waited += t_got - t_wait
             if item is None:
                 if control.refresh and last is not None:
                     control.refresh = False
@@ -211,6 +216,7 @@ def run_stream(
                 break
             last = item
             control.deliver(processor.process(item, control.max_size))
+            busy += time.perf_counter() - t_got
     finally:
         stop.cancel()  # the reader may still be pacing a video we stopped reading
         reader.done.wait(5.0)
@@ -222,6 +228,8 @@ def run_stream(
         "processed": control.processed,
         "dropped": control.dropped,
         "seconds": seconds,
+        "waiting_for_frames_s": round(waited, 3),
+        "processing_s": round(busy, 3),
         "skipped": [(s.source, s.reason) for s in src.skipped],
         "cancelled": cancel.cancelled,
     }

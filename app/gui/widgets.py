@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter
@@ -42,39 +44,48 @@ class FrameView(QWidget):
         if self.image is None or self.image.isNull():
             painter.setPen(QColor("#9aa0a6"))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            painter.end()
             return
         iw, ih = self.image.width(), self.image.height()
         scale = min(self.width() / iw, self.height() / ih)
         w, h = iw * scale, ih * scale
         target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        if abs(scale - 1.0) > 0.01:  # frames come at view size; smoothing only when they don't
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         painter.drawImage(target, self.image)
+        painter.end()
 
 
 class LatencyChart(QWidget):
-    """Scrolling per-series latency curves (created once, `setData` at most `hz` per second)
-    with p50/p99 readouts under the plot."""
+    """Scrolling per-series latency curves with p50/p99 readouts under the plot.
+
+    Cheap to keep on screen: curves are created once and get `setData` at most `hz` times a
+    second; the x axis is fixed ("frames ago") and the y range only moves in coarse steps, so
+    pyqtgraph's axes (text rendering, the costly part of a redraw) repaint rarely.
+    """
 
     def __init__(
         self,
         series: list[str],
         parent: QWidget | None = None,
         history: int = 300,
-        hz: float = 20.0,
+        hz: float = 10.0,
         title: str = "latency (ms)",
     ) -> None:
         super().__init__(parent)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setTitle(title, color="#333", size="9pt")
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        # Cheap redraws: thin cosmetic pens, no x auto-range (we scroll it), y range follows data.
         self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.enableAutoRange(x=False, y=True)
-        self.plot.setClipToView(True)
-        self.plot.setLabel("bottom", "frame")
+        self.plot.hideButtons()
+        self.plot.enableAutoRange(x=False, y=False)
+        self.plot.setXRange(-history + 1, 0, padding=0)
+        self.plot.setYRange(0, 10, padding=0)
+        self.plot.setLabel("bottom", "frames ago")
         self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")  # top right: off the curves
         self.plot.setMinimumHeight(140)
         self.history = history
+        self.y_top = 10.0
         self.data: dict[str, deque[float]] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.readouts: dict[str, QLabel] = {}
@@ -88,15 +99,16 @@ class LatencyChart(QWidget):
             self.curves[name] = self.plot.plot([], [], pen=pg.mkPen(color, width=1), name=label)
             readout = QLabel(f"{label}: p50 – p99 –")
             readout.setStyleSheet(f"color:{color};")
+            readout.setMinimumWidth(190)  # the text changes width; the row must not reflow
             self.readouts[name] = readout
             row.addWidget(readout)
         row.addStretch(1)
-        self.x: deque[int] = deque(maxlen=history)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot, 1)
         layout.addLayout(row)
         self._dirty = False
+        self._readout_at = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / hz))
         self._timer.timeout.connect(self.refresh)
@@ -105,14 +117,12 @@ class LatencyChart(QWidget):
     def add(self, values: dict[str, float]) -> None:
         """Record one frame's values (cheap; the redraw happens on the timer)."""
         self.count += 1
-        self.x.append(self.count)
         for name, buf in self.data.items():
             buf.append(float(values.get(name, float("nan"))))
         self._dirty = True
 
     def clear(self) -> None:
         self.count = 0
-        self.x.clear()
         for buf in self.data.values():
             buf.clear()
         self._dirty = True
@@ -121,21 +131,45 @@ class LatencyChart(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        xs = list(self.x)
-        if xs:
-            self.plot.setXRange(max(xs[0], xs[-1] - self.history + 1), xs[-1] + 1, padding=0)
+        peak = 0.0
         for name, curve in self.curves.items():
-            ys = list(self.data[name])
+            ys = np.fromiter(self.data[name], float, len(self.data[name]))
+            xs = np.arange(-len(ys) + 1, 1, dtype=float)
             curve.setData(xs, ys, skipFiniteCheck=True)
-            stats = percentiles(v for v in ys if v == v)
-            self.readouts[name].setText(
-                f"{name.removesuffix('_ms')}: p50 {stats['p50']:.1f}  p99 {stats['p99']:.1f} ms"
-            )
+            finite = ys[np.isfinite(ys)]
+            if finite.size:
+                peak = max(peak, float(finite.max()))
+        self._fit_y(peak)
+        now = time.perf_counter()
+        if now - self._readout_at >= 0.5:  # numbers a person can read; fewer relayouts
+            self._readout_at = now
+            for name, readout in self.readouts.items():
+                stats = percentiles(v for v in self.data[name] if v == v)
+                readout.setText(
+                    f"{name.removesuffix('_ms')}: p50 {stats['p50']:.1f}  p99 {stats['p99']:.1f} ms"
+                )
+
+    def _fit_y(self, peak: float) -> None:
+        """Grow at once when a curve leaves the plot; shrink only when far below the top."""
+        if peak <= 0:
+            return
+        if peak > self.y_top or peak < self.y_top * 0.4:
+            self.y_top = nice_ceiling(peak * 1.2)
+            self.plot.setYRange(0, self.y_top, padding=0)
 
     def curve_points(self, name: str) -> int:
         """Points currently drawn by one curve (for tests and the report)."""
         xs, _ = self.curves[name].getData()
         return 0 if xs is None else len(xs)
+
+
+def nice_ceiling(value: float) -> float:
+    """The next of 1, 2, 5 x 10^n at or above `value`."""
+    magnitude = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude
 
 
 class Heartbeat(QObject):
@@ -145,6 +179,8 @@ class Heartbeat(QObject):
         super().__init__(parent)
         self.interval_ms = interval_ms
         self.max_stall_ms = 0.0
+        self.stalls: list[float] = []  # every gap over 16 ms (one missed 60 Hz frame)
+        self.beats = 0
         self._last = 0.0
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -153,6 +189,8 @@ class Heartbeat(QObject):
 
     def start(self) -> None:
         self.max_stall_ms = 0.0
+        self.stalls = []
+        self.beats = 0
         self._last = time.perf_counter()
         self._timer.start()
 
@@ -163,4 +201,16 @@ class Heartbeat(QObject):
         now = time.perf_counter()
         stall = (now - self._last) * 1000.0 - self.interval_ms
         self.max_stall_ms = max(self.max_stall_ms, stall)
+        self.beats += 1
+        if stall > 16.0:
+            self.stalls.append(round(stall, 1))
         self._last = now
+
+    def stats(self) -> dict[str, object]:
+        """How often the GUI thread stalled, for the scripted report."""
+        return {
+            "beats": self.beats,
+            "over_16ms": len(self.stalls),
+            "over_50ms": sum(1 for s in self.stalls if s > 50.0),
+            "worst": sorted(self.stalls, reverse=True)[:5],
+        }

@@ -9,6 +9,8 @@ sink (`WorkerPool.error`) that logs the traceback; panels show the message inlin
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 import traceback
@@ -23,6 +25,22 @@ log = logging.getLogger("app.gui")
 
 # Live, compare and a calibration can run at once; a 2-core machine would otherwise queue them.
 MIN_POOL_THREADS = 8
+# Worker threads (and the ONNX Runtime threads they create, which inherit it) yield to the GUI
+# thread when the cores are busy: on a 2-core machine a frame or a calibration batch otherwise
+# delays the GUI by a scheduler slice or more.
+WORKER_NICE = 5
+
+
+def lower_thread_priority(nice: int = WORKER_NICE) -> None:
+    """Make the calling thread `nice` (Linux: per thread; elsewhere nothing). Only ever lowers."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError:  # not permitted in some sandboxes: run at normal priority
+        pass
 
 
 class JobSignals(QObject):
@@ -60,6 +78,7 @@ class Job(QRunnable):
         self.signals.progress.emit(float(fraction), str(message))
 
     def run(self) -> None:
+        lower_thread_priority()
         try:
             result = self.fn(*self.args, progress=self._progress, cancel=self.token, **self.kwargs)
         except Cancelled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -27,6 +30,51 @@ from PySide6.QtWidgets import (
 from app.core.errors import UserError
 from app.core.modelspec import RESIZE_MODES, ModelSpec, inspect_model
 from app.gui.panels.base import Panel, run_panel
+from app.gui.workers import Job
+
+
+def demo_module() -> Any:
+    """The demo-model downloader, or None while it is not part of this checkout."""
+    try:
+        return importlib.import_module("app.core.demo_model")
+    except ImportError:
+        return None
+
+
+def fetch_demo(*, progress: Any, cancel: Any) -> Path:
+    """Worker side: download (or reuse) the verified demo model; the folder to open."""
+    result = demo_module().fetch_demo_model(progress=progress, cancel=cancel)
+    path = Path(getattr(result, "path", result))
+    return path.parent if path.is_file() else path
+
+
+class DemoBanner(QFrame):
+    """First-run offer, inline and non-modal: fetch the YOLOX-Nano demo, or open your own."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("demo_banner")
+        self.setStyleSheet(
+            "#demo_banner { background:#e3efff; border:1px solid #a9c4ea; border-radius:4px; }"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 10, 6)
+        self.text = QLabel(
+            "<b>New here?</b> Try everything on the official YOLOX-Nano COCO detector "
+            "(3.7 MB download, verified) — or open a model of your own with File > Open."
+        )
+        self.text.setWordWrap(True)
+        self.get_btn = QPushButton("Get the YOLOX-Nano demo model")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setVisible(False)
+        self.dismiss_btn = QPushButton("Not now")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)
+        self.progress.setMaximumWidth(260)
+        row.addWidget(self.text, 1)
+        for w in (self.progress, self.get_btn, self.cancel_btn, self.dismiss_btn):
+            row.addWidget(w)
 
 
 def _floats(text: str) -> list[float]:
@@ -60,7 +108,14 @@ class ModelPanel(Panel):
         row.addWidget(self.path, 1)
         row.addWidget(open_file)
         row.addWidget(open_dir)
+        self.demo_job: Job | None = None
+        self.banner = DemoBanner()
+        self.banner.get_btn.clicked.connect(self.get_demo)
+        self.banner.cancel_btn.clicked.connect(lambda: self.demo_job and self.demo_job.cancel())
+        self.banner.dismiss_btn.clicked.connect(self._dismiss_demo)
+        self.body.addWidget(self.banner)
         self.body.addLayout(row)
+        self.update_banner()
 
         self.summary = QLabel("No model open.")
         self.summary.setWordWrap(True)
@@ -119,6 +174,61 @@ class ModelPanel(Panel):
         self.form_box = box
         return box
 
+    # first run -------------------------------------------------------------------------------
+    def first_run(self) -> bool:
+        """No model open, none ever chosen, and the offer not dismissed."""
+        return (
+            self.state.spec is None
+            and not self.settings.recent("models")
+            and not self.setting("demo_dismissed", False)
+        )
+
+    def update_banner(self) -> None:
+        busy = self.demo_job is not None
+        self.banner.setVisible(busy or (self.first_run() and demo_module() is not None))
+
+    def _dismiss_demo(self) -> None:
+        if self.demo_job is not None:
+            self.demo_job.cancel()
+        self.set_setting("demo_dismissed", True)
+        self.update_banner()
+
+    def get_demo(self) -> bool:
+        """Download the demo model in the worker, then open it; progress and cancel inline."""
+        if self.demo_job is not None or demo_module() is None:
+            return False
+        self.messages.clear("demo")
+        b = self.banner
+        b.progress.setValue(0)
+        b.progress.setVisible(True)
+        b.get_btn.setEnabled(False)
+        b.cancel_btn.setVisible(True)
+        self.demo_job = self.pool.start(
+            fetch_demo,
+            name="demo model",
+            on_progress=self._demo_progress,
+            on_finished=self._demo_ready,
+            on_error=lambda msg, _tb: self.messages.set("demo", msg, "error"),
+            on_cancelled=lambda: self.messages.set("demo", "Download cancelled.", "info"),
+            on_done=self._demo_done,
+        )
+        return True
+
+    def _demo_progress(self, fraction: float, message: str) -> None:
+        self.banner.progress.setValue(int(fraction * 1000))
+        self.banner.progress.setFormat(message or "%p%")
+
+    def _demo_ready(self, folder: Path) -> None:
+        self.open_model(str(folder))
+
+    def _demo_done(self) -> None:
+        self.demo_job = None
+        b = self.banner
+        b.progress.setVisible(False)
+        b.get_btn.setEnabled(True)
+        b.cancel_btn.setVisible(False)
+        self.update_banner()
+
     # opening ---------------------------------------------------------------------------------
     def choose_file(self) -> None:
         start = str(self.setting("last_dir", ""))
@@ -166,6 +276,7 @@ class ModelPanel(Panel):
 
     # showing and editing ---------------------------------------------------------------------
     def on_spec_changed(self, spec: object) -> None:
+        self.update_banner()
         if not isinstance(spec, ModelSpec):
             return
         self.path.setText(spec.path)

@@ -41,6 +41,7 @@ class StreamPanel(Panel):
         self.control: StreamControl | None = None
         self.processor: LiveProcessor | None = None
         self.run_info: list[dict[str, Any]] = []
+        self.job_summary: dict[str, Any] = {}
         self._shown_times: deque[float] = deque(maxlen=60)
         self._t_start = 0.0
         self._first_shown = self._last_shown = 0.0
@@ -195,6 +196,7 @@ class StreamPanel(Panel):
         self.processor = self.processor_class(spec, paths, backend, names)
         self.processor.set_thresholds(self.conf.value() / 100, self.iou.value() / 100)
         self._shown_times.clear()
+        self.job_summary = {}
         self._first_shown = self._last_shown = 0.0
         self.reset_views()
         self._t_start = time.perf_counter()
@@ -258,6 +260,7 @@ class StreamPanel(Panel):
         )
 
     def _on_finished(self, summary: dict[str, Any]) -> None:
+        self.job_summary = summary
         for source, reason in summary.get("skipped", []):
             self.messages.set(f"skip:{source}", f"skipped {source}: {reason}", "warning")
         self.state.message.emit(
@@ -287,6 +290,7 @@ class StreamPanel(Panel):
             "frames_dropped": ctl.dropped if ctl else 0,
             "fps": round((shown - 1) / span, 2) if shown > 1 and span > 0 else 0.0,
             "runners": self.run_info,
+            "stream": self.job_summary,
         }
 
     def _update_buttons(self) -> None:

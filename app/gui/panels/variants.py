@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +37,16 @@ def human_size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+class SortItem(QTableWidgetItem):
+    """A cell that sorts by the number in its UserRole (sizes by bytes, not by their text)."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)):
+            return mine < theirs
+        return self.text() < other.text()  # (super().__lt__ would call this override again)
 
 
 def quantize_module() -> Any:
@@ -152,9 +163,9 @@ class VariantsPanel(Panel):
                 str(meta.get("file", "")),
             ]
             for c, value in enumerate(values):
-                item = QTableWidgetItem(str(value))
+                item = SortItem(str(value))
                 if c == 4:
-                    item.setData(0x0100, int(meta.get("bytes", 0)))  # UserRole: sort by bytes
+                    item.setData(Qt.ItemDataRole.UserRole, int(meta.get("bytes", 0)))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
