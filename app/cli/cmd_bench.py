@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.backends.factory import make_runner
+from app.backends.factory import runner_for_pipeline
 from app.backends.registry import BACKENDS, status_of
 from app.cli.output import save_json, table
 from app.core.atomic import write_json
@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     spec = ws.spec()
     image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
-    feed, _ = Preprocessor(spec.preprocess)(image)
-    feed = feed.copy()
+    feeds = {
+        fused: Preprocessor(spec.preprocess, fused=fused)(image)[0].copy()
+        for fused in (False, True)
+    }
     rows, results = [], []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         status = status_of(backend)
@@ -53,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
             except UserError as exc:
                 print(f"skipping {name}: {exc}", file=sys.stderr)
                 continue
-            with make_runner(backend, path, threads=args.threads) as runner:
-                r = time_runner(runner, feed, args.iterations, args.warmup)
+            runner, fused = runner_for_pipeline(
+                backend, path, spec, cache_dir=ws.path("engines", "fused"), threads=args.threads
+            )
+            with runner:
+                r = time_runner(runner, feeds[fused], args.iterations, args.warmup)
                 info = runner.describe()
             lat = r["latency_ms"]
             entry = {
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "device": device_info(),
         "iterations": args.iterations,
         "warmup": args.warmup,
-        "input_shape": list(feed.shape),
+        "input_shape": list(feeds[False].shape),
         "results": results,
     }
     print(

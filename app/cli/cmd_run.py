@@ -11,7 +11,7 @@ from typing import Any
 
 import cv2
 
-from app.backends.factory import make_runner
+from app.backends.factory import runner_for_pipeline
 from app.backends.registry import BACKENDS
 from app.cli.cmd_inspect import _size
 from app.cli.output import save_json, table
@@ -64,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    with make_runner(args.backend, spec.path, strict=args.strict) as runner:
+    runner, fused = runner_for_pipeline(args.backend, spec.path, spec, strict=args.strict)
+    with runner:
         if runner.fallback_note:
             print(f"warning: {runner.fallback_note}", file=sys.stderr)
-        pipe = FramePipeline(spec, runner)
+        pipe = FramePipeline(spec, runner, fused=fused)
         if args.conf is not None:
             pipe.conf = args.conf
         if args.iou is not None:

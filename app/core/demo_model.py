@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -45,6 +46,15 @@ DEMO_FOLDER = "yolox-nano-coco"
 MODEL_FILE = "yolox_nano.onnx"
 COLORMAP_FILE = "coco-colormap.json"
 CHUNK = 64 * 1024
+# Where Linux distributions keep their CA bundle. A PyInstaller bundle carries the build machine's
+# OpenSSL, which only looks where that distribution keeps it (Debian: /usr/lib/ssl).
+CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
 NO_NETWORK_HINT = "open a model of your own with File > Open instead (command line: --model PATH)"
 
 
@@ -105,11 +115,12 @@ def fetch_demo_model(
         log.info("demo model already downloaded and verified: %s", target)
     else:
         if target.exists():
-            # Ours to replace: it lives in the demo folder and is not the file we published.
+            # Replaced only by a download that verifies (renamed over it), so never lost for less.
             log.warning(
                 "%s does not match the demo model's size/SHA-256; downloading again", target
             )
         source = demo_url(url)
+        _remove_stale_parts(folder)
         _download(source, target, report, cancel or CancelToken(), timeout)
         downloaded = True
     colormap = write_colormap(folder)
@@ -149,8 +160,9 @@ def _download(
     got = 0
     with atomic_path(target) as part:
         try:
+            context = _ssl_context() if scheme == "https" else None
             with (
-                urllib.request.urlopen(request, timeout=timeout) as response,
+                urllib.request.urlopen(request, timeout=timeout, context=context) as response,
                 open(part, "wb") as out,
             ):
                 announced = response.headers.get("Content-Length")
@@ -190,6 +202,14 @@ def _download(
     log.info("demo model downloaded from %s and verified: %s", url, target)
 
 
+def _remove_stale_parts(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Delete partial downloads a killed process left behind (an hour old: not still running)."""
+    for part in folder.glob(f".{MODEL_FILE}.*.part"):
+        with contextlib.suppress(OSError):
+            if time.time() - part.stat().st_mtime > max_age_s:
+                part.unlink()
+
+
 def _not_the_demo(url: str, why: str) -> UserError:
     return UserError(
         f"the demo model downloaded from {url} is incomplete or altered ({why}; expected "
@@ -198,10 +218,29 @@ def _not_the_demo(url: str, why: str) -> UserError:
     )
 
 
+def _ssl_context() -> ssl.SSLContext:
+    """The default TLS context, plus the system's CA bundle where OpenSSL did not find one."""
+    context = ssl.create_default_context()
+    if context.cert_store_stats()["x509_ca"] == 0:
+        for bundle in CA_BUNDLES:
+            if os.path.isfile(bundle):
+                with contextlib.suppress(ssl.SSLError, OSError):
+                    context.load_verify_locations(cafile=bundle)
+                    break
+    return context
+
+
 def _no_network(url: str, scheme: str, exc: BaseException) -> UserError:
     reason = getattr(exc, "reason", None) or exc
     if scheme == "file":
         return UserError(f"cannot read the demo model from {url}: {reason}")
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        # Not a network outage: the connection worked but the certificate could not be checked.
+        return UserError(
+            f"cannot download the demo model: the certificate of {url} could not be verified "
+            f"({reason.verify_message}); point SSL_CERT_FILE at your CA bundle, or "
+            f"{NO_NETWORK_HINT}"
+        )
     if isinstance(reason, socket.gaierror):
         reason = f"cannot resolve {urllib.parse.urlsplit(url).hostname}"
     elif isinstance(reason, (TimeoutError, socket.timeout)):

@@ -55,25 +55,32 @@ class LiveStats:
 
 
 class _LatestSlot:
-    """A one-frame mailbox: `put` replaces an untaken frame (counted as dropped)."""
+    """A one-frame mailbox: `put` replaces an untaken frame (counted as dropped); the end marker
+    waits behind the last frame instead of replacing it."""
 
     def __init__(self) -> None:
         self._item: Any = None
         self._has = False
+        self._ended = False
         self._cond = threading.Condition()
         self.dropped = 0
 
     def put(self, item: Any) -> None:
         with self._cond:
-            if self._has and item is not _END:
-                self.dropped += 1
-            self._item, self._has = item, True
+            if item is _END:
+                self._ended = True
+            else:
+                if self._has:
+                    self.dropped += 1
+                self._item, self._has = item, True
             self._cond.notify()
 
     def get(self, timeout: float = 0.5) -> Any:
         with self._cond:
-            if not self._cond.wait_for(lambda: self._has, timeout):
+            if not self._cond.wait_for(lambda: self._has or self._ended, timeout):
                 raise queue.Empty
+            if not self._has:
+                return _END
             item, self._item, self._has = self._item, None, False
             return item
 

@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.log_view)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         self.log_dock = dock
-        self.resizeDocks([dock], [130], Qt.Orientation.Vertical)  # frames get the room
+        self.resizeDocks([dock], [90], Qt.Orientation.Vertical)  # frames get the room
         self.log_bridge = LogBridge()
         self.log_bridge.record.connect(self.log_line)
         logging.getLogger("app").addHandler(self.log_bridge)

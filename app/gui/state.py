@@ -27,10 +27,18 @@ class AppState(QObject):
         self.spec: ModelSpec | None = None
         self.workspace_root = Path(workspace_root) if workspace_root else None
         self._workspace: Workspace | None = None
+        self._metas: list[dict[str, Any]] | None = None
+        # First connection, so it runs before any panel re-reads: one check of the variant
+        # files (their sha256) per change, not one per panel, on the GUI thread.
+        self.variants_changed.connect(self._forget_variants)
+
+    def _forget_variants(self) -> None:
+        self._metas = None
 
     def set_spec(self, spec: ModelSpec | None) -> None:
         self.spec = spec
         self._workspace = None
+        self._metas = None
         if spec is not None:
             self.message.emit(f"model: {spec.path} ({spec.task})")
         self.spec_changed.emit(spec)
@@ -47,15 +55,20 @@ class AppState(QObject):
             self._workspace = Workspace.for_model(spec, self.workspace_root)
         return self._workspace
 
+    def variant_metas(self) -> list[dict[str, Any]]:
+        """The workspace's variant records (cached until `variants_changed`); may raise
+        UserError when the workspace cannot be opened."""
+        if self._metas is None:
+            self._metas = [dict(m) for m in self.workspace().variants()]
+        return [dict(m) for m in self._metas]
+
     def variant_names(self) -> list[str]:
         """fp32 (the model itself) plus every valid variant recorded in the workspace."""
         if self.spec is None:
             return []
         names = ["fp32"]
         try:
-            names += [
-                v["name"] for v in self.workspace().variants() if v["valid"] and v["name"] != "fp32"
-            ]
+            names += [v["name"] for v in self.variant_metas() if v["valid"] and v["name"] != "fp32"]
         except (UserError, OSError):
             pass
         return names

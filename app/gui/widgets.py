@@ -82,7 +82,8 @@ class LatencyChart(QWidget):
         self.plot.setXRange(-history + 1, 0, padding=0)
         self.plot.setYRange(0, 10, padding=0)
         self.plot.setLabel("bottom", "frames ago")
-        self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")  # top right: off the curves
+        # Top left: curves grow in from the right, so the newest points are never under it.
+        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.plot.setMinimumHeight(140)
         self.history = history
         self.y_top = 10.0
@@ -156,6 +157,12 @@ class LatencyChart(QWidget):
         if peak > self.y_top or peak < self.y_top * 0.4:
             self.y_top = nice_ceiling(peak * 1.2)
             self.plot.setYRange(0, self.y_top, padding=0)
+
+    def rename(self, name: str, text: str) -> None:
+        """Change the legend text of one series."""
+        label = self.legend.getLabel(self.curves[name])
+        if label is not None:
+            label.setText(text)
 
     def curve_points(self, name: str) -> int:
         """Points currently drawn by one curve (for tests and the report)."""

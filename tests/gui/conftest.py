@@ -78,3 +78,30 @@ def make_panel(qtbot, pool, settings):
         return panel
 
     return make
+
+
+@pytest.fixture(scope="session")
+def int8_workspace(tmp_path_factory, yolox_spec):
+    """A real workspace with a small MinMax calibration and an INT8 variant (built once)."""
+    import copy
+
+    from app.core.calibration import calibrate
+    from app.core.quantize import quantize
+    from app.core.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("int8-ws")
+    ws = Workspace.for_model(copy.deepcopy(yolox_spec), root)
+    calibrate(ws, IMAGES, count=8, method="minmax")
+    quantize(ws, precisions=("int8",))
+    return root
+
+
+@pytest.fixture
+def int8_state(int8_workspace, yolox_spec):
+    import copy
+
+    from app.gui.state import AppState
+
+    st = AppState(workspace_root=int8_workspace)
+    st.set_spec(copy.deepcopy(yolox_spec))
+    return st

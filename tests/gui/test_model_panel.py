@@ -42,3 +42,47 @@ def test_edit_preprocessing_and_thresholds(qtbot, state, make_panel):
     assert state.spec.preprocess.color == "RGB"
     assert state.spec.preprocess.std == [1.0, 1.0, 1.0]
     assert state.spec.postprocess.conf == 0.5
+
+
+def test_first_run_banner_fetches_demo_from_local_server(
+    qtbot, paths, settings, make_panel, monkeypatch
+):
+    """No model ever chosen: the inline banner offers the demo; a local http.server stands in
+    for the upstream release ($INT8_STUDIO_DEMO_URL), and the downloaded model opens."""
+    import functools
+    import http.server
+    import threading
+
+    from app.gui.panels.model import demo_module
+
+    if demo_module() is None:
+        panel = make_panel(ModelPanel, AppState())
+        assert not panel.banner.isVisible()
+        return
+    folder = paths["model"]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/yolox_nano.onnx"
+        monkeypatch.setenv("INT8_STUDIO_DEMO_URL", url)
+        state = AppState()
+        panel = make_panel(ModelPanel, state)
+        assert panel.banner.isVisible()
+        assert "File > Open" in panel.banner.text.text()
+        assert panel.get_demo()
+        qtbot.waitUntil(lambda: state.spec is not None, timeout=30000)
+        assert state.spec.task == "detection" and len(state.spec.labels) == 80
+        assert not panel.banner.isVisible()
+        assert not panel.messages.has("demo")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_banner_hidden_once_a_model_was_chosen(qtbot, settings, make_panel):
+    settings.add_recent("models", "/somewhere/model.onnx")
+    panel = make_panel(ModelPanel, AppState())
+    assert not panel.banner.isVisible()

@@ -41,7 +41,7 @@ def test_table_sorts_and_scatter_has_points(qtbot, tmp_path, state, make_panel):
     ].index("latency p50 (ms)")
     panel.table.sortByColumn(col, Qt.SortOrder.AscendingOrder)
     assert panel.proxy.index(0, 0).data() == "int8"
-    assert panel.metric.currentText() == "map50"
+    assert panel.metric_box.currentText() == "map50"
     assert len(panel.scatter.data) == 2
 
 
@@ -51,3 +51,81 @@ def test_bad_file_inline(qtbot, tmp_path, state, make_panel):
     bad.write_text("{not json")
     assert not panel.load_file(bad)
     assert "bad.json" in panel.messages.text("load")
+
+
+def small_eval_folder(tmp_path, paths, n=6):
+    """A few labelled COCO images (images/ + labels/ as YOLO txt), for a quick evaluation."""
+    import shutil
+
+    src = paths["images"] / "images"
+    images, labels = tmp_path / "val" / "images", tmp_path / "val" / "labels"
+    images.mkdir(parents=True)
+    labels.mkdir()
+    for image in sorted(src.glob("*.jpg"))[:n]:
+        shutil.copy(image, images / image.name)
+        label = src.parent / "labels" / f"{image.stem}.txt"
+        if label.exists():
+            shutil.copy(label, labels / label.name)
+    return images
+
+
+def test_workspace_results_load_and_evaluate_action(qtbot, tmp_path, int8_state, paths, make_panel):
+    ws = int8_state.workspace()
+    (ws.root / "results").mkdir(exist_ok=True)
+    for stale in (ws.root / "results").glob("*.json"):
+        stale.unlink()
+    (ws.root / "results" / "evaluate-ort-cpu.json").write_text(json.dumps(REPORT))
+    bench = {
+        "results": [
+            {
+                "variant": "int8",
+                "backend": "ort-cpu",
+                "provider": "CPUExecutionProvider",
+                "latency_ms": {"p50": 12.5, "p90": 13.0, "p99": 15.0},
+                "throughput_fps": 80.0,
+            }
+        ]
+    }
+    (ws.root / "results" / "bench.json").write_text(json.dumps(bench))
+    panel = make_panel(ResultsPanel, int8_state)
+    # Loaded on open: the evaluation, with the benchmark merged into its int8 row.
+    assert [panel.reports.itemText(i) for i in range(panel.reports.count())] == [
+        "evaluate-ort-cpu.json",
+        "bench.json",
+    ]
+    assert panel.proxy.rowCount() == 2
+    headers = [
+        panel.model.headerData(c, Qt.Orientation.Horizontal)
+        for c in range(panel.model.columnCount())
+    ]
+    assert "bench fps" in headers
+    panel.reports.setCurrentIndex(1)
+    assert panel.metric_box.currentText() == "throughput_fps"
+
+    panel.images.setText(str(small_eval_folder(tmp_path, paths)))
+    for name, box in panel.variant_checks.items():
+        box.setChecked(name in ("fp32", "int8"))
+    assert set(panel.variant_checks) >= {"fp32", "int8"}
+    # Cancel one run, then let one finish; the finished one is saved and shown.
+    assert panel.evaluate()
+    job = panel.job
+    with qtbot.waitSignal(job.signals.done, timeout=60000):
+        job.cancel()
+    assert panel.eval_btn.isEnabled() and panel.job is None
+    assert panel.evaluate()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=120000)
+    assert not panel.messages.has("job"), panel.messages.text("job")
+    saved = json.loads((ws.root / "results" / "evaluate-ort-cpu.json").read_text())
+    assert [v["name"] for v in saved["variants"]] == ["fp32", "int8"]
+    assert panel.reports.currentText() == "evaluate-ort-cpu.json"
+    assert panel.proxy.rowCount() == 2
+    assert "mAP50_95" in [panel.metric_box.itemText(i) for i in range(panel.metric_box.count())]
+    assert len(panel.scatter.data) == 2
+    assert "labelled" in panel.caption.text()
+
+
+def test_evaluate_without_images_is_inline(qtbot, state, make_panel):
+    panel = make_panel(ResultsPanel, state)
+    panel.images.setText("")
+    assert not panel.evaluate()
+    assert "folder of evaluation images" in panel.messages.text("evaluate")

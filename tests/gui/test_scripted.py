@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
+    """Also runs a calibration in the background worker while the video plays, and times the
+    runner's own infer-only throughput afterwards (the report's ratio)."""
     shot, report = tmp_path / "live.png", tmp_path / "live.json"
-    code = "import sys; from app.cli.cmd_gui import main; sys.exit(main(sys.argv[1:]))"
     args = [
         "--model",
         str(paths["model"]),
@@ -34,10 +35,16 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
         "--exit-after",
         "--workspace",
         str(tmp_path / "ws"),
+        "--background-calibration",
+        str(paths["images"]),
+        "--background-count",
+        "3",
+        "--throughput-iterations",
+        "5",
     ]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-m", "app.gui.scripted", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -54,3 +61,6 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
     assert data["frames_shown"] + data["frames_dropped"] <= 24
     assert set(data["stage_p50_ms"]) >= {"preprocess_ms", "infer_ms", "postprocess_ms"}
     assert data["runners"][0]["provider"] == "CPUExecutionProvider"
+    assert data["backend_infer_fps"] > 0 and data["fps_vs_backend"] > 0
+    assert "over_50ms" in data["gui_stalls"]
+    assert "images" in data["background_calibration"], data["background_calibration"]

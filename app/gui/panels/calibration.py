@@ -109,10 +109,12 @@ class CalibrationPanel(Panel):
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
-        self.thumbs.setWrapping(False)
+        self.thumbs.setWrapping(True)
+        self.thumbs.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setFixedHeight(THUMB + 34)
-        self.body.addWidget(self.thumbs)
+        self.thumbs.setGridSize(QSize(THUMB + 10, THUMB + 10))
+        self.thumbs.setMinimumHeight(THUMB + 24)
+        self.body.addWidget(self.thumbs, 3)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -124,6 +126,7 @@ class CalibrationPanel(Panel):
         self.skipped = QTreeWidget()
         self.skipped.setHeaderLabels(["file", "reason"])
         self.skipped.setColumnWidth(0, 380)
+        self.skipped.setMinimumHeight(80)
         self.body.addWidget(self.skipped, 1)
         if calib is None:
             self.messages.set("core", "calibration is not available in this build", "warning")

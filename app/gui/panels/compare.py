@@ -64,7 +64,7 @@ class ComparePanel(StreamPanel):
             caption.setText(f"{side}: {name}")
         for side, name in zip("AB", names):
             self.chart.readouts[side].setToolTip(name)
-            self.chart.curves[side].opts["name"] = f"{side}: {name}"
+            self.chart.rename(side, f"{side}: {name}")
 
     def show_packet(self, packet: Packet) -> None:
         for view, image in zip(self.views_, packet.images):

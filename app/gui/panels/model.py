@@ -129,6 +129,12 @@ class ModelPanel(Panel):
         labels_layout = QHBoxLayout(labels_box)
         self.labels = QListWidget()
         self.labels.setViewMode(QListWidget.ViewMode.ListMode)
+        # Columns that fill the width: all 80 COCO names visible without scrolling.
+        self.labels.setFlow(QListWidget.Flow.TopToBottom)
+        self.labels.setWrapping(True)
+        self.labels.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.labels.setUniformItemSizes(True)
+        self.labels.setSpacing(1)
         labels_layout.addWidget(self.labels)
         lower.addWidget(labels_box, 1)
         if self.state.spec is not None:

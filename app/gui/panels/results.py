@@ -51,12 +51,17 @@ def flatten(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         metrics = v.get("metrics") or {}
         latency = v.get("latency_ms") or {}
         rows.append(
-            [v.get("name", ""), v.get("backend", ""), v.get("provider", "")]
+            [v.get("name", ""), v.get("backend", ""), provider_text(v.get("provider", ""))]
             + [metrics.get(k) for k in metric_keys]
             + [latency.get(k) for k in LATENCY_KEYS]
             + ([(v.get("bench") or {}).get(k) for k in ("p50", "fps")] if has_bench else [])
         )
     return columns, rows
+
+
+def provider_text(provider: Any) -> str:
+    """'CPUExecutionProvider' -> 'CPU' (the full name is in the file)."""
+    return str(provider or "").removesuffix("ExecutionProvider")
 
 
 def bench_rows(bench: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -243,6 +248,7 @@ class ResultsPanel(Panel):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
         self.status = QLabel("")
         row2.addWidget(self.eval_btn)
         row2.addWidget(self.cancel_btn)
@@ -261,6 +267,7 @@ class ResultsPanel(Panel):
         ticked = {n for n, box in self.variant_checks.items() if box.isChecked()}
         for box in self.variant_checks.values():
             self.variant_row.removeWidget(box)
+            box.hide()  # at once: deleteLater alone leaves it painted under its replacement
             box.deleteLater()
         self.variant_checks = {}
         for name in names:
@@ -346,6 +353,7 @@ class ResultsPanel(Panel):
         )
         self.eval_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
+        self.progress.setVisible(True)
         return True
 
     def _progress(self, fraction: float, message: str) -> None:
@@ -359,6 +367,7 @@ class ResultsPanel(Panel):
 
     def _done(self) -> None:
         self.job = None
+        self.progress.setVisible(False)
         self.eval_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 

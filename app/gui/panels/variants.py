@@ -90,6 +90,7 @@ class VariantsPanel(Panel):
         self.body.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)  # only while building: idle, it reads as an empty field
         self.status = QLabel("")
         self.body.addWidget(self.progress)
         self.body.addWidget(self.status)
@@ -144,7 +145,7 @@ class VariantsPanel(Panel):
         ]
         try:
             ws = self.state.workspace()
-            for meta in ws.variants():
+            for meta in self.state.variant_metas():
                 if meta.get("name") == "fp32":
                     continue
                 meta.setdefault("file", str(ws.variant_path(meta["name"])))
@@ -197,6 +198,8 @@ class VariantsPanel(Panel):
         )
         self.build_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
         return True
 
     def _progress(self, fraction: float, message: str) -> None:
@@ -210,6 +213,7 @@ class VariantsPanel(Panel):
 
     def _done(self) -> None:
         self.job = None
+        self.progress.setVisible(False)
         self.build_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 

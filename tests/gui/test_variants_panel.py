@@ -1,0 +1,54 @@
+"""Variants panel: build FP16 and INT8 for real from a real calibration, cancel, sort by size."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from app.core.calibration import calibrate
+from app.gui.panels.variants import COLUMNS, VariantsPanel
+
+
+def rows(panel: VariantsPanel) -> dict[str, list[str]]:
+    t = panel.table
+    return {
+        t.item(r, 0).text(): [t.item(r, c).text() for c in range(t.columnCount())]
+        for r in range(t.rowCount())
+    }
+
+
+def test_build_cancel_then_build_fp16_int8(qtbot, state, paths, make_panel):
+    calibrate(state.workspace(), paths["images"], count=4, method="minmax")
+    panel = make_panel(VariantsPanel, state)
+    assert set(rows(panel)) == {"fp32"}
+
+    assert panel.build()
+    job = panel.job
+    with qtbot.waitSignal(job.signals.done, timeout=120000):
+        job.cancel()
+    assert "Cancelled" in panel.status.text()
+    assert panel.job is None and panel.build_btn.isEnabled()
+    assert not state.workspace().valid_variant("int8")
+
+    with qtbot.waitSignal(state.variants_changed, timeout=180000):
+        assert panel.build()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    table = rows(panel)
+    assert {"fp32", "fp16", "int8"} <= set(table), table
+    size = COLUMNS.index("size")
+    assert table["int8"][COLUMNS.index("valid")] == "yes"
+    assert "built" in panel.status.text()
+
+    # Sizes sort by bytes, not by text ("1.3 MB" < "3.5 MB" < "12 KB" as text would be wrong too).
+    panel.table.sortItems(size, Qt.SortOrder.AscendingOrder)
+    ordered = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
+    nbytes = [panel.table.item(r, size).data(Qt.ItemDataRole.UserRole) for r in range(3)]
+    assert nbytes == sorted(nbytes)
+    assert ordered[0] == "int8" and ordered[-1] == "fp32"
+
+
+def test_nothing_ticked_is_inline_error(qtbot, state, make_panel):
+    panel = make_panel(VariantsPanel, state)
+    for box in panel.precisions.values():
+        box.setChecked(False)
+    assert not panel.build()
+    assert "tick" in panel.messages.text("build")

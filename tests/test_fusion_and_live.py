@@ -1,0 +1,111 @@
+"""Fused-I/O graphs give the same answers as the originals; the threaded live pipeline keeps order,
+drops nothing on files, drops stale frames when asked, and stops cleanly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.backends.onnxrt import OrtRunner
+from app.core.errors import CancelToken
+from app.core.graph_fusion import FUSED_INPUT, fused_model_path
+from app.core.imageio import read_image
+from app.core.live import measure_sequential, run_live, slowest_stage_rate
+from app.core.modelspec import inspect_model
+from app.core.pipeline import FramePipeline
+from app.core.sources import Frame, FrameSource
+from tests.conftest import (
+    HAGRID,
+    IMAGES,
+    MOBILENET,
+    RESNET8,
+    VIDEOS,
+    YOLOX,
+    YOLOX_TUTORIAL,
+    needs_assets,
+)
+
+pytestmark = needs_assets
+
+
+@pytest.mark.parametrize(
+    "model", [YOLOX, YOLOX_TUTORIAL, MOBILENET, RESNET8, HAGRID], ids=lambda p: Path(p).stem
+)
+def test_fused_graph_matches_the_original(tmp_path, model):
+    spec = inspect_model(model)
+    fused = fused_model_path(Path(spec.path), spec, tmp_path)
+    assert fused_model_path(Path(spec.path), spec, tmp_path) == fused  # cached by key
+    image = read_image(IMAGES / "photos-misc103" / "dog_3.jpg")
+    answers = []
+    for path, is_fused in ((spec.path, False), (fused, True)):
+        with OrtRunner(path) as runner:
+            if is_fused:
+                assert runner.inputs[0].name == FUSED_INPUT and runner.inputs[0].dtype == "uint8"
+            answers.append(
+                FramePipeline(spec, runner, fused=is_fused).process(image.copy()).to_json(spec)
+            )
+    plain, fast = answers
+    if "detections" in plain:
+        assert [d["label"] for d in plain["detections"]] == [d["label"] for d in fast["detections"]]
+        for a, b in zip(plain["detections"], fast["detections"]):
+            assert abs(a["score"] - b["score"]) < 1e-3
+            assert np.allclose(a["box"], b["box"], atol=0.5)
+    else:
+        assert [t["class_id"] for t in plain["topk"]] == [t["class_id"] for t in fast["topk"]]
+
+
+def test_live_pipeline_processes_every_file_frame_in_order():
+    spec = inspect_model(YOLOX)
+    seen = []
+    with OrtRunner(spec.path) as runner:
+        pipe = FramePipeline(spec, runner)
+        stats = run_live(
+            FrameSource(str(VIDEOS / "bottle-detection.mp4"), max_frames=30),
+            pipe,
+            lambda f, r, img: seen.append(f.index),
+        )
+        alone = measure_sequential(
+            FrameSource(str(VIDEOS / "bottle-detection.mp4"), max_frames=10), pipe
+        )
+    assert seen == list(range(30)) and stats.frames_out == 30 and stats.dropped == 0
+    assert stats.max_queue <= 2
+    name, rate = slowest_stage_rate(alone)
+    assert name in ("decode", "preprocess+infer", "postprocess+draw") and rate > 0
+    assert {"decode_ms", "infer_ms", "draw_ms"} <= set(stats.stages)
+
+
+def test_live_pipeline_drops_stale_frames_instead_of_queueing():
+    spec = inspect_model(YOLOX)
+    image = read_image(IMAGES / "photos-misc103" / "dog_0.jpg")
+    frames = (
+        Frame(image.copy(), "synthetic", i) for i in range(60)
+    )  # arrives faster than inference
+    with OrtRunner(spec.path) as runner:
+        stats = run_live(frames, FramePipeline(spec, runner), drop_stale=True)
+    assert stats.dropped > 0 and stats.frames_out + stats.dropped == 60
+    assert stats.max_queue <= 2
+
+
+def test_live_pipeline_cancels_and_leaves_no_threads():
+    spec = inspect_model(YOLOX)
+    before = threading.active_count()
+    token = CancelToken()
+    with OrtRunner(spec.path) as runner:
+
+        def sink(frame, result, image):
+            if frame.index == 3:
+                token.cancel()
+
+        start = time.perf_counter()
+        stats = run_live(
+            FrameSource(str(VIDEOS / "one-by-one-person-detection.mp4")),
+            FramePipeline(spec, runner),
+            sink,
+            cancel=token,
+        )
+    assert stats.frames_out <= 8 and time.perf_counter() - start < 10
+    assert threading.active_count() == before
