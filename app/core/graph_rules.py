@@ -70,34 +70,37 @@ def head_compute_nodes(model: onnx.ModelProto) -> list[str]:
     return heads
 
 
-def first_compute_block(model: onnx.ModelProto) -> list[str]:
-    """The first compute op reached from the input (through layout ops) plus its activation."""
+def compute_blocks(model: onnx.ModelProto) -> list[list[str]]:
+    """Every compute op with its activation chain (SiLU = Sigmoid + Mul, Relu, Clip...), in
+    graph order: the unit that is kept in float or quantized as a whole."""
     consumers = _consumers(model)
-    inits = {i.name for i in model.graph.initializer}
-    frontier = [i.name for i in model.graph.input if i.name not in inits]
-    seen: set[str] = set()
-    first = None
-    while frontier and first is None:
-        tensor = frontier.pop(0)
-        for node in consumers.get(tensor, []):
-            if node.name in seen:
-                continue
-            seen.add(node.name)
-            if node.op_type in COMPUTE_OPS:
-                first = node
-                break
-            frontier += list(node.output)
-    if first is None:
-        return []
-    block = [first.name]
-    frontier = list(first.output)
-    while frontier:
-        tensor = frontier.pop(0)
-        for node in consumers.get(tensor, []):
-            if node.op_type in ACTIVATIONS and node.name not in block:
-                block.append(node.name)
-                frontier += list(node.output)
-    return block
+    blocks = []
+    for node in model.graph.node:
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        block = [node.name]
+        frontier = list(node.output)
+        while frontier:
+            tensor = frontier.pop(0)
+            for user in consumers.get(tensor, []):
+                if user.op_type in ACTIVATIONS and user.name not in block:
+                    # a Mul fed by both the conv and its Sigmoid is the SiLU of this block
+                    block.append(user.name)
+                    frontier += list(user.output)
+        blocks.append(block)
+    return blocks
+
+
+def leading_compute_blocks(model: onnx.ModelProto, count: int) -> list[str]:
+    """Node names of the first `count` compute blocks after the input. The stem sees raw pixels
+    and the first layers after it see BN-folded channels whose ranges differ a thousandfold:
+    measured on YOLOX-Nano these are the most sensitive units for both Q/DQ layouts."""
+    return [name for block in compute_blocks(model)[:count] for name in block]
+
+
+def first_compute_block(model: onnx.ModelProto) -> list[str]:
+    """The first compute op reached from the input, with its activation chain."""
+    return leading_compute_blocks(model, 1)
 
 
 def compute_nodes(model: onnx.ModelProto) -> list[str]:

@@ -31,6 +31,7 @@ from app.core.graph_rules import (
     first_compute_block,
     float_tail_nodes,
     head_compute_nodes,
+    leading_compute_blocks,
     name_nodes,
     topological_sort,
 )
@@ -39,7 +40,7 @@ from app.core.workspace import Workspace, cache_key
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 1
+QUANTIZE_VERSION = 2
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
 
 
@@ -66,13 +67,24 @@ def int8_variant_name(target: str) -> str:
     return "int8" if target == "ort-cpu" else "int8-trt"
 
 
+def default_stem_blocks(model: onnx.ModelProto) -> int:
+    """How many leading compute blocks the default INT8 graph keeps in float: about 3% of them,
+    1 to 3. Measured (ORT 1.31, Percentile, 128 COCO images): YOLOX-Nano INT8 for ort-cpu goes
+    from 20.5 to 36.7 mAP50-95 (FP32 36.9) with its first two blocks float, and ResNet-8 from
+    -4.0 to +0.4 top-1 with its stem conv float."""
+    return min(3, max(1, round(len(compute_nodes(model)) / 40)))
+
+
 def recipe(
     target: str, model: onnx.ModelProto, keep_float: list[str] | None = None
 ) -> dict[str, Any]:
-    """quantize_static arguments for a target; `keep_float` adds nodes to leave unquantized."""
+    """quantize_static arguments for a target; `keep_float` (node names) stay unquantized,
+    by default the leading compute blocks (see `default_stem_blocks`)."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
-    exclude = list(float_tail_nodes(model)) + list(keep_float or [])
+    if keep_float is None:
+        keep_float = leading_compute_blocks(model, default_stem_blocks(model))
+    exclude = list(float_tail_nodes(model)) + list(keep_float)
     if target == "ort-cpu":
         exclude += head_compute_nodes(model)
         return {
@@ -210,7 +222,7 @@ def quantize(
                 spec.preprocess_key(),
                 calib.name,
                 target,
-                sorted(keep_float or []),
+                None if keep_float is None else sorted(keep_float),
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
