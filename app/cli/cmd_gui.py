@@ -1,4 +1,4 @@
-"""`int8-studio gui`: the desktop app, optionally scripted (open, play N frames, screenshot, report).
+"""`int8-studio gui`: the desktop app, optionally scripted (play N frames, screenshot, report).
 
 Qt is imported only when this command runs, so the rest of the CLI works without a display.
 """
