@@ -213,3 +213,72 @@ def _classification_metrics(spec, images, results, images_dir, report):
             m["top5"] = round(topk_accuracy(probs[labelled], truth[labelled], 5), 2)
         metrics[name] = m
     return metrics
+
+
+class Scorer:
+    """Scores candidate graphs of one workspace on one folder, decoding the images and running
+    FP32 once (for the mixed-precision search, which scores many candidates)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        images_dir: str | Path,
+        *,
+        labels_dir: str | Path | None = None,
+        coco_json: str | Path | None = None,
+        backend: str = "ort-cpu",
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.ws = ws
+        self.spec = ws.spec()
+        self.images_dir = Path(images_dir)
+        self.labels_dir, self.coco_json, self.backend = labels_dir, coco_json, backend
+        self.cancel = cancel or CancelToken()
+        self.images, self.skipped = load_images(self.images_dir, self.cancel)
+        self.fp32 = _run_variant(
+            self.spec,
+            variant_model_path(ws, "fp32"),
+            backend,
+            self.images,
+            self.cancel,
+            lambda f, m: None,
+            0.0,
+            0.0,
+        )
+        self.report: dict[str, Any] = {}
+        self.reference = self._metrics(self.fp32)["fp32"]
+        labelled = self.report.get("labelled", False)
+        if self.spec.task == "detection":
+            self.metric = "mAP50_95" if labelled else "agreement_mAP50_95"
+        else:
+            self.metric = "top1" if labelled else "top1_agreement"
+
+    def _metrics(self, candidate: tuple) -> dict[str, dict[str, float]]:
+        results = {"fp32": self.fp32, "candidate": candidate}
+        if self.spec.task == "detection":
+            return _detection_metrics(
+                self.spec,
+                self.images,
+                results,
+                self.labels_dir,
+                self.coco_json,
+                self.images_dir,
+                self.report,
+            )
+        return _classification_metrics(
+            self.spec, self.images, results, self.images_dir, self.report
+        )
+
+    def score(self, model_path: Path) -> tuple[dict[str, float], dict[str, float]]:
+        """(metrics, latency percentiles) of one graph."""
+        candidate = _run_variant(
+            self.spec,
+            model_path,
+            self.backend,
+            self.images,
+            self.cancel,
+            lambda f, m: None,
+            0.0,
+            0.0,
+        )
+        return self._metrics(candidate)["candidate"], candidate[2]

@@ -1,0 +1,98 @@
+"""`int8-studio debug-precision`: per-layer INT8 error table and automatic mixed precision."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.cli.output import ProgressBar, save_json, table
+from app.core.atomic import write_json
+from app.core.mixed_precision import search_mixed_precision
+from app.core.precision_debug import analyse_layers
+from app.core.quantize import TARGETS
+from app.core.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser(
+        "debug-precision", help="find the layers INT8 hurts and keep the fewest of them in float"
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--images", required=True, help="evaluation images (not the calibration ones)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--labels", help="YOLO .txt labels folder (default: ../labels if present)")
+    group.add_argument("--coco", help="COCO annotation JSON")
+    p.add_argument(
+        "--target-drop",
+        type=float,
+        default=1.0,
+        help="largest accepted drop vs FP32 (mAP points or top-1 points)",
+    )
+    p.add_argument("--target", choices=TARGETS, default="ort-cpu")
+    p.add_argument("--analysis-images", type=int, default=8)
+    p.add_argument(
+        "--max-fraction",
+        type=float,
+        default=0.15,
+        help="most compute ops that may stay out of INT8",
+    )
+    p.add_argument("--name", default="int8-mp", help="name of the variant to write")
+    p.add_argument("--json", dest="json_out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ws = Workspace.open(args.workspace)
+    analysis = analyse_layers(
+        ws, target=args.target, count=args.analysis_images, progress=ProgressBar("analysing")
+    )
+    print(
+        f"per-layer INT8 error, {analysis['images']} images, {analysis['seconds']} s "
+        "(worst first; SQNR in dB, higher is better)"
+    )
+    rows = [
+        (b["block"][:40], b["op_type"], b["score_db"], b["weight_sqnr_db"])
+        for b in analysis["blocks"][:15]
+    ]
+    print(table(["block", "op", "worst local SQNR", "weight SQNR"], rows))
+    report = search_mixed_precision(
+        ws,
+        args.images,
+        labels_dir=args.labels,
+        coco_json=args.coco,
+        target_drop=args.target_drop,
+        target=args.target,
+        max_fraction=args.max_fraction,
+        variant_name=args.name,
+        analysis=analysis,
+        progress=ProgressBar("searching"),
+    )
+    print(
+        f"\nsearch ({report['metric']}, FP32 {report['fp32']}, target drop "
+        f"<= {report['target_drop']}):"
+    )
+    print(
+        table(
+            ["trial", "compute ops float", report["metric"], "drop", "p50 ms", "passes"],
+            [
+                (
+                    t["trial"],
+                    t["compute_ops_float"],
+                    t["value"],
+                    t["drop"],
+                    t["latency_p50_ms"],
+                    "yes" if t["passes"] else "no",
+                )
+                for t in report["trials"]
+            ],
+        )
+    )
+    state = "reached" if report["reached"] else "NOT reached (best trial kept)"
+    print(
+        f"\n{report['variant']}: {report['metric']} {report['int8']} vs FP32 {report['fp32']} "
+        f"({state}), {report['layers_kept']} of {report['compute_ops']} compute ops kept out "
+        f"of INT8, {report['seconds']} s"
+    )
+    full = {**report, "analysis_full": analysis}
+    write_json(ws.path("results", f"debug-precision-{report['variant']}.json"), full)
+    save_json(args.json_out, report)
+    return 0

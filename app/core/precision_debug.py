@@ -1,0 +1,360 @@
+"""Find what INT8 breaks and fix it: per-layer error analysis and automatic mixed precision.
+
+Analysis runs the FP32 graph and a fully quantized Q/DQ graph on a few calibration images and
+reports, for every quantized activation, its local error (that tensor before vs after its own
+Q/DQ inside the INT8 graph: the quantization noise of that layer alone) and its accumulated error
+(FP32 value vs the INT8 graph's dequantized value at that point), as SQNR in dB - the two
+quantities ONNX Runtime's `qdq_loss_debug` defines, collected here as running sums so memory
+does not grow with the number of images - plus weight SQNR from `qdq_loss_debug` and range
+statistics. Compute blocks (a conv or matmul with its activation) are ranked worst first; the
+search keeps the fewest leading entries of that ranking in float that meet an accuracy target.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from app.core.calibration import CalibrationReader, latest_calibration, select_images
+from app.core.errors import CancelToken, UserError
+from app.core.graph_rules import compute_blocks, name_nodes
+from app.core.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
+from app.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+HIST_BINS = 128
+SENSITIVITY_IMAGES = 4
+
+
+@dataclass
+class TensorStats:
+    name: str
+    block: str  # compute node of the block this tensor belongs to ("" if none)
+    op_type: str
+    local_sqnr_db: float
+    accumulated_sqnr_db: float
+    min: float
+    max: float
+    p9999_abs: float
+    channel_spread: float  # max/min per-channel |max| (1 = uniform), NCHW tensors only
+    clip: tuple[float, float]  # the range the Q/DQ pair represents
+    hist: list[int] = field(default_factory=list)
+    hist_range: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class BlockStats:
+    block: str
+    op_type: str
+    nodes: list[str]
+    score_db: float  # worst local SQNR over the block's tensors and weights
+    weight_sqnr_db: float | None
+    tensors: list[str]
+    output_sqnr_db: float | None = None  # model output with only this block quantized
+
+
+def _sqnr(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return 120.0
+    if signal <= 0:
+        return -120.0
+    return float(10 * np.log10(signal / noise))
+
+
+def _qparams(qmodel: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    """Activation Q nodes of a Q/DQ graph: input tensor -> scale, zero point, dequantized name."""
+    inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
+    dq_of = {n.input[0]: n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
+    out = {}
+    for node in qmodel.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
+            continue
+        scale = inits.get(node.input[1])
+        zp = inits.get(node.input[2]) if len(node.input) > 2 else np.zeros((), np.uint8)
+        if scale is None or node.output[0] not in dq_of:
+            continue
+        info = np.iinfo(zp.dtype)
+        s, z = float(np.ravel(scale)[0]), float(np.ravel(zp)[0])
+        out[node.input[0]] = {
+            "dq": dq_of[node.output[0]],
+            "clip": ((info.min - z) * s, (info.max - z) * s),
+            "scale": np.asarray(scale),
+            "zero_point": np.asarray(zp),
+        }
+    return out
+
+
+def _session(model: onnx.ModelProto, outputs: list[str]):
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    have = {o.name for o in model.graph.output}
+    for name in outputs:
+        if name not in have:
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def analyse_layers(
+    ws: Workspace,
+    images_dir: str | Path | None = None,
+    *,
+    target: str = "ort-cpu",
+    count: int = 8,
+    calibration: Path | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Per-tensor and per-block errors of the fully quantized graph (see module doc)."""
+    from onnxruntime.quantization.qdq_loss_debug import compute_weight_error, create_weight_matching
+
+    cancel = cancel or CancelToken()
+    progress = progress or (lambda f, m: None)
+    spec = ws.spec()
+    calib = calibration or latest_calibration(ws)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        fmodel = name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET))
+        onnx.save(fmodel, str(float_path))
+        qpath = Path(tmp) / "int8-all.onnx"
+        progress(0.05, "quantizing every layer")
+        make_int8(float_path, calib / "ranges.json", qpath, target, keep_float=[])
+        qmodel = onnx.load(str(qpath))
+        weight_match = create_weight_matching(str(float_path), str(qpath))
+        weight_err = compute_weight_error(weight_match)
+    qp = _qparams(qmodel)
+    names = sorted(qp)
+    fsess = _session(fmodel, names)
+    qsess = _session(qmodel, names + [qp[n]["dq"] for n in names])
+    sums = {n: np.zeros(4) for n in names}  # float^2, (float-post)^2, pre^2, (pre-post)^2
+    stats: dict[str, dict[str, Any]] = {
+        n: {"min": np.inf, "max": -np.inf, "values": []} for n in names
+    }
+    if images_dir is None:
+        import json
+
+        files = [Path(p) for p in json.loads((calib / "meta.json").read_text())["images_used"]]
+    else:
+        files, _ = select_images(images_dir)
+    files = files[:count]
+    reader = CalibrationReader(spec, files, batch=1, cancel=cancel)
+    qnames = [o.name for o in qsess.get_outputs()]
+    fnames = [o.name for o in fsess.get_outputs()]
+    done = 0
+    kept_batches: list[np.ndarray] = []
+    for batch in reader:
+        cancel.check()
+        if len(kept_batches) < SENSITIVITY_IMAGES:
+            kept_batches.append(batch)
+        fvals = dict(zip(fnames, fsess.run(None, {spec.input_name: batch})))
+        qvals = dict(zip(qnames, qsess.run(None, {spec.input_name: batch})))
+        for n in names:
+            f, pre, post = fvals.get(n), qvals.get(n), qvals.get(qp[n]["dq"])
+            if f is None or pre is None or post is None or f.shape != post.shape:
+                continue
+            f64, pre64, post64 = (a.astype(np.float64) for a in (f, pre, post))
+            sums[n] += [
+                (f64**2).sum(),
+                ((f64 - post64) ** 2).sum(),
+                (pre64**2).sum(),
+                ((pre64 - post64) ** 2).sum(),
+            ]
+            s = stats[n]
+            s["min"], s["max"] = min(s["min"], float(f.min())), max(s["max"], float(f.max()))
+            s["values"].append(f)
+        done += 1
+        progress(0.1 + 0.8 * done / max(1, len(files)), f"analysed {done}/{len(files)} images")
+    if done == 0:
+        raise UserError("none of the analysis images could be read")
+    owner = _tensor_owners(fmodel)
+    op_of = {n.name: n.op_type for n in fmodel.graph.node}
+    tensors = [
+        _tensor_stats(n, sums[n], stats[n], qp[n]["clip"], owner.get(n, ""), op_of)
+        for n in names
+        if stats[n]["values"]
+    ]
+    blocks = _block_stats(fmodel, tensors, weight_err)
+    progress(0.9, "measuring each block's effect on the output")
+    sens = block_sensitivity(
+        fmodel,
+        spec.input_name,
+        blocks,
+        qp,
+        weight_match,
+        kept_batches,
+        cancel,
+        lambda f: progress(0.9 + 0.1 * f, "sensitivity"),
+    )
+    for b in blocks:
+        b.output_sqnr_db = sens.get(b.block)
+    blocks.sort(key=lambda b: b.output_sqnr_db if b.output_sqnr_db is not None else 1e9)
+    progress(1.0, f"analysis of {done} images in {time.perf_counter() - t0:.1f} s")
+    return {
+        "target": target,
+        "images": done,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "calibration": calib.name,
+        "tensors": [asdict(t) for t in sorted(tensors, key=lambda t: t.local_sqnr_db)],
+        "blocks": [asdict(b) for b in blocks],
+    }
+
+
+def _tensor_owners(model: onnx.ModelProto) -> dict[str, str]:
+    """Tensor -> compute node of the block that produces or consumes it (producer first)."""
+    owner: dict[str, str] = {}
+    node_block = {name: block[0] for block in compute_blocks(model) for name in block}
+    for node in model.graph.node:
+        if node.name in node_block:
+            for t in node.output:
+                owner.setdefault(t, node_block[node.name])
+    for node in model.graph.node:
+        if node.name in node_block:
+            for t in node.input:
+                owner.setdefault(t, node_block[node.name])
+    return owner
+
+
+def _tensor_stats(name, sums, s, clip, block, op_of) -> TensorStats:
+    values = np.concatenate([v.ravel() for v in s["values"]])
+    spread = 1.0
+    first = s["values"][0]
+    if first.ndim == 4 and first.shape[1] > 1:
+        per_channel = np.max([np.abs(v).max(axis=(0, 2, 3)) for v in s["values"]], axis=0)
+        nonzero = per_channel[per_channel > 0]
+        spread = float(nonzero.max() / nonzero.min()) if nonzero.size else 1.0
+    hist, edges = np.histogram(values, bins=HIST_BINS, range=(s["min"], s["max"] or 1.0))
+    return TensorStats(
+        name=name,
+        block=block,
+        op_type=op_of.get(block, ""),
+        local_sqnr_db=round(_sqnr(sums[2], sums[3]), 2),
+        accumulated_sqnr_db=round(_sqnr(sums[0], sums[1]), 2),
+        min=s["min"],
+        max=s["max"],
+        p9999_abs=float(np.percentile(np.abs(values), 99.99)),
+        channel_spread=round(spread, 1),
+        clip=(float(clip[0]), float(clip[1])),
+        hist=hist.tolist(),
+        hist_range=(float(edges[0]), float(edges[-1])),
+    )
+
+
+def _block_stats(
+    model, tensors: list[TensorStats], weight_err: dict[str, float]
+) -> list[BlockStats]:
+    by_block: dict[str, list[TensorStats]] = {}
+    for t in tensors:
+        if t.block:
+            by_block.setdefault(t.block, []).append(t)
+    nodes = {n.name: n for n in model.graph.node}
+    out = []
+    for block in compute_blocks(model):
+        head = nodes[block[0]]
+        weight = head.input[1] if len(head.input) > 1 else ""
+        w_db = weight_err.get(weight)
+        mine = by_block.get(block[0], [])
+        scores = [t.local_sqnr_db for t in mine] + ([float(w_db)] if w_db is not None else [])
+        if not scores:
+            continue  # nothing of this block is quantized (float tail, head convs)
+        out.append(
+            BlockStats(
+                block[0],
+                head.op_type,
+                block,
+                round(min(scores), 2),
+                None if w_db is None else round(float(w_db), 2),
+                [t.name for t in mine],
+            )
+        )
+    return sorted(out, key=lambda b: b.score_db)
+
+
+def block_sensitivity(
+    fmodel: onnx.ModelProto,
+    input_name: str,
+    blocks: list[BlockStats],
+    qp: dict[str, dict[str, Any]],
+    weight_match: dict[str, dict[str, np.ndarray]],
+    batches: list[np.ndarray],
+    cancel: CancelToken,
+    progress: Callable[[float], None],
+) -> dict[str, float]:
+    """Output SQNR (dB) vs FP32 with only one block quantized, for every block.
+
+    Local noise does not say how far an error travels; this does. Each candidate is the FP32
+    graph with that block's activations passed through their real Q/DQ parameters and its weight
+    replaced by its dequantized INT8 values (graph editing, no quantizer run per block).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    base = ort.InferenceSession(
+        fmodel.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    reference = [base.run(None, {input_name: b})[0].astype(np.float64) for b in batches]
+    signal = sum(float((r**2).sum()) for r in reference)
+    out: dict[str, float] = {}
+    nodes = {n.name: n for n in fmodel.graph.node}
+    for i, block in enumerate(blocks):
+        cancel.check()
+        model = onnx.ModelProto.FromString(fmodel.SerializeToString())
+        head = nodes[block.block]
+        weight = head.input[1] if len(head.input) > 1 else ""
+        if weight in weight_match and "dequantized" in weight_match[weight]:
+            deq = weight_match[weight]["dequantized"].astype(np.float32)
+            for init in model.graph.initializer:
+                if init.name == weight:
+                    init.CopyFrom(numpy_helper.from_array(deq, weight))
+        for t in block.tensors:
+            _insert_qdq(model, t, qp[t])
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        noise = 0.0
+        for b, r in zip(batches, reference):
+            y = sess.run(None, {input_name: b})[0].astype(np.float64)
+            noise += float(((y - r) ** 2).sum())
+        out[block.block] = round(_sqnr(signal, noise), 2)
+        progress((i + 1) / len(blocks))
+    return out
+
+
+def _insert_qdq(model: onnx.ModelProto, tensor: str, params: dict[str, Any]) -> None:
+    """Route every consumer of `tensor` through QuantizeLinear -> DequantizeLinear."""
+    scale_name, zp_name = f"{tensor}__sens_scale", f"{tensor}__sens_zp"
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(params["scale"].astype(np.float32), scale_name),
+            numpy_helper.from_array(params["zero_point"], zp_name),
+        ]
+    )
+    if any(o.name == tensor for o in model.graph.output):
+        return  # a graph output keeps its float value
+    q_out, dq_out = f"{tensor}__sens_q", f"{tensor}__sens_dq"
+    for node in model.graph.node:
+        for j, name in enumerate(node.input):
+            if name == tensor:
+                node.input[j] = dq_out
+    producer = next((idx for idx, n in enumerate(model.graph.node) if tensor in n.output), -1)
+    new = [
+        onnx.helper.make_node("QuantizeLinear", [tensor, scale_name, zp_name], [q_out]),
+        onnx.helper.make_node("DequantizeLinear", [q_out, scale_name, zp_name], [dq_out]),
+    ]
+    for offset, node in enumerate(new, start=1):
+        model.graph.node.insert(producer + offset, node)
