@@ -4,8 +4,10 @@ ONNX Runtime's stock Entropy/Percentile calibrators histogram every float tensor
 compute the entropy threshold in O(bins^2) Python, which took 90-107 s for 128 images at 416x416
 on a 2-core machine. Written by hand here, because no library does it faster:
   * only the tensors that quantization will actually use are collected (ORT's own selection);
-  * pass 1 records each tensor's min/max (that alone is the MinMax result);
-  * pass 2 histograms the same tensors over the now-known range, on the inputs kept in memory;
+  * pass 1 records each tensor's min/max with ReduceMin/ReduceMax inside the graph (that alone
+    is the MinMax result);
+  * pass 2 bins the same tensors over the now-known range inside the graph (uint16 bin indices)
+    on the inputs kept in memory, and numpy only counts them;
   * thresholds come from ORT's HistogramCollector (percentile, distribution) or a vectorised port
     of its entropy search (same p/q construction, smoothing and KL divergence).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,19 +48,9 @@ def tensors_for_target(model_path: Path, op_types: Iterable[str] | None = None) 
     return sorted(tensors)
 
 
-def _augmented_session(model_path: Path, tensors: list[str], threads: int | None):
+def _session(model: onnx.ModelProto, threads: int | None):
     import onnxruntime as ort
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    model = load_model_with_shape_infer(Path(model_path))
-    known = {v.name: v for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
-    outputs = {o.name for o in model.graph.output}
-    for name in tensors:
-        if name not in outputs:
-            model.graph.output.append(
-                known.get(name)
-                or onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -65,17 +58,54 @@ def _augmented_session(model_path: Path, tensors: list[str], threads: int | None
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
-    """Uniform histogram over [lo, hi] (values outside go to the end bins). OpenCV's calcHist is
-    about 2.5x faster than numpy here, and histogramming is most of the calibration time."""
-    if hi <= lo:
-        out = np.zeros(bins, np.int64)
-        out[bins // 2] = x.size
-        return out
-    flat = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1)
-    # calcHist drops values outside [lo, hi); widen by a hair so the maximum lands in the last bin
-    counts = cv2.calcHist([flat], [0], None, [bins], [lo, hi + (hi - lo) * 1e-6]).ravel()
-    return counts.astype(np.int64)
+def _minmax_model(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
+    """The graph plus a ReduceMin and ReduceMax per tensor as its only outputs: the reductions
+    run inside ONNX Runtime, so no activation is copied out to Python."""
+    from onnx import helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    del model.graph.output[:]
+    for k, name in enumerate(tensors):
+        for op in ("ReduceMin", "ReduceMax"):
+            out = f"__calib{k}_{op}"
+            model.graph.node.append(helper.make_node(op, [name], [out], keepdims=0))
+            model.graph.output.append(
+                helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, [])
+            )
+    return model
+
+
+def _binning_model(
+    model: onnx.ModelProto, tensors: list[str], amax: dict[str, float], bins: int
+) -> onnx.ModelProto:
+    """The graph plus, per tensor, its histogram bin index as uint16 (x + amax) * bins / 2amax,
+    clipped: ONNX Runtime does the element-wise work on its threads; numpy only counts."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    del model.graph.output[:]
+    f32 = np.float32
+    for k, name in enumerate(tensors):
+        thr = max(amax[name], 1e-12)
+        pre = f"__bin{k}"
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array(thr, f32), pre + "_off"),
+                numpy_helper.from_array(np.array(bins / (2 * thr), f32), pre + "_mul"),
+                numpy_helper.from_array(np.array(0, f32), pre + "_lo"),
+                numpy_helper.from_array(np.array(bins - 1, f32), pre + "_hi"),
+            ]
+        )
+        model.graph.node.extend(
+            [
+                helper.make_node("Add", [name, pre + "_off"], [pre + "_a"]),
+                helper.make_node("Mul", [pre + "_a", pre + "_mul"], [pre + "_m"]),
+                helper.make_node("Clip", [pre + "_m", pre + "_lo", pre + "_hi"], [pre + "_c"]),
+                helper.make_node("Cast", [pre + "_c"], [pre], to=onnx.TensorProto.UINT16),
+            ]
+        )
+        model.graph.output.append(helper.make_tensor_value_info(pre, onnx.TensorProto.UINT16, None))
+    return model
 
 
 def collect_ranges(
@@ -92,22 +122,23 @@ def collect_ranges(
 ) -> Any:
     """Ranges (ORT `TensorsData`) of `tensors` over `batches` with the chosen method."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
     cancel = cancel or CancelToken()
-    sess = _augmented_session(model_path, tensors, threads)
-    names = [o.name for o in sess.get_outputs()]
-    wanted = [n for n in names if n in set(tensors)]
-    lo = {t: np.inf for t in wanted}
-    hi = {t: -np.inf for t in wanted}
+    base = load_model_with_shape_infer(Path(model_path))
+    opset = max(o.version for o in base.opset_import if o.domain in ("", "ai.onnx"))
+    sess = _session(_minmax_model(base, tensors), threads)
+    lo = {t: np.inf for t in tensors}
+    hi = {t: -np.inf for t in tensors}
     kept: list[np.ndarray] = []
     kept_bytes = 0
     seen = 0
     for batch in batches:
         cancel.check()
-        values = sess.run(wanted, {input_name: batch})
-        for name, v in zip(wanted, values):
-            lo[name] = min(lo[name], float(v.min()))
-            hi[name] = max(hi[name], float(v.max()))
+        values = sess.run(None, {input_name: batch})
+        for k, name in enumerate(tensors):
+            lo[name] = min(lo[name], float(values[2 * k]))
+            hi[name] = max(hi[name], float(values[2 * k + 1]))
         seen += batch.shape[0]
         if method != "minmax" and kept_bytes + batch.nbytes <= HIST_MEMORY_LIMIT:
             kept.append(batch)
@@ -118,21 +149,33 @@ def collect_ranges(
         return TensorsData(CalibrationMethod.MinMax, {})
     f32 = np.float32
     if method == "minmax":
-        return TensorsData(CalibrationMethod.MinMax, {t: (f32(lo[t]), f32(hi[t])) for t in wanted})
+        return TensorsData(CalibrationMethod.MinMax, {t: (f32(lo[t]), f32(hi[t])) for t in tensors})
     if sum(b.shape[0] for b in kept) < seen:
         log.info("histograms from the first %d of %d images (memory limit)", len(kept), seen)
     # One symmetric histogram with twice the bins serves every method: adjacent pairs give the
     # signed 2048-bin histogram, and folding it at zero gives the |x| histogram (same edges).
-    fine = {t: np.zeros(2 * NUM_BINS, np.int64) for t in wanted}
-    amax = {t: max(abs(lo[t]), abs(hi[t])) for t in wanted}
-    for batch in kept:
-        cancel.check()
-        values = sess.run(wanted, {input_name: batch})
-        for name, v in zip(wanted, values):
-            fine[name] += _hist(v, -amax[name], amax[name], 2 * NUM_BINS)
+    amax = {t: max(abs(lo[t]), abs(hi[t])) for t in tensors}
+    fine = {t: np.zeros(2 * NUM_BINS, np.int64) for t in tensors}
+    if opset >= 11:  # Clip takes min/max as inputs from opset 11
+        binning = _session(_binning_model(base, tensors, amax, 2 * NUM_BINS), threads)
+        for batch in kept:
+            cancel.check()
+            for name, idx in zip(tensors, binning.run(None, {input_name: batch})):
+                fine[name] += np.bincount(idx.ravel(), minlength=2 * NUM_BINS)
+    else:
+        plain = onnx.ModelProto.FromString(base.SerializeToString())
+        del plain.graph.output[:]
+        plain.graph.output.extend(
+            onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
+        )
+        psess = _session(plain, threads)
+        for batch in kept:
+            cancel.check()
+            for name, v in zip(tensors, psess.run(None, {input_name: batch})):
+                fine[name] += _hist(v, -amax[name], amax[name], 2 * NUM_BINS)
     hists = {t: h.reshape(NUM_BINS, 2).sum(1) for t, h in fine.items()}
     abs_hists = {t: h[NUM_BINS:] + h[:NUM_BINS][::-1] for t, h in fine.items()}
-    return _thresholds(method, wanted, lo, hi, amax, hists, abs_hists, percentile)
+    return _thresholds(method, tensors, lo, hi, amax, hists, abs_hists, percentile)
 
 
 def _thresholds(method, wanted, lo, hi, amax, hists, abs_hists, percentile):
@@ -144,11 +187,16 @@ def _thresholds(method, wanted, lo, hi, amax, hists, abs_hists, percentile):
 
     f32 = np.float32
     if method == "entropy":
-        out = {}
-        for t in wanted:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(t: str) -> tuple[str, tuple]:
             edges = np.linspace(-amax[t], amax[t], NUM_BINS + 1, dtype=f32)
             t_lo, t_hi = entropy_threshold(hists[t], edges, lo[t], hi[t])
-            out[t] = (f32(t_lo), f32(t_hi), hists[t], edges)
+            return t, (f32(t_lo), f32(t_hi), hists[t], edges)
+
+        # numpy releases the GIL in the big array operations: the KL searches run side by side
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            out = dict(pool.map(one, wanted))
         return TensorsData(CalibrationMethod.Entropy, out)
     if method == "percentile":
         collector = HistogramCollector("percentile", True, NUM_BINS, None, percentile, None)
@@ -186,34 +234,75 @@ def entropy_threshold(
     lo: float,
     hi: float,
     quantized_bins: int = NUM_QUANTIZED_BINS,
+    eps: float = 0.0001,
 ) -> tuple[float, float]:
-    """ORT's HistogramCollector.get_entropy_threshold, with the inner loops vectorised."""
-    from onnxruntime.quantization.calibrate import entropy
-    from onnxruntime.quantization.quant_utils import smooth_distribution
+    """ORT's HistogramCollector.get_entropy_threshold with every KL candidate evaluated at once.
 
-    bins = hist.size
-    zero = bins // 2
-    half_q = quantized_bins // 2
-    best, best_i = np.inf, half_q
+    Same construction as ORT: p folds the outliers into its end bins; q spreads the merged bins
+    of the unfolded slice over each block's non-empty positions, truncated to integers; both are
+    smoothed with ORT's epsilon rule; the candidate with the smallest KL divergence wins. ORT
+    loops in Python, O(bins^2) per tensor (0.77 s each at 2048 bins); this is one 2-D pass.
+    """
+    hist = hist.astype(np.int64)
+    nb = hist.size
+    zero, nq = nb // 2, quantized_bins
+    cand = np.arange(nq // 2, zero + 1)
+    start, stop = zero - cand, np.minimum(zero + cand + 1, nb)
+    length, n_cand = stop - start, cand.size
     csum = np.concatenate([[0], np.cumsum(hist)])
-    for i in range(half_q, zero + 1):
-        start, stop = zero - i, min(zero + i + 1, bins)
-        sliced = hist[start:stop].astype(np.int64)
-        p = sliced.copy()
-        p[0] += csum[start]
-        p[-1] += csum[bins] - csum[stop]
-        nonzero = (p != 0).astype(np.int64)
-        merge = sliced.size // quantized_bins
-        merged = sliced[: quantized_bins * merge].reshape(quantized_bins, merge).sum(1)
-        merged[-1] += sliced[quantized_bins * merge :].sum()
-        norm = nonzero[: quantized_bins * merge].reshape(quantized_bins, merge).sum(1)
-        q = np.zeros(p.size, np.int64)
-        # ORT writes float quotients into an int64 array: truncation is part of its math
-        vals = (merged / np.maximum(norm, 1)).astype(np.int64) * (norm != 0)
-        q[: quantized_bins * merge] = np.repeat(vals, merge)
-        ps, qs = smooth_distribution(p), smooth_distribution(q)
-        div = np.inf if ps is None or qs is None else float(entropy(ps, qs))
-        if div < best:
-            best, best_i = div, i
-    start, stop = zero - best_i, min(zero + best_i + 1, bins)
-    return max(float(edges[start]), lo), min(float(edges[stop]), hi)
+    col = np.arange(nb)[None, :]
+    valid = col < length[:, None]
+    rows = np.arange(n_cand)
+    p = np.where(valid, hist[np.minimum(start[:, None] + col, nb - 1)], 0)
+    p[rows, 0] += csum[start]
+    p[rows, length - 1] += csum[-1] - csum[stop]
+    nonzero = (p != 0) & valid
+    cnz = np.concatenate([np.zeros((n_cand, 1), np.int64), np.cumsum(nonzero, 1)], 1)
+    merge = length // nq
+    j = np.arange(nq)[None, :]
+    a = start[:, None] + j * merge[:, None]
+    merged = csum[a + merge[:, None]] - csum[a]
+    merged[:, -1] += csum[stop] - csum[start + nq * merge]
+    norm = cnz[rows[:, None], (j + 1) * merge[:, None]] - cnz[rows[:, None], j * merge[:, None]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qv = np.where(norm != 0, np.trunc(merged / np.where(norm == 0, 1, norm)), 0).astype(
+            np.int64
+        )
+    block = col // np.maximum(merge[:, None], 1)
+    in_q = (col < nq * merge[:, None]) & valid
+    q = np.where(in_q, qv[rows[:, None], np.minimum(block, nq - 1)], 0)
+
+    def smooth(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        is_zero, is_nonzero = (x == 0) & valid, (x != 0) & valid
+        n_nonzero, n_zero = is_nonzero.sum(1), is_zero.sum(1)
+        eps1 = (eps * n_zero / np.maximum(n_nonzero, 1)).astype(np.float64)
+        y = (
+            x.astype(np.float32)
+            + (eps * is_zero).astype(np.float32)
+            + (-eps1[:, None] * is_nonzero).astype(np.float32)
+        )
+        return np.where(valid, y, 0).astype(np.float32), n_nonzero == 0
+
+    ps, bad_p = smooth(p)
+    qs, bad_q = smooth(q)
+    pk = ps / ps.sum(1, keepdims=True)
+    qk = qs / qs.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(valid, pk * np.log(pk / qk), 0)
+        terms = np.where(valid & ~((pk > 0) & (qk > 0)), np.inf, terms)
+    kl = terms.sum(1).astype(np.float32).astype(np.float64)
+    kl[bad_p | bad_q] = np.inf
+    best = int(np.argmin(kl))
+    return max(float(edges[start[best]]), lo), min(float(edges[stop[best]]), hi)
+
+
+def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Uniform histogram over [lo, hi] for graphs too old for in-graph binning (opset < 11)."""
+    if hi <= lo:
+        out = np.zeros(bins, np.int64)
+        out[bins // 2] = x.size
+        return out
+    flat = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1)
+    # calcHist drops values outside [lo, hi); widen by a hair so the maximum lands in the last bin
+    counts = cv2.calcHist([flat], [0], None, [bins], [lo, hi + (hi - lo) * 1e-6]).ravel()
+    return counts.astype(np.int64)

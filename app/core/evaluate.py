@@ -19,7 +19,6 @@ from app.core.metrics import (
     coco_map,
     detections_to_coco,
     load_coco_json,
-    topk_accuracy,
     yolo_labels_to_coco,
 )
 from app.core.modelspec import ModelSpec
@@ -60,17 +59,58 @@ def load_images(
     return images, skipped
 
 
-def class_truth(spec: ModelSpec, images: list[tuple[Path, np.ndarray]], root: Path) -> np.ndarray:
-    """Class index per image from its folder name (-1 when the name is not a model label)."""
+def _label_lookup(spec: ModelSpec) -> dict[str, int]:
+    """Normalised label and synonym ('tabby, tabby cat') -> class index."""
     lookup: dict[str, int] = {}
     for i, label in enumerate(spec.labels):
         for name in [label, *label.split(",")]:
             lookup.setdefault(name.strip().lower().replace(" ", "_"), i)
+    return lookup
+
+
+def _csv_labels(root: Path) -> dict[str, list[str]]:
+    """file name -> accepted label names, from a CSV in the folder with a file column and a
+    label/class column ('|' separates alternatives), as in the ImageNet samples' CSV."""
+    import csv
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.glob("*.csv")):
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if len(rows) < 2:
+            continue
+        header = [h.lower() for h in rows[0]]
+        file_col = next((i for i, h in enumerate(header) if "file" in h), None)
+        label_col = next((i for i, h in enumerate(header) if "label" in h or "class" in h), None)
+        if file_col is None or label_col is None:
+            continue
+        for row in rows[1:]:
+            if len(row) > max(file_col, label_col):
+                names = [n.split("(")[0].strip() for n in row[label_col].split("|")]
+                found[Path(row[file_col]).name] = [n for n in names if n]
+    return found
+
+
+def class_truth(
+    spec: ModelSpec, images: list[tuple[Path, np.ndarray]], root: Path
+) -> list[set[int]]:
+    """Accepted class indices per image (empty when unknown): from a labels CSV in the folder,
+    else from the image's folder name."""
+    lookup = _label_lookup(spec)
+    csv_labels = _csv_labels(root)
     truth = []
     for path, _ in images:
-        folder = path.parent.name.lower().replace(" ", "_")
-        truth.append(lookup.get(folder, -1) if path.parent != root else -1)
-    return np.asarray(truth)
+        if path.name in csv_labels:
+            names = csv_labels[path.name]
+        elif path.parent != root:
+            names = [path.parent.name]
+        else:
+            names = []
+        truth.append({lookup[k] for n in names if (k := n.lower().replace(" ", "_")) in lookup})
+    return truth
 
 
 def _run_variant(spec, model_path, backend, images, cancel, progress, base, share):
@@ -200,7 +240,7 @@ def _matched_fraction(reference: list[Detections], dets: list[Detections], conf:
 
 def _classification_metrics(spec, images, results, images_dir, report):
     truth = class_truth(spec, images, images_dir)
-    labelled = truth >= 0
+    labelled = np.array([bool(t) for t in truth])
     report["labelled"] = bool(labelled.any())
     report["labelled_images"] = int(labelled.sum())
     ref = np.argmax(np.stack(results["fp32"][0]), axis=1)
@@ -209,8 +249,12 @@ def _classification_metrics(spec, images, results, images_dir, report):
         probs = np.stack(probs_list)
         m = {"top1_agreement": round(float((np.argmax(probs, axis=1) == ref).mean() * 100), 2)}
         if labelled.any():
-            m["top1"] = round(topk_accuracy(probs[labelled], truth[labelled], 1), 2)
-            m["top5"] = round(topk_accuracy(probs[labelled], truth[labelled], 5), 2)
+            order = np.argsort(-probs, axis=1)
+            rows = [i for i in range(len(truth)) if truth[i]]
+            m["top1"] = round(100 * float(np.mean([order[i, 0] in truth[i] for i in rows])), 2)
+            m["top5"] = round(
+                100 * float(np.mean([bool(set(order[i, :5]) & truth[i]) for i in rows])), 2
+            )
         metrics[name] = m
     return metrics
 

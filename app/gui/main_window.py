@@ -20,6 +20,7 @@ from app.gui.panels.calibration import CalibrationPanel
 from app.gui.panels.compare import ComparePanel
 from app.gui.panels.live import LivePanel
 from app.gui.panels.model import ModelPanel
+from app.gui.panels.precision import PrecisionPanel
 from app.gui.panels.results import ResultsPanel
 from app.gui.panels.variants import VariantsPanel
 from app.gui.settings import Settings
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
         self.live_panel = LivePanel(*args)
         self.compare_panel = ComparePanel(*args)
         self.results_panel = ResultsPanel(*args)
+        self.precision_panel = PrecisionPanel(*args)
         self.panels = [
             self.model_panel,
             self.calibration_panel,
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
             self.live_panel,
             self.compare_panel,
             self.results_panel,
+            self.precision_panel,
         ]
         self.tabs = QTabWidget()
         for panel in self.panels:

@@ -1,0 +1,967 @@
+"""Precision panel: which layers INT8 hurts (per-block error chart and activation histograms),
+keep chosen blocks in float and re-score, or let the mixed-precision search choose."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.atomic import write_json
+from app.core.errors import UserError
+from app.core.workspace import Workspace
+from app.gui.panels.base import Panel, run_panel
+from app.gui.panels.variants import SortItem
+from app.gui.workers import Job
+
+TARGETS = ("ort-cpu", "tensorrt")
+OP_COLORS = {"Conv": "#4c78a8", "ConvTranspose": "#b279a2", "Gemm": "#f58518", "MatMul": "#54a24b"}
+OTHER_COLOR = "#9d9d9d"
+SQNR_CAP = 90.0  # dB; "no measurable noise" is reported as 120 and would flatten every other bar
+BLOCK_COLUMNS = ["#", "block", "op", "output SQNR", "worst local", "weight SQNR", "keep float"]
+KEEP_COL = BLOCK_COLUMNS.index("keep float")
+TRIAL_COLUMNS = ["trial", "float ops", "metric", "drop", "p50 (ms)", "passes"]
+COMPARE_COLUMNS = ["", "variant", "float ops", "metric", "drop", "p50 (ms)"]
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+# worker side (no Qt) -------------------------------------------------------------------------
+def variant_for(base: str, target: str) -> str:
+    """Variant name per target, the way quantize names int8 / int8-trt."""
+    return base if target == "ort-cpu" else f"{base}-trt"
+
+
+def analysis_path(ws: Workspace, target: str) -> Path:
+    return ws.path("results", f"precision-analysis-{target}.json")
+
+
+def truth_args(labels: str) -> dict[str, str]:
+    """The labels field as Scorer / search keyword arguments (a .json is COCO, else YOLO txt)."""
+    if not labels:
+        return {}
+    return {"coco_json": labels} if labels.lower().endswith(".json") else {"labels_dir": labels}
+
+
+def run_analysis(ws: Workspace, target: str, count: int, *, progress: Any, cancel: Any) -> dict:
+    """analyse_layers, saved in the workspace's results so reopening the model shows it again."""
+    from app.core.precision_debug import analyse_layers
+
+    result = analyse_layers(ws, target=target, count=count, progress=progress, cancel=cancel)
+    write_json(analysis_path(ws, target), result)
+    return result
+
+
+def run_auto(
+    ws: Workspace,
+    images: str,
+    labels: str,
+    target: str,
+    target_drop: float,
+    analysis: dict | None,
+    count: int,
+    *,
+    progress: Any,
+    cancel: Any,
+) -> dict[str, Any]:
+    """The mixed-precision search (analysing first when there is no analysis for `target`)."""
+    from app.core.mixed_precision import search_mixed_precision
+
+    share = 0.0
+    if analysis is None:
+        share = 0.3
+        analysis = run_analysis(
+            ws, target, count, progress=lambda f, m: progress(share * f, m), cancel=cancel
+        )
+    report = search_mixed_precision(
+        ws,
+        images,
+        target_drop=target_drop,
+        target=target,
+        variant_name=variant_for("int8-mp", target),
+        analysis=analysis,
+        progress=lambda f, m: progress(share + (1 - share) * f, m),
+        cancel=cancel,
+        **truth_args(labels),
+    )
+    return {"analysis": analysis, "report": report}
+
+
+def run_custom(
+    ws: Workspace,
+    images: str,
+    labels: str,
+    target: str,
+    keep: list[str],
+    *,
+    progress: Any,
+    cancel: Any,
+) -> dict[str, Any]:
+    """Build the variant with exactly `keep` float and score it, FP32 and a baseline (the
+    target's current INT8 variant, else the all-INT8 graph) with one scorer on one folder."""
+    from app.core.calibration import latest_calibration
+    from app.core.evaluate import Scorer
+    from app.core.quantize import int8_variant_name, make_int8, quantize
+
+    progress(0.05, "scoring FP32")
+    scorer = Scorer(ws, images, cancel=cancel, **truth_args(labels))
+    metric = scorer.metric
+    ref = scorer.reference[metric]
+    rows = [
+        {
+            "role": "FP32",
+            "variant": "fp32",
+            "float_ops": None,
+            "value": ref,
+            "latency": scorer.fp32[2]["p50"],
+        }
+    ]
+    current = int8_variant_name(target)
+    progress(0.3, f"scoring {current}")
+    if ws.valid_variant(current):
+        meta = ws.variant_meta(current) or {}
+        metrics, latency = scorer.score(ws.variant_path(current))
+        before = {"variant": current, "float_ops": meta.get("compute_ops_kept_float")}
+    else:
+        spec = ws.spec()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "all-int8.onnx"
+            info = make_int8(
+                Path(spec.path), latest_calibration(ws) / "ranges.json", path, target, []
+            )
+            metrics, latency = scorer.score(path)
+        before = {"variant": "all INT8", "float_ops": info["compute_ops_kept_float"]}
+    rows.append({"role": "before", **before, "value": metrics[metric], "latency": latency["p50"]})
+    name = variant_for("int8-custom", target)
+    progress(0.55, f"building {name}")
+    meta = quantize(
+        ws, precisions=["int8"], target=target, keep_float=keep, variant_name=name, cancel=cancel
+    )[0]
+    progress(0.75, f"scoring {name}")
+    metrics, latency = scorer.score(ws.variant_path(name))
+    rows.append(
+        {
+            "role": "after",
+            "variant": name,
+            "float_ops": meta.get("compute_ops_kept_float"),
+            "value": metrics[metric],
+            "latency": latency["p50"],
+        }
+    )
+    for row in rows:
+        row["drop"] = round(ref - row["value"], 3)
+    progress(1.0, f"{name}: {metric} {rows[-1]['value']:.4g} (fp32 {ref:.4g})")
+    return {"metric": metric, "variant": name, "rows": rows}
+
+
+def short_block(name: str, width: int = 34) -> str:
+    """A readable block name: exporters join fused names with ';', the last part names it."""
+    part = name.rsplit(";", 1)[-1]
+    return part if len(part) <= width else "…" + part[-(width - 1) :]
+
+
+def block_value(block: dict[str, Any]) -> float:
+    """The ranking value (output SQNR), falling back to the worst local SQNR."""
+    value = block.get("output_sqnr_db")
+    return float(block["score_db"] if value is None else value)
+
+
+def fmt_db(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.1f}"
+
+
+def fmt_num(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def compact_rows(table: QTableWidget) -> None:
+    """Rows one text line high (the default leaves room for two)."""
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+
+
+# the panel ----------------------------------------------------------------------------------
+class PrecisionPanel(Panel):
+    """Per-block INT8 error, histograms and clip ranges; keep blocks float; mixed precision."""
+
+    title = "Precision"
+    settings_key = "precision"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job: Job | None = None
+        self.analysis: dict[str, Any] | None = None
+        self.blocks: list[dict[str, Any]] = []
+        self.tensors: dict[str, dict[str, Any]] = {}
+        self.selected = -1
+        self.trials_report: dict[str, Any] = {}
+        self.compare_result: dict[str, Any] = {}
+        self.body.addWidget(self._build_controls())
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self._build_left())
+        split.addWidget(self._build_right())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([640, 460])
+        self.body.addWidget(split, 1)
+        self.state.variants_changed.connect(self._check_calibration)
+        if self.state.spec is not None:
+            self.on_spec_changed(self.state.spec)
+
+    # building --------------------------------------------------------------------------------
+    def _build_controls(self) -> QGroupBox:
+        box = QGroupBox("Analyse and fix")
+        outer = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.images = QLineEdit(str(self.setting("images", "")))
+        self.images.setPlaceholderText("evaluation images (for re-run and auto; not calibration)")
+        pick_images = QPushButton("Folder…")
+        pick_images.clicked.connect(self._pick_images)
+        self.labels = QLineEdit(str(self.setting("labels", "")))
+        self.labels.setPlaceholderText("optional: YOLO .txt folder or COCO .json")
+        pick_labels = QPushButton("Labels…")
+        pick_labels.clicked.connect(self._pick_labels)
+        for w in (QLabel("Images"), self.images, pick_images, QLabel("Labels"), self.labels):
+            row.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
+        row.addWidget(pick_labels)
+        outer.addLayout(row)
+
+        row2 = QHBoxLayout()
+        self.target = QComboBox()
+        for name in TARGETS:
+            self.target.addItem(name, name)
+        self.target.setCurrentIndex(max(0, self.target.findData(self.setting("target", ""))))
+        self.target.setToolTip(
+            "Q/DQ layout of the INT8 graph. Analysis and scoring run on ONNX Runtime CPU, so "
+            "latencies for tensorrt are only indicative."
+        )
+        self.target.currentIndexChanged.connect(self._target_changed)
+        self.count = QSpinBox()
+        self.count.setRange(1, 64)
+        self.count.setValue(int(self.setting("count", 8)))
+        self.count.setToolTip("Calibration images the analysis runs (more: steadier, slower)")
+        self.drop = QDoubleSpinBox()
+        self.drop.setRange(0.0, 50.0)
+        self.drop.setSingleStep(0.5)
+        self.drop.setDecimals(1)
+        self.drop.setValue(float(self.setting("drop", 1.0)))
+        self.drop.setSuffix(" pts")
+        self.drop.setToolTip("Largest accuracy drop against FP32 the automatic search accepts")
+        for label, w in (("Target", self.target), ("Images", self.count), ("Max drop", self.drop)):
+            row2.addWidget(QLabel(label))
+            row2.addWidget(w)
+        row2.addSpacing(8)
+        self.analyse_btn = QPushButton("Analyse")
+        self.analyse_btn.setToolTip("Per-layer error of the all-INT8 graph on calibration images")
+        self.analyse_btn.clicked.connect(lambda: self.analyse())
+        self.auto_btn = QPushButton("Auto mixed precision")
+        self.auto_btn.setToolTip("Keep the fewest worst blocks float that meet the max drop")
+        self.auto_btn.clicked.connect(lambda: self.auto())
+        self.rerun_btn = QPushButton("Re-run")
+        self.rerun_btn.setToolTip("Build int8-custom with the ticked blocks float and score it")
+        self.rerun_btn.clicked.connect(lambda: self.rerun())
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn, self.cancel_btn):
+            row2.addWidget(w)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumWidth(160)
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setMinimumWidth(120)
+        row2.addWidget(self.progress)
+        row2.addWidget(self.status, 1)
+        outer.addLayout(row2)
+        return box
+
+    def _build_left(self) -> QWidget:
+        self.chart = pg.PlotWidget(background="w")
+        self.chart.setTitle(
+            "Output SQNR with only this block INT8 (worst first)", color="#333", size="9pt"
+        )
+        self.chart.setLabel("left", "output SQNR (dB)")
+        self.chart.setLabel("bottom", "block rank")
+        self.chart.showGrid(x=False, y=True, alpha=0.25)
+        self.chart.setMouseEnabled(x=False, y=False)
+        self.chart.hideButtons()
+        self.chart.setMinimumHeight(160)
+        # Top left: bars rise left to right (worst first), so that corner stays empty.
+        self.legend = self.chart.addLegend(
+            offset=(60, 6), labelTextSize="8pt", labelTextColor="#333", brush=(255, 255, 255, 210)
+        )
+        self.bars: dict[str, pg.BarGraphItem] = {}  # one per op type, made once, then setOpts
+        self.selection_bar = pg.BarGraphItem(
+            x=[], height=[], width=0.8, brush=None, pen=pg.mkPen("#d62728", width=2)
+        )
+        self.selection_bar.setZValue(10)
+        self.chart.addItem(self.selection_bar)
+        self.kept_marks = pg.ScatterPlotItem(
+            symbol="t", size=9, pen=pg.mkPen("#222"), brush=pg.mkBrush("#ffd400")
+        )
+        self.kept_marks.setZValue(11)
+        self.chart.addItem(self.kept_marks)
+        self.legend.addItem(self.kept_marks, "kept float")
+        self.chart.scene().sigMouseClicked.connect(self._chart_clicked)
+        self.chart.scene().sigMouseMoved.connect(self._chart_hovered)
+        self.chart_caption = QLabel("Analyse to see which blocks INT8 hurts most.")
+        self.chart_caption.setStyleSheet("color:#555;")
+
+        self.table = QTableWidget(0, len(BLOCK_COLUMNS))
+        self.table.setHorizontalHeaderLabels(BLOCK_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col, tip in (
+            (3, "Model-output SQNR vs FP32 with only this block INT8 (the ranking)"),
+            (4, "Worst local SQNR of the block's activations: its own quantization noise"),
+            (5, "SQNR of the block's INT8 weights"),
+        ):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
+        compact_rows(self.table)
+        self.table.itemSelectionChanged.connect(self._row_selected)
+        self.table.itemChanged.connect(self._item_changed)
+        self.table.setSortingEnabled(True)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        lay = QVBoxLayout(top)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.chart, 1)
+        lay.addWidget(self.chart_caption)
+        split.addWidget(top)
+        split.addWidget(self.table)
+        split.setSizes([300, 260])
+        return split
+
+    def _build_right(self) -> QWidget:
+        box = QGroupBox("Selected block")
+        lay = QVBoxLayout(box)
+        self.block_title = QLabel("Click a bar or a row.")
+        self.block_title.setWordWrap(True)
+        self.block_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.block_title)
+        row = QHBoxLayout()
+        self.tensor_box = QComboBox()
+        self.tensor_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.tensor_box.setMinimumContentsLength(16)
+        self.tensor_box.currentIndexChanged.connect(self._tensor_chosen)
+        self.log_counts = QCheckBox("log counts")
+        self.log_counts.setChecked(bool(self.setting("log_counts", True)))
+        self.log_counts.toggled.connect(self._log_toggled)
+        row.addWidget(QLabel("Tensor"))
+        row.addWidget(self.tensor_box, 1)
+        row.addWidget(self.log_counts)
+        lay.addLayout(row)
+        self.hist_plot = pg.PlotWidget(background="w")
+        self.hist_plot.setMouseEnabled(x=False, y=False)
+        self.hist_plot.hideButtons()
+        self.hist_plot.setLabel("bottom", "activation value")
+        self.hist_plot.setMinimumHeight(140)
+        self.hist = pg.PlotDataItem(
+            stepMode="center",
+            fillLevel=0,
+            brush=pg.mkBrush(76, 120, 168, 150),
+            pen=pg.mkPen("#4c78a8"),
+        )
+        self.hist_plot.addItem(self.hist)
+        clip_pen = pg.mkPen("#d62728", width=2, style=Qt.PenStyle.DashLine)
+        label_opts = {"position": 0.92, "color": "#d62728", "fill": (255, 255, 255, 200)}
+        self.clip_lines = [
+            pg.InfiniteLine(angle=90, pen=clip_pen, label="clip lo", labelOpts=label_opts),
+            pg.InfiniteLine(angle=90, pen=clip_pen, label="clip hi", labelOpts=label_opts),
+        ]
+        for line in self.clip_lines:
+            line.setVisible(False)
+            self.hist_plot.addItem(line)
+        lay.addWidget(self.hist_plot, 1)
+        self.tensor_stats = QLabel("")
+        self.tensor_stats.setWordWrap(True)
+        self.tensor_stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.tensor_stats)
+
+        self.result_tabs = QTabWidget()
+        self.compare = self._small_table(COMPARE_COLUMNS, 1)
+        self.trials = self._small_table(TRIAL_COLUMNS, 0)
+        self.result_tabs.addTab(self.compare, "Before / after")
+        self.result_tabs.addTab(self.trials, "Auto trials")
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(box)
+        split.addWidget(self.result_tabs)
+        split.setSizes([360, 220])
+        return split
+
+    @staticmethod
+    def _small_table(columns: list[str], stretch: int) -> QTableWidget:
+        table = QTableWidget(0, len(columns))
+        table.setHorizontalHeaderLabels(columns)
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+        compact_rows(table)
+        return table
+
+    # model, workspace, settings --------------------------------------------------------------
+    def on_spec_changed(self, spec: object) -> None:
+        self.show_analysis(None)
+        self.compare.setRowCount(0)
+        self.trials.setRowCount(0)
+        if spec is None:
+            return
+        self._check_calibration()
+        self._load_saved()
+
+    def _workspace_calibration(self) -> str:
+        """The latest calibration's key; UserError (said the GUI's way) when there is none."""
+        from app.core.calibration import latest_calibration
+
+        ws = self.state.workspace()
+        try:
+            return latest_calibration(ws).name
+        except UserError as exc:
+            raise UserError(
+                "No calibration for this model yet: calibrate first (Calibration tab), then "
+                "analyse."
+            ) from exc
+
+    def _check_calibration(self) -> bool:
+        if self.state.spec is None:
+            return False
+        try:
+            self._workspace_calibration()
+        except UserError as exc:
+            self.messages.set("calibration", str(exc), "warning")
+            return False
+        self.messages.clear("calibration")
+        return True
+
+    def _load_saved(self) -> None:
+        """The last analysis for this target, when it was made from the current calibration."""
+        try:
+            calib = self._workspace_calibration()
+            path = analysis_path(self.state.workspace(), self._target())
+            if not path.is_file():
+                return
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (UserError, OSError, ValueError):
+            return
+        if isinstance(saved, dict) and saved.get("calibration") == calib and saved.get("blocks"):
+            self.show_analysis(saved)
+            self.status.setText(f"analysis from {saved.get('images', '?')} images (saved)")
+
+    def _target(self) -> str:
+        return str(self.target.currentData() or "ort-cpu")
+
+    def _target_changed(self) -> None:
+        self.set_setting("target", self._target())
+        if self.analysis is not None and self.analysis.get("target") != self._target():
+            self.show_analysis(None)
+            self._load_saved()
+
+    def _log_toggled(self, on: bool) -> None:
+        self.set_setting("log_counts", on)
+        self._show_tensor()
+
+    def _pick_images(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Evaluation images", self.images.text())
+        if path:
+            self.images.setText(path)
+
+    def _pick_labels(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "YOLO label folder", self.labels.text())
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "COCO annotations", "", "JSON (*.json)")
+        if path:
+            self.labels.setText(path)
+
+    def _eval_inputs(self) -> tuple[str, str]:
+        """Checked evaluation folder and labels (UserError with what to fix)."""
+        from app.core.sources import list_images
+
+        images, labels = self.images.text().strip(), self.labels.text().strip()
+        if not images or not Path(images).is_dir():
+            raise UserError(f"'{images}': choose a folder of evaluation images")
+        if not list_images(images):
+            raise UserError(f"{images}: no images in this folder (or its subfolders)")
+        if labels and not Path(labels).exists():
+            raise UserError(f"{labels}: no such label folder or COCO file")
+        self.set_setting("images", images)
+        self.set_setting("labels", labels)
+        return images, labels
+
+    # actions ---------------------------------------------------------------------------------
+    def _start(self, fn: Any, *args: Any, name: str, on_finished: Any) -> bool:
+        self.messages.clear("job")
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.status.setText("starting…")
+        self.job = self.pool.start(
+            fn,
+            *args,
+            name=name,
+            on_progress=self._progress,
+            on_finished=on_finished,
+            on_error=self.show_job_error,
+            on_cancelled=lambda: self.status.setText("Cancelled; earlier results kept."),
+            on_done=self._done,
+        )
+        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn):
+            w.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        return True
+
+    def _ready(self, key: str, need_images: bool) -> tuple[Workspace, str, str] | None:
+        """Workspace (+ evaluation inputs) or None with an inline message under `key`."""
+        if self.job is not None:
+            return None
+        try:
+            ws = self.state.workspace()
+            self._workspace_calibration()
+            images, labels = self._eval_inputs() if need_images else ("", "")
+        except UserError as exc:
+            self.messages.set(key, str(exc))
+            return None
+        self.messages.clear(key)
+        self.messages.clear("calibration")
+        return ws, images, labels
+
+    def analyse(self) -> bool:
+        """Per-layer analysis in the worker; False with an inline message when it cannot start."""
+        ready = self._ready("analyse", need_images=False)
+        if ready is None:
+            return False
+        self.set_setting("count", self.count.value())
+        return self._start(
+            run_analysis,
+            ready[0],
+            self._target(),
+            self.count.value(),
+            name="precision analysis",
+            on_finished=self._analysed,
+        )
+
+    def auto(self) -> bool:
+        """Mixed-precision search in the worker (analysing first when needed)."""
+        ready = self._ready("auto", need_images=True)
+        if ready is None:
+            return False
+        ws, images, labels = ready
+        self.set_setting("drop", self.drop.value())
+        analysis = self.analysis if self._analysis_current() else None
+        return self._start(
+            run_auto,
+            ws,
+            images,
+            labels,
+            self._target(),
+            self.drop.value(),
+            analysis,
+            self.count.value(),
+            name="mixed precision",
+            on_finished=self._auto_done,
+        )
+
+    def rerun(self) -> bool:
+        """Build int8-custom with the ticked blocks float and score it against FP32."""
+        ready = self._ready("rerun", need_images=True)
+        if ready is None:
+            return False
+        ws, images, labels = ready
+        keep = self.keep_float_nodes()
+        return self._start(
+            run_custom,
+            ws,
+            images,
+            labels,
+            self._target(),
+            keep,
+            name="custom precision",
+            on_finished=self._rerun_done,
+        )
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(message)
+
+    def _done(self) -> None:
+        self.job = None
+        self.progress.setVisible(False)
+        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn):
+            w.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+
+    def _analysis_current(self) -> bool:
+        return self.analysis is not None and self.analysis.get("target") == self._target()
+
+    def _analysed(self, analysis: dict[str, Any]) -> None:
+        self.show_analysis(analysis)
+        self.status.setText(
+            f"analysed {analysis.get('images')} images in {analysis.get('seconds')} s: "
+            f"{len(self.blocks)} blocks"
+        )
+
+    def _auto_done(self, result: dict[str, Any]) -> None:
+        if not self._analysis_current():
+            self.show_analysis(result["analysis"])
+        report = result["report"]
+        self.show_trials(report)
+        kept = set(report.get("kept_float") or [])
+        self.set_kept({i for i, b in enumerate(self.blocks) if kept & set(b["nodes"])})
+        text = (
+            f"Wrote variant {report['variant']}: {report['metric']} {report['int8']:.4g} "
+            f"(FP32 {report['fp32']:.4g}, drop {report['drop']:.3g}) with "
+            f"{report['layers_kept']} of {report['compute_ops']} compute ops float "
+            f"({report['chosen_trial']})."
+        )
+        if report.get("reached"):
+            self.messages.set("auto", text, "info")
+        else:
+            self.messages.set(
+                "auto",
+                text + f" The {report['target_drop']} pts target was not reached.",
+                "warning",
+            )
+        self.status.setText(f"{report['variant']} written")
+        self.state.variants_changed.emit()
+
+    def _rerun_done(self, result: dict[str, Any]) -> None:
+        self.show_compare(result)
+        self.status.setText(f"{result['variant']} built and scored")
+        self.state.variants_changed.emit()
+
+    # showing ---------------------------------------------------------------------------------
+    def show_analysis(self, analysis: dict[str, Any] | None) -> None:
+        """Chart and table of an analyse_layers() result (None clears them)."""
+        self.analysis = analysis
+        self.blocks = list((analysis or {}).get("blocks") or [])
+        self.tensors = {t["name"]: t for t in (analysis or {}).get("tensors") or []}
+        self.selected = -1
+        self._fill_table()
+        self._update_chart()
+        self._show_block(-1)
+        if analysis is None:
+            self.chart_caption.setText("Analyse to see which blocks INT8 hurts most.")
+        else:
+            self.chart_caption.setText(
+                f"{len(self.blocks)} blocks, {analysis.get('images')} calibration images, "
+                f"target {analysis.get('target')}. Click a bar or a row; tick blocks to keep "
+                "them float."
+            )
+
+    def _fill_table(self) -> None:
+        self.table.blockSignals(True)
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.blocks))
+        for i, b in enumerate(self.blocks):
+            values: list[tuple[str, Any]] = [
+                (str(i + 1), i + 1),
+                (short_block(b["block"]), None),
+                (b["op_type"], None),
+                (fmt_db(b.get("output_sqnr_db")), b.get("output_sqnr_db")),
+                (fmt_db(b.get("score_db")), b.get("score_db")),
+                (fmt_db(b.get("weight_sqnr_db")), b.get("weight_sqnr_db")),
+            ]
+            for c, (text, key) in enumerate(values):
+                item = SortItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, key if key is not None else -1e9)
+                if c == 0:
+                    item.setData(Qt.ItemDataRole.UserRole + 1, i)  # the block's index
+                if c == 1:
+                    item.setToolTip(b["block"])
+                if c >= 3 or c == 0:
+                    item.setTextAlignment(RIGHT)
+                self.table.setItem(i, c, item)
+            keep = SortItem("")
+            keep.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            keep.setCheckState(Qt.CheckState.Unchecked)
+            keep.setData(Qt.ItemDataRole.UserRole, 0)
+            self.table.setItem(i, KEEP_COL, keep)
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
+        self.table.blockSignals(False)
+
+    def _update_chart(self) -> None:
+        values = np.array([block_value(b) for b in self.blocks], dtype=float)
+        shown = np.clip(values, -SQNR_CAP, SQNR_CAP)
+        xs = np.arange(1, len(self.blocks) + 1, dtype=float)
+        ops = [b["op_type"] for b in self.blocks]
+        for op in sorted(set(ops)):
+            if op not in self.bars:
+                color = OP_COLORS.get(op, OTHER_COLOR)
+                bar = pg.BarGraphItem(
+                    x=[], height=[], width=0.8, brush=color, pen=pg.mkPen("#ffffff", width=0.5)
+                )
+                self.bars[op] = bar
+                self.chart.addItem(bar)
+        for op, bar in self.bars.items():
+            mask = np.array([o == op for o in ops], dtype=bool)
+            bar.setOpts(x=xs[mask] if mask.size else [], height=shown[mask] if mask.size else [])
+            self.legend.removeItem(bar)
+            if mask.any():
+                self.legend.addItem(bar, op)
+        self.selection_bar.setOpts(x=[], height=[])
+        self._update_kept_marks()
+        if len(self.blocks):
+            lo, hi = float(min(0.0, shown.min())), float(max(1.0, shown.max()))
+            self.chart.setXRange(0.4, len(self.blocks) + 0.6, padding=0)
+            self.chart.setYRange(lo, hi * 1.12 + 1, padding=0)
+        else:
+            self.chart.setXRange(0, 10, padding=0)
+            self.chart.setYRange(0, 40, padding=0)
+
+    def _update_kept_marks(self) -> None:
+        kept = sorted(self.kept_indices())
+        heights = [max(0.0, min(SQNR_CAP, block_value(self.blocks[i]))) for i in kept]
+        top = max([1.0] + [min(SQNR_CAP, block_value(b)) for b in self.blocks])
+        self.kept_marks.setData([i + 1 for i in kept], [h + top * 0.05 for h in heights])
+
+    def show_trials(self, report: dict[str, Any]) -> None:
+        """The search's trials: float compute ops vs accuracy vs latency; the chosen one bold."""
+        self.trials_report = report
+        trials = report.get("trials") or []
+        self.trials.setRowCount(len(trials))
+        self.trials.setHorizontalHeaderItem(2, QTableWidgetItem(str(report.get("metric", ""))))
+        bold = QFont()
+        bold.setBold(True)
+        for r, t in enumerate(trials):
+            values = [
+                t.get("trial"),
+                t.get("compute_ops_float"),
+                t.get("value"),
+                t.get("drop"),
+                t.get("latency_p50_ms"),
+                "yes" if t.get("passes") else "no",
+            ]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(fmt_num(value))
+                item.setToolTip(str(t.get("trial")))
+                if t.get("trial") == report.get("chosen_trial"):
+                    item.setFont(bold)
+                if c == 5:
+                    item.setForeground(pg.mkColor("#2e7d32" if t.get("passes") else "#b71c1c"))
+                self.trials.setItem(r, c, item)
+        self.result_tabs.setCurrentWidget(self.trials)
+
+    def show_compare(self, result: dict[str, Any]) -> None:
+        """FP32, before and after: accuracy and latency from one scorer."""
+        self.compare_result = result
+        rows = result.get("rows") or []
+        self.compare.setRowCount(len(rows))
+        self.compare.setHorizontalHeaderItem(3, QTableWidgetItem(str(result.get("metric", ""))))
+        for r, row in enumerate(rows):
+            values = [
+                row["role"],
+                row["variant"],
+                row.get("float_ops"),
+                row["value"],
+                row["drop"],
+                row["latency"],
+            ]
+            for c, value in enumerate(values):
+                self.compare.setItem(r, c, QTableWidgetItem(fmt_num(value)))
+        self.result_tabs.setCurrentWidget(self.compare)
+
+    # selection and keep-float ----------------------------------------------------------------
+    def _row_block(self, row: int) -> int:
+        item = self.table.item(row, 0)
+        return int(item.data(Qt.ItemDataRole.UserRole + 1)) if item is not None else -1
+
+    def _block_row(self, index: int) -> int:
+        for row in range(self.table.rowCount()):
+            if self._row_block(row) == index:
+                return row
+        return -1
+
+    def _row_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.select_block(self._row_block(rows[0].row()))
+
+    def _chart_clicked(self, event: Any) -> None:
+        index = self._bar_at(event.scenePos())
+        if index >= 0:
+            self.select_block(index)
+
+    def _chart_hovered(self, pos: Any) -> None:
+        index = self._bar_at(pos)
+        if index >= 0:
+            b = self.blocks[index]
+            self.chart.setToolTip(
+                f"#{index + 1} {b['block']}\n{b['op_type']} · output SQNR "
+                f"{fmt_db(b.get('output_sqnr_db'))} dB · worst local {fmt_db(b.get('score_db'))} dB"
+            )
+        else:
+            self.chart.setToolTip("")
+
+    def _bar_at(self, scene_pos: Any) -> int:
+        vb = self.chart.getViewBox()
+        if not self.blocks or not vb.sceneBoundingRect().contains(scene_pos):
+            return -1
+        x = vb.mapSceneToView(scene_pos).x()
+        index = int(math.floor(x + 0.5)) - 1
+        return index if 0 <= index < len(self.blocks) and abs(x - index - 1) <= 0.45 else -1
+
+    def select_block(self, index: int) -> None:
+        """Select a block (bar and row) and show its worst tensor's histogram."""
+        if not 0 <= index < len(self.blocks) or index == self.selected:
+            return
+        self.selected = index
+        row = self._block_row(index)
+        if row >= 0 and self.table.currentRow() != row:
+            self.table.blockSignals(True)
+            self.table.selectRow(row)
+            self.table.blockSignals(False)
+            self.table.scrollToItem(self.table.item(row, 0))
+        value = min(SQNR_CAP, block_value(self.blocks[index]))
+        self.selection_bar.setOpts(x=[index + 1], height=[value])
+        self._show_block(index)
+
+    def _show_block(self, index: int) -> None:
+        self.tensor_box.blockSignals(True)
+        self.tensor_box.clear()
+        if index < 0:
+            self.block_title.setText("Click a bar or a row.")
+            self.tensor_box.blockSignals(False)
+            self._show_tensor()
+            return
+        b = self.blocks[index]
+        self.block_title.setText(
+            f"<b>#{index + 1} {short_block(b['block'], 60)}</b> ({b['op_type']}) · output SQNR "
+            f"{fmt_db(b.get('output_sqnr_db'))} dB · weights {fmt_db(b.get('weight_sqnr_db'))} dB"
+        )
+        self.block_title.setToolTip(b["block"])
+        tensors = sorted(
+            (self.tensors[n] for n in b.get("tensors", []) if n in self.tensors),
+            key=lambda t: t["local_sqnr_db"],
+        )
+        for t in tensors:
+            self.tensor_box.addItem(f"{t['name']} ({t['local_sqnr_db']:.1f} dB)", t["name"])
+        self.tensor_box.setCurrentIndex(0 if tensors else -1)
+        self.tensor_box.blockSignals(False)
+        self._show_tensor()
+
+    def _tensor_chosen(self, _index: int) -> None:
+        self._show_tensor()
+
+    def current_tensor(self) -> dict[str, Any] | None:
+        return self.tensors.get(str(self.tensor_box.currentData() or ""))
+
+    def _show_tensor(self) -> None:
+        t = self.current_tensor()
+        if t is None:
+            self.hist.setData([], [])
+            for line in self.clip_lines:
+                line.setVisible(False)
+            self.tensor_stats.setText(
+                "" if self.selected < 0 else "No quantized activation in this block."
+            )
+            return
+        counts = np.asarray(t["hist"], dtype=float)
+        lo, hi = (float(v) for v in t["hist_range"])
+        edges = np.linspace(lo, hi, len(counts) + 1)
+        log = self.log_counts.isChecked()
+        self.hist.setData(edges, np.log10(counts + 1) if log else counts)
+        self.hist_plot.setLabel("left", "log10(count + 1)" if log else "count")
+        clip = [float(v) for v in t["clip"]]
+        for line, x in zip(self.clip_lines, clip):
+            line.setPos(x)
+            line.setVisible(True)
+        x0, x1 = min(lo, clip[0]), max(hi, clip[1])
+        pad = (x1 - x0) * 0.04 or 1.0
+        self.hist_plot.setXRange(x0 - pad, x1 + pad, padding=0)
+        top = float((np.log10(counts + 1) if log else counts).max()) if counts.size else 1.0
+        self.hist_plot.setYRange(0, max(top, 1.0) * 1.08, padding=0)
+        outside = ""
+        if t["min"] < clip[0] or t["max"] > clip[1]:
+            outside = " · <span style='color:#b71c1c'>values outside the clip range</span>"
+        self.tensor_stats.setText(
+            f"min {t['min']:.4g} · max {t['max']:.4g} · p99.99 |x| {t['p9999_abs']:.4g} · "
+            f"channel spread {t['channel_spread']:.1f}×<br>clip [{clip[0]:.4g}, {clip[1]:.4g}] · "
+            f"local SQNR {t['local_sqnr_db']:.1f} dB · accumulated "
+            f"{t['accumulated_sqnr_db']:.1f} dB{outside}"
+        )
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() == KEEP_COL:
+            self.table.blockSignals(True)  # the sort key below is data too
+            item.setData(Qt.ItemDataRole.UserRole, int(item.checkState() == Qt.CheckState.Checked))
+            self.table.blockSignals(False)
+            self._update_kept_marks()
+
+    def kept_indices(self) -> set[int]:
+        out = set()
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, KEEP_COL)
+            if item is not None and item.checkState() == Qt.CheckState.Checked:
+                out.add(self._row_block(row))
+        return out
+
+    def set_kept(self, indices: set[int]) -> None:
+        """Tick exactly these blocks' keep-float boxes."""
+        self.table.blockSignals(True)
+        self.table.setSortingEnabled(False)
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, KEEP_COL)
+            on = self._row_block(row) in indices
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            item.setData(Qt.ItemDataRole.UserRole, int(on))
+        self.table.setSortingEnabled(True)
+        self.table.blockSignals(False)
+        self._update_kept_marks()
+
+    def keep_float_nodes(self) -> list[str]:
+        """Union of the ticked blocks' node names (what `quantize(keep_float=)` gets)."""
+        nodes: list[str] = []
+        for i in sorted(self.kept_indices()):
+            nodes += [n for n in self.blocks[i]["nodes"] if n not in nodes]
+        return nodes
+
+
+def main() -> int:
+    return run_panel(lambda state: PrecisionPanel(state))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
