@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from app.backends.onnxrt import OrtRunner
+from app.cli.main import setup_logging
 from app.cli.output import save_json, table
 from app.core.bench import device_info
 from app.core.calibration import METHODS, calibrate
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--quick", action="store_true", help="percentile only")
     args = ap.parse_args(argv)
+    setup_logging()
     assets = Path(args.assets)
     methods = ["percentile"] if args.quick else list(METHODS)
     report: dict = {"device": device_info()}

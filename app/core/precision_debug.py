@@ -262,6 +262,10 @@ def _block_stats(
         if t.block:
             by_block.setdefault(t.block, []).append(t)
     nodes = {n.name: n for n in model.graph.node}
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for t in node.input:
+            consumers.setdefault(t, []).append(node.name)
     out = []
     for block in compute_blocks(model):
         head = nodes[block[0]]
@@ -271,11 +275,16 @@ def _block_stats(
         scores = [t.local_sqnr_db for t in mine] + ([float(w_db)] if w_db is not None else [])
         if not scores:
             continue  # nothing of this block is quantized (float tail, head convs)
+        # Keeping a block float must keep its tensors float: a tensor shared with another
+        # consumer would otherwise still be quantized for that one.
+        members = list(block)
+        for t in mine:
+            members += [c for c in consumers.get(t.name, []) if c not in members]
         out.append(
             BlockStats(
                 block[0],
                 head.op_type,
-                block,
+                members,
                 round(min(scores), 2),
                 None if w_db is None else round(float(w_db), 2),
                 [t.name for t in mine],
