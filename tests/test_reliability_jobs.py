@@ -319,7 +319,7 @@ def test_disk_full_while_run_writes_annotated_images_is_one_line(tmp_path, image
         str(images),
         "--output",
         str(out),
-        preexec_fn=file_size_limit(1500),
+        preexec_fn=file_size_limit(1000),
     )
     assert temp_leftovers(out) == []
     assert_one_line_error(proc, "File too large")
