@@ -100,11 +100,6 @@ def test_calibration_from_another_calibration_version_is_not_reused(ws, images, 
     assert latest_calibration(ws) == result.folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: calibration.latest_calibration() checks file hashes but not meta.json's "
-    "model_sha256, so quantize builds INT8 from another model's ranges without a word",
-)
 def test_calibration_copied_from_another_model_is_refused_by_quantize(ws, other_ws):
     theirs = latest_calibration(other_ws)
     shutil.copytree(theirs, ws.root / "calibration" / theirs.name)
@@ -153,12 +148,6 @@ def test_int8_graph_from_another_model_is_rebuilt_by_quantize(ws, other_ws):
     assert quantize(ws, precisions=["int8"])[0]["reused"] is False  # key names the model
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Workspace.require_variant() -> valid_variant(name) with no key: a graph and "
-    "record copied from another model's workspace pass (hash matches itself), so evaluate "
-    "reports another model's accuracy",
-)
 def test_int8_graph_from_another_model_is_refused_by_evaluate(ws, other_ws, images):
     for path in (other_ws.variant_path("int8"), other_ws.variant_meta_path("int8")):
         shutil.copy(path, ws.root / "variants" / path.name)

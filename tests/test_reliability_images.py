@@ -204,12 +204,6 @@ result = {{"code": code, "report": json.load(open({str(ws / "c.json")!r}))}}
     assert "permission denied; check the file's permissions" in got["stderr"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: calib_ranges uses onnxruntime's load_model_with_shape_infer, which writes "
-    "<model>-inferred.onnx into the model's own folder: when that folder is read-only, "
-    "calibration fails with a bare FileNotFoundError traceback for that file",
-)
 def test_calibrate_works_when_the_model_folder_is_read_only(open_tmp):
     model = copy_model_folder(RESNET8, open_tmp / "model")
     model.parent.chmod(0o555)
@@ -265,11 +259,6 @@ def test_run_on_a_folder_that_changes_between_listing_and_reading_skips_vanished
     assert all("arrived_late" not in r["source"] for r in data["results"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: calibration.calibration_key() calls stat() on every listed file; a file deleted "
-    "after listing raises a bare FileNotFoundError instead of being skipped",
-)
 def test_calibrate_on_a_folder_that_changes_between_listing_and_reading_skips_vanished_files(
     tmp_path, monkeypatch
 ):
@@ -317,11 +306,6 @@ def test_image_over_120_megapixels_is_refused_as_too_large_before_decoding(tmp_p
             read_image(png)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: imageio._pil_size swallows Pillow's DecompressionBombError (> 179 MP), so the "
-    "120 MP limit is skipped and OpenCV decodes the whole bomb",
-)
 def test_image_over_pillows_bomb_limit_is_also_refused_as_too_large(tmp_path):
     png = _grey_png(tmp_path / "bomb.png", 15_000, 12_000)  # 180 MP
     with pytest.raises(ImageReadError, match="image too large"):

@@ -49,6 +49,15 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+class OutputWriteError(UserError):
+    """An output file could not be written; the run stops (exit 2) instead of skipping."""
+
+
+def _reason(exc: Exception, source: str) -> str:
+    """The message without the source path it starts with (the entry names the source)."""
+    return str(exc).removeprefix(f"{source}: ")
+
+
 def safe_name(text: str) -> str:
     """A file name that cannot leave the output folder (no separators, no dot-dot)."""
     name = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._") or "frame"
@@ -77,12 +86,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 src = FrameSource(source, max_frames=args.max_frames)
             except UserError as exc:
-                skipped.append({"source": source, "reason": str(exc)})
+                skipped.append({"source": source, "reason": _reason(exc, source)})
                 continue
             try:
                 _run_source(src, pipe, spec, out_dir, results)
+            except OutputWriteError:
+                raise  # the output the user asked for failed: not a bad input to skip
             except (UserError, ImageReadError) as exc:
-                skipped.append({"source": source, "reason": str(exc)})
+                skipped.append({"source": source, "reason": _reason(exc, source)})
             skipped += [{"source": s.source, "reason": s.reason} for s in src.skipped]
         info = runner.describe()
     timing = {k: {p: v[p] for p in ("p50", "p90", "p99")} for k, v in pipe.timer.summary().items()}
@@ -112,6 +123,7 @@ class _Outputs:
         self.writer: cv2.VideoWriter | None = None
         self.final: Path | None = None
         self.tmp: Path | None = None
+        self.written = 0
 
     def write(self, frame, annotated) -> None:
         if self.out_dir is None:
@@ -126,6 +138,7 @@ class _Outputs:
                 fourcc = cv2.VideoWriter_fourcc(*"mp4v")
                 self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, (w, h))
             self.writer.write(annotated)
+            self.written += 1
             return
         stem = safe_name(Path(frame.source).stem)
         target = self.out_dir / f"{stem}.jpg"
@@ -139,13 +152,26 @@ class _Outputs:
                 tmp.write_bytes(data.tobytes())
 
     def close(self, ok: bool) -> None:
+        """Keep the video only if the source finished and the file plays back in full."""
         if self.writer is None:
             return
         self.writer.release()
-        if ok:
+        if ok and self._playable():
             os.replace(self.tmp, self.final)
-        else:
-            self.tmp.unlink(missing_ok=True)
+            return
+        self.tmp.unlink(missing_ok=True)
+        if ok:
+            raise OutputWriteError(
+                f"{self.final}: the annotated video could not be written completely (disk "
+                "full?); nothing was kept"
+            )
+
+    def _playable(self) -> bool:
+        cap = cv2.VideoCapture(str(self.tmp))
+        try:
+            return cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= self.written
+        finally:
+            cap.release()
 
 
 def _run_source(src: FrameSource, pipe: FramePipeline, spec, out_dir: Path | None, results) -> None:

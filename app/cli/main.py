@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
 from app import __version__
 from app.core.errors import Cancelled, UserError
 
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 COMMANDS = [
     "app.cli.cmd_inspect",
     "app.cli.cmd_backends",
@@ -79,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nint8-studio: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"int8-studio: error: disk full while writing{where} ({exc.strerror}); free some "
+            "space and run "
+            "again (nothing half-written was kept)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _commands(parser: argparse.ArgumentParser) -> set[str]:

@@ -36,12 +36,22 @@ HIST_MEMORY_LIMIT = 1536 * 1024**2  # inputs kept for the histogram pass; beyond
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
+def load_with_shapes(model_path: Path) -> onnx.ModelProto:
+    """The model with inferred value_info, in memory. ORT's load_model_with_shape_infer writes a
+    `-inferred.onnx` beside the user's model, which fails in read-only folders, collides between
+    two jobs and, if interrupted, leaves a second model in the user's folder."""
+    from onnxruntime.quantization.quant_utils import add_infer_metadata
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
+    add_infer_metadata(model)
+    return model
+
+
 def tensors_for_target(model_path: Path, op_types: Iterable[str] | None = None) -> list[str]:
     """The float tensors ORT would calibrate for these op types (ORT's own selection rule)."""
     from onnxruntime.quantization.calibrate import MinMaxCalibrater
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    model = load_model_with_shape_infer(Path(model_path))
+    model = load_with_shapes(Path(model_path))
     selector = MinMaxCalibrater.__new__(MinMaxCalibrater)
     selector.op_types_to_calibrate = list(op_types) if op_types else None
     tensors, _ = selector.select_tensors_to_calibrate(model)
@@ -122,10 +132,9 @@ def collect_ranges(
 ) -> Any:
     """Ranges (ORT `TensorsData`) of `tensors` over `batches` with the chosen method."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
     cancel = cancel or CancelToken()
-    base = load_model_with_shape_infer(Path(model_path))
+    base = load_with_shapes(Path(model_path))
     opset = max(o.version for o in base.opset_import if o.domain in ("", "ai.onnx"))
     sess = _session(_minmax_model(base, tensors), threads)
     lo = {t: np.inf for t in tensors}

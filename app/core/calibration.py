@@ -9,7 +9,6 @@ looks valid; a reused folder is checked file by file against the hashes in its m
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from app.core.errors import CancelToken, UserError
 from app.core.imageio import ImageReadError, read_image
 from app.core.modelspec import ModelSpec, file_sha256
 from app.core.preprocess import Preprocessor
+from app.core.safe_json import load_json
 from app.core.sources import Skipped, list_images
 from app.core.trt_table import write_trt_native_cache
 from app.core.workspace import Workspace, cache_key
@@ -167,8 +167,20 @@ class CalibrationReader:
             yield np.stack(pending)
 
 
-def calibration_key(spec: ModelSpec, files: list[Path], method: str, settings: dict) -> str:
-    listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+def calibration_key(
+    spec: ModelSpec, files: list[Path], method: str, settings: dict, skipped: list[Skipped]
+) -> str:
+    """Key of model, preprocessing, image list (path, size, mtime), method and settings; files
+    that vanished since they were listed move from `files` to `skipped`."""
+    listing = []
+    for p in list(files):
+        try:
+            st = p.stat()
+        except OSError:
+            files.remove(p)
+            skipped.append(Skipped(str(p), "file disappeared while reading"))
+            continue
+        listing.append((str(p), st.st_size, st.st_mtime_ns))
     return cache_key(
         "calibration",
         CALIBRATION_VERSION,
@@ -180,15 +192,21 @@ def calibration_key(spec: ModelSpec, files: list[Path], method: str, settings: d
     )
 
 
-def _load_existing(folder: Path) -> dict[str, Any] | None:
-    """meta.json of a finished calibration folder if every file still matches its hash."""
+def _load_existing(folder: Path, model_sha256: str | None = None) -> dict[str, Any] | None:
+    """meta.json of a finished calibration folder if every file still matches its hash (and,
+    when given, it was made for that model)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        for name, digest in meta["files"].items():
-            if file_sha256(folder / name) != digest:
+        meta = load_json(folder / "meta.json")
+        if model_sha256 is not None and meta.get("model_sha256") != model_sha256:
+            return None
+        files = meta["files"]
+        if not isinstance(files, dict) or not files:
+            return None
+        for name, digest in files.items():
+            if Path(name).name != name or file_sha256(folder / name) != digest:
                 return None
         return meta
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -216,9 +234,12 @@ def calibrate(
     spec = ws.spec()
     files, warnings = select_images(images_dir, count, fraction, seed)
     settings = {"percentile": percentile}
-    key = calibration_key(spec, files, method, settings)
+    vanished: list[Skipped] = []
+    key = calibration_key(spec, files, method, settings, vanished)
+    if not files:
+        raise UserError(f"{images_dir}: every selected image disappeared while reading")
     final = ws.path("calibration", key)
-    meta = _load_existing(final) if final.is_dir() else None
+    meta = _load_existing(final, spec.sha256) if final.is_dir() else None
     if meta is not None:
         log.info("calibration %s reused (same model, preprocessing, images and method)", key)
         progress(1.0, "reused cached calibration")
@@ -240,6 +261,7 @@ def calibrate(
     t0 = time.perf_counter()
     batch = 1 if isinstance(spec.input_shape[0], int) else 8
     reader = CalibrationReader(spec, files, batch=batch, cancel=cancel)
+    reader.skipped += vanished
 
     def on_batch() -> None:
         elapsed = time.perf_counter() - t0
@@ -287,7 +309,16 @@ def calibrate(
         }
         write_json(tmp / "meta.json", meta)
         cancel.check()
-        tmp.rename(final)
+        try:
+            tmp.rename(final)
+        except OSError:
+            # another job calibrated the same key meanwhile: keep its (identical) result
+            shutil.rmtree(tmp, ignore_errors=True)
+            if _load_existing(final, spec.sha256) is None:
+                raise UserError(
+                    f"{final}: another calibration is writing this result; try again when it "
+                    "has finished"
+                ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -324,12 +355,22 @@ def _write_tables(ranges: Any, folder: Path, method: str) -> None:
 def latest_calibration(ws: Workspace) -> Path:
     """The folder of the last successful calibration in `ws`."""
     try:
-        key = json.loads((ws.root / "calibration" / "latest.json").read_text())["key"]
+        key = load_json(ws.root / "calibration" / "latest.json")["key"]
+        if not isinstance(key, str) or Path(key).name != key:
+            raise ValueError("bad key")
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(
             f"{ws.root}: no calibration yet; run `int8-studio calibrate` first"
         ) from exc
-    folder = ws.root / "calibration" / key
+    return check_calibration(ws, ws.root / "calibration" / key)
+
+
+def check_calibration(ws: Workspace, folder: Path) -> Path:
+    """`folder` if it is an intact calibration of this workspace's model, else UserError."""
     if _load_existing(folder) is None:
         raise UserError(f"{folder}: calibration is missing or damaged; run `calibrate` again")
+    if _load_existing(folder, ws.spec().sha256) is None:
+        raise UserError(
+            f"{folder}: this calibration was made for another model; run `calibrate` again"
+        )
     return folder

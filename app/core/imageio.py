@@ -53,9 +53,13 @@ def _pil_size(path: Path) -> tuple[int, int] | None:
     """Dimensions from the header alone (no decode), to refuse decompression bombs early."""
     try:
         from PIL import Image
-
+    except ImportError:
+        return None
+    try:
         with Image.open(path) as im:
             return im.size
+    except Image.DecompressionBombError as exc:  # Pillow's own limit: far past ours
+        raise ImageReadError(f"image too large ({exc}); limit 120 MP") from exc
     except Exception:  # Pillow raises many types for non-images; OpenCV gets its own try below
         return None
 

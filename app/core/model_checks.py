@@ -50,6 +50,7 @@ def load_checked_model(model_file: Path) -> onnx.ModelProto:
             f"{model_file}: not a readable ONNX model (truncated or another format: "
             f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
         ) from exc
+    _check_opset(model, model_file)
     if not model.graph.node or not model.graph.output:
         raise UserError(
             f"{model_file}: not an ONNX model (no graph found; truncated or wrong file)"
@@ -64,6 +65,18 @@ def load_checked_model(model_file: Path) -> onnx.ModelProto:
         raise UserError(f"{model_file}: the ONNX graph is invalid ({first})") from exc
     _check_image_input(model, model_file)
     return model
+
+
+def _check_opset(model: onnx.ModelProto, model_file: Path) -> None:
+    """Refuse opsets newer than the installed onnx knows (ONNX Runtime never runs those)."""
+    known = onnx.defs.onnx_opset_version()
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version > known:
+            raise UserError(
+                f"{model_file}: uses ONNX opset {entry.version}, but the installed onnx and "
+                f"ONNX Runtime support opsets up to {known}; re-export the model at opset "
+                f"{known} or lower, or upgrade onnxruntime"
+            )
 
 
 def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:

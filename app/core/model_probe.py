@@ -42,8 +42,9 @@ def probe_outputs(model_file: Path, input_name: str, shape: list[int]) -> dict[s
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # the failure is reported below, in one line
     opts.intra_op_num_threads = 1
+    ort.set_default_logger_severity(4)
     try:
         sess = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
         feed = {input_name: np.full(shape, 0.5, dtype=np.float32)}
@@ -51,6 +52,8 @@ def probe_outputs(model_file: Path, input_name: str, shape: list[int]) -> dict[s
     except Exception as exc:  # ORT raises several unrelated types for unusable graphs
         first = str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise UserError(f"{model_file}: ONNX Runtime cannot run this model ({first})") from exc
+    finally:
+        ort.set_default_logger_severity(2)
     return {o.name: v for o, v in zip(sess.get_outputs(), values)}
 
 
@@ -132,7 +135,15 @@ def guess_spec(
     hw = (pre.size[0], pre.size[1])
     batch = shape[0] if isinstance(shape[0], int) else 1
     probe_shape = [batch, 3, hw[0], hw[1]] if layout == "NCHW" else [batch, hw[0], hw[1], 3]
-    probed = probe_outputs(model_file, input_name, probe_shape)
+    try:
+        probed = probe_outputs(model_file, input_name, probe_shape)
+    except UserError as exc:
+        if dynamic and not size:
+            raise UserError(
+                f"{exc}; its input size is dynamic and {hw[0]}x{hw[1]} did not work: choose "
+                "the size it was made for with --size HxW (in the GUI: the Model tab)"
+            ) from exc
+        raise
     task, guessed_post, n_classes, decoder_notes = _guess_decoder(probed, hw, model_file)
     if preset:
         task = preset.get("task", task)

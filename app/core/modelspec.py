@@ -106,9 +106,11 @@ class ModelSpec:
 
     @classmethod
     def load(cls, path: Path) -> ModelSpec:
+        from app.core.safe_json import load_json
+
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            return cls.from_dict(load_json(path))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise UserError(
                 f"{path}: not a valid model spec ({exc}); delete it to re-inspect"
             ) from exc

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from app.core.atomic import atomic_path
-from app.core.calibration import latest_calibration
+from app.core.calibration import check_calibration, latest_calibration
 from app.core.errors import CancelToken, UserError
 from app.core.graph_rules import (
     COMPUTE_OPS,
@@ -243,7 +243,7 @@ def quantize(
             meta = {"precision": "fp16", "target": "any", "key": key}
             build = lambda path: make_fp16(source, path)  # noqa: E731
         else:
-            calib = calibration or latest_calibration(ws)
+            calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             name = variant_name or int8_variant_name(target)
             key = cache_key(
                 "int8",

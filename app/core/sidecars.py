@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.safe_json import load_json
+
 MAX_SIDECAR_BYTES = 4 * 1024 * 1024  # a class list is kilobytes; refuse anything absurd
 
 
@@ -27,9 +29,7 @@ class Sidecars:
 
 
 def _load_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_SIDECAR_BYTES:
-        raise ValueError("file is larger than 4 MiB")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_json(path, expect=object, max_bytes=MAX_SIDECAR_BYTES)
 
 
 def _is_str_list(value: Any) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -26,10 +26,11 @@ def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:
 
 
 class StageTimer:
-    """Collects per-stage durations in milliseconds (`with timer.stage("infer"): ...`)."""
+    """Collects per-stage durations in milliseconds (`with timer.stage("infer"): ...`), keeping
+    the most recent `window` of each stage so a camera left running for days stays bounded."""
 
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = defaultdict(list)
+    def __init__(self, window: int = 20_000) -> None:
+        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -22,6 +22,7 @@ from typing import Any
 from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.modelspec import ModelSpec, file_sha256
+from app.core.safe_json import load_json
 
 
 def default_root() -> Path:
@@ -101,14 +102,20 @@ class Workspace:
 
     # variants ------------------------------------------------------------------------------
     def record_variant(self, name: str, meta: dict[str, Any]) -> None:
-        """Write a variant's metadata (after its graph), with the graph's sha256 for checking."""
-        meta = dict(meta, name=name, sha256=file_sha256(self.variant_path(name)))
+        """Write a variant's metadata (after its graph), with the graph's and the model's sha256
+        for checking."""
+        meta = dict(
+            meta,
+            name=name,
+            sha256=file_sha256(self.variant_path(name)),
+            model_sha256=self.spec().sha256,
+        )
         write_json(self.variant_meta_path(name), meta)
 
     def variant_meta(self, name: str) -> dict[str, Any] | None:
-        path = self.variant_meta_path(name)
+        """The variant's record, or None when it is missing or not a well-formed record."""
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return load_json(self.variant_meta_path(name))
         except (OSError, ValueError):
             return None
 
@@ -120,6 +127,8 @@ class Workspace:
             return False
         if key is not None and meta.get("key") != key:
             return False
+        if meta.get("model_sha256") != self.spec().sha256:
+            return False  # made from another model (a copied or reused workspace)
         return file_sha256(graph) == meta.get("sha256")
 
     def variants(self) -> list[dict[str, Any]]:
@@ -136,6 +145,12 @@ class Workspace:
         return out
 
     def require_variant(self, name: str) -> Path:
+        meta = self.variant_meta(name)
+        if meta and meta.get("model_sha256") not in (None, self.spec().sha256):
+            raise UserError(
+                f"variant '{name}' in {self.root} was made from another model; run "
+                "`int8-studio quantize` to rebuild it for this one"
+            )
         if not self.valid_variant(name):
             have = ", ".join(v["name"] for v in self.variants() if v["valid"]) or "none"
             raise UserError(

@@ -23,6 +23,7 @@ from typing import Any
 from app import __version__ as APP_VERSION
 from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
+from app.core.safe_json import load_json
 
 RECORD_FORMAT = 1
 SIDE_SUFFIX = ".json"
@@ -96,9 +97,22 @@ def read_record(engine_path: str | os.PathLike[str]) -> EngineRecord | None:
     if not side.exists():
         return None
     try:
-        raw = json.loads(side.read_text(encoding="utf-8"))
+        raw = load_json(side, max_bytes=1024 * 1024)
         known = {f for f in EngineRecord.__dataclass_fields__}
-        return EngineRecord(**{k: v for k, v in raw.items() if k in known})
+        record = EngineRecord(**{k: v for k, v in raw.items() if k in known})
+        text_fields = (
+            "trt_version",
+            "gpu_name",
+            "compute_capability",
+            "model_sha256",
+            "engine_sha256",
+            "app_version",
+        )
+        if not all(isinstance(getattr(record, f), str) for f in text_fields):
+            raise ValueError("a text field holds another type")
+        if not isinstance(record.settings, dict) or not isinstance(record.engine_size, int):
+            raise ValueError("settings must be an object and engine_size a number")
+        return record
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(
             f"the record {side.name} beside the engine is unreadable ({exc}); rebuild"
