@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -12,7 +12,9 @@ import numpy as np
 
 def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:
     """p50/p90/p99/mean of a list of milliseconds; zeros for an empty list."""
-    arr = np.asarray(list(samples_ms), dtype=np.float64)
+    arr = np.asarray(
+        samples_ms if isinstance(samples_ms, np.ndarray) else list(samples_ms), dtype=np.float64
+    )
     if arr.size == 0:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0, "n": 0}
     p50, p90, p99 = np.percentile(arr, [50, 90, 99])
@@ -25,12 +27,40 @@ def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:
     }
 
 
+class SampleRing:
+    """The most recent `capacity` samples in one preallocated float64 array: memory is fixed
+    from the first sample on, however long a camera runs."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.empty(capacity, dtype=np.float64)
+        self._count = 0
+
+    def append(self, value: float) -> None:
+        self._data[self._count % self._data.size] = value
+        self._count += 1
+
+    def values(self) -> np.ndarray:
+        if self._count <= self._data.size:
+            return self._data[: self._count]
+        start = self._count % self._data.size
+        return np.concatenate([self._data[start:], self._data[:start]])
+
+    def __len__(self) -> int:
+        return min(self._count, self._data.size)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.values().tolist())
+
+    def clear(self) -> None:
+        self._count = 0
+
+
 class StageTimer:
     """Collects per-stage durations in milliseconds (`with timer.stage("infer"): ...`), keeping
-    the most recent `window` of each stage so a camera left running for days stays bounded."""
+    the most recent `window` of each stage in fixed memory."""
 
     def __init__(self, window: int = 20_000) -> None:
-        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
+        self.samples: dict[str, SampleRing] = defaultdict(lambda: SampleRing(window))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -44,4 +74,4 @@ class StageTimer:
         self.samples[name].append(ms)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {name: percentiles(values) for name, values in self.samples.items()}
+        return {name: percentiles(ring.values()) for name, ring in self.samples.items()}
