@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -67,9 +68,18 @@ def _cuda_reason() -> str:
     return "the CUDA provider failed to initialise (driver/CUDA version mismatch?)"
 
 
-@cache
+_PROBE_LOCK = threading.Lock()
+
+
 def backend_statuses() -> tuple[BackendStatus, ...]:
-    """Status of every backend on this machine (probed once per process)."""
+    """Status of every backend on this machine (probed once per process, one thread at a time:
+    the probe turns ONNX Runtime's global log down while a provider may fail to load)."""
+    with _PROBE_LOCK:
+        return _backend_statuses()
+
+
+@cache
+def _backend_statuses() -> tuple[BackendStatus, ...]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
