@@ -101,30 +101,20 @@ def recipe(
     if keep_float is None:
         keep_float = leading_compute_blocks(model, default_stem_blocks(model))
     exclude = list(float_tail_nodes(model)) + list(keep_float)
-    if target == "ort-cpu" and weights_on_8bit_grid(model):
+    if target == "ort-cpu":
+        exclude += head_compute_nodes(model)
         # Quantization-aware-trained weights already sit on one affine 8-bit grid per tensor;
         # per-tensor asymmetric uint8 reproduces that grid, per-channel symmetric int8 breaks
         # it (MobileNetV1 QAT: top-1 agreement with FP32 81% per-channel vs 88-90% per-tensor).
-        exclude += head_compute_nodes(model)
+        qat_grid = weights_on_8bit_grid(model)
         return {
             "quant_format": QuantFormat.QDQ,
-            "per_channel": False,
+            "per_channel": not qat_grid,
             "reduce_range": False,
             "activation_type": QuantType.QUInt8,
-            "weight_type": QuantType.QUInt8,
+            "weight_type": QuantType.QUInt8 if qat_grid else QuantType.QInt8,
             "nodes_to_exclude": sorted(set(exclude)),
-            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": False},
-        }
-    if target == "ort-cpu":
-        exclude += head_compute_nodes(model)
-        return {
-            "quant_format": QuantFormat.QDQ,
-            "per_channel": True,
-            "reduce_range": False,
-            "activation_type": QuantType.QUInt8,
-            "weight_type": QuantType.QInt8,
-            "nodes_to_exclude": sorted(set(exclude)),
-            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True},
+            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": not qat_grid},
         }
     return {
         "quant_format": QuantFormat.QDQ,
@@ -189,7 +179,9 @@ def make_int8(
         "compute_ops_kept_float": len(kept),
         "kept_float": kept,
         "activation": "int8 symmetric" if target != "ort-cpu" else "uint8 asymmetric",
-        "weights": "int8 symmetric per-channel",
+        "weights": "int8 symmetric per-channel"
+        if args["per_channel"]
+        else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
     }
 
 
