@@ -7,6 +7,7 @@ thread only paints.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from app.backends.base import Runner
@@ -65,8 +66,23 @@ class LiveProcessor:
         return infos
 
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
+        return self.finish(self.infer(frame), max_size)
+
+    def infer(self, frame: Frame) -> tuple[Frame, Any, Any, dict[str, float]]:
+        """First stage: preprocess and inference (the stream runs it on its own thread)."""
+        outputs, geo, times = self.pipelines[0].infer_raw(frame.image)
+        return frame, outputs, geo, times
+
+    def finish(self, state: tuple, max_size: tuple[int, int]) -> Packet:
+        """Second stage: decode, draw and convert for display."""
+        frame, outputs, geo, times = state
         pipe = self.pipelines[0]
-        result = pipe.process(frame.image)
+        t0 = time.perf_counter()
+        result = pipe.decode(outputs, geo)
+        times["postprocess_ms"] = (time.perf_counter() - t0) * 1e3
+        for name, ms in times.items():
+            pipe.timer.add(name, ms)
+        result.timings_ms = times
         image = pipe.draw(frame.image.copy(), result)
         extra = {"count": len(result.detections) if result.detections is not None else 0}
         return Packet(
@@ -81,6 +97,10 @@ class LiveProcessor:
 
 class CompareProcessor(LiveProcessor):
     """Two variants on the same frame; boxes one has and the other lacks are highlighted."""
+
+    # both variants and the matching run in one step (no split stages)
+    infer = None  # type: ignore[assignment]
+    finish = None  # type: ignore[assignment]
 
     def __init__(self, spec: ModelSpec, models: list[str], backend: str, names: list[str]) -> None:
         super().__init__(spec, models, backend, names)

@@ -8,6 +8,7 @@ the stale ones as dropped. At most one processed frame waits for the GUI at a ti
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class Packet:
 
 
 class Processor(Protocol):
+    """Runs frames for a view. A processor may also offer `infer(frame) -> state` and
+    `finish(state, max_size) -> Packet`: the stream then overlaps them on two threads."""
+
     def open(self) -> list[dict[str, Any]]: ...
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet: ...
     def close(self) -> None: ...
@@ -181,6 +185,47 @@ class _Reader(QRunnable):
             self.done.set()
 
 
+def _splits(processor: Any) -> bool:
+    return callable(getattr(processor, "infer", None)) and callable(
+        getattr(processor, "finish", None)
+    )
+
+
+class _Finisher:
+    """Second stage of a split processor on its own thread, fed through a one-item queue."""
+
+    def __init__(self, processor: Any, control: StreamControl) -> None:
+        self.processor, self.control = processor, control
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="stream-finish", daemon=True)
+        self.thread.start()
+
+    def put(self, state: Any, cancel: CancelToken) -> None:
+        while not cancel.cancelled and self.error is None:
+            try:
+                self.queue.put(state, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        lower_thread_priority()
+        try:
+            while (state := self.queue.get()) is not END:
+                self.control.deliver(self.processor.finish(state, self.control.max_size))
+        except BaseException as exc:  # re-raised by the stream job
+            self.error = exc
+            while self.queue.get() is not END:  # keep draining so put() never blocks forever
+                pass
+
+    def stop(self) -> None:
+        self.queue.put(END)
+        self.thread.join(5.0)
+
+
 def run_stream(
     processor: Processor,
     source: str,
@@ -200,6 +245,7 @@ def run_stream(
     last: Frame | None = None
     t0 = time.perf_counter()
     waited = busy = 0.0  # seconds waiting for the reader / processing frames
+    finisher = _Finisher(processor, control) if _splits(processor) else None
     try:
         while not cancel.cancelled:
             t_wait = time.perf_counter()
@@ -215,12 +261,21 @@ def run_stream(
             if item is END:
                 break
             last = item
-            control.deliver(processor.process(item, control.max_size))
+            if finisher is not None:
+                # inference here, decoding + drawing + QImage on the finisher thread: while
+                # one frame is drawn the next one is already in inference
+                finisher.put(processor.infer(item), cancel)
+            else:
+                control.deliver(processor.process(item, control.max_size))
             busy += time.perf_counter() - t_got
     finally:
         stop.cancel()  # the reader may still be pacing a video we stopped reading
         reader.done.wait(5.0)
+        if finisher is not None:
+            finisher.stop()
         processor.close()
+    if finisher is not None and finisher.error is not None:
+        raise finisher.error
     if reader.error is not None:
         raise reader.error
     seconds = time.perf_counter() - t0
