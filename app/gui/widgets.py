@@ -10,7 +10,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.timing import percentiles
 
@@ -221,3 +230,43 @@ class Heartbeat(QObject):
             "over_50ms": sum(1 for s in self.stalls if s > 50.0),
             "worst": sorted(self.stalls, reverse=True)[:5],
         }
+
+
+class EvalFolderRow(QHBoxLayout):
+    """Images folder + labels (YOLO folder or COCO .json) fields with their pickers: the same
+    row in the Results and Precision panels."""
+
+    def __init__(
+        self, parent: QWidget, images: str, labels: str, images_hint: str, labels_hint: str
+    ) -> None:
+        super().__init__()
+        self._parent = parent
+        self.images = QLineEdit(images)
+        self.images.setPlaceholderText(images_hint)
+        self.labels = QLineEdit(labels)
+        self.labels.setPlaceholderText(labels_hint)
+        pick_images = QPushButton("Folder…")
+        pick_images.clicked.connect(self.pick_images)
+        pick_labels = QPushButton("Labels…")
+        pick_labels.clicked.connect(self.pick_labels)
+        for w in (QLabel("Images"), self.images, pick_images, QLabel("Labels"), self.labels):
+            self.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
+        self.addWidget(pick_labels)
+
+    def pick_images(self) -> None:
+        path = QFileDialog.getExistingDirectory(
+            self._parent, "Evaluation images", self.images.text()
+        )
+        if path:
+            self.images.setText(path)
+
+    def pick_labels(self) -> None:
+        path = QFileDialog.getExistingDirectory(
+            self._parent, "YOLO label folder", self.labels.text()
+        )
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(
+                self._parent, "COCO annotations", "", "JSON (*.json)"
+            )
+        if path:
+            self.labels.setText(path)

@@ -16,12 +16,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -43,6 +41,7 @@ from app.core.precision_workflow import (
 from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.variants import SortItem
+from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
 
 TARGETS = ("ort-cpu", "tensorrt")
@@ -115,18 +114,14 @@ class PrecisionPanel(Panel):
     def _build_controls(self) -> QGroupBox:
         box = QGroupBox("Analyse and fix")
         outer = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.images = QLineEdit(str(self.setting("images", "")))
-        self.images.setPlaceholderText("evaluation images (for re-run and auto; not calibration)")
-        pick_images = QPushButton("Folder…")
-        pick_images.clicked.connect(self._pick_images)
-        self.labels = QLineEdit(str(self.setting("labels", "")))
-        self.labels.setPlaceholderText("optional: YOLO .txt folder or COCO .json")
-        pick_labels = QPushButton("Labels…")
-        pick_labels.clicked.connect(self._pick_labels)
-        for w in (QLabel("Images"), self.images, pick_images, QLabel("Labels"), self.labels):
-            row.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
-        row.addWidget(pick_labels)
+        row = EvalFolderRow(
+            self,
+            str(self.setting("images", "")),
+            str(self.setting("labels", "")),
+            "evaluation images (for re-run and auto; not calibration)",
+            "optional: YOLO .txt folder or COCO .json",
+        )
+        self.images, self.labels = row.images, row.labels
         outer.addLayout(row)
 
         row2 = QHBoxLayout()
@@ -374,18 +369,6 @@ class PrecisionPanel(Panel):
     def _log_toggled(self, on: bool) -> None:
         self.set_setting("log_counts", on)
         self._show_tensor()
-
-    def _pick_images(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Evaluation images", self.images.text())
-        if path:
-            self.images.setText(path)
-
-    def _pick_labels(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "YOLO label folder", self.labels.text())
-        if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "COCO annotations", "", "JSON (*.json)")
-        if path:
-            self.labels.setText(path)
 
     def _eval_inputs(self) -> tuple[str, str]:
         """Checked evaluation folder and labels (UserError with what to fix)."""

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -29,6 +28,7 @@ from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.workspace import Workspace
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
+from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
 
 LATENCY_KEYS = ("p50", "p90", "p99")
@@ -217,18 +217,14 @@ class ResultsPanel(Panel):
     def _build_evaluate(self) -> QGroupBox:
         box = QGroupBox("Evaluate")
         outer = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.images = QLineEdit(str(self.setting("images", "")))
-        self.images.setPlaceholderText("evaluation images (not the calibration ones)")
-        pick_images = QPushButton("Folder…")
-        pick_images.clicked.connect(self._pick_images)
-        self.labels = QLineEdit(str(self.setting("labels", "")))
-        self.labels.setPlaceholderText("labels: YOLO .txt folder or COCO .json (default ../labels)")
-        pick_labels = QPushButton("Labels…")
-        pick_labels.clicked.connect(self._pick_labels)
-        for w in (QLabel("Images"), self.images, pick_images, QLabel("Labels"), self.labels):
-            row.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
-        row.addWidget(pick_labels)
+        row = EvalFolderRow(
+            self,
+            str(self.setting("images", "")),
+            str(self.setting("labels", "")),
+            "evaluation images (not the calibration ones)",
+            "labels: YOLO .txt folder or COCO .json (default ../labels)",
+        )
+        self.images, self.labels = row.images, row.labels
         outer.addLayout(row)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Variants"))
@@ -302,18 +298,6 @@ class ResultsPanel(Panel):
             self.load_file(self.report_paths[index], remember=False)
 
     # evaluating ------------------------------------------------------------------------------
-    def _pick_images(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Evaluation images", self.images.text())
-        if path:
-            self.images.setText(path)
-
-    def _pick_labels(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "YOLO label folder", self.labels.text())
-        if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "COCO annotations", "", "JSON (*.json)")
-        if path:
-            self.labels.setText(path)
-
     def evaluate(self) -> bool:
         """Run `evaluate` in the worker; False with an inline message when it cannot start."""
         if self.job is not None:
