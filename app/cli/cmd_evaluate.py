@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from app.backends.registry import BACKENDS
 from app.cli.output import ProgressBar, save_json, table
@@ -69,4 +68,3 @@ def print_report(report: dict) -> None:
             print(f"warning: {v['name']}: {v['fallback']}")
     for s in report.get("skipped", []):
         print(f"skipped: {s['source']}: {s['reason']}")
-    _ = Path

@@ -22,7 +22,6 @@ import numpy as np
 from app.core.errors import CancelToken
 from app.core.pipeline import FramePipeline, FrameResult
 from app.core.sources import Frame
-from app.core.timing import percentiles
 
 _END = object()
 
@@ -229,6 +228,3 @@ def slowest_stage_rate(stages: dict[str, dict[str, float]]) -> tuple[str, float]
     costs = {g: sum(stages.get(k, {}).get("p50", 0.0) for k in keys) for g, keys in groups.items()}
     name = max(costs, key=costs.get)
     return name, 1000.0 / costs[name] if costs[name] > 0 else 0.0
-
-
-__all__ = ["LiveStats", "percentiles", "run_live", "slowest_stage_rate"]

@@ -19,11 +19,16 @@ from typing import Any
 import onnx
 
 from app.core.calibration import latest_calibration
-from app.core.errors import CancelToken, UserError
+from app.core.errors import CancelToken
 from app.core.evaluate import Scorer
-from app.core.graph_rules import compute_nodes, head_compute_nodes, name_nodes
+from app.core.graph_rules import (
+    compute_nodes,
+    head_compute_nodes,
+    leading_compute_blocks,
+    name_nodes,
+)
 from app.core.precision_debug import analyse_layers
-from app.core.quantize import make_int8, quantize
+from app.core.quantize import default_stem_blocks, make_int8, quantize
 from app.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -98,8 +103,6 @@ def search_mixed_precision(
         return row
 
     trial("default recipe (leading blocks float)", None)
-    from app.core.quantize import default_stem_blocks, leading_compute_blocks
-
     stem = leading_compute_blocks(model, default_stem_blocks(model))
     trial("leading blocks + prediction heads float", stem + head_compute_nodes(model))
 
@@ -180,6 +183,3 @@ def search_mixed_precision(
 def _always_float(target: str, model: onnx.ModelProto) -> int:
     """Compute ops every graph for this target keeps float (ORT CPU: the prediction heads)."""
     return len(head_compute_nodes(model)) if target == "ort-cpu" else 0
-
-
-__all__ = ["UserError", "search_mixed_precision"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from app.core.graph_rules import (
     COMPUTE_OPS,
     compute_nodes,
     dedupe_outputs,
-    first_compute_block,
     float_tail_nodes,
     head_compute_nodes,
     leading_compute_blocks,
@@ -202,6 +202,12 @@ def make_fp16(source: Path, out_path: Path, keep_heads_fp32: bool = False) -> di
     return {"keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS, "kept_fp32_nodes": keep}
 
 
+def _int8_at(
+    source: Path, ranges: Path, path: Path, *, target: str, keep_float: list[str] | None
+) -> dict[str, Any]:
+    return make_int8(source, ranges, path, target, keep_float)
+
+
 def quantize(
     ws: Workspace,
     *,
@@ -233,7 +239,7 @@ def quantize(
             name = "fp16"
             key = cache_key("fp16", QUANTIZE_VERSION, spec.sha256, FP16_BLOCK_OPS)
             meta = {"precision": "fp16", "target": "any", "key": key}
-            build = lambda path: make_fp16(source, path)  # noqa: E731
+            build = partial(make_fp16, source)
         else:
             calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             name = variant_name or int8_variant_name(target)
@@ -248,7 +254,7 @@ def quantize(
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
-            build = lambda path, r=ranges: make_int8(source, r, path, target, keep_float)  # noqa: E731
+            build = partial(_int8_at, source, ranges, target=target, keep_float=keep_float)
         if ws.valid_variant(name, key):
             log.info("variant %s reused (key %s matches)", name, key)
             progress(base + 1 / len(precisions), f"{name}: reused")
@@ -263,8 +269,3 @@ def quantize(
         out.append({**(ws.variant_meta(name) or {}), "reused": False})
         progress(base + 1 / len(precisions), f"{name}: built")
     return out
-
-
-def default_keep_float(model_path: Path) -> list[str]:
-    """Cheap lever kept as an option: the first compute block (see graph_rules)."""
-    return first_compute_block(name_nodes(onnx.load(str(model_path))))
