@@ -44,6 +44,14 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(found)
 
 
+def has_images(folder: str | Path) -> bool:
+    """Whether `folder` holds at least one image (stops at the first: cheap on big folders)."""
+    for _root, _dirs, files in os.walk(folder):
+        if any(is_image_path(Path(name)) for name in files):
+            return True
+    return False
+
+
 def _camera_index(spec: str) -> int | None:
     text = spec.removeprefix("camera:")
     return int(text) if text.isdigit() else None

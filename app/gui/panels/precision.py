@@ -372,12 +372,12 @@ class PrecisionPanel(Panel):
 
     def _eval_inputs(self) -> tuple[str, str]:
         """Checked evaluation folder and labels (UserError with what to fix)."""
-        from app.core.sources import list_images
+        from app.core.sources import has_images
 
         images, labels = self.images.text().strip(), self.labels.text().strip()
         if not images or not Path(images).is_dir():
             raise UserError(f"'{images}': choose a folder of evaluation images")
-        if not list_images(images):
+        if not has_images(images):  # on the GUI thread: must not walk the whole tree
             raise UserError(f"{images}: no images in this folder (or its subfolders)")
         if labels and not Path(labels).exists():
             raise UserError(f"{labels}: no such label folder or COCO file")
