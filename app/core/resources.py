@@ -15,10 +15,10 @@ def resources_dir() -> Path:
     if getattr(sys, "frozen", False):
         candidates.insert(0, Path(getattr(sys, "_MEIPASS", ".")) / "resources")
     try:
-        import app_resources  # installed copy (pyproject maps resources/ to this package)
+        from importlib.resources import files
 
-        candidates.append(Path(app_resources.__file__).parent)
-    except ImportError:
+        candidates.append(Path(str(files("app_resources"))))  # the installed copy
+    except (ImportError, TypeError):
         pass
     for path in candidates:
         if (path / "presets").is_dir():

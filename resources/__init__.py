@@ -1,0 +1,1 @@
+"""Bundled data (presets, label lists, icons, desktop entry); installed as `app_resources`."""
