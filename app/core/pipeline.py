@@ -48,6 +48,15 @@ class FrameResult:
         }
 
 
+@dataclass
+class Prepared:
+    """A preprocessed frame waiting for inference."""
+
+    tensor: np.ndarray
+    geo: Any
+    preprocess_ms: float
+
+
 class FramePipeline:
     """Runs frames through a spec's preprocessing, a runner and the spec's postprocessing.
 
@@ -72,12 +81,20 @@ class FramePipeline:
         self.k = spec.postprocess.topk
 
     def infer_raw(self, image: np.ndarray) -> tuple[list[np.ndarray], Any, dict[str, float]]:
+        return self.infer_prepared(self.prepare(image))
+
+    def prepare(self, image: np.ndarray, own: bool = False) -> Prepared:
+        """Preprocess one frame (timed). `own`: the tensor is a new array, safe to hand to
+        another thread while this one prepares the next frames."""
         t0 = time.perf_counter()
-        tensor, geo = self.pre(image)
-        t1 = time.perf_counter()
-        outputs = self.runner.infer(tensor)
-        t2 = time.perf_counter()
-        return outputs, geo, {"preprocess_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3}
+        tensor, geo = self.pre(image, own=own)
+        return Prepared(tensor, geo, (time.perf_counter() - t0) * 1e3)
+
+    def infer_prepared(self, prep: Prepared) -> tuple[list[np.ndarray], Any, dict[str, float]]:
+        t0 = time.perf_counter()
+        outputs = self.runner.infer(prep.tensor)
+        ms = (time.perf_counter() - t0) * 1e3
+        return outputs, prep.geo, {"preprocess_ms": prep.preprocess_ms, "infer_ms": ms}
 
     def decode(self, outputs: list[np.ndarray], geo: Any) -> FrameResult:
         if self.spec.task == "detection":

@@ -117,19 +117,22 @@ class Preprocessor:
             out += self._b
         return out
 
-    def __call__(self, bgr: np.ndarray) -> tuple[np.ndarray, Geometry]:
-        """One frame -> ([1, ...] tensor from the ring buffer, geometry for mapping back)."""
+    def __call__(self, bgr: np.ndarray, own: bool = False) -> tuple[np.ndarray, Geometry]:
+        """One frame -> ([1, ...] tensor, geometry for mapping back). The tensor comes from a
+        ring of RING buffers, or is a new array with `own` (for pipelines that keep more
+        tensors in flight than the ring holds, e.g. preprocessing on the decode thread)."""
         img, geo = resize_frame(bgr, self.pre, self._canvas)
         if self.pre.resize == "letterbox":
             self._canvas = img
         if self.fused:
-            out = self._buffer((1, geo.in_h, geo.in_w, 3), np.uint8)
+            shape = (1, geo.in_h, geo.in_w, 3)
+            out = np.empty(shape, np.uint8) if own else self._buffer(shape, np.uint8)
             np.copyto(out[0], img)
             return out, geo
         shape = (
             (1, 3, geo.in_h, geo.in_w) if self.pre.layout == "NCHW" else (1, geo.in_h, geo.in_w, 3)
         )
-        out = self._buffer(shape)
+        out = np.empty(shape, np.float32) if own else self._buffer(shape)
         self.normalise(img, out[0])
         return out, geo
 

@@ -10,11 +10,13 @@ import os
 import time
 from typing import Any
 
+import cv2
+
 from app.backends.base import Runner
-from app.backends.factory import make_runner
+from app.backends.factory import runner_for_pipeline
 from app.core.agreement import compare_detections
 from app.core.modelspec import ModelSpec
-from app.core.pipeline import FramePipeline
+from app.core.pipeline import FramePipeline, Prepared
 from app.core.sources import Frame
 from app.gui.stream import Packet, to_qimage
 
@@ -30,6 +32,7 @@ class LiveProcessor:
         self.runners: list[Runner] = []
         self.pipelines: list[FramePipeline] = []
         self._thresholds: dict[str, float] = {}
+        self._cv_threads: int | None = None  # OpenCV's thread count to restore on close
 
     def set_thresholds(self, conf: float | None = None, iou: float | None = None) -> None:
         """Apply to every pipeline now; also remembered for pipelines not yet opened."""
@@ -53,24 +56,36 @@ class LiveProcessor:
         return {"spin": False} if self.backend.startswith("ort-") else {}
 
     def open(self) -> list[dict[str, Any]]:
+        if self.backend == "ort-cpu":
+            # CPU inference already uses every core and the stream overlaps its stages on
+            # threads; OpenCV's own worker pool only adds wake-ups that compete with inference
+            # (measured on 2 cores: 4 CPU-ms less per frame, 2-5% more frames per second).
+            self._cv_threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
         infos = []
         for path, name in zip(self.models, self.names):
-            runner = make_runner(
-                self.backend, path, threads=self.threads(), options=self.options()
-            ).open()
-            self.runners.append(runner)
-            info = dict(runner.describe(), variant=name)
-            infos.append(info)
-        self.pipelines = [FramePipeline(self.spec, r) for r in self.runners]
+            # the same runner the CLI's pipelines get: on GPUs, uint8 frames in and CUDA graphs
+            runner, fused = runner_for_pipeline(
+                self.backend, path, self.spec, threads=self.threads(), options=self.options()
+            )
+            self.runners.append(runner.open())
+            self.pipelines.append(FramePipeline(self.spec, runner, fused=fused))
+            infos.append(dict(runner.describe(), variant=name, fused_io=fused))
         self.set_thresholds()
         return infos
 
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
-        return self.finish(self.infer(frame), max_size)
+        return self.finish(self.infer(self.prepare(frame)), max_size)
 
-    def infer(self, frame: Frame) -> tuple[Frame, Any, Any, dict[str, float]]:
-        """First stage: preprocess and inference (the stream runs it on its own thread)."""
-        outputs, geo, times = self.pipelines[0].infer_raw(frame.image)
+    def prepare(self, frame: Frame) -> tuple[Frame, Prepared]:
+        """Stage 0, on the reader thread right after decoding: preprocess into a tensor of the
+        frame's own (the inference thread may still be reading the previous one)."""
+        return frame, self.pipelines[0].prepare(frame.image, own=True)
+
+    def infer(self, item: tuple[Frame, Prepared]) -> tuple[Frame, Any, Any, dict[str, float]]:
+        """Stage 1, on the stream's thread: inference only."""
+        frame, prep = item
+        outputs, geo, times = self.pipelines[0].infer_prepared(prep)
         return frame, outputs, geo, times
 
     def finish(self, state: tuple, max_size: tuple[int, int]) -> Packet:
@@ -93,12 +108,16 @@ class LiveProcessor:
         for runner in self.runners:
             runner.close()
         self.runners.clear()
+        if self._cv_threads is not None:
+            cv2.setNumThreads(self._cv_threads)
+            self._cv_threads = None
 
 
 class CompareProcessor(LiveProcessor):
     """Two variants on the same frame; boxes one has and the other lacks are highlighted."""
 
     # both variants and the matching run in one step (no split stages)
+    prepare = None  # type: ignore[assignment]
     infer = None  # type: ignore[assignment]
     finish = None  # type: ignore[assignment]
 

@@ -21,9 +21,12 @@ from PySide6.QtGui import QImage
 
 from app.core.errors import CancelToken
 from app.core.sources import Frame, FrameSource
-from app.gui.workers import forget_dummy_thread, lower_thread_priority
+from app.gui.workers import WORKER_NICE, forget_dummy_thread, lower_thread_priority
 
 END = object()  # the reader's last item
+# Reading and drawing run below the inference thread (WORKER_NICE): they have slack, inference is
+# the bottleneck, so on few cores they should fill its idle moments rather than compete with it.
+STAGE_NICE = WORKER_NICE + 5
 
 
 @dataclass
@@ -38,8 +41,9 @@ class Packet:
 
 
 class Processor(Protocol):
-    """Runs frames for a view. A processor may also offer `infer(frame) -> state` and
-    `finish(state, max_size) -> Packet`: the stream then overlaps them on two threads."""
+    """Runs frames for a view. A processor may also offer `prepare(frame) -> item` (run on the
+    reader thread), `infer(item) -> state` and `finish(state, max_size) -> Packet`: the stream
+    then overlaps them on three threads."""
 
     def open(self) -> list[dict[str, Any]]: ...
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet: ...
@@ -52,9 +56,10 @@ def to_qimage(bgr: np.ndarray, max_size: tuple[int, int] = (0, 0)) -> QImage:
     mw, mh = max_size
     if mw > 0 and mh > 0 and (w > mw or h > mh):
         s = min(mw / w, mh / h)
-        bgr = cv2.resize(
-            bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA
-        )
+        # Bilinear down to half size (6x cheaper than INTER_AREA at fractional ratios and looks
+        # the same there); area averaging only for bigger shrinks, where bilinear would alias.
+        method = cv2.INTER_LINEAR if s >= 0.5 else cv2.INTER_AREA
+        bgr = cv2.resize(bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=method)
         h, w = bgr.shape[:2]
     # Copy into a QImage-owned buffer: wrapping numpy memory in QImage trips PySide refcounts.
     image = QImage(w, h, QImage.Format.Format_BGR888)
@@ -146,15 +151,20 @@ class StreamControl(QObject):
 class _Reader(QRunnable):
     """Reads the source into the latest-frame slot at the source's own pace."""
 
-    def __init__(self, source: FrameSource, control: StreamControl, cancel: CancelToken) -> None:
+    def __init__(
+        self, source: FrameSource, control: StreamControl, cancel: CancelToken, prepare: Any
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.source, self.control, self.cancel = source, control, cancel
+        self.prepare = prepare  # None, or the processor's first stage
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.cpu_s = 0.0  # CPU time this thread used (decoding, pacing)
 
     def run(self) -> None:
-        lower_thread_priority()
+        lower_thread_priority(STAGE_NICE)
+        cpu0 = time.thread_time()  # pool threads are reused: count from here
         ctl, slot = self.control, self.control.slot
         base: tuple[float, int] | None = None  # (wall clock, frame index) the pacing counts from
         try:
@@ -176,19 +186,19 @@ class _Reader(QRunnable):
                     due = base[0] + (frame.index - base[1]) / self.source.fps
                     while (wait := due - time.perf_counter()) > 0 and not self.cancel.cancelled:
                         time.sleep(min(wait, 0.05))
-                slot.put(frame, block=not paced, cancel=self.cancel)
+                item = self.prepare(frame) if self.prepare is not None else frame
+                slot.put(item, block=not paced, cancel=self.cancel)
         except BaseException as exc:  # handed to the stream job, which reports it
             self.error = exc
         finally:
+            self.cpu_s = time.thread_time() - cpu0
             slot.close()
             forget_dummy_thread()
             self.done.set()
 
 
 def _splits(processor: Any) -> bool:
-    return callable(getattr(processor, "infer", None)) and callable(
-        getattr(processor, "finish", None)
-    )
+    return all(callable(getattr(processor, n, None)) for n in ("prepare", "infer", "finish"))
 
 
 class _Finisher:
@@ -198,6 +208,7 @@ class _Finisher:
         self.processor, self.control = processor, control
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
+        self.cpu_s = 0.0
         self.thread = threading.Thread(target=self._run, name="stream-finish", daemon=True)
         self.thread.start()
 
@@ -212,10 +223,11 @@ class _Finisher:
             raise self.error
 
     def _run(self) -> None:
-        lower_thread_priority()
+        lower_thread_priority(STAGE_NICE)
         try:
             while (state := self.queue.get()) is not END:
                 self.control.deliver(self.processor.finish(state, self.control.max_size))
+            self.cpu_s = time.thread_time()
         except BaseException as exc:  # re-raised by the stream job
             self.error = exc
             while self.queue.get() is not END:  # keep draining so put() never blocks forever
@@ -240,12 +252,13 @@ def run_stream(
     infos = processor.open()
     control.opened.emit(infos)
     stop = CancelToken()  # the reader's own token: ending normally must not mark the job cancelled
-    reader = _Reader(src, control, stop)
-    QThreadPool.globalInstance().start(reader)
-    last: Frame | None = None
-    t0 = time.perf_counter()
-    waited = busy = 0.0  # seconds waiting for the reader / processing frames
     finisher = _Finisher(processor, control) if _splits(processor) else None
+    reader = _Reader(src, control, stop, processor.prepare if finisher is not None else None)
+    QThreadPool.globalInstance().start(reader)
+    last: Any = None  # the last item taken: a Frame, or what `prepare` made of one
+    t0 = time.perf_counter()
+    cpu0 = time.thread_time()
+    waited = busy = 0.0  # seconds waiting for the reader / processing frames
     try:
         while not cancel.cancelled:
             t_wait = time.perf_counter()
@@ -255,7 +268,7 @@ def run_stream(
             if item is None:
                 if control.refresh and last is not None:
                     control.refresh = False
-                    item = Frame(last.image, last.source, last.index)
+                    item = last  # never drawn on (finish draws on a copy), so safe to re-run
                 else:
                     continue
             if item is END:
@@ -279,7 +292,15 @@ def run_stream(
     if reader.error is not None:
         raise reader.error
     seconds = time.perf_counter() - t0
+    # CPU seconds per thread: on a machine with few cores, every one of them is taken from
+    # inference (the rest of the process's CPU time is the runtime's own worker threads)
+    cpu = {
+        "infer_thread": round(time.thread_time() - cpu0, 3),
+        "reader_thread": round(reader.cpu_s, 3),
+        "finish_thread": round(finisher.cpu_s, 3) if finisher is not None else 0.0,
+    }
     return {
+        "cpu_s": cpu,
         "processed": control.processed,
         "dropped": control.dropped,
         "seconds": seconds,

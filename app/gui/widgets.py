@@ -84,7 +84,6 @@ class LatencyChart(QWidget):
         super().__init__(parent)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setTitle(title, color="#333", size="9pt")
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.enableAutoRange(x=False, y=False)
@@ -212,6 +211,11 @@ class Heartbeat(QObject):
 
     def stop(self) -> None:
         self._timer.stop()
+
+    def resume(self) -> None:
+        """Start again after `stop` keeping what was measured (the pause is not a stall)."""
+        self._last = time.perf_counter()
+        self._timer.start()
 
     def _beat(self) -> None:
         now = time.perf_counter()

@@ -45,6 +45,7 @@ class StreamPanel(Panel):
         self._shown_times: deque[float] = deque(maxlen=60)
         self._t_start = 0.0
         self._first_shown = self._last_shown = 0.0
+        self._label_at = 0.0
         self.fps = 0.0
         self._build_controls()
         self.statuses = BackendStatuses(self.pool)
@@ -255,9 +256,15 @@ class StreamPanel(Panel):
             span = self._shown_times[-1] - self._shown_times[0]
             self.fps = (len(self._shown_times) - 1) / span if span > 0 else 0.0
         self.show_packet(packet)
-        self.fps_label.setText(
-            f"FPS {self.fps:.1f} · shown {self.control.shown} · dropped {self.control.dropped}"
-        )
+        if now - self._label_at >= 0.25:  # readable, and no relayout on every frame
+            self._label_at = now
+            self._show_counts()
+
+    def _show_counts(self) -> None:
+        if self.control is not None:
+            self.fps_label.setText(
+                f"FPS {self.fps:.1f} · shown {self.control.shown} · dropped {self.control.dropped}"
+            )
 
     def _on_finished(self, summary: dict[str, Any]) -> None:
         self.job_summary = summary
@@ -273,6 +280,7 @@ class StreamPanel(Panel):
     def _on_done(self) -> None:
         self.job = None
         self._on_frame()  # show the last packet if the GUI had not picked it up yet
+        self._show_counts()
         summary = self.summary()
         self.pause_btn.setChecked(False)
         self._update_buttons()
