@@ -58,6 +58,40 @@ def test_fused_graph_matches_the_original(tmp_path, model):
         assert [t["class_id"] for t in plain["topk"]] == [t["class_id"] for t in fast["topk"]]
 
 
+def test_fused_fp16_graph_casts_once_in_and_once_out(tmp_path):
+    """FP16 variant: the uint8 frame is cast straight to FP16 (the variant's own FP32->FP16
+    input cast is gone), the reduction runs on the FP16 head, and one Cast gives FP32 back;
+    the answers match the unfused FP16 variant's."""
+    import onnx
+
+    from app.core.graph_fusion import FUSED_OUTPUT
+    from app.core.quantize import make_fp16
+
+    spec = inspect_model(YOLOX)
+    fp16 = tmp_path / "fp16.onnx"
+    make_fp16(Path(spec.path), fp16)
+    fused = fused_model_path(fp16, spec, tmp_path)
+    graph = onnx.load(str(fused)).graph
+    users = [n for n in graph.node if FUSED_INPUT in n.input]
+    assert [n.op_type for n in users] == ["Cast"]
+    assert users[0].attribute[0].i == onnx.TensorProto.FLOAT16
+    after = [n.op_type for n in graph.node if users[0].output[0] in n.input]
+    assert after and "Cast" not in after  # YOLOX's Focus slices read the FP16 frame directly
+    last = next(n for n in graph.node if FUSED_OUTPUT in n.output)
+    assert last.op_type == "Cast" and last.attribute[0].i == onnx.TensorProto.FLOAT
+    image = read_image(IMAGES / "photos-misc103" / "dog_3.jpg")
+    answers = []
+    for path, is_fused in ((fp16, False), (fused, True)):
+        with OrtRunner(path) as runner:
+            pipe = FramePipeline(spec, runner, fused=is_fused)
+            answers.append(pipe.process(image.copy()).to_json(spec)["detections"])
+    plain, fast = answers
+    assert plain and [d["label"] for d in plain] == [d["label"] for d in fast]
+    for a, b in zip(plain, fast):
+        assert abs(a["score"] - b["score"]) < 2e-3
+        assert np.allclose(a["box"], b["box"], atol=0.5)
+
+
 def test_live_pipeline_processes_every_file_frame_in_order():
     spec = inspect_model(YOLOX)
     seen = []

@@ -27,7 +27,14 @@ def main() -> int:
     ap.add_argument("--assets", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument(
+        "--device", default="cuda", help="cpu: a quick dry run of this script on any machine"
+    )
     args = ap.parse_args()
+    dev = args.device
+
+    def po(opts: dict) -> dict:  # CUDA provider options; none on the CPU dry run
+        return opts if dev != "cpu" else {}
     assets, out = Path(args.assets), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -47,8 +54,6 @@ def main() -> int:
     fp32 = Path(spec.path)
     fp16 = out / "yolox_nano_fp16.onnx"
     make_fp16(fp32, fp16)
-    fp16_heads = out / "yolox_nano_fp16_heads32.onnx"
-    make_fp16(fp32, fp16_heads, keep_heads_fp32=True)
     photos = list_images(assets / "images" / "coco-val-dev64" / "images")
     frame = read_image(photos[0])
     feed = Preprocessor(spec.preprocess)(frame)[0].copy()
@@ -62,14 +67,14 @@ def main() -> int:
     def bench(label, model, opts, cuda_graph=True, io_binding=True, fused=False):
         with OrtRunner(
             model,
-            "cuda",
-            provider_options=opts,
+            dev,
+            provider_options=po(opts),
             strict=True,
             io_binding=io_binding,
             cuda_graph=cuda_graph,
         ) as r:
             res = time_runner(r, feed_u8 if fused else feed, args.iterations, 50)
-        report.setdefault("latency", {})[label] = res
+        report.setdefault("latency", {}).setdefault(label, []).append(res)
         lat = res["latency_ms"]
         rows.append(
             (
@@ -83,7 +88,7 @@ def main() -> int:
                 res.get("resident_ms", {}).get("p50", ""),
             )
         )
-        print(label, lat, flush=True)
+        print(label, lat, res.get("resident_ms", {}).get("p50"), flush=True)
 
     tf32_off = {"use_tf32": "0"}
     bench("fp32 numpy in/out (no binding)", fp32, {}, cuda_graph=False, io_binding=False)
@@ -91,11 +96,16 @@ def main() -> int:
     bench("fp32 io-binding + cuda graph", fp32, {})
     bench("fp32 cuda graph, tf32 off", fp32, tf32_off)
     bench("fp16 io-binding + cuda graph", fp16, {})
-    bench("fp16 cuda graph + prefer_nhwc", fp16, {"prefer_nhwc": "1"})
-    bench("fp32 fused I/O + cuda graph, tf32 off", fp32_fused, tf32_off, fused=True)
-    bench("fp32 fused I/O + cuda graph", fp32_fused, {}, fused=True)
-    bench("fp16 fused I/O + cuda graph", fp16_fused, {}, fused=True)
-    bench("fp16 fused I/O + cuda graph + nhwc", fp16_fused, {"prefer_nhwc": "1"}, fused=True)
+    for _ in range(2):  # the app's defaults, twice, interleaved: the spread is part of the figure
+        bench("fp32 fused I/O + cuda graph, tf32 off", fp32_fused, tf32_off, fused=True)
+        bench("fp32 fused I/O + cuda graph", fp32_fused, {}, fused=True)
+        bench("fp16 fused I/O + cuda graph", fp16_fused, {}, fused=True)
+    bench(
+        "fp32 fused, tf32 off, cudnn heuristic",
+        fp32_fused,
+        {**tf32_off, "cudnn_conv_algo_search": "HEURISTIC"},
+        fused=True,
+    )
     try:  # INT8 Q/DQ on the CUDA provider (runs unfused there; TensorRT is where it pays)
         from app.core.calibration import calibrate
         from app.core.quantize import quantize
@@ -109,64 +119,127 @@ def main() -> int:
         report["int8_error"] = repr(exc)
         print("int8 on CUDA failed:", repr(exc), flush=True)
 
-    # numerics: FP32 CUDA vs CPU on every score of 16 photos, with and without TF32
-    def scores(model, device, opts, image):
-        with OrtRunner(model, device, provider_options=opts, strict=True) as r:
-            raw = r.infer(Preprocessor(spec.preprocess)(image)[0])[0][0]
+    # numerics: FP32 CUDA vs CPU on every score of 16 photos, with and without TF32, plain and
+    # through the fused graph the app runs (score = obj * best class, per anchor)
+    def scores(model, device, opts, image, fused=False):
+        with OrtRunner(model, device, provider_options=po(opts), strict=True) as r:
+            raw = r.infer(Preprocessor(spec.preprocess, fused=fused)(image)[0])[0][0]
+        if fused:
+            return raw[:, 4:5], raw[:, :4]
         return raw[:, 4:5] * raw[:, 5:], raw[:, :4]
 
-    numerics = {"tf32_on": 0.0, "tf32_off": 0.0, "tf32_off_box_px": 0.0}
+    numerics = {"tf32_on": 0.0, "tf32_off": 0.0, "tf32_off_box_px": 0.0, "fused_tf32_off": 0.0}
     for p in photos[:16]:
         img = read_image(p)
         cpu_s, cpu_b = scores(fp32, "cpu", {}, img)
-        on_s, _ = scores(fp32, "cuda", {}, img)
-        off_s, off_b = scores(fp32, "cuda", tf32_off, img)
+        on_s, _ = scores(fp32, dev, {}, img)
+        off_s, off_b = scores(fp32, dev, tf32_off, img)
+        fused_s, _ = scores(fp32_fused, dev, tf32_off, img, fused=True)
         numerics["tf32_on"] = max(numerics["tf32_on"], float(np.abs(on_s - cpu_s).max()))
         numerics["tf32_off"] = max(numerics["tf32_off"], float(np.abs(off_s - cpu_s).max()))
+        best = cpu_s.max(axis=1, keepdims=True)
+        numerics["fused_tf32_off"] = max(
+            numerics["fused_tf32_off"], float(np.abs(fused_s - best).max())
+        )
         numerics["tf32_off_box_px"] = max(
             numerics["tf32_off_box_px"], float(np.abs(off_b - cpu_b).max())
         )
     report["numerics_max_abs_score_diff_vs_cpu"] = numerics
     print("numerics", numerics, flush=True)
 
-    # FP16 finds the same objects as FP32 on all 64 COCO val photos
-    def agreement(fp16_model):
+    # FP16 finds the same objects as FP32 on all 64 COCO val photos; every miss is described
+    def agreement(model16, fused=False):
         checked = agree = 0
         worst = {"iou": 1.0, "score_diff": 0.0}
+        misses = []
         with (
-            OrtRunner(fp32, "cuda", provider_options=tf32_off, strict=True) as r32,
-            OrtRunner(fp16_model, "cuda", strict=True) as r16,
+            OrtRunner(fp32, dev, provider_options=po(tf32_off), strict=True) as r32,
+            OrtRunner(model16, dev, strict=True) as r16,
         ):
-            p32, p16 = FramePipeline(spec, r32), FramePipeline(spec, r16)
+            p32, p16 = FramePipeline(spec, r32), FramePipeline(spec, r16, fused=fused)
+            # FP16 twins of FP32 detections at 0.30-0.32 may score 0.29: look for them down to
+            # 0.25 (the tolerance), so a threshold edge is not counted as a lost object
+            p16.conf = 0.25
             for p in photos:
                 img = read_image(p)
                 d32, d16 = p32.process(img).detections, p16.process(img).detections
                 for i in np.flatnonzero(d32.scores >= 0.3):
                     checked += 1
-                    same = np.flatnonzero(d16.class_ids == d32.class_ids[i])
-                    if not len(same):
-                        worst["iou"] = 0.0
-                        continue
-                    ious = [_iou(d32.boxes[i], d16.boxes[j]) for j in same]
-                    j = same[int(np.argmax(ious))]
-                    diff = abs(float(d32.scores[i] - d16.scores[j]))
-                    worst["iou"] = min(worst["iou"], float(max(ious)))
-                    worst["score_diff"] = max(worst["score_diff"], diff)
-                    agree += int(max(ious) >= 0.9 and diff <= 0.05)
-        return {"detections": checked, "agree": agree, **worst}
+                    ious = [_iou(d32.boxes[i], d16.boxes[j]) for j in range(len(d16))]
+                    same = [j for j in range(len(d16)) if d16.class_ids[j] == d32.class_ids[i]]
+                    j = max(same, key=lambda k: ious[k]) if same else None
+                    iou = ious[j] if j is not None else 0.0
+                    diff = abs(float(d32.scores[i] - d16.scores[j])) if j is not None else 1.0
+                    worst["iou"] = min(worst["iou"], iou)
+                    worst["score_diff"] = max(worst["score_diff"], diff if j is not None else 0)
+                    ok = iou >= 0.9 and diff <= 0.05
+                    agree += int(ok)
+                    if not ok:
+                        near = [
+                            (
+                                int(d16.class_ids[k]),
+                                round(float(d16.scores[k]), 3),
+                                [round(float(v), 1) for v in d16.boxes[k]],
+                                round(ious[k], 3),
+                            )
+                            for k in range(len(d16))
+                            if ious[k] > 0.3
+                        ]
+                        same32 = [
+                            (
+                                round(float(d32.scores[k]), 3),
+                                [round(float(v), 1) for v in d32.boxes[k]],
+                                round(_iou(d32.boxes[i], d32.boxes[k]), 3),
+                            )
+                            for k in range(len(d32))
+                            if k != i
+                            and d32.class_ids[k] == d32.class_ids[i]
+                            and _iou(d32.boxes[i], d32.boxes[k]) > 0.3
+                        ]
+                        misses.append(
+                            {
+                                "photo": Path(p).name,
+                                "fp32": (
+                                    int(d32.class_ids[i]),
+                                    round(float(d32.scores[i]), 3),
+                                    [round(float(v), 1) for v in d32.boxes[i]],
+                                ),
+                                "fp16_near": near,
+                                "fp32_same_class_near": same32,
+                            }
+                        )
+        return {"detections": checked, "agree": agree, **worst, "misses": misses}
 
-    report["fp16_vs_fp32"] = agreement(fp16)
-    report["fp16_heads32_vs_fp32"] = agreement(fp16_heads) if fp16_heads else {}
-    print("fp16 vs fp32", report["fp16_vs_fp32"], report["fp16_heads32_vs_fp32"], flush=True)
-    if fp16_heads:
-        bench("fp16 (heads fp32) cuda graph", fp16_heads, {})
+    import onnx
+
+    from app.core.graph_rules import name_nodes
+
+    convs = [n.name for n in name_nodes(onnx.load(str(fp32))).graph.node if n.op_type == "Conv"]
+    candidates = {
+        "fp16": (fp16, False),
+        "fp16 fused (the app's)": (fp16_fused, True),
+    }
+    for label, keep in (
+        ("fp16, first 8 convs fp32", convs[:8]),
+        ("fp16, last third of convs fp32", convs[-len(convs) // 3 :]),
+        ("fp16, heads fp32", None),
+    ):
+        path = out / f"fp16_{len(candidates)}.onnx"
+        make_fp16(fp32, path, keep_heads_fp32=keep is None, keep_fp32_nodes=keep)
+        candidates[label] = (path, False)
+    report["fp16_vs_fp32"] = {}
+    for label, (model16, fused) in candidates.items():
+        res = agreement(model16, fused)
+        report["fp16_vs_fp32"][label] = res
+        print("agreement", label, res, flush=True)
+    bench("fp16 (last third fp32) cuda graph", candidates["fp16, last third of convs fp32"][0], {})
 
     # the whole live pipeline on a video, overlapped on three threads, against the slowest
     # stage's own rate measured with nothing overlapping
     video = assets / "videos" / "one-by-one-person-detection.mp4"
     for label, model, opts in (("fp32", fp32_fused, tf32_off), ("fp16", fp16_fused, {})):
         with OrtRunner(
-            model, "cuda", provider_options=opts, strict=True, io_binding=True, cuda_graph=True
+            model, dev, provider_options=po(opts), strict=True, io_binding=True, cuda_graph=True
         ) as r:
             pipe = FramePipeline(spec, r, fused=True)
             alone = measure_sequential(FrameSource(str(video), max_frames=300), pipe)
@@ -193,8 +266,11 @@ def main() -> int:
     for row in rows:
         print("  ".join(f"{v!s:>10.10s}" if i else f"{v:34s}" for i, v in enumerate(row)))
     print("\nnumerics (max |score diff| vs CPU):", numerics)
-    print("fp16 vs fp32:", report["fp16_vs_fp32"])
-    print("fp16 (heads fp32) vs fp32:", report["fp16_heads32_vs_fp32"])
+    for label, res in report["fp16_vs_fp32"].items():
+        brief = {k: v for k, v in res.items() if k != "misses"}
+        print(f"{label}: {brief}")
+        for miss in res["misses"]:
+            print("   miss:", miss)
     for k, v in report["live"].items():
         print(
             f"live {k}: {v['fps']} fps, slowest stage {v['slowest_stage']} "

@@ -80,7 +80,8 @@ class Preprocessor:
     """Callable turning BGR uint8 frames into normalised float32 tensors for one `Preprocess`."""
 
     def __init__(self, pre: Preprocess, fused: bool = False) -> None:
-        """`fused`: the graph normalises itself (graph_fusion); emit resized uint8 NHWC BGR."""
+        """`fused`: the graph normalises itself (graph_fusion); emit resized uint8 frames in the
+        model's layout and channel order."""
         pre.validate()
         self.pre = pre
         self.fused = fused
@@ -125,9 +126,16 @@ class Preprocessor:
         if self.pre.resize == "letterbox":
             self._canvas = img
         if self.fused:
-            shape = (1, geo.in_h, geo.in_w, 3)
+            # uint8 in the model's layout and channel order: the transpose costs little here
+            # (on the decode thread) and a kernel launch per frame on the GPU
+            nchw = self.pre.layout == "NCHW"
+            shape = (1, 3, geo.in_h, geo.in_w) if nchw else (1, geo.in_h, geo.in_w, 3)
             out = np.empty(shape, np.uint8) if own else self._buffer(shape, np.uint8)
-            np.copyto(out[0], img)
+            if nchw:
+                for c, src in enumerate(self._order):
+                    np.copyto(out[0, c], img[:, :, src])
+            else:
+                np.copyto(out[0], img[:, :, self._order] if self._order[0] == 2 else img)
             return out, geo
         shape = (
             (1, 3, geo.in_h, geo.in_w) if self.pre.layout == "NCHW" else (1, geo.in_h, geo.in_w, 3)
