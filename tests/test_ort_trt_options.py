@@ -251,3 +251,21 @@ def test_options_are_accepted_names_for_this_onnxruntime(tmp_path: Path) -> None
     )
     assert set(trt_provider_options(s)) <= documented
     assert TRT_EP in ort.get_all_providers()
+
+
+def test_cuda_runners_keep_fp32_exact_unless_tf32_is_asked(tmp_path: Path) -> None:
+    """TF32 off by default on the CUDA provider (scores within 1e-5 of the CPU on an H100),
+    on with the `tf32` option; the provider option keys are ONNX Runtime's own."""
+    from app.backends.factory import make_runner, runner_for_pipeline
+    from app.core.modelspec import inspect_model
+
+    exact = make_runner("ort-cuda", YOLOX)
+    fast = make_runner("ort-cuda", YOLOX, options={"tf32": True})
+    assert exact.provider_options["use_tf32"] == "0" and fast.provider_options["use_tf32"] == "1"
+    assert exact.io_binding and "tf32" not in fast.provider_options
+    cpu = make_runner("ort-cpu", YOLOX, options={"tf32": True})
+    assert cpu.provider_options == {}  # nothing CUDA-only reaches the CPU provider
+    runner, fused = runner_for_pipeline(
+        "ort-cuda", YOLOX, inspect_model(YOLOX), cache_dir=tmp_path
+    )
+    assert fused and runner.cuda_graph and runner.provider_options["use_tf32"] == "0"

@@ -72,6 +72,7 @@ class OrtRunner(Runner):
         self.session: Any = None
         self._binding: Any = None
         self._in_values: dict[str, Any] = {}
+        self._in_shapes: dict[str, tuple[int, ...]] = {}
         self._out_values: list[Any] = []
         self.last_timings: dict[str, float] = {}
 
@@ -147,6 +148,7 @@ class OrtRunner(Runner):
     def _close(self) -> None:
         self._binding = None
         self._in_values.clear()
+        self._in_shapes.clear()
         self._out_values.clear()
         self.session = None
 
@@ -163,14 +165,13 @@ class OrtRunner(Runner):
         """
         import onnxruntime as ort
 
-        if self._binding is None or any(
-            self._in_values[k].shape() != list(v.shape) for k, v in feed.items()
-        ):
+        if self._binding is None or any(self._in_shapes.get(k) != v.shape for k, v in feed.items()):
             self._binding = self.session.io_binding()
             self._in_values = {}
             for name, arr in feed.items():
                 value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), "cuda", 0)
                 self._in_values[name] = value
+                self._in_shapes[name] = arr.shape
                 self._binding.bind_ortvalue_input(name, value)
             for out in self.outputs:
                 self._binding.bind_output(out.name, "cuda", 0)
@@ -180,14 +181,18 @@ class OrtRunner(Runner):
             for out, value in zip(self.outputs, self._out_values):
                 self._binding.bind_ortvalue_output(out.name, value)
             return [v.numpy() for v in self._out_values]
-        t0 = time.perf_counter()
+        # the per-frame path: nothing here but the copies, the run and four clock reads
+        clock = time.perf_counter
+        t0 = clock()
         for name, arr in feed.items():
-            self._in_values[name].update_inplace(np.ascontiguousarray(arr))
-        t1 = time.perf_counter()
+            self._in_values[name].update_inplace(
+                arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+            )
+        t1 = clock()
         self.session.run_with_iobinding(self._binding)  # returns once the stream has finished
-        t2 = time.perf_counter()
+        t2 = clock()
         out = [v.numpy() for v in self._out_values]
-        t3 = time.perf_counter()
+        t3 = clock()
         self.last_timings = {
             "h2d_ms": (t1 - t0) * 1e3,
             "compute_ms": (t2 - t1) * 1e3,

@@ -38,6 +38,7 @@ def main() -> int:
     assets, out = Path(args.assets), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    from app.backends.factory import runner_for_pipeline
     from app.backends.onnxrt import OrtRunner
     from app.core.bench import device_info, time_runner
     from app.core.graph_fusion import fused_model_path
@@ -210,51 +211,41 @@ def main() -> int:
                         )
         return {"detections": checked, "agree": agree, **worst, "misses": misses}
 
-    import onnx
-
-    from app.core.graph_rules import name_nodes
-
-    convs = [n.name for n in name_nodes(onnx.load(str(fp32))).graph.node if n.op_type == "Conv"]
-    candidates = {
-        "fp16": (fp16, False),
-        "fp16 fused (the app's)": (fp16_fused, True),
-    }
-    for label, keep in (
-        ("fp16, first 8 convs fp32", convs[:8]),
-        ("fp16, last third of convs fp32", convs[-len(convs) // 3 :]),
-        ("fp16, heads fp32", None),
-    ):
-        path = out / f"fp16_{len(candidates)}.onnx"
-        make_fp16(fp32, path, keep_heads_fp32=keep is None, keep_fp32_nodes=keep)
-        candidates[label] = (path, False)
+    candidates = {"fp16": (fp16, False), "fp16 fused (the app's)": (fp16_fused, True)}
     report["fp16_vs_fp32"] = {}
     for label, (model16, fused) in candidates.items():
         res = agreement(model16, fused)
         report["fp16_vs_fp32"][label] = res
         print("agreement", label, res, flush=True)
-    bench("fp16 (last third fp32) cuda graph", candidates["fp16, last third of convs fp32"][0], {})
 
     # the whole live pipeline on a video, overlapped on three threads, against the slowest
     # stage's own rate measured with nothing overlapping
     video = assets / "videos" / "one-by-one-person-detection.mp4"
-    for label, model, opts in (("fp32", fp32_fused, tf32_off), ("fp16", fp16_fused, {})):
-        with OrtRunner(
-            model, dev, provider_options=po(opts), strict=True, io_binding=True, cuda_graph=True
-        ) as r:
-            pipe = FramePipeline(spec, r, fused=True)
-            alone = measure_sequential(FrameSource(str(video), max_frames=300), pipe)
-            pipe.timer.samples.clear()
-            stats = run_live(FrameSource(str(video), max_frames=1000), pipe, draw=True)
-        name, rate = slowest_stage_rate(alone)
-        live = {
-            **stats.to_json(),
-            "sequential_stages": alone,
-            "slowest_stage": name,
-            "slowest_stage_fps": round(rate, 1),
-            "ratio_to_slowest": round(stats.fps / rate, 3) if rate else 0.0,
-        }
-        report.setdefault("live", {})[label] = live
-        print("live", label, live, flush=True)
+    for label, model in (("fp32", fp32), ("fp16", fp16)):
+        for split in (False, True):
+            # the app's own runner for pipelines: fused I/O, CUDA graph, TF32 off
+            runner, fused = runner_for_pipeline(
+                "ort-" + dev, model, spec, cache_dir=fused_dir, strict=True
+            )
+            with runner as r:
+                pipe = FramePipeline(spec, r, fused=fused)
+                alone = measure_sequential(FrameSource(str(video), max_frames=300), pipe)
+                pipe.timer.samples.clear()
+                stats = run_live(
+                    FrameSource(str(video), max_frames=1000), pipe, prepare_thread=split
+                )
+            name, rate = slowest_stage_rate(alone, prepare_thread=split)
+            live = {
+                **stats.to_json(),
+                "threads": 4 if split else 3,
+                "sequential_stages": alone,
+                "slowest_stage": name,
+                "slowest_stage_fps": round(rate, 1),
+                "ratio_to_slowest": round(stats.fps / rate, 3) if rate else 0.0,
+            }
+            key = f"{label}, {4 if split else 3} threads"
+            report.setdefault("live", {})[key] = live
+            print("live", key, live, flush=True)
 
     (out / "gpu_report.json").write_text(json.dumps(report, indent=2, default=float))
     print("\n== device ==")

@@ -29,6 +29,11 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
     p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="CUDA: allow TF32 convolutions in FP32 graphs (faster, scores move by ~1e-2)",
+    )
     p.add_argument("--json", dest="json_out")
     p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
@@ -56,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipping {name}: {exc}", file=sys.stderr)
                 continue
             runner, fused = runner_for_pipeline(
-                backend, path, spec, cache_dir=ws.path("engines", "fused"), threads=args.threads
+                backend,
+                path,
+                spec,
+                cache_dir=ws.path("engines", "fused"),
+                threads=args.threads,
+                options={"tf32": args.tf32},
             )
             with runner:
                 r = time_runner(runner, feeds[fused], args.iterations, args.warmup)

@@ -46,6 +46,11 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="refuse to run if the backend falls back to another provider",
     )
     p.add_argument("--size", type=_size, help="input size HxW for dynamic-size models")
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="CUDA: allow TF32 convolutions in FP32 graphs (faster, scores move by ~1e-2)",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    runner, fused = runner_for_pipeline(args.backend, spec.path, spec, strict=args.strict)
+    runner, fused = runner_for_pipeline(
+        args.backend, spec.path, spec, strict=args.strict, options={"tf32": args.tf32}
+    )
     with runner:
         if runner.fallback_note:
             print(f"warning: {runner.fallback_note}", file=sys.stderr)
