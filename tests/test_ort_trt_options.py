@@ -269,3 +269,11 @@ def test_cuda_runners_keep_fp32_exact_unless_tf32_is_asked(tmp_path: Path) -> No
         "ort-cuda", YOLOX, inspect_model(YOLOX), cache_dir=tmp_path
     )
     assert fused and runner.cuda_graph and runner.provider_options["use_tf32"] == "0"
+    # FP16 graphs get no TF32 setting: use_tf32=0 there cost cuDNN its tensor-core FP16 plans
+    from app.core.quantize import make_fp16
+
+    fp16 = tmp_path / "fp16.onnx"
+    make_fp16(YOLOX, fp16)
+    assert "use_tf32" not in make_runner("ort-cuda", fp16).provider_options
+    runner16, _ = runner_for_pipeline("ort-cuda", fp16, inspect_model(YOLOX), cache_dir=tmp_path)
+    assert "use_tf32" not in runner16.provider_options

@@ -39,8 +39,11 @@ def make_runner(
         # FP32 means FP32: ONNX Runtime's default TF32 convolutions moved YOLOX scores by up to
         # 0.035 against the CPU on an H100 (2e-5 with TF32 off), which would blur every FP32 vs
         # FP16/INT8 comparison. TF32 stays available (`tf32`, the CLI's --tf32): ~0.15 ms faster.
+        # Not for FP16 graphs: there `use_tf32=0` made cuDNN refuse its tensor-core plans and
+        # YOLOX-Nano FP16 took 1.55 instead of 1.0 ms per frame (H100, ORT 1.31).
         provider = dict(options.pop("provider_options", None) or {})
-        provider.setdefault("use_tf32", "1" if tf32 else "0")
+        if not _fp16_graph(model_path):
+            provider.setdefault("use_tf32", "1" if tf32 else "0")
         options["provider_options"] = provider
     return OrtRunner(
         model_path,
@@ -50,6 +53,15 @@ def make_runner(
         provider_options=options.pop("provider_options", None),
         **options,
     )
+
+
+def _fp16_graph(model_path: str | Path) -> bool:
+    from app.core.graph_rules import computes_in_fp16
+
+    try:
+        return computes_in_fp16(str(model_path))
+    except (OSError, ValueError, RuntimeError):  # unreadable: the runner reports it when it opens
+        return False
 
 
 def default_cache_dir() -> Path:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 import onnx
 
@@ -151,3 +152,25 @@ def dedupe_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.node[:]
     model.graph.node.extend(keep)
     return model
+
+
+def computes_in_fp16(model_path: str) -> bool:
+    """True when most compute ops of the ONNX file take FP16 weights (an FP16 variant)."""
+    from pathlib import Path
+
+    path = Path(model_path)
+    stat = path.stat()
+    return _computes_in_fp16(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _computes_in_fp16(path: str, _mtime: int, _size: int) -> bool:
+    model = onnx.load(path, load_external_data=False)
+    dtypes = {t.name: t.data_type for t in model.graph.initializer}
+    weights = [
+        dtypes[n.input[1]]
+        for n in model.graph.node
+        if n.op_type in COMPUTE_OPS and len(n.input) > 1 and n.input[1] in dtypes
+    ]
+    half = sum(1 for d in weights if d == onnx.TensorProto.FLOAT16)
+    return bool(weights) and half * 2 > len(weights)
