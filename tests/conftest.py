@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# derived graphs (fused I/O copies) go to a throw-away cache, not the user's
+os.environ["INT8_STUDIO_CACHE"] = tempfile.mkdtemp(prefix="int8-studio-test-cache-")
 
 ASSETS = Path(
     os.environ.get(

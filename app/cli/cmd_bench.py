@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 "backend": backend,
                 "provider": info["provider"],
                 "fallback": info["fallback"],
+                "fused_io": fused,
                 **r,
             }
             results.append(entry)
