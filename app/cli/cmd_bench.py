@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
     report = {
+        "model_sha256": spec.sha256,
         "device": device_info(),
         "iterations": args.iterations,
         "warmup": args.warmup,

@@ -169,6 +169,7 @@ def evaluate(
         )
     report = {
         "task": spec.task,
+        "model_sha256": spec.sha256,
         "images": len(images),
         "images_dir": str(images_dir),
         "skipped": [s.__dict__ for s in skipped],

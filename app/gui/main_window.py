@@ -170,7 +170,12 @@ class MainWindow(QMainWindow):
         self.fallback_label.setText("⚠ fell back to CPU" if fallback else "")
         self.fallback_label.setToolTip(fallback)
         self.fallback_label.setVisible(bool(fallback))
-        self.log_line(f"runner: {info}")
+        parts = [f"{variant}{info.get('backend')} ({info.get('provider')})"]
+        if info.get("fused_io"):
+            parts.append("uint8 frames into the graph (fused I/O)")
+        if fallback:
+            parts.append(f"warning: {fallback}")
+        self.log_line("running " + "; ".join(parts))
 
     # settings --------------------------------------------------------------------------------
     def restore(self) -> None:

@@ -101,6 +101,17 @@ def test_workspace_results_load_and_evaluate_action(qtbot, tmp_path, int8_state,
     assert "bench fps" in headers
     panel.reports.setCurrentIndex(1)
     assert panel.metric_box.currentText() == "throughput_fps"
+    # a bench.json of another model beside an evaluation file is not merged into it
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "evaluate.json").write_text(json.dumps(dict(REPORT, model_sha256="aaa")))
+    (loose / "bench.json").write_text(json.dumps(dict(bench, model_sha256="bbb")))
+    assert panel.load_file(loose / "evaluate.json", remember=False)
+    headers = [
+        panel.model.headerData(c, Qt.Orientation.Horizontal)
+        for c in range(panel.model.columnCount())
+    ]
+    assert "bench fps" not in headers
 
     panel.images.setText(str(small_eval_folder(tmp_path, paths)))
     for name, box in panel.variant_checks.items():

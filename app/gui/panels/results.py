@@ -102,6 +102,16 @@ def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def same_model(report: dict[str, Any], bench: dict[str, Any], folder: Path) -> bool:
+    """Whether a bench.json beside an evaluation measured the same model: both record the
+    model's hash and they match, or (files from before the hash was recorded) both sit in one
+    workspace's results folder, which belongs to one model."""
+    a, b = report.get("model_sha256"), bench.get("model_sha256")
+    if a and b:
+        return a == b
+    return not (a or b) and folder.name == "results" and (folder.parent / "spec.json").is_file()
+
+
 def workspace_reports(root: Path) -> list[Path]:
     """The workspace's evaluation reports, newest first, then its benchmark."""
     folder = root / "results"
@@ -380,9 +390,11 @@ class ResultsPanel(Panel):
             bench = path.parent / "bench.json"
             if bench.is_file() and bench != path:
                 try:
-                    report = with_bench(report, read_json(bench))
+                    other = read_json(bench)
                 except UserError:
-                    pass  # the evaluation alone is still worth showing
+                    other = {}  # the evaluation alone is still worth showing
+                if same_model(report, other, path.parent):
+                    report = with_bench(report, other)
         return self.load(report)
 
     def _clear(self) -> None:
