@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             pipe.iou = args.iou
         for source in args.source:
             try:
-                src = FrameSource(source, max_frames=args.max_frames)
+                # CPU inference has every core: one decoding thread (see processors.py)
+                threads = 1 if args.backend == "ort-cpu" else None
+                src = FrameSource(source, max_frames=args.max_frames, decode_threads=threads)
             except UserError as exc:
                 skipped.append({"source": source, "reason": _reason(exc, source)})
                 continue

@@ -52,6 +52,12 @@ class LiveProcessor:
         cores = os.cpu_count() or 2
         return max(1, cores // len(self.models))
 
+    @property
+    def decode_threads(self) -> int | None:
+        """One video decoding thread when inference runs on the CPU (it has every core): 1.14
+        instead of 1.51 CPU-ms per 768x432 frame, as fast in wall time."""
+        return 1 if self.backend == "ort-cpu" else None
+
     def options(self) -> dict[str, Any]:
         return {"spin": False} if self.backend.startswith("ort-") else {}
 

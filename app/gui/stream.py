@@ -248,7 +248,9 @@ def run_stream(
     cancel: CancelToken,
 ) -> dict[str, Any]:
     """Job body: open the runner(s), play `source` through `processor` until the end or cancel."""
-    src = FrameSource(source, max_frames=max_frames)  # UserError for a missing file, at once
+    src = FrameSource(  # UserError for a missing file, at once
+        source, max_frames=max_frames, decode_threads=getattr(processor, "decode_threads", None)
+    )
     infos = processor.open()
     control.opened.emit(infos)
     stop = CancelToken()  # the reader's own token: ending normally must not mark the job cancelled
