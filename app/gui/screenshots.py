@@ -171,6 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         wait(app, 0.3)
         shoot("results")
 
+    if wanted("precision"):
+        panel = window.precision_panel
+        window.tabs.setCurrentWidget(panel)
+        panel.images.setText(str(ASSETS / "images" / "coco-val-dev64" / "images"))
+        panel.count.setValue(8)
+        if not panel.analyse():
+            raise SystemExit(f"precision analysis did not start: {panel.messages.keys()}")
+        wait_until(app, lambda: panel.job is None, 600, "the precision analysis")
+        panel.select_block(0)
+        wait(app, 0.3)
+        shoot("precision")
+
     window.close()
     too_big = [n for n, size in shot_sizes.items() if size > MAX_BYTES]
     if too_big:

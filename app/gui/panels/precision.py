@@ -4,11 +4,9 @@ keep chosen blocks in float and re-score, or let the mixed-precision search choo
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -41,45 +39,23 @@ from app.core.precision_workflow import (
 from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.variants import SortItem
+from app.gui.precision_widgets import (
+    BlockChart,
+    TensorHistogram,
+    compact_rows,
+    fmt_db,
+    fmt_num,
+    short_block,
+)
 from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
 
 TARGETS = ("ort-cpu", "tensorrt")
-OP_COLORS = {"Conv": "#4c78a8", "ConvTranspose": "#b279a2", "Gemm": "#f58518", "MatMul": "#54a24b"}
-OTHER_COLOR = "#9d9d9d"
-SQNR_CAP = 90.0  # dB; "no measurable noise" is reported as 120 and would flatten every other bar
 BLOCK_COLUMNS = ["#", "block", "op", "output SQNR", "worst local", "weight SQNR", "keep float"]
 KEEP_COL = BLOCK_COLUMNS.index("keep float")
 TRIAL_COLUMNS = ["trial", "float ops", "metric", "drop", "p50 (ms)", "passes"]
 COMPARE_COLUMNS = ["", "variant", "float ops", "metric", "drop", "p50 (ms)"]
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-
-
-def short_block(name: str, width: int = 34) -> str:
-    """A readable block name: exporters join fused names with ';', the last part names it."""
-    part = name.rsplit(";", 1)[-1]
-    return part if len(part) <= width else "…" + part[-(width - 1) :]
-
-
-def block_value(block: dict[str, Any]) -> float:
-    """The ranking value (output SQNR), falling back to the worst local SQNR."""
-    value = block.get("output_sqnr_db")
-    return float(block["score_db"] if value is None else value)
-
-
-def fmt_db(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.1f}"
-
-
-def fmt_num(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def compact_rows(table: QTableWidget) -> None:
-    """Rows one text line high (the default leaves room for two)."""
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
 
 
 # the panel ----------------------------------------------------------------------------------
@@ -176,32 +152,9 @@ class PrecisionPanel(Panel):
         return box
 
     def _build_left(self) -> QWidget:
-        self.chart = pg.PlotWidget(background="w")
-        self.chart.setTitle(
-            "Output SQNR with only this block INT8 (worst first)", color="#333", size="9pt"
-        )
-        self.chart.setLabel("left", "output SQNR (dB)")
-        self.chart.setLabel("bottom", "block rank")
-        self.chart.showGrid(x=False, y=True, alpha=0.25)
-        self.chart.setMouseEnabled(x=False, y=False)
-        self.chart.hideButtons()
-        self.chart.setMinimumHeight(160)
-        # Top left: bars rise left to right (worst first), so that corner stays empty.
-        self.legend = self.chart.addLegend(
-            offset=(60, 6), labelTextSize="8pt", labelTextColor="#333", brush=(255, 255, 255, 210)
-        )
-        self.bars: dict[str, pg.BarGraphItem] = {}  # one per op type, made once, then setOpts
-        self.selection_bar = pg.BarGraphItem(
-            x=[], height=[], width=0.8, brush=None, pen=pg.mkPen("#d62728", width=2)
-        )
-        self.selection_bar.setZValue(10)
-        self.chart.addItem(self.selection_bar)
-        self.kept_marks = pg.ScatterPlotItem(
-            symbol="t", size=9, pen=pg.mkPen("#222"), brush=pg.mkBrush("#ffd400")
-        )
-        self.kept_marks.setZValue(11)
-        self.chart.addItem(self.kept_marks)
-        self.legend.addItem(self.kept_marks, "kept float")
+        self.chart = BlockChart()
+        self.legend, self.bars = self.chart.legend, self.chart.bars
+        self.selection_bar, self.kept_marks = self.chart.selection_bar, self.chart.kept_marks
         self.chart.scene().sigMouseClicked.connect(self._chart_clicked)
         self.chart.scene().sigMouseMoved.connect(self._chart_hovered)
         self.chart_caption = QLabel("Analyse to see which blocks INT8 hurts most.")
@@ -259,32 +212,10 @@ class PrecisionPanel(Panel):
         row.addWidget(self.tensor_box, 1)
         row.addWidget(self.log_counts)
         lay.addLayout(row)
-        self.hist_plot = pg.PlotWidget(background="w")
-        self.hist_plot.setMouseEnabled(x=False, y=False)
-        self.hist_plot.hideButtons()
-        self.hist_plot.setLabel("bottom", "activation value")
-        self.hist_plot.setMinimumHeight(140)
-        self.hist = pg.PlotDataItem(
-            stepMode="center",
-            fillLevel=0,
-            brush=pg.mkBrush(76, 120, 168, 150),
-            pen=pg.mkPen("#4c78a8"),
-        )
-        self.hist_plot.addItem(self.hist)
-        clip_pen = pg.mkPen("#d62728", width=2, style=Qt.PenStyle.DashLine)
-        label_opts = {"position": 0.92, "color": "#d62728", "fill": (255, 255, 255, 200)}
-        self.clip_lines = [
-            pg.InfiniteLine(angle=90, pen=clip_pen, label="clip lo", labelOpts=label_opts),
-            pg.InfiniteLine(angle=90, pen=clip_pen, label="clip hi", labelOpts=label_opts),
-        ]
-        for line in self.clip_lines:
-            line.setVisible(False)
-            self.hist_plot.addItem(line)
-        lay.addWidget(self.hist_plot, 1)
-        self.tensor_stats = QLabel("")
-        self.tensor_stats.setWordWrap(True)
-        self.tensor_stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.tensor_stats)
+        self.histogram = TensorHistogram()
+        self.hist, self.clip_lines = self.histogram.hist, self.histogram.clip_lines
+        self.tensor_stats = self.histogram.stats
+        lay.addWidget(self.histogram, 1)
 
         self.result_tabs = QTabWidget()
         self.compare = self._small_table(COMPARE_COLUMNS, 1)
@@ -582,39 +513,10 @@ class PrecisionPanel(Panel):
         self.table.blockSignals(False)
 
     def _update_chart(self) -> None:
-        values = np.array([block_value(b) for b in self.blocks], dtype=float)
-        shown = np.clip(values, -SQNR_CAP, SQNR_CAP)
-        xs = np.arange(1, len(self.blocks) + 1, dtype=float)
-        ops = [b["op_type"] for b in self.blocks]
-        for op in sorted(set(ops)):
-            if op not in self.bars:
-                color = OP_COLORS.get(op, OTHER_COLOR)
-                bar = pg.BarGraphItem(
-                    x=[], height=[], width=0.8, brush=color, pen=pg.mkPen("#ffffff", width=0.5)
-                )
-                self.bars[op] = bar
-                self.chart.addItem(bar)
-        for op, bar in self.bars.items():
-            mask = np.array([o == op for o in ops], dtype=bool)
-            bar.setOpts(x=xs[mask] if mask.size else [], height=shown[mask] if mask.size else [])
-            self.legend.removeItem(bar)
-            if mask.any():
-                self.legend.addItem(bar, op)
-        self.selection_bar.setOpts(x=[], height=[])
-        self._update_kept_marks()
-        if len(self.blocks):
-            lo, hi = float(min(0.0, shown.min())), float(max(1.0, shown.max()))
-            self.chart.setXRange(0.4, len(self.blocks) + 0.6, padding=0)
-            self.chart.setYRange(lo, hi * 1.12 + 1, padding=0)
-        else:
-            self.chart.setXRange(0, 10, padding=0)
-            self.chart.setYRange(0, 40, padding=0)
+        self.chart.show_blocks(self.blocks, self.kept_indices())
 
     def _update_kept_marks(self) -> None:
-        kept = sorted(self.kept_indices())
-        heights = [max(0.0, min(SQNR_CAP, block_value(self.blocks[i]))) for i in kept]
-        top = max([1.0] + [min(SQNR_CAP, block_value(b)) for b in self.blocks])
-        self.kept_marks.setData([i + 1 for i in kept], [h + top * 0.05 for h in heights])
+        self.chart.mark_kept(self.blocks, self.kept_indices())
 
     def show_trials(self, report: dict[str, Any]) -> None:
         """The search's trials: float compute ops vs accuracy vs latency; the chosen one bold."""
@@ -695,12 +597,7 @@ class PrecisionPanel(Panel):
             self.chart.setToolTip("")
 
     def _bar_at(self, scene_pos: Any) -> int:
-        vb = self.chart.getViewBox()
-        if not self.blocks or not vb.sceneBoundingRect().contains(scene_pos):
-            return -1
-        x = vb.mapSceneToView(scene_pos).x()
-        index = int(math.floor(x + 0.5)) - 1
-        return index if 0 <= index < len(self.blocks) and abs(x - index - 1) <= 0.45 else -1
+        return self.chart.bar_at(scene_pos, len(self.blocks))
 
     def select_block(self, index: int) -> None:
         """Select a block (bar and row) and show its worst tensor's histogram."""
@@ -713,8 +610,7 @@ class PrecisionPanel(Panel):
             self.table.selectRow(row)
             self.table.blockSignals(False)
             self.table.scrollToItem(self.table.item(row, 0))
-        value = min(SQNR_CAP, block_value(self.blocks[index]))
-        self.selection_bar.setOpts(x=[index + 1], height=[value])
+        self.chart.select(index, self.blocks[index])
         self._show_block(index)
 
     def _show_block(self, index: int) -> None:
@@ -748,39 +644,8 @@ class PrecisionPanel(Panel):
         return self.tensors.get(str(self.tensor_box.currentData() or ""))
 
     def _show_tensor(self) -> None:
-        t = self.current_tensor()
-        if t is None:
-            self.hist.setData([], [])
-            for line in self.clip_lines:
-                line.setVisible(False)
-            self.tensor_stats.setText(
-                "" if self.selected < 0 else "No quantized activation in this block."
-            )
-            return
-        counts = np.asarray(t["hist"], dtype=float)
-        lo, hi = (float(v) for v in t["hist_range"])
-        edges = np.linspace(lo, hi, len(counts) + 1)
-        log = self.log_counts.isChecked()
-        self.hist.setData(edges, np.log10(counts + 1) if log else counts)
-        self.hist_plot.setLabel("left", "log10(count + 1)" if log else "count")
-        clip = [float(v) for v in t["clip"]]
-        for line, x in zip(self.clip_lines, clip):
-            line.setPos(x)
-            line.setVisible(True)
-        x0, x1 = min(lo, clip[0]), max(hi, clip[1])
-        pad = (x1 - x0) * 0.04 or 1.0
-        self.hist_plot.setXRange(x0 - pad, x1 + pad, padding=0)
-        top = float((np.log10(counts + 1) if log else counts).max()) if counts.size else 1.0
-        self.hist_plot.setYRange(0, max(top, 1.0) * 1.08, padding=0)
-        outside = ""
-        if t["min"] < clip[0] or t["max"] > clip[1]:
-            outside = " · <span style='color:#b71c1c'>values outside the clip range</span>"
-        self.tensor_stats.setText(
-            f"min {t['min']:.4g} · max {t['max']:.4g} · p99.99 |x| {t['p9999_abs']:.4g} · "
-            f"channel spread {t['channel_spread']:.1f}×<br>clip [{clip[0]:.4g}, {clip[1]:.4g}] · "
-            f"local SQNR {t['local_sqnr_db']:.1f} dB · accumulated "
-            f"{t['accumulated_sqnr_db']:.1f} dB{outside}"
-        )
+        empty = "" if self.selected < 0 else "No quantized activation in this block."
+        self.histogram.show_tensor(self.current_tensor(), self.log_counts.isChecked(), empty)
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == KEEP_COL:
