@@ -53,12 +53,6 @@ class LiveProcessor:
         return max(1, cores // len(self.models))
 
     @property
-    def prepare_thread(self) -> bool:
-        """Preprocess on a thread of its own on GPU backends (measured on an H100: decoding
-        plus preprocessing on the reader thread capped the live view at ~565 fps)."""
-        return self.backend != "ort-cpu"
-
-    @property
     def decode_threads(self) -> int | None:
         """One video decoding thread when inference runs on the CPU (it has every core): 1.14
         instead of 1.51 CPU-ms per 768x432 frame, as fast in wall time."""

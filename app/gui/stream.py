@@ -197,38 +197,6 @@ class _Reader(QRunnable):
             self.done.set()
 
 
-class _Preparer:
-    """Stage 0 on a thread of its own (GPU backends: there decoding plus preprocessing on one
-    thread would be the slowest stage): takes decoded frames from the reader's slot, where stale
-    ones are dropped, and hands prepared items on, one at a time, never dropping."""
-
-    def __init__(self, processor: Any, source: LatestSlot, cancel: CancelToken) -> None:
-        self.processor, self.source, self.cancel = processor, source, cancel
-        self.out = LatestSlot()
-        self.error: BaseException | None = None
-        self.cpu_s = 0.0
-        self.thread = threading.Thread(target=self._run, name="stream-prepare", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        lower_thread_priority(STAGE_NICE)
-        try:
-            while not self.cancel.cancelled:
-                item = self.source.take(0.05)
-                if item is END:
-                    break
-                if item is not None:
-                    self.out.put(self.processor.prepare(item), block=True, cancel=self.cancel)
-            self.cpu_s = time.thread_time()
-        except BaseException as exc:  # re-raised by the stream job
-            self.error = exc
-        finally:
-            self.out.close()
-
-    def stop(self) -> None:
-        self.thread.join(5.0)
-
-
 def _splits(processor: Any) -> bool:
     return all(callable(getattr(processor, n, None)) for n in ("prepare", "infer", "finish"))
 
@@ -287,12 +255,8 @@ def run_stream(
     control.opened.emit(infos)
     stop = CancelToken()  # the reader's own token: ending normally must not mark the job cancelled
     finisher = _Finisher(processor, control) if _splits(processor) else None
-    apart = finisher is not None and bool(getattr(processor, "prepare_thread", False))
-    in_reader = finisher is not None and not apart
-    reader = _Reader(src, control, stop, processor.prepare if in_reader else None)
+    reader = _Reader(src, control, stop, processor.prepare if finisher is not None else None)
     QThreadPool.globalInstance().start(reader)
-    preparer = _Preparer(processor, control.slot, stop) if apart else None
-    inbox = preparer.out if preparer is not None else control.slot
     last: Any = None  # the last item taken: a Frame, or what `prepare` made of one
     t0 = time.perf_counter()
     cpu0 = time.thread_time()
@@ -300,7 +264,7 @@ def run_stream(
     try:
         while not cancel.cancelled:
             t_wait = time.perf_counter()
-            item = inbox.take(0.05)
+            item = control.slot.take(0.05)
             t_got = time.perf_counter()
             waited += t_got - t_wait
             if item is None:
@@ -322,15 +286,11 @@ def run_stream(
     finally:
         stop.cancel()  # the reader may still be pacing a video we stopped reading
         reader.done.wait(5.0)
-        if preparer is not None:
-            preparer.stop()
         if finisher is not None:
             finisher.stop()
         processor.close()
     if finisher is not None and finisher.error is not None:
         raise finisher.error
-    if preparer is not None and preparer.error is not None:
-        raise preparer.error
     if reader.error is not None:
         raise reader.error
     seconds = time.perf_counter() - t0
@@ -340,7 +300,6 @@ def run_stream(
         "infer_thread": round(time.thread_time() - cpu0, 3),
         "reader_thread": round(reader.cpu_s, 3),
         "finish_thread": round(finisher.cpu_s, 3) if finisher is not None else 0.0,
-        "prepare_thread": round(preparer.cpu_s, 3) if preparer is not None else 0.0,
     }
     return {
         "cpu_s": cpu,

@@ -88,28 +88,3 @@ def test_compare_fp32_with_real_int8_highlights_disagreements(qtbot, int8_state,
     score = float(text.split("agreement ")[1].split("%")[0])
     assert score < 100.0, text
     assert proc.highlighted > 0, text
-
-
-def test_live_with_preprocessing_on_its_own_thread(qtbot, state, paths, make_panel):
-    """The GPU arrangement (reader -> prepare thread -> inference -> finish), run here on the
-    CPU backend: every frame of a non-real-time run is processed, and stop still works."""
-    from app.gui.processors import LiveProcessor
-
-    class PrepareApart(LiveProcessor):
-        prepare_thread = True
-
-    panel = make_panel(LivePanel, state)
-    panel.processor_class = PrepareApart
-    panel.source.setText(str(paths["video"]))
-    panel.realtime.setChecked(False)
-    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
-        assert panel.start(max_frames=30)
-    summary = blocker.args[0]
-    assert summary["frames_processed"] == 30
-    assert summary["stream"]["cpu_s"]["prepare_thread"] > 0
-    assert not panel.messages.has("run")
-    panel.start(max_frames=500)
-    qtbot.waitUntil(lambda: panel.control.shown >= 2, timeout=20000)
-    with qtbot.waitSignal(panel.run_finished, timeout=30000):
-        panel.stop()
-    assert not panel.running
