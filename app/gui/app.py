@@ -6,11 +6,17 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
+SWITCH_INTERVAL_S = 0.0005
+
 
 def application() -> QApplication:
     """The one QApplication (created on first use)."""
     app = QApplication.instance()
     if app is None:
+        # The GUI thread, the frame reader, inference and drawing hand the GIL to each other
+        # around short C calls many times per frame; with CPython's default 5 ms switch
+        # interval a thread that wants it back can wait that long (run_live does the same).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         app = QApplication(sys.argv[:1])
         app.setApplicationName("INT8 Studio")
         app.setOrganizationName("INT8 Studio")
