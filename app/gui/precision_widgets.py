@@ -1,5 +1,5 @@
-"""The Precision panel's two plots: the per-block SQNR bar chart and the activation histogram
-with its clip range, plus the small formatting helpers both use."""
+"""The Precision panel's parts: the per-block SQNR bar chart, the block table with its
+keep-float ticks, the activation histogram with its clip range, and their formatting helpers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 OP_COLORS = {"Conv": "#4c78a8", "ConvTranspose": "#b279a2", "Gemm": "#f58518", "MatMul": "#54a24b"}
 OTHER_COLOR = "#9d9d9d"
@@ -187,3 +194,107 @@ class TensorHistogram(QWidget):
             f"local SQNR {t['local_sqnr_db']:.1f} dB · accumulated "
             f"{t['accumulated_sqnr_db']:.1f} dB{outside}"
         )
+
+
+BLOCK_COLUMNS = ["#", "block", "op", "output SQNR", "worst local", "weight SQNR", "keep float"]
+KEEP_COL = BLOCK_COLUMNS.index("keep float")
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+class BlockTable(QTableWidget):
+    """The blocks, worst first, sortable, with a keep-float tick per block; rows remember their
+    block's index so sorting never confuses which block a row is."""
+
+    kept_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__(0, len(BLOCK_COLUMNS))
+        self.setHorizontalHeaderLabels(BLOCK_COLUMNS)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col, tip in (
+            (3, "Model-output SQNR vs FP32 with only this block INT8 (the ranking)"),
+            (4, "Worst local SQNR of the block's activations: its own quantization noise"),
+            (5, "SQNR of the block's INT8 weights"),
+        ):
+            self.horizontalHeaderItem(col).setToolTip(tip)
+        compact_rows(self)
+        self.itemChanged.connect(self._item_changed)
+        self.setSortingEnabled(True)
+
+    def fill(self, blocks: list[dict[str, Any]]) -> None:
+        from app.gui.panels.variants import SortItem  # the panels' numeric-sort item
+
+        self.blockSignals(True)
+        self.setSortingEnabled(False)
+        self.setRowCount(len(blocks))
+        for i, b in enumerate(blocks):
+            values: list[tuple[str, Any]] = [
+                (str(i + 1), i + 1),
+                (short_block(b["block"]), None),
+                (b["op_type"], None),
+                (fmt_db(b.get("output_sqnr_db")), b.get("output_sqnr_db")),
+                (fmt_db(b.get("score_db")), b.get("score_db")),
+                (fmt_db(b.get("weight_sqnr_db")), b.get("weight_sqnr_db")),
+            ]
+            for c, (text, key) in enumerate(values):
+                item = SortItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, key if key is not None else -1e9)
+                if c == 0:
+                    item.setData(Qt.ItemDataRole.UserRole + 1, i)  # the block's index
+                if c == 1:
+                    item.setToolTip(b["block"])
+                if c >= 3 or c == 0:
+                    item.setTextAlignment(RIGHT)
+                self.setItem(i, c, item)
+            keep = SortItem("")
+            keep.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            keep.setCheckState(Qt.CheckState.Unchecked)
+            keep.setData(Qt.ItemDataRole.UserRole, 0)
+            self.setItem(i, KEEP_COL, keep)
+        self.setSortingEnabled(True)
+        self.sortItems(0, Qt.SortOrder.AscendingOrder)
+        self.blockSignals(False)
+
+    def block_at(self, row: int) -> int:
+        item = self.item(row, 0)
+        return int(item.data(Qt.ItemDataRole.UserRole + 1)) if item is not None else -1
+
+    def row_of(self, index: int) -> int:
+        for row in range(self.rowCount()):
+            if self.block_at(row) == index:
+                return row
+        return -1
+
+    def kept(self) -> set[int]:
+        out = set()
+        for row in range(self.rowCount()):
+            item = self.item(row, KEEP_COL)
+            if item is not None and item.checkState() == Qt.CheckState.Checked:
+                out.add(self.block_at(row))
+        return out
+
+    def set_kept(self, indices: set[int]) -> None:
+        """Tick exactly these blocks' keep-float boxes."""
+        self.blockSignals(True)
+        self.setSortingEnabled(False)
+        for row in range(self.rowCount()):
+            item = self.item(row, KEEP_COL)
+            on = self.block_at(row) in indices
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            item.setData(Qt.ItemDataRole.UserRole, int(on))
+        self.setSortingEnabled(True)
+        self.blockSignals(False)
+        self.kept_changed.emit()
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() == KEEP_COL:
+            self.blockSignals(True)  # the sort key below is data too
+            item.setData(Qt.ItemDataRole.UserRole, int(item.checkState() == Qt.CheckState.Checked))
+            self.blockSignals(False)
+            self.kept_changed.emit()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.gui.panels.precision import KEEP_COL, PrecisionPanel
+from app.gui.panels.precision import PrecisionPanel
+from app.gui.precision_widgets import KEEP_COL
 
 ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
 RESNET = ASSETS / "models" / "resnet8-cifar10"

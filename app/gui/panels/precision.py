@@ -38,9 +38,9 @@ from app.core.precision_workflow import (
 )
 from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
-from app.gui.panels.variants import SortItem
 from app.gui.precision_widgets import (
     BlockChart,
+    BlockTable,
     TensorHistogram,
     compact_rows,
     fmt_db,
@@ -51,11 +51,8 @@ from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
 
 TARGETS = ("ort-cpu", "tensorrt")
-BLOCK_COLUMNS = ["#", "block", "op", "output SQNR", "worst local", "weight SQNR", "keep float"]
-KEEP_COL = BLOCK_COLUMNS.index("keep float")
 TRIAL_COLUMNS = ["trial", "float ops", "metric", "drop", "p50 (ms)", "passes"]
 COMPARE_COLUMNS = ["", "variant", "float ops", "metric", "drop", "p50 (ms)"]
-RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
 # the panel ----------------------------------------------------------------------------------
@@ -160,25 +157,9 @@ class PrecisionPanel(Panel):
         self.chart_caption = QLabel("Analyse to see which blocks INT8 hurts most.")
         self.chart_caption.setStyleSheet("color:#555;")
 
-        self.table = QTableWidget(0, len(BLOCK_COLUMNS))
-        self.table.setHorizontalHeaderLabels(BLOCK_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col, tip in (
-            (3, "Model-output SQNR vs FP32 with only this block INT8 (the ranking)"),
-            (4, "Worst local SQNR of the block's activations: its own quantization noise"),
-            (5, "SQNR of the block's INT8 weights"),
-        ):
-            self.table.horizontalHeaderItem(col).setToolTip(tip)
-        compact_rows(self.table)
+        self.table = BlockTable()
         self.table.itemSelectionChanged.connect(self._row_selected)
-        self.table.itemChanged.connect(self._item_changed)
-        self.table.setSortingEnabled(True)
+        self.table.kept_changed.connect(self._update_kept_marks)
 
         split = QSplitter(Qt.Orientation.Vertical)
         top = QWidget()
@@ -481,36 +462,7 @@ class PrecisionPanel(Panel):
             )
 
     def _fill_table(self) -> None:
-        self.table.blockSignals(True)
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(self.blocks))
-        for i, b in enumerate(self.blocks):
-            values: list[tuple[str, Any]] = [
-                (str(i + 1), i + 1),
-                (short_block(b["block"]), None),
-                (b["op_type"], None),
-                (fmt_db(b.get("output_sqnr_db")), b.get("output_sqnr_db")),
-                (fmt_db(b.get("score_db")), b.get("score_db")),
-                (fmt_db(b.get("weight_sqnr_db")), b.get("weight_sqnr_db")),
-            ]
-            for c, (text, key) in enumerate(values):
-                item = SortItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, key if key is not None else -1e9)
-                if c == 0:
-                    item.setData(Qt.ItemDataRole.UserRole + 1, i)  # the block's index
-                if c == 1:
-                    item.setToolTip(b["block"])
-                if c >= 3 or c == 0:
-                    item.setTextAlignment(RIGHT)
-                self.table.setItem(i, c, item)
-            keep = SortItem("")
-            keep.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
-            keep.setCheckState(Qt.CheckState.Unchecked)
-            keep.setData(Qt.ItemDataRole.UserRole, 0)
-            self.table.setItem(i, KEEP_COL, keep)
-        self.table.setSortingEnabled(True)
-        self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
-        self.table.blockSignals(False)
+        self.table.fill(self.blocks)
 
     def _update_chart(self) -> None:
         self.chart.show_blocks(self.blocks, self.kept_indices())
@@ -566,14 +518,10 @@ class PrecisionPanel(Panel):
 
     # selection and keep-float ----------------------------------------------------------------
     def _row_block(self, row: int) -> int:
-        item = self.table.item(row, 0)
-        return int(item.data(Qt.ItemDataRole.UserRole + 1)) if item is not None else -1
+        return self.table.block_at(row)
 
     def _block_row(self, index: int) -> int:
-        for row in range(self.table.rowCount()):
-            if self._row_block(row) == index:
-                return row
-        return -1
+        return self.table.row_of(index)
 
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -647,33 +595,12 @@ class PrecisionPanel(Panel):
         empty = "" if self.selected < 0 else "No quantized activation in this block."
         self.histogram.show_tensor(self.current_tensor(), self.log_counts.isChecked(), empty)
 
-    def _item_changed(self, item: QTableWidgetItem) -> None:
-        if item.column() == KEEP_COL:
-            self.table.blockSignals(True)  # the sort key below is data too
-            item.setData(Qt.ItemDataRole.UserRole, int(item.checkState() == Qt.CheckState.Checked))
-            self.table.blockSignals(False)
-            self._update_kept_marks()
-
     def kept_indices(self) -> set[int]:
-        out = set()
-        for row in range(self.table.rowCount()):
-            item = self.table.item(row, KEEP_COL)
-            if item is not None and item.checkState() == Qt.CheckState.Checked:
-                out.add(self._row_block(row))
-        return out
+        return self.table.kept()
 
     def set_kept(self, indices: set[int]) -> None:
         """Tick exactly these blocks' keep-float boxes."""
-        self.table.blockSignals(True)
-        self.table.setSortingEnabled(False)
-        for row in range(self.table.rowCount()):
-            item = self.table.item(row, KEEP_COL)
-            on = self._row_block(row) in indices
-            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-            item.setData(Qt.ItemDataRole.UserRole, int(on))
-        self.table.setSortingEnabled(True)
-        self.table.blockSignals(False)
-        self._update_kept_marks()
+        self.table.set_kept(indices)
 
     def keep_float_nodes(self) -> list[str]:
         """Union of the ticked blocks' node names (what `quantize(keep_float=)` gets)."""
