@@ -54,6 +54,7 @@ def test_run_on_awkward_folder_processes_valid_and_lists_invalid(awkward, tmp_pa
     )
     assert code == 0
     data = json.loads(report.read_text())
+    assert data["provider"] == "CPUExecutionProvider" and data["fused_io"] is True
     done = {r["source"].removeprefix(str(awkward) + "/") for r in data["results"]}
     assert done == set(VALID)
     skipped = {s["source"].removeprefix(str(awkward) + "/"): s["reason"] for s in data["skipped"]}

@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         "backend": info["backend"],
         "provider": info["provider"],
         "fallback": info["fallback"],
+        "fused_io": fused,  # uint8 frames into a copy of the model that normalises itself
         "results": results,
         "skipped": skipped,
         "timing": timing,
