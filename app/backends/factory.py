@@ -59,6 +59,13 @@ def make_runner(
     )
 
 
+def decode_threads_for(backend: str) -> int | None:
+    """Video decoding threads to ask FFmpeg for when frames feed `backend`: one when inference
+    runs on the CPU (it already has every core; measured 1.14 instead of 1.51 CPU-ms per
+    768x432 frame, as fast in wall time), FFmpeg's own choice otherwise."""
+    return 1 if backend == "ort-cpu" else None
+
+
 def _fp16_graph(model_path: str | Path) -> bool:
     from app.core.graph_rules import computes_in_fp16
 

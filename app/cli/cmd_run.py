@@ -11,7 +11,7 @@ from typing import Any
 
 import cv2
 
-from app.backends.factory import runner_for_pipeline
+from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.backends.registry import BACKENDS
 from app.cli.cmd_inspect import _size
 from app.cli.output import save_json, table
@@ -91,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
             pipe.iou = args.iou
         for source in args.source:
             try:
-                # CPU inference has every core: one decoding thread (see processors.py)
-                threads = 1 if args.backend == "ort-cpu" else None
-                src = FrameSource(source, max_frames=args.max_frames, decode_threads=threads)
+                src = FrameSource(
+                    source,
+                    max_frames=args.max_frames,
+                    decode_threads=decode_threads_for(args.backend),
+                )
             except UserError as exc:
                 skipped.append({"source": source, "reason": _reason(exc, source)})
                 continue

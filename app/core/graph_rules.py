@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from functools import lru_cache
 
@@ -155,12 +156,10 @@ def dedupe_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def computes_in_fp16(model_path: str) -> bool:
-    """True when most compute ops of the ONNX file take FP16 weights (an FP16 variant)."""
-    from pathlib import Path
-
-    path = Path(model_path)
-    stat = path.stat()
-    return _computes_in_fp16(str(path), stat.st_mtime_ns, stat.st_size)
+    """True when most compute ops of the ONNX file take FP16 weights (an FP16 variant); read
+    once per file version."""
+    stat = os.stat(model_path)
+    return _computes_in_fp16(str(model_path), stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=64)

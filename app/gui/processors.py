@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 
 from app.backends.base import Runner
-from app.backends.factory import runner_for_pipeline
+from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.core.agreement import compare_detections
 from app.core.modelspec import ModelSpec
 from app.core.pipeline import FramePipeline, Prepared
@@ -54,9 +54,7 @@ class LiveProcessor:
 
     @property
     def decode_threads(self) -> int | None:
-        """One video decoding thread when inference runs on the CPU (it has every core): 1.14
-        instead of 1.51 CPU-ms per 768x432 frame, as fast in wall time."""
-        return 1 if self.backend == "ort-cpu" else None
+        return decode_threads_for(self.backend)
 
     def options(self) -> dict[str, Any]:
         return {"spin": False} if self.backend.startswith("ort-") else {}

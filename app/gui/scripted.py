@@ -97,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
 
     def begin_round() -> bool:
         marks.update(process=time.process_time(), gui=time.thread_time())
-        heartbeat.resume() if rounds else heartbeat.start()
+        if rounds:
+            heartbeat.resume()
+        else:
+            heartbeat.start()
         return panel.start(max_frames=args.frames)
 
     def finished(summary: dict[str, Any]) -> None:
@@ -159,14 +162,6 @@ def run(args: argparse.Namespace) -> int:
     return int(outcome["code"])
 
 
-def processed_fps(summary: dict[str, Any]) -> float:
-    """Frames through the pipeline per second of playback (shown or not: on a fast GPU the
-    screen is refreshed less often than frames are processed)."""
-    stream = summary.get("stream", {})
-    seconds = stream.get("seconds") or 0.0
-    return round(stream.get("processed", 0) / seconds, 2) if seconds else 0.0
-
-
 def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary for several plays: counts and CPU summed, FPS the median round's."""
     out = dict(rounds[-1])
@@ -174,7 +169,6 @@ def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = sum(r[key] for r in rounds)
     out["fps"] = round(statistics.median(r["fps"] for r in rounds), 2)
     out["round_fps"] = [r["fps"] for r in rounds]
-    out["round_processed_fps"] = [processed_fps(r) for r in rounds]
     cpu: dict[str, float] = {}
     for r in rounds:
         for k, v in r.get("stream", {}).get("cpu_s", {}).items():
@@ -247,7 +241,6 @@ def build_report(
         "frames_dropped": summary["frames_dropped"],
         "fps": summary["fps"],
         "round_fps": summary.get("round_fps", [summary["fps"]]),
-        "round_processed_fps": summary.get("round_processed_fps", [processed_fps(summary)]),
         "view_px": list(panel.control.max_size) if panel.control else None,
         "pipeline_fps_p50": round(1000.0 / per_frame, 2) if per_frame else 0.0,
         "stage_p50_ms": first,
