@@ -265,9 +265,7 @@ def test_cuda_runners_keep_fp32_exact_unless_tf32_is_asked(tmp_path: Path) -> No
     assert exact.io_binding and "tf32" not in fast.provider_options
     cpu = make_runner("ort-cpu", YOLOX, options={"tf32": True})
     assert cpu.provider_options == {}  # nothing CUDA-only reaches the CPU provider
-    runner, fused = runner_for_pipeline(
-        "ort-cuda", YOLOX, inspect_model(YOLOX), cache_dir=tmp_path
-    )
+    runner, fused = runner_for_pipeline("ort-cuda", YOLOX, inspect_model(YOLOX), cache_dir=tmp_path)
     assert fused and runner.cuda_graph and runner.provider_options["use_tf32"] == "0"
     # FP16 graphs get no TF32 setting: use_tf32=0 there cost cuDNN its tensor-core FP16 plans
     from app.core.quantize import make_fp16

@@ -35,6 +35,7 @@ def main() -> int:
 
     def po(opts: dict) -> dict:  # CUDA provider options; none on the CPU dry run
         return opts if dev != "cpu" else {}
+
     assets, out = Path(args.assets), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

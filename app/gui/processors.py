@@ -78,8 +78,8 @@ class LiveProcessor:
         self.set_thresholds()
         return infos
 
-    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
-        return self.finish(self.infer(self.prepare(frame)), max_size)
+    def process(self, frame: Frame, max_size: tuple[int, int], show: bool = True) -> Packet:
+        return self.finish(self.infer(self.prepare(frame)), max_size, show)
 
     def prepare(self, frame: Frame) -> tuple[Frame, Prepared]:
         """Stage 0, on the reader thread right after decoding: preprocess into a tensor of the
@@ -92,8 +92,8 @@ class LiveProcessor:
         outputs, geo, times = self.pipelines[0].infer_prepared(prep)
         return frame, outputs, geo, times
 
-    def finish(self, state: tuple, max_size: tuple[int, int]) -> Packet:
-        """Second stage: decode, draw and convert for display."""
+    def finish(self, state: tuple, max_size: tuple[int, int], show: bool = True) -> Packet:
+        """Second stage: decode; draw and convert for display only when it will be `show`n."""
         frame, outputs, geo, times = state
         pipe = self.pipelines[0]
         t0 = time.perf_counter()
@@ -102,11 +102,9 @@ class LiveProcessor:
         for name, ms in times.items():
             pipe.timer.add(name, ms)
         result.timings_ms = times
-        image = pipe.draw(frame.image.copy(), result)
         extra = {"count": len(result.detections) if result.detections is not None else 0}
-        return Packet(
-            frame.index, frame.source, [to_qimage(image, max_size)], [result.timings_ms], extra
-        )
+        images = [to_qimage(pipe.draw(frame.image.copy(), result), max_size)] if show else []
+        return Packet(frame.index, frame.source, images, [result.timings_ms], extra)
 
     def close(self) -> None:
         for runner in self.runners:
@@ -129,9 +127,9 @@ class CompareProcessor(LiveProcessor):
         super().__init__(spec, models, backend, names)
         self.matched = 0
         self.total = 0
-        self.highlighted = 0  # boxes drawn thick so far (on either side)
+        self.highlighted = 0  # boxes one side lacks so far (both sides; drawn thick when shown)
 
-    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
+    def process(self, frame: Frame, max_size: tuple[int, int], show: bool = True) -> Packet:
         pa, pb = self.pipelines
         ra, rb = pa.process(frame.image), pb.process(frame.image)
         extra: dict[str, Any] = {}
@@ -154,12 +152,9 @@ class CompareProcessor(LiveProcessor):
             self.total += 2
             extra = {"frame_agreement": float(same)}
         extra["agreement"] = 1.0 if self.total == 0 else self.matched * 2.0 / self.total
-        ia = pa.draw(frame.image.copy(), ra, highlight=ha)
-        ib = pb.draw(frame.image.copy(), rb, highlight=hb)
-        return Packet(
-            frame.index,
-            frame.source,
-            [to_qimage(ia, max_size), to_qimage(ib, max_size)],
-            [ra.timings_ms, rb.timings_ms],
-            extra,
-        )
+        images = []
+        if show:
+            ia = pa.draw(frame.image.copy(), ra, highlight=ha)
+            ib = pb.draw(frame.image.copy(), rb, highlight=hb)
+            images = [to_qimage(ia, max_size), to_qimage(ib, max_size)]
+        return Packet(frame.index, frame.source, images, [ra.timings_ms, rb.timings_ms], extra)

@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
             from app.core.atomic import write_json
 
             write_json(Path(args.report), report)
-        keys = ("frames_shown", "frames_dropped", "fps", "gui_blocked_max_ms", "fps_vs_backend")
+        keys = ("frames_processed", "frames_shown", "frames_dropped", "fps", "shown_fps")
+        keys += ("gui_blocked_max_ms", "fps_vs_backend")
         print(json.dumps({k: report[k] for k in keys if k in report}))
         errors = [panel.messages.text("run")] if panel.messages.has("run") else []
         if errors or panel.messages.has("start"):
@@ -165,9 +166,10 @@ def run(args: argparse.Namespace) -> int:
 def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary for several plays: counts and CPU summed, FPS the median round's."""
     out = dict(rounds[-1])
-    for key in ("frames_processed", "frames_shown", "frames_dropped"):
-        out[key] = sum(r[key] for r in rounds)
+    for key in ("frames_processed", "frames_shown", "frames_dropped", "frames_not_shown"):
+        out[key] = sum(r.get(key, 0) for r in rounds)
     out["fps"] = round(statistics.median(r["fps"] for r in rounds), 2)
+    out["shown_fps"] = round(statistics.median(r.get("shown_fps", 0.0) for r in rounds), 2)
     out["round_fps"] = [r["fps"] for r in rounds]
     cpu: dict[str, float] = {}
     for r in rounds:
@@ -239,7 +241,9 @@ def build_report(
         "frames_shown": summary["frames_shown"],
         "frames_processed": summary["frames_processed"],
         "frames_dropped": summary["frames_dropped"],
+        "frames_not_shown": summary.get("frames_not_shown", 0),
         "fps": summary["fps"],
+        "shown_fps": summary.get("shown_fps", 0.0),
         "round_fps": summary.get("round_fps", [summary["fps"]]),
         "view_px": list(panel.control.max_size) if panel.control else None,
         "pipeline_fps_p50": round(1000.0 / per_frame, 2) if per_frame else 0.0,

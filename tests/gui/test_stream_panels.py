@@ -88,3 +88,47 @@ def test_compare_fp32_with_real_int8_highlights_disagreements(qtbot, int8_state,
     score = float(text.split("agreement ")[1].split("%")[0])
     assert score < 100.0, text
     assert proc.highlighted > 0, text
+
+
+def test_every_frame_reaches_the_chart_and_counts_add_up(qtbot, state, paths, make_panel):
+    """Frames are processed as fast as possible; only those the screen can show are drawn, but
+    every processed frame's timings reach the chart and the counts add up."""
+    panel = make_panel(LivePanel, state)
+    panel.source.setText(str(paths["video"]))
+    panel.realtime.setChecked(False)
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
+        assert panel.start(max_frames=30)
+    summary = blocker.args[0]
+    assert summary["frames_processed"] == 30 and summary["frames_dropped"] == 0
+    assert summary["frames_shown"] + summary["frames_not_shown"] == 30
+    assert panel.chart.count == 30
+    assert summary["fps"] > 0
+
+
+def test_images_are_made_only_for_the_screen(qapp):
+    """StreamControl: no new image while one waits or within a refresh interval of the last one
+    shown; frames not drawn still count as processed and hand their timings to the next take."""
+    import time
+
+    import numpy as np
+
+    from app.gui.stream import Packet, StreamControl, to_qimage
+
+    ctl = StreamControl(display_hz=10.0)  # one image per ~80 ms
+    image = to_qimage(np.full((4, 6, 3), (255, 0, 0), np.uint8))
+    assert image.pixelColor(0, 0).blue() == 255 and image.pixelColor(0, 0).red() == 0
+    assert ctl.wants_image()
+    ctl.deliver(Packet(0, "v", [image], [{"infer_ms": 1.0}]))
+    assert not ctl.wants_image()  # the GUI has not taken it yet
+    ctl.deliver(Packet(1, "v", [], [{"infer_ms": 2.0}]))  # not drawn
+    packet = ctl.take_packet()
+    assert packet.index == 0 and [t[0]["infer_ms"] for t in packet.backlog] == [1.0, 2.0]
+    assert not ctl.wants_image()  # shown a moment ago
+    time.sleep(0.09)
+    assert ctl.wants_image()
+    ctl.deliver(Packet(2, "v", [], [{"infer_ms": 3.0}]))
+    assert ctl.take_packet() is None and ctl.take_timings() == [[{"infer_ms": 3.0}]]
+    assert (ctl.processed, ctl.shown, ctl.display_dropped, ctl.dropped) == (3, 1, 2, 0)
+    ctl.paused = True  # stepping through a paused video draws every frame
+    ctl.deliver(Packet(3, "v", [image], [{"infer_ms": 4.0}]))
+    assert ctl.wants_image()

@@ -69,11 +69,7 @@ class ComparePanel(StreamPanel):
     def show_packet(self, packet: Packet) -> None:
         for view, image in zip(self.views_, packet.images):
             view.set_image(image)
-        totals = {
-            side: t["preprocess_ms"] + t["infer_ms"] + t["postprocess_ms"]
-            for side, t in zip("AB", packet.timings)
-        }
-        self.chart.add(totals)
+        self.add_timings(packet.backlog or [packet.timings])
         extra = packet.extra
         if "agreement" in extra:
             text = f"agreement {extra['agreement'] * 100:.1f}% (this frame "
@@ -84,6 +80,14 @@ class ComparePanel(StreamPanel):
                     f"other class {extra['class_diff']}"
                 )
             self.agreement.setText(text + ")")
+
+    def add_timings(self, frames: list[list[dict[str, float]]]) -> None:
+        for timings in frames:  # every frame, drawn or not
+            totals = {
+                side: t["preprocess_ms"] + t["infer_ms"] + t["postprocess_ms"]
+                for side, t in zip("AB", timings)
+            }
+            self.chart.add(totals)
 
     def views(self) -> list:
         return list(self.views_)

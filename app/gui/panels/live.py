@@ -39,7 +39,11 @@ class LivePanel(StreamPanel):
 
     def show_packet(self, packet: Packet) -> None:
         self.view.set_image(packet.images[0])
-        self.chart.add(packet.timings[0])
+        self.add_timings(packet.backlog or [packet.timings])
+
+    def add_timings(self, frames: list[list[dict[str, float]]]) -> None:
+        for timings in frames:  # every frame, drawn or not
+            self.chart.add(timings[0])
 
     def views(self) -> list:
         return [self.view]
