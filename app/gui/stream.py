@@ -121,9 +121,9 @@ class StreamControl(QObject):
 
     Every frame is processed (inference, postprocessing, timings); only frames the screen can
     show are drawn and converted: `wants_image` says no while the GUI has not yet taken the last
-    image, or took one less than a refresh interval ago. A fast GPU variant then runs at its own
-    rate (hundreds of frames/s) while the view repaints at the screen's rate, as a video player
-    does, instead of spending CPU on images no screen would show.
+    image, or when images would come faster than the screen refreshes. A fast GPU variant then
+    runs at its own rate (hundreds of frames/s) while the view repaints at the screen's rate, as
+    a video player does, instead of spending CPU on images no screen would show.
     """
 
     frame_ready = Signal()
@@ -139,14 +139,16 @@ class StreamControl(QObject):
         self.processed = 0
         self.shown = 0
         self.display_dropped = 0
-        # Images closer together than this are not made (a little under one refresh, so a
-        # frame finished just before the next refresh still makes it)
-        self.min_image_interval = 0.8 / display_hz if display_hz > 0 else 0.0
+        # Images are rationed like a screen's refreshes: a budget that grows by `display_hz`
+        # a second (at most 2 banked) and pays for each image, so a stream slower than the
+        # screen draws every frame, jitter or not, and a faster one draws display_hz a second.
+        self.display_hz = display_hz
+        self._budget = 2.0
+        self._budget_at = time.perf_counter()
         self.first_done = self.last_done = 0.0  # when the first and latest frames finished
         self.slot = LatestSlot()
         self._lock = threading.Lock()
         self._packet: Packet | None = None
-        self._taken_at = 0.0
         self._timings: list[list[dict[str, float]]] = []  # frames finished since the last take
 
     @property
@@ -161,13 +163,18 @@ class StreamControl(QObject):
         return (self.processed - 1) / span if self.processed > 1 and span > 0 else 0.0
 
     def wants_image(self) -> bool:
-        """Worker side: whether the frame being finished should be drawn for display."""
-        if self.paused or self.min_image_interval <= 0:
+        """Worker side: whether the frame being finished should be drawn for display (when it
+        says yes, the image is paid for)."""
+        if self.paused or self.display_hz <= 0:
             return True  # stepping and refreshes are shown one by one
+        now = time.perf_counter()
         with self._lock:
-            if self._packet is not None and self._packet.images:
-                return False  # the GUI has not taken the last image yet
-            return time.perf_counter() - self._taken_at >= self.min_image_interval
+            self._budget = min(2.0, self._budget + (now - self._budget_at) * self.display_hz)
+            self._budget_at = now
+            if self._budget < 1.0 or (self._packet is not None and self._packet.images):
+                return False  # no refresh to spare, or the GUI has not taken the last image
+            self._budget -= 1.0
+            return True
 
     def deliver(self, packet: Packet) -> None:
         """Worker side: count the frame; keep only the newest image, and signal only when the
@@ -201,7 +208,6 @@ class StreamControl(QObject):
             packet, self._packet = self._packet, None
             if packet is not None:
                 packet.backlog, self._timings = self._timings, []
-                self._taken_at = time.perf_counter()
         if packet is not None:
             self.shown += 1
         return packet

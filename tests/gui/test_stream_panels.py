@@ -106,15 +106,16 @@ def test_every_frame_reaches_the_chart_and_counts_add_up(qtbot, state, paths, ma
 
 
 def test_images_are_made_only_for_the_screen(qapp):
-    """StreamControl: no new image while one waits or within a refresh interval of the last one
-    shown; frames not drawn still count as processed and hand their timings to the next take."""
+    """StreamControl: no new image while one waits for the GUI or faster than the screen
+    refreshes; frames not drawn still count as processed and hand their timings to the next
+    take; a paused (stepped) stream draws every frame."""
     import time
 
     import numpy as np
 
     from app.gui.stream import Packet, StreamControl, to_qimage
 
-    ctl = StreamControl(display_hz=10.0)  # one image per ~80 ms
+    ctl = StreamControl(display_hz=10.0)  # ten images a second, two may be banked
     image = to_qimage(np.full((4, 6, 3), (255, 0, 0), np.uint8))
     assert image.pixelColor(0, 0).blue() == 255 and image.pixelColor(0, 0).red() == 0
     assert ctl.wants_image()
@@ -123,12 +124,14 @@ def test_images_are_made_only_for_the_screen(qapp):
     ctl.deliver(Packet(1, "v", [], [{"infer_ms": 2.0}]))  # not drawn
     packet = ctl.take_packet()
     assert packet.index == 0 and [t[0]["infer_ms"] for t in packet.backlog] == [1.0, 2.0]
-    assert not ctl.wants_image()  # shown a moment ago
-    time.sleep(0.09)
+    assert ctl.wants_image()  # the second banked refresh
+    ctl.deliver(Packet(2, "v", [image], [{"infer_ms": 3.0}]))
+    ctl.take_packet()
+    assert not ctl.wants_image()  # faster than ten a second
+    ctl.deliver(Packet(3, "v", [], [{"infer_ms": 4.0}]))
+    assert ctl.take_packet() is None and ctl.take_timings() == [[{"infer_ms": 4.0}]]
+    time.sleep(0.11)
     assert ctl.wants_image()
-    ctl.deliver(Packet(2, "v", [], [{"infer_ms": 3.0}]))
-    assert ctl.take_packet() is None and ctl.take_timings() == [[{"infer_ms": 3.0}]]
-    assert (ctl.processed, ctl.shown, ctl.display_dropped, ctl.dropped) == (3, 1, 2, 0)
+    assert (ctl.processed, ctl.shown, ctl.display_dropped, ctl.dropped) == (4, 2, 2, 0)
     ctl.paused = True  # stepping through a paused video draws every frame
-    ctl.deliver(Packet(3, "v", [image], [{"infer_ms": 4.0}]))
-    assert ctl.wants_image()
+    assert all(ctl.wants_image() for _ in range(5))
