@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,21 +83,26 @@ def to_qimage(bgr: np.ndarray, max_size: tuple[int, int] = (0, 0)) -> QImage:
 
 
 class LatestSlot:
-    """A one-item mailbox: `put` replaces an unread item (counted in `dropped`) unless blocking."""
+    """The reader's mailbox. Paced sources (`put(block=False)`) keep only the newest frame: an
+    unread one is replaced and counted in `dropped`. Unpaced files (`block=True`) queue up to
+    `depth` frames, so a moment's jitter in one stage does not stall the other (a one-item
+    handoff cost the GPU view about a quarter of its frames per second)."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 2) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._item: Any = None
+        self._items: deque[Any] = deque()
+        self.depth = depth
         self.closed = False
         self.dropped = 0
 
     def put(self, item: Any, block: bool, cancel: CancelToken) -> None:
         with self._cond:
-            while block and self._item is not None and not cancel.cancelled:
+            while block and len(self._items) >= self.depth and not cancel.cancelled:
                 self._cond.wait(0.05)
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
+            if not block:
+                self.dropped += len(self._items)
+                self._items.clear()
+            self._items.append(item)
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -105,15 +111,15 @@ class LatestSlot:
             self._cond.notify_all()
 
     def take(self, timeout: float) -> Any:
-        """The waiting item, END once closed and empty, or None after `timeout` seconds."""
+        """The oldest waiting item, END once closed and empty, or None after `timeout` s."""
         with self._cond:
-            if self._item is None and not self.closed:
+            if not self._items and not self.closed:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            if item is None and self.closed:
-                return END
-            self._cond.notify_all()
-            return item
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()
+                return item
+            return END if self.closed else None
 
 
 class StreamControl(QObject):
@@ -267,11 +273,11 @@ def _splits(processor: Any) -> bool:
 
 
 class _Finisher:
-    """Second stage of a split processor on its own thread, fed through a one-item queue."""
+    """Second stage of a split processor on its own thread, fed through a two-item queue."""
 
     def __init__(self, processor: Any, control: StreamControl) -> None:
         self.processor, self.control = processor, control
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.cpu_s = 0.0
         self.thread = threading.Thread(target=self._run, name="stream-finish", daemon=True)
