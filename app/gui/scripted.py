@@ -59,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
 
     from app.core.modelspec import inspect_model
-    from app.gui.app import application
+    from app.gui.app import application, settle_heap
     from app.gui.main_window import MainWindow
     from app.gui.widgets import Heartbeat
 
     app = application()
     window = MainWindow(workspace_root=args.workspace)
     window.show()
+    settle_heap()
     outcome: dict[str, Any] = {"code": 0}
     if args.model:
         # Synchronously on purpose: scripted runs need the spec before anything else happens.
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     background: dict[str, Any] = {}
     measure = args.throughput_iterations > 0 and len(variants) == 1
     rounds: list[dict[str, Any]] = []  # one per play of the source
+    round_starts: list[float] = []  # on the heartbeat's clock, to place its stalls
     windows: list[dict[str, Any]] = []  # infer-only throughput before and after each round
     cpu = {"process_s": 0.0, "gui_thread_s": 0.0}
     marks: dict[str, float] = {}
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             heartbeat.resume()
         else:
             heartbeat.start()
+        round_starts.append(heartbeat.elapsed())
         return panel.start(max_frames=args.frames)
 
     def finished(summary: dict[str, Any]) -> None:
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         summary = combine_rounds(rounds) if rounds else panel.summary()
         report = build_report(panel, summary, heartbeat, variants, args)
         report["cpu_ms_per_frame"] = cpu_per_frame(cpu, summary)
+        report["gui_stalls"]["round_starts_s"] = round_starts
         if background:
             report["background_calibration"] = background
         if windows:

@@ -211,7 +211,9 @@ class Heartbeat(QObject):
         self.interval_ms = interval_ms
         self.max_stall_ms = 0.0
         self.stalls: list[float] = []  # every gap over 16 ms (one missed 60 Hz frame)
+        self.stall_times: list[float] = []  # when each ended, seconds after start()
         self.beats = 0
+        self._t0 = 0.0
         self._last = 0.0
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -221,8 +223,9 @@ class Heartbeat(QObject):
     def start(self) -> None:
         self.max_stall_ms = 0.0
         self.stalls = []
+        self.stall_times = []
         self.beats = 0
-        self._last = time.perf_counter()
+        self._last = self._t0 = time.perf_counter()
         self._timer.start()
 
     def stop(self) -> None:
@@ -240,7 +243,12 @@ class Heartbeat(QObject):
         self.beats += 1
         if stall > 16.0:
             self.stalls.append(round(stall, 1))
+            self.stall_times.append(round(now - self._t0, 2))
         self._last = now
+
+    def elapsed(self) -> float:
+        """Seconds since start() (the clock of `worst_at`)."""
+        return round(time.perf_counter() - self._t0, 2)
 
     def stats(self) -> dict[str, object]:
         """How often the GUI thread stalled, for the scripted report."""
@@ -249,6 +257,9 @@ class Heartbeat(QObject):
             "over_16ms": len(self.stalls),
             "over_50ms": sum(1 for s in self.stalls if s > 50.0),
             "worst": sorted(self.stalls, reverse=True)[:5],
+            # (seconds after start, ms) of the worst five: a stall at a round's start is the
+            # runner opening, one mid-round is playback
+            "worst_at": sorted(zip(self.stall_times, self.stalls), key=lambda p: -p[1])[:5],
         }
 
 
