@@ -7,24 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -38,21 +31,12 @@ from app.core.precision_workflow import (
 )
 from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
-from app.gui.precision_widgets import (
-    BlockChart,
-    BlockTable,
-    TensorHistogram,
-    compact_rows,
-    fmt_db,
-    fmt_num,
-    short_block,
-)
+from app.gui.precision_blocks import BlockExplorer
+from app.gui.precision_results import BlockDetail, ResultTables
 from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
 
 TARGETS = ("ort-cpu", "tensorrt")
-TRIAL_COLUMNS = ["trial", "float ops", "metric", "drop", "p50 (ms)", "passes"]
-COMPARE_COLUMNS = ["", "variant", "float ops", "metric", "drop", "p50 (ms)"]
 
 
 # the panel ----------------------------------------------------------------------------------
@@ -67,8 +51,6 @@ class PrecisionPanel(Panel):
         self.job: Job | None = None
         self.analysis: dict[str, Any] | None = None
         self.blocks: list[dict[str, Any]] = []
-        self.tensors: dict[str, dict[str, Any]] = {}
-        self.selected = -1
         self.trials_report: dict[str, Any] = {}
         self.compare_result: dict[str, Any] = {}
         self.body.addWidget(self._build_controls())
@@ -149,83 +131,31 @@ class PrecisionPanel(Panel):
         return box
 
     def _build_left(self) -> QWidget:
-        self.chart = BlockChart()
+        self.explorer = BlockExplorer()
+        self.explorer.block_selected.connect(self.select_block)
+        self.chart, self.table = self.explorer.chart, self.explorer.table
         self.legend, self.bars = self.chart.legend, self.chart.bars
         self.selection_bar, self.kept_marks = self.chart.selection_bar, self.chart.kept_marks
-        self.chart.scene().sigMouseClicked.connect(self._chart_clicked)
-        self.chart.scene().sigMouseMoved.connect(self._chart_hovered)
-        self.chart_caption = QLabel("Analyse to see which blocks INT8 hurts most.")
-        self.chart_caption.setStyleSheet("color:#555;")
-
-        self.table = BlockTable()
-        self.table.itemSelectionChanged.connect(self._row_selected)
-        self.table.kept_changed.connect(self._update_kept_marks)
-
-        split = QSplitter(Qt.Orientation.Vertical)
-        top = QWidget()
-        lay = QVBoxLayout(top)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.chart, 1)
-        lay.addWidget(self.chart_caption)
-        split.addWidget(top)
-        split.addWidget(self.table)
-        split.setSizes([300, 260])
-        return split
+        return self.explorer
 
     def _build_right(self) -> QWidget:
-        box = QGroupBox("Selected block")
-        lay = QVBoxLayout(box)
-        self.block_title = QLabel("Click a bar or a row.")
-        self.block_title.setWordWrap(True)
-        self.block_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.block_title)
-        row = QHBoxLayout()
-        self.tensor_box = QComboBox()
-        self.tensor_box.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.tensor_box.setMinimumContentsLength(16)
-        self.tensor_box.currentIndexChanged.connect(self._tensor_chosen)
-        self.log_counts = QCheckBox("log counts")
-        self.log_counts.setChecked(bool(self.setting("log_counts", True)))
-        self.log_counts.toggled.connect(self._log_toggled)
-        row.addWidget(QLabel("Tensor"))
-        row.addWidget(self.tensor_box, 1)
-        row.addWidget(self.log_counts)
-        lay.addLayout(row)
-        self.histogram = TensorHistogram()
-        self.hist, self.clip_lines = self.histogram.hist, self.histogram.clip_lines
-        self.tensor_stats = self.histogram.stats
-        lay.addWidget(self.histogram, 1)
-
-        self.result_tabs = QTabWidget()
-        self.compare = self._small_table(COMPARE_COLUMNS, 1)
-        self.trials = self._small_table(TRIAL_COLUMNS, 0)
-        self.result_tabs.addTab(self.compare, "Before / after")
-        self.result_tabs.addTab(self.trials, "Auto trials")
+        self.detail = BlockDetail(log_counts=bool(self.setting("log_counts", True)))
+        self.detail.log_toggled.connect(lambda on: self.set_setting("log_counts", on))
+        histogram = self.detail.histogram
+        self.hist, self.clip_lines = histogram.hist, histogram.clip_lines
+        self.tensor_stats = histogram.stats
+        self.results = ResultTables()
+        self.compare, self.trials = self.results.compare, self.results.trials
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(box)
-        split.addWidget(self.result_tabs)
+        split.addWidget(self.detail)
+        split.addWidget(self.results)
         split.setSizes([360, 220])
         return split
-
-    @staticmethod
-    def _small_table(columns: list[str], stretch: int) -> QTableWidget:
-        table = QTableWidget(0, len(columns))
-        table.setHorizontalHeaderLabels(columns)
-        table.verticalHeader().setVisible(False)
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
-        compact_rows(table)
-        return table
 
     # model, workspace, settings --------------------------------------------------------------
     def on_spec_changed(self, spec: object) -> None:
         self.show_analysis(None)
-        self.compare.setRowCount(0)
-        self.trials.setRowCount(0)
+        self.results.clear()
         if spec is None:
             return
         self._check_calibration()
@@ -277,10 +207,6 @@ class PrecisionPanel(Panel):
         if self.analysis is not None and self.analysis.get("target") != self._target():
             self.show_analysis(None)
             self._load_saved()
-
-    def _log_toggled(self, on: bool) -> None:
-        self.set_setting("log_counts", on)
-        self._show_tensor()
 
     def _eval_inputs(self) -> tuple[str, str]:
         """Checked evaluation folder and labels (UserError with what to fix)."""
@@ -447,153 +373,40 @@ class PrecisionPanel(Panel):
         """Chart and table of an analyse_layers() result (None clears them)."""
         self.analysis = analysis
         self.blocks = list((analysis or {}).get("blocks") or [])
-        self.tensors = {t["name"]: t for t in (analysis or {}).get("tensors") or []}
-        self.selected = -1
-        self._fill_table()
-        self._update_chart()
-        self._show_block(-1)
+        self.detail.tensors = {t["name"]: t for t in (analysis or {}).get("tensors") or []}
         if analysis is None:
-            self.chart_caption.setText("Analyse to see which blocks INT8 hurts most.")
+            self.explorer.show_blocks(self.blocks)
         else:
-            self.chart_caption.setText(
+            self.explorer.show_blocks(
+                self.blocks,
                 f"{len(self.blocks)} blocks, {analysis.get('images')} calibration images, "
                 f"target {analysis.get('target')}. Click a bar or a row; tick blocks to keep "
-                "them float."
+                "them float.",
             )
-
-    def _fill_table(self) -> None:
-        self.table.fill(self.blocks)
-
-    def _update_chart(self) -> None:
-        self.chart.show_blocks(self.blocks, self.kept_indices())
-
-    def _update_kept_marks(self) -> None:
-        self.chart.mark_kept(self.blocks, self.kept_indices())
+        self.detail.show_block(-1, None)
 
     def show_trials(self, report: dict[str, Any]) -> None:
         """The search's trials: float compute ops vs accuracy vs latency; the chosen one bold."""
         self.trials_report = report
-        trials = report.get("trials") or []
-        self.trials.setRowCount(len(trials))
-        self.trials.setHorizontalHeaderItem(2, QTableWidgetItem(str(report.get("metric", ""))))
-        bold = QFont()
-        bold.setBold(True)
-        for r, t in enumerate(trials):
-            values = [
-                t.get("trial"),
-                t.get("compute_ops_float"),
-                t.get("value"),
-                t.get("drop"),
-                t.get("latency_p50_ms"),
-                "yes" if t.get("passes") else "no",
-            ]
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(fmt_num(value))
-                item.setToolTip(str(t.get("trial")))
-                if t.get("trial") == report.get("chosen_trial"):
-                    item.setFont(bold)
-                if c == 5:
-                    item.setForeground(pg.mkColor("#2e7d32" if t.get("passes") else "#b71c1c"))
-                self.trials.setItem(r, c, item)
-        self.result_tabs.setCurrentWidget(self.trials)
+        self.results.show_trials(report)
 
     def show_compare(self, result: dict[str, Any]) -> None:
         """FP32, before and after: accuracy and latency from one scorer."""
         self.compare_result = result
-        rows = result.get("rows") or []
-        self.compare.setRowCount(len(rows))
-        self.compare.setHorizontalHeaderItem(3, QTableWidgetItem(str(result.get("metric", ""))))
-        for r, row in enumerate(rows):
-            values = [
-                row["role"],
-                row["variant"],
-                row.get("float_ops"),
-                row["value"],
-                row["drop"],
-                row["latency"],
-            ]
-            for c, value in enumerate(values):
-                self.compare.setItem(r, c, QTableWidgetItem(fmt_num(value)))
-        self.result_tabs.setCurrentWidget(self.compare)
+        self.results.show_compare(result)
 
     # selection and keep-float ----------------------------------------------------------------
-    def _row_block(self, row: int) -> int:
-        return self.table.block_at(row)
-
-    def _block_row(self, index: int) -> int:
-        return self.table.row_of(index)
-
-    def _row_selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if rows:
-            self.select_block(self._row_block(rows[0].row()))
-
-    def _chart_clicked(self, event: Any) -> None:
-        index = self._bar_at(event.scenePos())
-        if index >= 0:
-            self.select_block(index)
-
-    def _chart_hovered(self, pos: Any) -> None:
-        index = self._bar_at(pos)
-        if index >= 0:
-            b = self.blocks[index]
-            self.chart.setToolTip(
-                f"#{index + 1} {b['block']}\n{b['op_type']} · output SQNR "
-                f"{fmt_db(b.get('output_sqnr_db'))} dB · worst local {fmt_db(b.get('score_db'))} dB"
-            )
-        else:
-            self.chart.setToolTip("")
-
-    def _bar_at(self, scene_pos: Any) -> int:
-        return self.chart.bar_at(scene_pos, len(self.blocks))
+    @property
+    def selected(self) -> int:
+        return self.explorer.selected
 
     def select_block(self, index: int) -> None:
         """Select a block (bar and row) and show its worst tensor's histogram."""
-        if not 0 <= index < len(self.blocks) or index == self.selected:
-            return
-        self.selected = index
-        row = self._block_row(index)
-        if row >= 0 and self.table.currentRow() != row:
-            self.table.blockSignals(True)
-            self.table.selectRow(row)
-            self.table.blockSignals(False)
-            self.table.scrollToItem(self.table.item(row, 0))
-        self.chart.select(index, self.blocks[index])
-        self._show_block(index)
-
-    def _show_block(self, index: int) -> None:
-        self.tensor_box.blockSignals(True)
-        self.tensor_box.clear()
-        if index < 0:
-            self.block_title.setText("Click a bar or a row.")
-            self.tensor_box.blockSignals(False)
-            self._show_tensor()
-            return
-        b = self.blocks[index]
-        self.block_title.setText(
-            f"<b>#{index + 1} {short_block(b['block'], 60)}</b> ({b['op_type']}) · output SQNR "
-            f"{fmt_db(b.get('output_sqnr_db'))} dB · weights {fmt_db(b.get('weight_sqnr_db'))} dB"
-        )
-        self.block_title.setToolTip(b["block"])
-        tensors = sorted(
-            (self.tensors[n] for n in b.get("tensors", []) if n in self.tensors),
-            key=lambda t: t["local_sqnr_db"],
-        )
-        for t in tensors:
-            self.tensor_box.addItem(f"{t['name']} ({t['local_sqnr_db']:.1f} dB)", t["name"])
-        self.tensor_box.setCurrentIndex(0 if tensors else -1)
-        self.tensor_box.blockSignals(False)
-        self._show_tensor()
-
-    def _tensor_chosen(self, _index: int) -> None:
-        self._show_tensor()
+        if self.explorer.select(index):
+            self.detail.show_block(index, self.blocks[index])
 
     def current_tensor(self) -> dict[str, Any] | None:
-        return self.tensors.get(str(self.tensor_box.currentData() or ""))
-
-    def _show_tensor(self) -> None:
-        empty = "" if self.selected < 0 else "No quantized activation in this block."
-        self.histogram.show_tensor(self.current_tensor(), self.log_counts.isChecked(), empty)
+        return self.detail.current_tensor()
 
     def kept_indices(self) -> set[int]:
         return self.table.kept()
