@@ -61,6 +61,34 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
     assert data["frames_shown"] + data["frames_dropped"] <= 24
     assert set(data["stage_p50_ms"]) >= {"preprocess_ms", "infer_ms", "postprocess_ms"}
     assert data["runners"][0]["provider"] == "CPUExecutionProvider"
-    assert data["backend_infer_fps"] > 0 and data["fps_vs_backend"] > 0
+    # played at the video's own frame rate: FPS is the source's, so no throughput share
+    assert data["backend_infer_fps"] > 0 and "fps_vs_backend" not in data
+    assert "--fast" in data["fps_vs_backend_note"]
     assert "over_50ms" in data["gui_stalls"]
     assert "images" in data["background_calibration"], data["background_calibration"]
+
+
+def test_scripted_fast_rounds_give_the_throughput_share(paths, tmp_path):
+    """As fast as possible, two rounds: every frame processed (none dropped), the share of the
+    runner's own throughput per round and its median, and where the CPU went per frame."""
+    report = tmp_path / "fast.json"
+    args = ["--model", str(paths["model"]), "--source", str(paths["video"]), "--frames", "12"]
+    args += ["--rounds", "2", "--fast", "--report", str(report), "--exit-after"]
+    args += ["--workspace", str(tmp_path / "ws"), "--throughput-iterations", "5"]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "app.gui.scripted", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["frames_processed"] == 24 and data["frames_dropped"] == 0
+    assert data["frames_shown"] + data["frames_not_shown"] == 24
+    assert len(data["fps_vs_backend_rounds"]) == 2 and data["fps_vs_backend"] > 0
+    assert len(data["backend_infer_fps_windows"]) == 3
+    assert data["cpu_ms_per_frame"]["process"] > 0
+    assert len(data["gui_stalls"]["round_starts_s"]) == 2
