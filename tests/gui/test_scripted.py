@@ -17,6 +17,20 @@ from PySide6.QtGui import QImage
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_scripted(args: list[str]) -> None:
+    """`python -m app.gui.scripted ARGS` in its own process, offscreen; it must exit 0."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "app.gui.scripted", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
     """Also runs a calibration in the background worker while the video plays, and times the
     runner's own infer-only throughput afterwards (the report's ratio)."""
@@ -42,16 +56,7 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
         "--throughput-iterations",
         "5",
     ]
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "app.gui.scripted", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_scripted(args)
     image = QImage(str(shot))
     assert not image.isNull() and image.width() >= 800
     data = json.loads(report.read_text())
@@ -75,16 +80,7 @@ def test_scripted_fast_rounds_give_the_throughput_share(paths, tmp_path):
     args = ["--model", str(paths["model"]), "--source", str(paths["video"]), "--frames", "12"]
     args += ["--rounds", "2", "--fast", "--report", str(report), "--exit-after"]
     args += ["--workspace", str(tmp_path / "ws"), "--throughput-iterations", "5"]
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "app.gui.scripted", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_scripted(args)
     data = json.loads(report.read_text())
     assert data["frames_processed"] == 24 and data["frames_dropped"] == 0
     assert data["frames_shown"] + data["frames_not_shown"] == 24
