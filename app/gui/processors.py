@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import cv2
+from PySide6.QtGui import QImage
 
 from app.backends.base import Runner
 from app.backends.factory import decode_threads_for, runner_for_pipeline
@@ -103,8 +104,16 @@ class LiveProcessor:
             pipe.timer.add(name, ms)
         result.timings_ms = times
         extra = {"count": len(result.detections) if result.detections is not None else 0}
-        images = [to_qimage(pipe.draw(frame.image.copy(), result), max_size)] if show else []
-        return Packet(frame.index, frame.source, images, [result.timings_ms], extra)
+
+        def images() -> list[QImage]:
+            return [to_qimage(pipe.draw(frame.image.copy(), result), max_size)]
+
+        packet = Packet(frame.index, frame.source, [], [result.timings_ms], extra)
+        if show:
+            packet.images = images()
+        else:
+            packet.draw_later = images
+        return packet
 
     def close(self) -> None:
         for runner in self.runners:
@@ -152,9 +161,15 @@ class CompareProcessor(LiveProcessor):
             self.total += 2
             extra = {"frame_agreement": float(same)}
         extra["agreement"] = 1.0 if self.total == 0 else self.matched * 2.0 / self.total
-        images = []
-        if show:
+
+        def images() -> list[QImage]:
             ia = pa.draw(frame.image.copy(), ra, highlight=ha)
             ib = pb.draw(frame.image.copy(), rb, highlight=hb)
-            images = [to_qimage(ia, max_size), to_qimage(ib, max_size)]
-        return Packet(frame.index, frame.source, images, [ra.timings_ms, rb.timings_ms], extra)
+            return [to_qimage(ia, max_size), to_qimage(ib, max_size)]
+
+        packet = Packet(frame.index, frame.source, [], [ra.timings_ms, rb.timings_ms], extra)
+        if show:
+            packet.images = images()
+        else:
+            packet.draw_later = images
+        return packet

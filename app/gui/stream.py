@@ -42,6 +42,8 @@ class Packet:
     # set by StreamControl.take_packet: per-variant timings of every frame finished since the
     # previous packet was taken, this one's last (frames not drawn for display included)
     backlog: list[list[dict[str, float]]] = field(default_factory=list)
+    # for a frame not drawn: makes its images after all (the last frame of a run is shown)
+    draw_later: Any = None
 
 
 class Processor(Protocol):
@@ -156,6 +158,7 @@ class StreamControl(QObject):
         self._lock = threading.Lock()
         self._packet: Packet | None = None
         self._timings: list[list[dict[str, float]]] = []  # frames finished since the last take
+        self._undrawn: Packet | None = None  # the latest frame, when it was not drawn
 
     @property
     def dropped(self) -> int:
@@ -191,10 +194,29 @@ class StreamControl(QObject):
             self.first_done = self.first_done or now
             self.last_done = now
             self._timings.append(packet.timings)
+            self._undrawn = None if packet.images else packet
             if not packet.images:
                 self.display_dropped += 1
                 return
             waiting = self._packet is not None
+            if waiting:
+                self.display_dropped += 1
+            self._packet = packet
+        if not waiting:
+            self.frame_ready.emit()
+
+    def show_last(self) -> None:
+        """Worker side, when a run ends: if its last frame was not drawn (the screen had just
+        been given one), draw it now, so the view ends on the last frame (a folder's last
+        image) rather than one a few frames earlier. Not counted as another processed frame."""
+        with self._lock:
+            packet, self._undrawn = self._undrawn, None
+        if packet is None or packet.draw_later is None:
+            return
+        packet.images = packet.draw_later()
+        with self._lock:
+            waiting = self._packet is not None
+            self.display_dropped -= 1  # it is shown after all
             if waiting:
                 self.display_dropped += 1
             self._packet = packet
@@ -361,6 +383,8 @@ def run_stream(
         reader.done.wait(5.0)
         if finisher is not None:
             finisher.stop()
+        if not cancel.cancelled and (finisher is None or finisher.error is None):
+            control.show_last()
         processor.close()
     if finisher is not None and finisher.error is not None:
         raise finisher.error

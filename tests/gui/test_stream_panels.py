@@ -135,3 +135,25 @@ def test_images_are_made_only_for_the_screen(qapp):
     assert (ctl.processed, ctl.shown, ctl.display_dropped, ctl.dropped) == (4, 2, 2, 0)
     ctl.paused = True  # stepping through a paused video draws every frame
     assert all(ctl.wants_image() for _ in range(5))
+
+
+def test_the_last_frame_is_shown_even_if_it_was_not_drawn(qapp):
+    """A run that ends on a frame not drawn (the screen had just had one) draws it at the end,
+    without counting it as another processed frame."""
+    import numpy as np
+
+    from app.gui.stream import Packet, StreamControl, to_qimage
+
+    ctl = StreamControl(display_hz=1.0)
+    image = to_qimage(np.zeros((4, 6, 3), np.uint8))
+    ctl.deliver(Packet(0, "a.jpg", [image], [{"infer_ms": 1.0}]))
+    ctl.take_packet()
+    last = Packet(1, "b.jpg", [], [{"infer_ms": 2.0}])
+    last.draw_later = lambda: [to_qimage(np.full((4, 6, 3), 255, np.uint8))]
+    ctl.deliver(last)
+    assert ctl.take_packet() is None
+    ctl.show_last()
+    shown = ctl.take_packet()
+    assert shown.source == "b.jpg" and shown.images[0].pixelColor(0, 0).red() == 255
+    assert [t[0]["infer_ms"] for t in shown.backlog] == [2.0]
+    assert (ctl.processed, ctl.shown, ctl.display_dropped) == (2, 2, 0)
