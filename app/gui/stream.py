@@ -87,8 +87,7 @@ def to_qimage(bgr: np.ndarray, max_size: tuple[int, int] = (0, 0)) -> QImage:
 class LatestSlot:
     """The reader's mailbox. Paced sources (`put(block=False)`) keep only the newest frame: an
     unread one is replaced and counted in `dropped`. Unpaced files (`block=True`) queue up to
-    `depth` frames, so a moment's jitter in one stage does not stall the other (a one-item
-    handoff cost the GPU view about a quarter of its frames per second)."""
+    `depth` frames, so a moment's jitter in one stage does not stall the other."""
 
     def __init__(self, depth: int = 2) -> None:
         self._cond = threading.Condition(threading.Lock())
