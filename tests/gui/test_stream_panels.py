@@ -157,3 +157,17 @@ def test_the_last_frame_is_shown_even_if_it_was_not_drawn(qapp):
     assert shown.source == "b.jpg" and shown.images[0].pixelColor(0, 0).red() == 255
     assert [t[0]["infer_ms"] for t in shown.backlog] == [2.0]
     assert (ctl.processed, ctl.shown, ctl.display_dropped) == (2, 2, 0)
+
+
+def test_a_view_slower_than_the_screen_draws_every_frame(qtbot, state, paths, make_panel):
+    """Compare runs both variants in one step (~50 ms here): far slower than a 60 Hz screen, so
+    (almost) every frame is drawn. Deciding before the step drew only every other frame."""
+    panel = make_panel(ComparePanel, state)
+    panel.source.setText(str(paths["video"]))
+    panel.set_variants(["fp32", "fp32"])
+    panel.realtime.setChecked(False)
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
+        assert panel.start(max_frames=12)
+    summary = blocker.args[0]
+    assert summary["frames_processed"] == 12
+    assert summary["frames_shown"] >= 10, summary
