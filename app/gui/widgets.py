@@ -106,8 +106,11 @@ class LatencyChart(QWidget):
         self.plot.setXRange(-history + 1, 0, padding=0)
         self.plot.setYRange(0, 10, padding=0)
         self.plot.setLabel("bottom", "frames ago")
-        # Top left: curves grow in from the right, so the newest points are never under it.
-        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        # Top left, one row: curves grow in from the right, so the newest points are never
+        # under it, and a short chart (a small window) still has room for it.
+        self.legend = self.plot.addLegend(
+            offset=(5, 5), labelTextSize="8pt", colCount=max(1, len(series))
+        )
         self.plot.setMinimumHeight(140)
         self.history = history
         self.y_top = 10.0
