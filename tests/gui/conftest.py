@@ -52,6 +52,19 @@ def state(tmp_path, yolox_spec):
     return st
 
 
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread():
+    """The app's rule (app.gui.app.GuiThreadCollector) for tests: no automatic collection, which
+    could run in a worker or server thread and destroy a Qt widget there; collect here, on the
+    GUI thread, after each test."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
+
+
 @pytest.fixture
 def pool(qtbot):
     from app.gui.workers import WorkerPool
