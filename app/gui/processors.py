@@ -79,8 +79,8 @@ class LiveProcessor:
         self.set_thresholds()
         return infos
 
-    def process(self, frame: Frame, max_size: tuple[int, int], show: bool = True) -> Packet:
-        return self.finish(self.infer(self.prepare(frame)), max_size, show)
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
+        return self.finish(self.infer(self.prepare(frame)), max_size)
 
     def prepare(self, frame: Frame) -> tuple[Frame, Prepared]:
         """Stage 0, on the reader thread right after decoding: preprocess into a tensor of the
@@ -93,8 +93,8 @@ class LiveProcessor:
         outputs, geo, times = self.pipelines[0].infer_prepared(prep)
         return frame, outputs, geo, times
 
-    def finish(self, state: tuple, max_size: tuple[int, int], show: bool = True) -> Packet:
-        """Second stage: decode; draw and convert for display only when it will be `show`n."""
+    def finish(self, state: tuple, max_size: tuple[int, int]) -> Packet:
+        """Second stage: decode; the packet draws and converts for display when asked to."""
         frame, outputs, geo, times = state
         pipe = self.pipelines[0]
         t0 = time.perf_counter()
@@ -108,12 +108,7 @@ class LiveProcessor:
         def images() -> list[QImage]:
             return [to_qimage(pipe.draw(frame.image.copy(), result), max_size)]
 
-        packet = Packet(frame.index, frame.source, [], [result.timings_ms], extra)
-        if show:
-            packet.images = images()
-        else:
-            packet.draw_later = images
-        return packet
+        return Packet(frame.index, frame.source, [], [result.timings_ms], extra, draw=images)
 
     def close(self) -> None:
         for runner in self.runners:
@@ -138,7 +133,7 @@ class CompareProcessor(LiveProcessor):
         self.total = 0
         self.highlighted = 0  # boxes one side lacks so far (both sides; drawn thick when shown)
 
-    def process(self, frame: Frame, max_size: tuple[int, int], show: bool = True) -> Packet:
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
         pa, pb = self.pipelines
         ra, rb = pa.process(frame.image), pb.process(frame.image)
         extra: dict[str, Any] = {}
@@ -167,9 +162,5 @@ class CompareProcessor(LiveProcessor):
             ib = pb.draw(frame.image.copy(), rb, highlight=hb)
             return [to_qimage(ia, max_size), to_qimage(ib, max_size)]
 
-        packet = Packet(frame.index, frame.source, [], [ra.timings_ms, rb.timings_ms], extra)
-        if show:
-            packet.images = images()
-        else:
-            packet.draw_later = images
-        return packet
+        timings = [ra.timings_ms, rb.timings_ms]
+        return Packet(frame.index, frame.source, [], timings, extra, draw=images)

@@ -39,21 +39,21 @@ class Packet:
     images: list[QImage]
     timings: list[dict[str, float]]
     extra: dict[str, Any] = field(default_factory=dict)
+    # makes `images` (drawing and converting), called only for frames the screen will show
+    draw: Any = None
     # set by StreamControl.take_packet: per-variant timings of every frame finished since the
     # previous packet was taken, this one's last (frames not drawn for display included)
     backlog: list[list[dict[str, float]]] = field(default_factory=list)
-    # for a frame not drawn: makes its images after all (the last frame of a run is shown)
-    draw_later: Any = None
 
 
 class Processor(Protocol):
     """Runs frames for a view. A processor may also offer `prepare(frame) -> item` (run on the
-    reader thread), `infer(item) -> state` and `finish(state, max_size, show) -> Packet`: the
-    stream then overlaps them on three threads. With `show` false the packet carries timings
-    and no images (nothing drawn: the screen would not show it)."""
+    reader thread), `infer(item) -> state` and `finish(state, max_size) -> Packet`: the stream
+    then overlaps them on three threads. Packets come without images and with `draw`: the
+    stream calls it only for frames the screen will show (see `present`)."""
 
     def open(self) -> list[dict[str, Any]]: ...
-    def process(self, frame: Frame, max_size: tuple[int, int], show: bool = True) -> Packet: ...
+    def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet: ...
     def close(self) -> None: ...
 
 
@@ -210,9 +210,9 @@ class StreamControl(QObject):
         image) rather than one a few frames earlier. Not counted as another processed frame."""
         with self._lock:
             packet, self._undrawn = self._undrawn, None
-        if packet is None or packet.draw_later is None:
+        if packet is None or packet.draw is None:
             return
-        packet.images = packet.draw_later()
+        packet.images = packet.draw()
         with self._lock:
             waiting = self._packet is not None
             self.display_dropped -= 1  # it is shown after all
@@ -293,8 +293,8 @@ def present(control: StreamControl, packet: Packet) -> None:
     """Hand a processed frame to the view, drawing it first if the screen has a refresh for it.
     Decided after processing, not before: asked at the start of a 47 ms compare step, the GUI
     had always just been handed the previous image, and every other frame went undrawn."""
-    if not packet.images and packet.draw_later is not None and control.wants_image():
-        packet.images = packet.draw_later()
+    if not packet.images and packet.draw is not None and control.wants_image():
+        packet.images = packet.draw()
     control.deliver(packet)
 
 
@@ -328,7 +328,7 @@ class _Finisher:
         try:
             while (state := self.queue.get()) is not END:
                 ctl = self.control
-                present(ctl, self.processor.finish(state, ctl.max_size, False))
+                present(ctl, self.processor.finish(state, ctl.max_size))
             self.cpu_s = time.thread_time()
         except BaseException as exc:  # re-raised by the stream job
             self.error = exc
@@ -383,7 +383,7 @@ def run_stream(
                 # one frame is drawn the next one is already in inference
                 finisher.put(processor.infer(item), cancel)
             else:
-                present(control, processor.process(item, control.max_size, False))
+                present(control, processor.process(item, control.max_size))
             busy += time.perf_counter() - t_got
     finally:
         stop.cancel()  # the reader may still be pacing a video we stopped reading

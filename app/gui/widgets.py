@@ -260,8 +260,7 @@ class Heartbeat(QObject):
             "over_16ms": len(self.stalls),
             "over_50ms": sum(1 for s in self.stalls if s > 50.0),
             "worst": sorted(self.stalls, reverse=True)[:5],
-            # (seconds after start, ms) of the worst five: a stall at a round's start is the
-            # runner opening, one mid-round is playback
+            # (seconds after start, ms) of the worst five, to place against the round starts
             "worst_at": sorted(zip(self.stall_times, self.stalls), key=lambda p: -p[1])[:5],
         }
 

@@ -149,7 +149,7 @@ def test_the_last_frame_is_shown_even_if_it_was_not_drawn(qapp):
     ctl.deliver(Packet(0, "a.jpg", [image], [{"infer_ms": 1.0}]))
     ctl.take_packet()
     last = Packet(1, "b.jpg", [], [{"infer_ms": 2.0}])
-    last.draw_later = lambda: [to_qimage(np.full((4, 6, 3), 255, np.uint8))]
+    last.draw = lambda: [to_qimage(np.full((4, 6, 3), 255, np.uint8))]
     ctl.deliver(last)
     assert ctl.take_packet() is None
     ctl.show_last()

@@ -114,6 +114,11 @@ class StreamPanel(Panel):
         self.iou.valueChanged.connect(self._thresholds_changed)
         self.fps_label = QLabel("FPS –")
         self.fps_label.setMinimumWidth(200)
+        self.fps_label.setToolTip(
+            "FPS: frames processed per second (inference, boxes, timings for every frame).\n"
+            "shown: frames drawn on screen, at most one per screen refresh.\n"
+            "dropped: frames skipped unprocessed because the model was slower than the source."
+        )
         row3.addWidget(self.fps_label)
         self.body.addLayout(row3)
 
@@ -272,11 +277,6 @@ class StreamPanel(Panel):
             self.fps_label.setText(
                 f"FPS {self.fps:.1f} · frames {ctl.processed} · shown {ctl.shown} · "
                 f"dropped {ctl.dropped}"
-            )
-            self.fps_label.setToolTip(
-                "FPS: frames processed per second (inference, boxes, timings for every frame).\n"
-                "shown: frames drawn on screen, at most one per screen refresh.\n"
-                "dropped: frames skipped unprocessed because the model was slower than the source."
             )
 
     def _on_finished(self, summary: dict[str, Any]) -> None:
