@@ -112,11 +112,10 @@ def test_live_pipeline_processes_every_file_frame_in_order():
     assert {"decode_ms", "infer_ms", "draw_ms"} <= set(stats.stages)
 
 
-@pytest.mark.parametrize("prepare_thread", [False, True], ids=["3-threads", "4-threads"])
-def test_live_pipeline_preprocessing_ahead_gives_each_frame_its_own_answer(prepare_thread):
-    """Frames are preprocessed (on the decode thread, or a thread of their own) while earlier
-    ones are still queued or in inference: every frame must still get exactly the detections a
-    one-thread run gives it, in order."""
+def test_live_pipeline_preprocessing_ahead_gives_each_frame_its_own_answer():
+    """Frames are preprocessed on the decode thread while earlier ones are still queued or in
+    inference: every frame must still get exactly the detections a one-thread run gives it, in
+    order."""
     spec = inspect_model(YOLOX)
     frames = list(FrameSource(str(VIDEOS / "one-by-one-person-detection.mp4"), max_frames=24))
     with OrtRunner(spec.path) as runner:
@@ -129,7 +128,6 @@ def test_live_pipeline_preprocessing_ahead_gives_each_frame_its_own_answer(prepa
             lambda f, r, img: got.__setitem__(f.index, r.detections),
             draw=False,
             depth=2,
-            prepare_thread=prepare_thread,
         )
     assert list(got) == [f.index for f in frames]  # arrival order
     assert sum(len(d) for d in expected) > 0
