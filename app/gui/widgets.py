@@ -8,7 +8,7 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter, QRegion
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -81,6 +81,34 @@ class FrameView(QWidget):
         painter.end()
 
 
+class SteadyLabel(QLabel):
+    """A label whose text changes often (FPS, p50/p99, agreement) but whose size does not.
+
+    A plain QLabel asks for a new layout on every `setText`; the request climbs to the main
+    window, and the tab widget answers a layout request by repainting itself and everything
+    in it. In the live view that was ~6 full-panel repaints a second (every control, the tab
+    frame, the chart) for a few changing digits. A widget of fixed size does not pass the
+    request on (Qt's updateGeometry stops there), so this one is fixed at the size `template`
+    needs, and a new text repaints only the label.
+    """
+
+    def __init__(self, text: str, template: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._template = template
+        self._fix_size()
+
+    def _fix_size(self) -> None:
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._template) + 4
+        width += margins.left() + margins.right() + 2 * self.margin()
+        self.setFixedSize(width, max(super().sizeHint().height(), self.fontMetrics().height()))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fix_size()  # a style sheet or font changes the room the template needs
+
+
 class LatencyChart(QWidget):
     """Scrolling per-series latency curves with p50/p99 readouts under the plot.
 
@@ -125,9 +153,8 @@ class LatencyChart(QWidget):
             self.data[name] = deque(maxlen=history)
             label = name.removesuffix("_ms")
             self.curves[name] = self.plot.plot([], [], pen=pg.mkPen(color, width=1), name=label)
-            readout = QLabel(f"{label}: p50 – p99 –")
+            readout = SteadyLabel(f"{label}: p50 – p99 –", f"{label}: p50 999.9  p99 999.9 ms")
             readout.setStyleSheet(f"color:{color};")
-            readout.setMinimumWidth(190)  # the text changes width; the row must not reflow
             self.readouts[name] = readout
             row.addWidget(readout)
         row.addStretch(1)

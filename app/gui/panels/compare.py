@@ -9,7 +9,7 @@ from app.gui.panels.base import run_panel
 from app.gui.panels.stream_panel import StreamPanel
 from app.gui.processors import CompareProcessor
 from app.gui.stream import Packet
-from app.gui.widgets import FrameView, LatencyChart
+from app.gui.widgets import FrameView, LatencyChart, SteadyLabel
 
 
 class ComparePanel(StreamPanel):
@@ -37,10 +37,15 @@ class ComparePanel(StreamPanel):
             row.addLayout(col, 1)
             self.views_.append(view)
             self.captions.append(caption)
-        self.agreement = QLabel("agreement –")
+        self.agreement = SteadyLabel(
+            "agreement –",
+            "agreement so far 100.0% · this frame 100% (only in A 99, only in B 99, "
+            "other class 99)",
+        )
         self.agreement.setToolTip(
-            "Share of boxes with a same-class partner (IoU ≥ 0.5) in the other variant; "
-            "thick boxes are missing from the other side or have another class there"
+            "Share of boxes with a same-class partner (IoU ≥ 0.5) in the other variant, over "
+            "all frames so far and in this frame (for classifiers: frames with the same top "
+            "class); thick boxes are missing from the other side or have another class there"
         )
         self.agreement.setStyleSheet("font-size:11pt;")
         self.chart = LatencyChart(["A", "B"], title="total latency per variant (ms)")
@@ -72,14 +77,14 @@ class ComparePanel(StreamPanel):
         self.add_timings(packet.backlog or [packet.timings])
         extra = packet.extra
         if "agreement" in extra:
-            text = f"agreement {extra['agreement'] * 100:.1f}% (this frame "
+            text = f"agreement so far {extra['agreement'] * 100:.1f}% · this frame "
             text += f"{extra.get('frame_agreement', 1.0) * 100:.0f}%"
             if "only_a" in extra:
                 text += (
-                    f"; only in A {extra['only_a']}, only in B {extra['only_b']}, "
-                    f"other class {extra['class_diff']}"
+                    f" (only in A {extra['only_a']}, only in B {extra['only_b']}, "
+                    f"other class {extra['class_diff']})"
                 )
-            self.agreement.setText(text + ")")
+            self.agreement.setText(text)
 
     def add_timings(self, frames: list[list[dict[str, float]]]) -> None:
         for timings in frames:  # every frame, drawn or not

@@ -25,6 +25,7 @@ from app.core.modelspec import ModelSpec
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo
 from app.gui.processors import LiveProcessor
 from app.gui.stream import Packet, StreamControl, run_stream
+from app.gui.widgets import SteadyLabel
 from app.gui.workers import Job
 
 
@@ -112,8 +113,9 @@ class StreamPanel(Panel):
         self.iou = self._slider(row3, "NMS IoU", 0.45)
         self.conf.valueChanged.connect(self._thresholds_changed)
         self.iou.valueChanged.connect(self._thresholds_changed)
-        self.fps_label = QLabel("FPS –")
-        self.fps_label.setMinimumWidth(200)
+        self.fps_label = SteadyLabel(
+            "FPS –", "FPS 9999.9 · frames 999999 · shown 999999 · dropped 999999"
+        )
         self.fps_label.setToolTip(
             "FPS: frames processed per second (inference, boxes, timings for every frame).\n"
             "shown: frames drawn on screen, at most one per screen refresh.\n"
