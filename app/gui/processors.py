@@ -151,10 +151,12 @@ class CompareProcessor(LiveProcessor):
                 "class_diff": int(agree.class_diff_a.sum()),
             }
         elif ra.top is not None and rb.top is not None:
+            # one "box" per side: a pair that agrees is one match out of two (as for boxes)
             same = int(ra.top.class_ids[0] == rb.top.class_ids[0])
-            self.matched += 2 * same
+            self.matched += same
             self.total += 2
             extra = {"frame_agreement": float(same)}
+        # over every frame so far: 2 * matched pairs / all boxes of both sides (Dice)
         extra["agreement"] = 1.0 if self.total == 0 else self.matched * 2.0 / self.total
 
         def images() -> list[QImage]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from app.gui.panels.compare import ComparePanel
 from app.gui.panels.live import LivePanel
 
@@ -66,7 +68,7 @@ def test_compare_two_variants_side_by_side(qtbot, state, paths, make_panel):
     assert blocker.args[0]["frames_shown"] >= 1
     assert all(v.image is not None for v in panel.views_)
     # The same model on the same frames agrees with itself completely.
-    assert "agreement 100.0%" in panel.agreement.text()
+    assert "agreement so far 100.0% · this frame 100%" in panel.agreement.text()
     assert panel.chart.count >= 1
     panel.chart.refresh()
     assert panel.chart.curve_points("A") >= 1 and panel.chart.curve_points("B") >= 1
@@ -85,9 +87,29 @@ def test_compare_fp32_with_real_int8_highlights_disagreements(qtbot, int8_state,
     proc = panel.processor
     assert proc.total > 0 and proc.matched < proc.total
     text = panel.agreement.text()
-    score = float(text.split("agreement ")[1].split("%")[0])
+    score = float(text.split("agreement so far ")[1].split("%")[0])
     assert score < 100.0, text
     assert proc.highlighted > 0, text
+
+
+def test_compare_a_classifier_with_itself_agrees_fully(qtbot, tmp_path, make_panel):
+    """Classifiers agree per frame on the top class; the running score is a share (it read
+    200% for a classifier that agreed with itself)."""
+    import copy
+
+    from app.core.modelspec import inspect_model
+    from app.gui.state import AppState
+    from tests.conftest import IMAGES, MOBILENET
+
+    st = AppState(workspace_root=tmp_path / "ws")
+    st.set_spec(copy.deepcopy(inspect_model(MOBILENET)))
+    panel = make_panel(ComparePanel, st)
+    panel.source.setText(str(IMAGES / "imagenet-samples"))
+    panel.set_variants(["fp32", "fp32"])
+    with qtbot.waitSignal(panel.run_finished, timeout=60000):
+        assert panel.start(max_frames=5)
+    assert panel.processor.total == 10 and panel.processor.matched == 5
+    assert "agreement so far 100.0% · this frame 100%" in panel.agreement.text()
 
 
 def test_every_frame_reaches_the_chart_and_counts_add_up(qtbot, state, paths, make_panel):
@@ -171,3 +193,76 @@ def test_a_view_slower_than_the_screen_draws_every_frame(qtbot, state, paths, ma
     summary = blocker.args[0]
     assert summary["frames_processed"] == 12
     assert summary["frames_shown"] >= 10, summary
+
+
+class _PaintCounter:
+    """Counts paint events covering all of a widget (a full repaint), via an event filter."""
+
+    def __init__(self, widget):
+        from PySide6.QtCore import QEvent, QObject
+
+        counter = self
+
+        class Filter(QObject):
+            def eventFilter(self, obj, event):
+                if event.type() == QEvent.Type.Paint and event.rect() == obj.rect():
+                    counter.full += 1
+                return False
+
+        self.full = 0
+        self._filter = Filter()
+        widget.installEventFilter(self._filter)
+
+
+@contextlib.contextmanager
+def _in_tabs(qtbot, panel):
+    """The panel as the main window holds it: a page of a tab widget."""
+    from PySide6.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    tabs.addTab(panel, "Live")
+    tabs.resize(1100, 760)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    try:
+        yield tabs
+    finally:  # hand the panel back before the tab widget goes, for its own teardown
+        tabs.removeTab(0)
+        panel.setParent(None)
+        tabs.close()
+
+
+def test_changing_readouts_do_not_repaint_the_whole_panel(qtbot, state, paths, make_panel):
+    """The FPS and p50/p99 labels change several times a second; a label that asks for a new
+    layout each time made the tab widget repaint itself and every control (~6 a second)."""
+    panel = make_panel(LivePanel, state)
+    with _in_tabs(qtbot, panel) as tabs:
+        _play_and_count_full_repaints(qtbot, panel, tabs, paths)
+
+
+def _play_and_count_full_repaints(qtbot, panel, tabs, paths):
+    from PySide6.QtWidgets import QLabel
+
+    qtbot.wait(200)  # the first paints of the new window
+    counter = _PaintCounter(tabs)
+    # control: a plain label whose text grows in the same row does trigger full repaints, so
+    # the count below can fail
+    plain = QLabel("x")
+    panel.fps_label.parentWidget().layout().addWidget(plain)
+    qtbot.wait(100)
+    counter.full = 0
+    for i in range(3):
+        plain.setText("frames " + "9" * (i + 3))
+        qtbot.wait(50)
+    assert counter.full >= 2
+    plain.hide()
+    qtbot.wait(100)
+
+    panel.source.setText(str(paths["video"]))
+    counter.full = 0
+    assert panel.start(max_frames=60)
+    with qtbot.waitSignal(panel.run_finished, timeout=60000):
+        pass
+    assert panel.control.shown >= 10
+    assert panel.fps_label.text().startswith("FPS ")
+    assert counter.full <= 1, f"{counter.full} full repaints of the tab widget while playing"
