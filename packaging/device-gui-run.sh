@@ -28,7 +28,10 @@ for n in ("cpu_fp32", "cuda_fp16", "cuda_fp32"):
     r = json.load(open(p))
     print(n, "fps", r["fps"], "rounds", r.get("round_fps"), "backend windows",
           r.get("backend_infer_fps_windows"), "ratio rounds", r.get("fps_vs_backend_rounds"),
-          "median", r.get("fps_vs_backend"), "stall", r["gui_blocked_max_ms"],
+          "median", r.get("fps_vs_backend"), "headless pipeline windows",
+          r.get("headless_pipeline_fps_windows"), "vs headless rounds",
+          r.get("fps_vs_headless_pipeline_rounds"), "median", r.get("fps_vs_headless_pipeline"),
+          "stall", r["gui_blocked_max_ms"],
           "processed", r["frames_processed"], "shown", r["frames_shown"], "shown_fps",
           r.get("shown_fps"), "cpu", r.get("cpu_ms_per_frame"), "stalls", r.get("gui_stalls"))
 PY

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
             write_json(Path(args.report), report)
         keys = ("frames_processed", "frames_shown", "frames_dropped", "fps", "shown_fps")
-        keys += ("gui_blocked_max_ms", "fps_vs_backend")
+        keys += ("gui_blocked_max_ms", "fps_vs_backend", "fps_vs_headless_pipeline")
         print(json.dumps({k: report[k] for k in keys if k in report}))
         errors = [panel.messages.text("run")] if panel.messages.has("run") else []
         if errors or panel.messages.has("start"):
@@ -275,9 +275,14 @@ def throughput_processor(window: Any, variants: list[str], args: Any) -> Any:
 
 def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
     """The runner's own infer-only throughput, same variant, backend and thread settings as the
-    live run, on a real preprocessed frame of the source (an empty dict if it cannot run)."""
+    live run, on a real preprocessed frame of the source; and the same runner's headless
+    pipeline on the source itself (decode, preprocess, infer, postprocess on three threads, as
+    `int8-studio run` does, no drawing): what the view would do without a GUI. An empty dict
+    if it cannot run."""
     from app.backends.factory import runner_for_pipeline
     from app.core.bench import time_runner
+    from app.core.live import run_live
+    from app.core.pipeline import FramePipeline
     from app.core.preprocess import Preprocessor
     from app.core.sources import FrameSource
     from app.gui.workers import lower_thread_priority
@@ -299,6 +304,11 @@ def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
         lower_thread_priority()
         with runner:
             timed.update(time_runner(runner, feed.copy(), args.throughput_iterations, warmup=10))
+            source = FrameSource(
+                args.source, max_frames=args.frames, decode_threads=processor.decode_threads
+            )
+            pipe = FramePipeline(processor.spec, runner, fused=fused)
+            timed["headless_pipeline_fps"] = round(run_live(source, pipe, draw=False).fps, 2)
 
     thread = threading.Thread(target=measure, name="throughput")
     thread.start()
@@ -313,11 +323,7 @@ def throughput_report(
     around it; the median of those shares is the run's figure. With `paced` playback (a video
     at its own frame rate) the live FPS is the source's, not a throughput: no share is given."""
     rates = [w.get("throughput_fps", 0.0) for w in windows]
-    shares = []
-    for k, r in enumerate(rounds):
-        around = [x for x in rates[k : k + 2] if x > 0]
-        if around and r["fps"] > 0:
-            shares.append(r["fps"] / (sum(around) / len(around)))
+    shares = _shares(rates, rounds)
     if not shares:
         return {}
     good = [x for x in rates if x > 0]
@@ -334,7 +340,25 @@ def throughput_report(
         return out
     out["fps_vs_backend_rounds"] = [round(x, 3) for x in shares]
     out["fps_vs_backend"] = round(statistics.median(shares), 3)
+    # the GUI's own cost: the view against the same pipeline run headless on the same source
+    headless = [w.get("headless_pipeline_fps", 0.0) for w in windows]
+    if any(headless):
+        out["headless_pipeline_fps_windows"] = headless
+        by_pipeline = _shares(headless, rounds)
+        if by_pipeline:
+            out["fps_vs_headless_pipeline_rounds"] = [round(x, 3) for x in by_pipeline]
+            out["fps_vs_headless_pipeline"] = round(statistics.median(by_pipeline), 3)
     return out
+
+
+def _shares(rates: list[float], rounds: list[dict[str, Any]]) -> list[float]:
+    """Each round's FPS over the mean of the two measurement windows around it."""
+    shares = []
+    for k, r in enumerate(rounds):
+        around = [x for x in rates[k : k + 2] if x > 0]
+        if around and r["fps"] > 0:
+            shares.append(r["fps"] / (sum(around) / len(around)))
+    return shares
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,10 @@ class LatencyChart(QWidget):
 
     Cheap to keep on screen: curves are created once and get `setData` at most `hz` times a
     second; the x axis is fixed ("frames ago") and the y range only moves in coarse steps, so
-    pyqtgraph's axes (text rendering, the costly part of a redraw) repaint rarely.
+    pyqtgraph's axes (text rendering, the costly part of a redraw) repaint rarely. Five times
+    a second, not ten: on the H100 one update (setData + repaint) held the GUI thread, and with
+    it Python's GIL, for ~3.1 ms, and at 700-800 frames/s every millisecond the GIL is held is
+    taken from the stream's own threads.
     """
 
     def __init__(
@@ -122,10 +125,13 @@ class LatencyChart(QWidget):
         series: list[str],
         parent: QWidget | None = None,
         history: int = 300,
-        hz: float = 10.0,
+        hz: float = 5.0,
         title: str = "latency (ms)",
     ) -> None:
         super().__init__(parent)
+        # numpy imports part of itself on the first percentile; done here, before frames flow,
+        # that is not a 27 ms (2-core VM) to 99 ms (H100 machine) GUI stall at the first update
+        percentiles([1.0, 2.0])
         self.plot = pg.PlotWidget(background="w")
         self.plot.setTitle(title, color="#333", size="9pt")
         self.plot.setMouseEnabled(x=False, y=False)

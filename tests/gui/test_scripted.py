@@ -75,7 +75,8 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
 
 def test_scripted_fast_rounds_give_the_throughput_share(paths, tmp_path):
     """As fast as possible, two rounds: every frame processed (none dropped), the share of the
-    runner's own throughput per round and its median, and where the CPU went per frame."""
+    runner's own throughput per round and its median, the share of the headless pipeline's,
+    and where the CPU went per frame."""
     report = tmp_path / "fast.json"
     args = ["--model", str(paths["model"]), "--source", str(paths["video"]), "--frames", "12"]
     args += ["--rounds", "2", "--fast", "--report", str(report), "--exit-after"]
@@ -86,5 +87,9 @@ def test_scripted_fast_rounds_give_the_throughput_share(paths, tmp_path):
     assert data["frames_shown"] + data["frames_not_shown"] == 24
     assert len(data["fps_vs_backend_rounds"]) == 2 and data["fps_vs_backend"] > 0
     assert len(data["backend_infer_fps_windows"]) == 3
+    # and of the same pipeline run headless on the same 12 frames (the GUI's own cost)
+    assert len(data["headless_pipeline_fps_windows"]) == 3
+    assert all(x > 0 for x in data["headless_pipeline_fps_windows"])
+    assert len(data["fps_vs_headless_pipeline_rounds"]) == 2
     assert data["cpu_ms_per_frame"]["process"] > 0
     assert len(data["gui_stalls"]["round_starts_s"]) == 2
