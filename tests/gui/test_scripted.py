@@ -68,6 +68,7 @@ def test_scripted_live_writes_screenshot_and_report(qtbot, paths, tmp_path):
     assert data["runners"][0]["provider"] == "CPUExecutionProvider"
     # played at the video's own frame rate: FPS is the source's, so no throughput share
     assert data["backend_infer_fps"] > 0 and "fps_vs_backend" not in data
+    assert "headless_pipeline_fps_windows" not in data  # nor a paced headless run
     assert "--fast" in data["fps_vs_backend_note"]
     assert "over_50ms" in data["gui_stalls"]
     assert "images" in data["background_calibration"], data["background_calibration"]
