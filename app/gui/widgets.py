@@ -188,7 +188,9 @@ class LatencyChart(QWidget):
             buf.clear()
         self._dirty = True
 
-    def refresh(self) -> None:
+    def refresh(self, readouts: bool = False) -> None:
+        """Redraw the curves if new values came; the p50/p99 readouts at most twice a second,
+        or now with `readouts` (the end of a run: a short run must not end on stale numbers)."""
         if not self._dirty:
             return
         self._dirty = False
@@ -202,13 +204,15 @@ class LatencyChart(QWidget):
                 peak = max(peak, float(finite.max()))
         self._fit_y(peak)
         now = time.perf_counter()
-        if now - self._readout_at >= 0.5:  # numbers a person can read; fewer relayouts
+        if readouts or now - self._readout_at >= 0.5:  # numbers a person can read
             self._readout_at = now
             for name, readout in self.readouts.items():
+                label = name.removesuffix("_ms")
                 stats = percentiles(v for v in self.data[name] if v == v)
-                readout.setText(
-                    f"{name.removesuffix('_ms')}: p50 {stats['p50']:.1f}  p99 {stats['p99']:.1f} ms"
-                )
+                if not stats["n"]:  # nothing yet: a dash, not a p50 of 0.0 ms
+                    readout.setText(f"{label}: p50 – p99 –")
+                    continue
+                readout.setText(f"{label}: p50 {stats['p50']:.1f}  p99 {stats['p99']:.1f} ms")
 
     def _fit_y(self, peak: float) -> None:
         """Grow at once when a curve leaves the plot; shrink only when far below the top."""

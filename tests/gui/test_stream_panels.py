@@ -110,6 +110,10 @@ def test_compare_a_classifier_with_itself_agrees_fully(qtbot, tmp_path, make_pan
         assert panel.start(max_frames=5)
     assert panel.processor.total == 10 and panel.processor.matched == 5
     assert "agreement so far 100.0% · this frame 100%" in panel.agreement.text()
+    # a run shorter than the readouts' half-second still ends on its real numbers
+    for side in "AB":
+        text = panel.chart.readouts[side].text()
+        assert float(text.split("p50 ")[1].split()[0]) > 0, text
 
 
 def test_every_frame_reaches_the_chart_and_counts_add_up(qtbot, state, paths, make_panel):

@@ -94,6 +94,9 @@ class ComparePanel(StreamPanel):
             }
             self.chart.add(totals)
 
+    def charts(self) -> list[LatencyChart]:
+        return [self.chart]
+
     def views(self) -> list:
         return list(self.views_)
 

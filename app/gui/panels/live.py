@@ -45,6 +45,9 @@ class LivePanel(StreamPanel):
         for timings in frames:  # every frame, drawn or not
             self.chart.add(timings[0])
 
+    def charts(self) -> list[LatencyChart]:
+        return [self.chart]
+
     def views(self) -> list:
         return [self.view]
 

@@ -25,7 +25,7 @@ from app.core.modelspec import ModelSpec
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo
 from app.gui.processors import LiveProcessor
 from app.gui.stream import Packet, StreamControl, run_stream
-from app.gui.widgets import SteadyLabel
+from app.gui.widgets import LatencyChart, SteadyLabel
 from app.gui.workers import Job
 
 
@@ -297,6 +297,8 @@ class StreamPanel(Panel):
         self._on_frame()  # show the last packet if the GUI had not picked it up yet
         if self.control is not None:
             self.add_timings(self.control.take_timings())  # frames after the last one drawn
+        for chart in self.charts():
+            chart.refresh(readouts=True)  # the final numbers, not the last twice-a-second ones
         self._show_counts()
         summary = self.summary()
         self.pause_btn.setChecked(False)
@@ -352,4 +354,7 @@ class StreamPanel(Panel):
         raise NotImplementedError
 
     def views(self) -> list[QWidget]:
+        return []
+
+    def charts(self) -> list[LatencyChart]:
         return []
