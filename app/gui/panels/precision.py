@@ -8,19 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QSplitter, QWidget
 
 from app.core.errors import UserError
 from app.core.precision_workflow import (
@@ -32,11 +20,9 @@ from app.core.precision_workflow import (
 from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
 from app.gui.precision_blocks import BlockExplorer
+from app.gui.precision_controls import PrecisionControls
 from app.gui.precision_results import BlockDetail, ResultTables
-from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
-
-TARGETS = ("ort-cpu", "tensorrt")
 
 
 # the panel ----------------------------------------------------------------------------------
@@ -66,68 +52,25 @@ class PrecisionPanel(Panel):
             self.on_spec_changed(self.state.spec)
 
     # building --------------------------------------------------------------------------------
-    def _build_controls(self) -> QGroupBox:
-        box = QGroupBox("Analyse and fix")
-        outer = QVBoxLayout(box)
-        row = EvalFolderRow(
-            self,
+    def _build_controls(self) -> PrecisionControls:
+        box = PrecisionControls(
             str(self.setting("images", "")),
             str(self.setting("labels", "")),
-            "evaluation images (for re-run and auto; not calibration)",
-            "optional: YOLO .txt folder or COCO .json",
+            str(self.setting("target", "")),
+            int(self.setting("count", 8)),
+            float(self.setting("drop", 1.0)),
         )
-        self.images, self.labels = row.images, row.labels
-        outer.addLayout(row)
-
-        row2 = QHBoxLayout()
-        self.target = QComboBox()
-        for name in TARGETS:
-            self.target.addItem(name, name)
-        self.target.setCurrentIndex(max(0, self.target.findData(self.setting("target", ""))))
-        self.target.setToolTip(
-            "Q/DQ layout of the INT8 graph. Analysis and scoring run on ONNX Runtime CPU, so "
-            "latencies for tensorrt are only indicative."
-        )
+        self.controls = box
+        self.images, self.labels, self.target = box.images, box.labels, box.target
+        self.count, self.drop = box.count, box.drop
+        self.analyse_btn, self.auto_btn = box.analyse_btn, box.auto_btn
+        self.rerun_btn, self.cancel_btn = box.rerun_btn, box.cancel_btn
+        self.progress, self.status = box.progress, box.status
         self.target.currentIndexChanged.connect(self._target_changed)
-        self.count = QSpinBox()
-        self.count.setRange(1, 64)
-        self.count.setValue(int(self.setting("count", 8)))
-        self.count.setToolTip("Calibration images the analysis runs (more: steadier, slower)")
-        self.drop = QDoubleSpinBox()
-        self.drop.setRange(0.0, 50.0)
-        self.drop.setSingleStep(0.5)
-        self.drop.setDecimals(1)
-        self.drop.setValue(float(self.setting("drop", 1.0)))
-        self.drop.setSuffix(" pts")
-        self.drop.setToolTip("Largest accuracy drop against FP32 the automatic search accepts")
-        for label, w in (("Target", self.target), ("Images", self.count), ("Max drop", self.drop)):
-            row2.addWidget(QLabel(label))
-            row2.addWidget(w)
-        row2.addSpacing(8)
-        self.analyse_btn = QPushButton("Analyse")
-        self.analyse_btn.setToolTip("Per-layer error of the all-INT8 graph on calibration images")
         self.analyse_btn.clicked.connect(lambda: self.analyse())
-        self.auto_btn = QPushButton("Auto mixed precision")
-        self.auto_btn.setToolTip("Keep the fewest worst blocks float that meet the max drop")
         self.auto_btn.clicked.connect(lambda: self.auto())
-        self.rerun_btn = QPushButton("Re-run")
-        self.rerun_btn.setToolTip("Build int8-custom with the ticked blocks float and score it")
         self.rerun_btn.clicked.connect(lambda: self.rerun())
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancel)
-        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn, self.cancel_btn):
-            row2.addWidget(w)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumWidth(160)
-        self.progress.setVisible(False)
-        self.status = QLabel("")
-        self.status.setMinimumWidth(120)
-        row2.addWidget(self.progress)
-        row2.addWidget(self.status, 1)
-        outer.addLayout(row2)
         return box
 
     def _build_left(self) -> QWidget:
@@ -226,8 +169,7 @@ class PrecisionPanel(Panel):
     # actions ---------------------------------------------------------------------------------
     def _start(self, fn: Any, *args: Any, name: str, on_finished: Any) -> bool:
         self.messages.clear("job")
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
+        self.controls.set_running(True)
         self.status.setText("starting…")
         self.job = self.pool.start(
             fn,
@@ -239,9 +181,6 @@ class PrecisionPanel(Panel):
             on_cancelled=lambda: self.status.setText("Cancelled; earlier results kept."),
             on_done=self._done,
         )
-        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn):
-            w.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
         return True
 
     def _ready(self, key: str, need_images: bool) -> tuple[Workspace, str, str] | None:
@@ -324,10 +263,7 @@ class PrecisionPanel(Panel):
 
     def _done(self) -> None:
         self.job = None
-        self.progress.setVisible(False)
-        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn):
-            w.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
+        self.controls.set_running(False)
 
     def _analysis_current(self) -> bool:
         return self.analysis is not None and self.analysis.get("target") == self._target()
