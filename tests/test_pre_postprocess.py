@@ -52,6 +52,17 @@ def test_boxes_map_back_to_source_pixels_for_every_resize_mode():
         )
 
 
+def test_boxes_reaching_past_the_frame_are_clipped_to_it():
+    """A box the model puts partly outside the image (letterbox padding included) ends at the
+    frame's edges (the clip used to write into a copy and change nothing)."""
+    img = np.zeros((300, 600, 3), np.uint8)
+    _, geo = resize_frame(img, Preprocess(resize="letterbox", size=[200, 200]))
+    boxes = np.array([[-20.0, -10.0, 250.0, 199.0], [10.0, 10.0, 50.0, 40.0]], np.float32)
+    src = geo.to_source(boxes)
+    assert src[0].tolist() == [0.0, 0.0, 600.0, 300.0]
+    assert src[1] == pytest.approx(boxes[1] / geo.scale_x)
+
+
 def test_short_side_crop_is_the_tutorial_shape():
     pre = Preprocess(resize="short_side_crop", short_side=384, stride=32)
     assert target_shape(pre, 375, 500) == (384, 512)

@@ -76,7 +76,7 @@ def decode_yolox(raw: np.ndarray, in_h: int, in_w: int, post: Postprocess, conf:
     """
     if raw.shape[1] == 6:
         scores = raw[:, 4]
-        class_ids = raw[:, 5].astype(np.int64)
+        class_ids = raw[:, 5]  # float class ids; only the kept ones are converted below
     else:
         cls = raw[:, 5:]
         class_ids = cls.argmax(axis=1)
@@ -87,7 +87,7 @@ def decode_yolox(raw: np.ndarray, in_h: int, in_w: int, post: Postprocess, conf:
     cxy = (sel[:, :2] + grid[keep]) * stride[keep]
     wh = np.exp(sel[:, 2:4]) * stride[keep]
     boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], axis=1).astype(np.float32)
-    return boxes, scores[keep].astype(np.float32), class_ids[keep]
+    return boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64)
 
 
 def postprocess_detections(

@@ -31,11 +31,13 @@ class Geometry:
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes [N, 4] x1,y1,x2,y2 in model pixels -> source pixels, clipped to the frame."""
-        out = np.empty_like(boxes, dtype=np.float32)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] + self.off_x) / self.scale_x
-        out[:, [1, 3]] = (boxes[:, [1, 3]] + self.off_y) / self.scale_y
-        np.clip(out[:, [0, 2]], 0, self.src_w, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.src_h, out=out[:, [1, 3]])
+        # whole-array arithmetic with per-column constants (column fancy-indexing took 3x as
+        # long: this runs per frame, holding the GIL, beside a 1 ms GPU inference)
+        out = np.array(boxes, dtype=np.float32, copy=True)
+        out += np.array((self.off_x, self.off_y, self.off_x, self.off_y), np.float32)
+        out /= np.array((self.scale_x, self.scale_y, self.scale_x, self.scale_y), np.float32)
+        lim = np.array((self.src_w, self.src_h, self.src_w, self.src_h), np.float32)
+        np.clip(out, 0.0, lim, out=out)
         return out
 
 
