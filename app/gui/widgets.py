@@ -130,7 +130,7 @@ class LatencyChart(QWidget):
     ) -> None:
         super().__init__(parent)
         # numpy imports part of itself on the first percentile; done here, before frames flow,
-        # that is not a 27 ms (2-core VM) to 99 ms (H100 machine) GUI stall at the first update
+        # that is not a GUI stall at the first update of a run (27 ms on the 2-core CI VM)
         percentiles([1.0, 2.0])
         self.plot = pg.PlotWidget(background="w")
         self.plot.setTitle(title, color="#333", size="9pt")
