@@ -179,3 +179,30 @@ def test_live_pipeline_cancels_and_leaves_no_threads():
         )
     assert stats.frames_out <= 8 and time.perf_counter() - start < 10
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("model", [YOLOX, RESNET8], ids=lambda p: Path(p).stem)
+def test_warm_up_runs_the_model_once_and_times_nothing(tmp_path, model):
+    """Session set-up is paid before the first frame (not in its latency), through the same
+    fused graph and tensor layout the frames use; nothing reaches the stage timings."""
+    spec = inspect_model(model)
+    path = fused_model_path(Path(spec.path), spec, tmp_path)
+    with OrtRunner(path) as runner:
+        pipe = FramePipeline(spec, runner, fused=True)
+        assert runner.last_infer_ms == 0.0
+        assert pipe.warm_up()
+        assert runner.last_infer_ms > 0.0
+        assert not pipe.timer.summary()
+        frame = read_image(next(iter(sorted((IMAGES / "coco-val-dev64" / "images").iterdir()))))
+        pipe.process(frame)  # the real frame after it runs as usual
+        assert set(pipe.timer.summary()) >= {"preprocess_ms", "infer_ms", "postprocess_ms"}
+
+
+def test_warm_up_is_skipped_for_per_image_shapes():
+    spec = inspect_model(YOLOX_TUTORIAL)
+    spec.preprocess.short_side = 384
+    spec.preprocess.resize = "short_side_crop"
+    with OrtRunner(spec.path) as runner:
+        pipe = FramePipeline(spec, runner)
+        assert not pipe.warm_up()
+        assert runner.last_infer_ms == 0.0

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if runner.fallback_note:
             print(f"warning: {runner.fallback_note}", file=sys.stderr)
         pipe = FramePipeline(spec, runner, fused=fused)
+        pipe.warm_up()  # session set-up is not counted as the first frame's latency
         if args.conf is not None:
             pipe.conf = args.conf
         if args.iou is not None:

@@ -80,6 +80,21 @@ class FramePipeline:
         self.iou = spec.postprocess.iou
         self.k = spec.postprocess.topk
 
+    def warm_up(self) -> bool:
+        """Run the model once on a blank frame of its input size, timing nothing: the first
+        inference pays for session set-up (on CUDA: cuDNN's algorithm search and the CUDA graph
+        capture, seconds), which would otherwise be the first frame's latency in charts, p99s
+        and reports. Only for fixed input sizes (False otherwise: the first frame warms up)."""
+        pre = self.spec.preprocess
+        if pre.short_side or not pre.size or len(pre.size) != 2:
+            return False
+        tensor, _ = self.pre(np.zeros((int(pre.size[0]), int(pre.size[1]), 3), np.uint8))
+        try:
+            self.runner.infer(tensor)
+        except Exception:  # the first real frame raises it again, where the caller reports
+            return False  # inference errors (per source in `run`, inline in the GUI)
+        return True
+
     def infer_raw(self, image: np.ndarray) -> tuple[list[np.ndarray], Any, dict[str, float]]:
         return self.infer_prepared(self.prepare(image))
 

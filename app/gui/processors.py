@@ -74,7 +74,9 @@ class LiveProcessor:
                 self.backend, path, self.spec, threads=self.threads(), options=self.options()
             )
             self.runners.append(runner.open())
-            self.pipelines.append(FramePipeline(self.spec, runner, fused=fused))
+            pipe = FramePipeline(self.spec, runner, fused=fused)
+            pipe.warm_up()  # on this worker thread: set-up is not the first frame's latency
+            self.pipelines.append(pipe)
             infos.append(dict(runner.describe(), variant=name, fused_io=fused))
         self.set_thresholds()
         return infos
