@@ -304,11 +304,12 @@ def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
         lower_thread_priority()
         with runner:
             timed.update(time_runner(runner, feed.copy(), args.throughput_iterations, warmup=10))
-            # only for unpaced files: a camera (or a video at its own rate) sets its own pace
+            if not args.fast:  # paced playback (a video at its own rate) is not a throughput
+                return
             source = FrameSource(
                 args.source, max_frames=args.frames or 300, decode_threads=processor.decode_threads
             )
-            if args.fast and source.kind != "camera":
+            if source.kind != "camera":  # a camera sets its own pace
                 pipe = FramePipeline(processor.spec, runner, fused=fused)
                 timed["headless_pipeline_fps"] = round(run_live(source, pipe, draw=False).fps, 2)
 
