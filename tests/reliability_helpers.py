@@ -78,8 +78,9 @@ def run_as_nobody(body: str, *, imports: str = "", timeout: float = 240) -> dict
         [
             "import json, os, sys",
             f"sys.path.insert(0, {str(ROOT)!r})",
-            "import app.cli.main, app.core.imageio, app.core.sources, app.core.calibration",
-            "import app.core.calib_ranges, app.core.quantize, app.core.evaluate",
+            "import app.cli.main, app.core.frames.imageio, app.core.frames.sources",
+            "import app.core.quant.calibration",
+            "import app.core.quant.ranges, app.core.quant.quantize, app.core.eval.evaluate",
             "import onnxruntime, onnxruntime.quantization, onnxruntime.quantization.calibrate",
             "import PIL.Image, PIL.ImageOps, cv2, numpy, tempfile, shutil, concurrent.futures",
             "import logging, argparse, contextlib, io, hashlib, colorsys, queue, threading",

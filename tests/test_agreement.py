@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.core.agreement import compare_detections
-from app.core.postprocess import Detections
+from app.core.eval.agreement import compare_detections
+from app.core.frames.postprocess import Detections
 
 
 def dets(boxes, classes):

@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 
-from app.core.calibration import calibrate, latest_calibration, select_images
 from app.core.errors import Cancelled, CancelToken, UserError
-from app.core.modelspec import inspect_model
-from app.core.trt_table import read_trt_native_cache
-from app.core.workspace import Workspace
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate, latest_calibration, select_images
+from app.core.quant.trt_table import read_trt_native_cache
 from tests.conftest import IMAGES, YOLOX, YOLOX_TUTORIAL, needs_assets
 
 pytestmark = needs_assets

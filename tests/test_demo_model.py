@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from app.cli import cmd_fetch_demo
-from app.core import demo_model
-from app.core.demo_model import (
+from app.core.errors import Cancelled, CancelToken, UserError
+from app.core.model import demo as demo_model
+from app.core.model.demo import (
     COLORMAP_FILE,
     DEMO_SIZE,
     MODEL_FILE,
     fetch_demo_model,
     is_verified,
 )
-from app.core.errors import Cancelled, CancelToken, UserError
-from app.core.modelspec import inspect_model
+from app.core.model.inspection import inspect_model
 from tests.conftest import YOLOX
 
 REAL = YOLOX / "yolox_nano.onnx"

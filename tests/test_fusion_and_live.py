@@ -12,12 +12,12 @@ import pytest
 
 from app.backends.onnxrt import OrtRunner
 from app.core.errors import CancelToken
-from app.core.graph_fusion import FUSED_INPUT, fused_model_path
-from app.core.imageio import read_image
-from app.core.live import measure_sequential, run_live, slowest_stage_rate
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.sources import Frame, FrameSource
+from app.core.frames.graph_fusion import FUSED_INPUT, fused_model_path
+from app.core.frames.imageio import read_image
+from app.core.frames.live import measure_sequential, run_live, slowest_stage_rate
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.sources import Frame, FrameSource
+from app.core.model.inspection import inspect_model
 from tests.conftest import (
     HAGRID,
     IMAGES,
@@ -64,8 +64,8 @@ def test_fused_fp16_graph_casts_once_in_and_once_out(tmp_path):
     the answers match the unfused FP16 variant's."""
     import onnx
 
-    from app.core.graph_fusion import FUSED_OUTPUT
-    from app.core.quantize import make_fp16
+    from app.core.frames.graph_fusion import FUSED_OUTPUT
+    from app.core.quant.quantize import make_fp16
 
     spec = inspect_model(YOLOX)
     fp16 = tmp_path / "fp16.onnx"

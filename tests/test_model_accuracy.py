@@ -7,10 +7,10 @@ import csv
 import pytest
 
 from app.backends.onnxrt import OrtRunner
-from app.core.imageio import read_image
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.sources import list_images
+from app.core.frames.imageio import read_image
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.sources import list_images
+from app.core.model.inspection import inspect_model
 from tests.conftest import HAGRID, IMAGES, MOBILENET, RESNET8, needs_assets
 
 pytestmark = needs_assets

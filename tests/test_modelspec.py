@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from app.core.errors import UserError
-from app.core.modelspec import inspect_model
+from app.core.model.inspection import inspect_model
 from tests.conftest import HAGRID, MOBILENET, RESNET8, YOLOX, YOLOX_TUTORIAL, needs_assets
 from tests.model_files import text_model, tiny_classifier
 

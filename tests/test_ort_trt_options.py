@@ -257,7 +257,7 @@ def test_cuda_runners_keep_fp32_exact_unless_tf32_is_asked(tmp_path: Path) -> No
     """TF32 off by default on the CUDA provider (scores within 1e-5 of the CPU on an H100),
     on with the `tf32` option; the provider option keys are ONNX Runtime's own."""
     from app.backends.factory import make_runner, runner_for_pipeline
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
 
     exact = make_runner("ort-cuda", YOLOX)
     fast = make_runner("ort-cuda", YOLOX, options={"tf32": True})
@@ -268,7 +268,7 @@ def test_cuda_runners_keep_fp32_exact_unless_tf32_is_asked(tmp_path: Path) -> No
     runner, fused = runner_for_pipeline("ort-cuda", YOLOX, inspect_model(YOLOX), cache_dir=tmp_path)
     assert fused and runner.cuda_graph and runner.provider_options["use_tf32"] == "0"
     # FP16 graphs get no TF32 setting: use_tf32=0 there cost cuDNN its tensor-core FP16 plans
-    from app.core.quantize import make_fp16
+    from app.core.quant.quantize import make_fp16
 
     fp16 = tmp_path / "fp16.onnx"
     make_fp16(YOLOX, fp16)

@@ -7,11 +7,12 @@ import pytest
 
 from app.backends.onnxrt import OrtRunner
 from app.benchmarks.tutorial_pipeline import tutorial_postprocess, tutorial_preprocess
-from app.core.imageio import read_image
-from app.core.modelspec import Preprocess, inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.postprocess import nms, topk
-from app.core.preprocess import Preprocessor, resize_frame, target_shape
+from app.core.frames.imageio import read_image
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.postprocess import nms, topk
+from app.core.frames.preprocess import Preprocessor, resize_frame, target_shape
+from app.core.model.inspection import inspect_model
+from app.core.model.spec import Preprocess
 from tests.conftest import IMAGES, YOLOX, YOLOX_TUTORIAL, needs_assets
 
 

@@ -10,13 +10,13 @@ import pytest
 from onnxruntime.quantization.calibrate import TensorData, load_tensors_data, save_tensors_data
 
 from app.cli.main import main
-from app.core.calibration import calibrate
-from app.core.evaluate import Scorer
-from app.core.graph_rules import compute_blocks, name_nodes
-from app.core.modelspec import inspect_model
-from app.core.precision_debug import analyse_layers
-from app.core.quantize import make_int8
-from app.core.workspace import Workspace
+from app.core.eval.evaluate import Scorer
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.precision.debug import analyse_layers
+from app.core.quant.calibration import calibrate
+from app.core.quant.graph_rules import compute_blocks, name_nodes
+from app.core.quant.quantize import make_int8
 from tests.conftest import IMAGES, RESNET8, needs_assets
 
 pytestmark = needs_assets

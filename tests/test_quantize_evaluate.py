@@ -12,13 +12,13 @@ from onnx import numpy_helper
 
 from app.backends.onnxrt import OrtRunner
 from app.cli.main import main
-from app.core.calibration import calibrate
 from app.core.errors import UserError
-from app.core.imageio import read_image
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.quantize import quantize
-from app.core.workspace import Workspace
+from app.core.frames.imageio import read_image
+from app.core.frames.pipeline import FramePipeline
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate
+from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, YOLOX, needs_assets
 
 pytestmark = needs_assets

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import app.core.calibration as calibration_mod
-import app.core.quantize as quantize_mod
-from app.core.calibration import calibrate, latest_calibration
+import app.core.quant.calibration as calibration_mod
+import app.core.quant.quantize as quantize_mod
 from app.core.errors import UserError
-from app.core.evaluate import evaluate
-from app.core.modelspec import inspect_model
-from app.core.quantize import quantize
-from app.core.workspace import Workspace
+from app.core.eval.evaluate import evaluate
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, needs_assets
 from tests.reliability_helpers import (
     assert_one_line_error,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import app.core.calibration as calibration_mod
-import app.core.sources as sources_mod
+import app.core.frames.sources as sources_mod
+import app.core.quant.calibration as calibration_mod
 from app.cli.main import main
-from app.core.calibration import calibrate
-from app.core.imageio import ImageReadError, read_image
-from app.core.modelspec import inspect_model
-from app.core.workspace import Workspace
+from app.core.frames.imageio import ImageReadError, read_image
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate
 from tests.conftest import IMAGES, RESNET8, needs_assets
 from tests.image_files import INVALID, VALID, make_awkward_folder
 from tests.reliability_helpers import (
@@ -165,7 +165,7 @@ def test_unreadable_image_says_permission_denied_in_read_image_and_run(locked_fo
     out = open_tmp / "out"
     open_to_all(out)
     body = f"""
-from app.core.imageio import ImageReadError, read_image
+from app.core.frames.imageio import ImageReadError, read_image
 try:
     read_image({str(locked)!r}); direct = "read"
 except ImageReadError as exc:

@@ -16,15 +16,15 @@ import cv2
 import pytest
 
 from app.backends.onnxrt import OrtRunner
-from app.core.calibration import CalibrationResult, calibrate, latest_calibration
 from app.core.errors import Cancelled, UserError
-from app.core.evaluate import evaluate
-from app.core.live import run_live
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.quantize import quantize
-from app.core.sources import Frame, FrameSource
-from app.core.workspace import Workspace
+from app.core.eval.evaluate import evaluate
+from app.core.frames.live import run_live
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.sources import Frame, FrameSource
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import CalibrationResult, calibrate, latest_calibration
+from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, VIDEOS, YOLOX, needs_assets
 from tests.reliability_helpers import (
     ROOT,

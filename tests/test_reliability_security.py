@@ -22,11 +22,11 @@ from app.backends.tensorrt.engine_header import (
 )
 from app.cli.cmd_run import safe_name
 from app.cli.main import main
-from app.core.calibration import calibrate, latest_calibration
 from app.core.errors import UserError
-from app.core.modelspec import inspect_model
-from app.core.quantize import quantize
-from app.core.workspace import Workspace, safe_component
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace, safe_component
+from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8
 from tests.model_files import tiny_classifier
 from tests.reliability_helpers import ROOT, copy_images, copy_model_folder, deep_json

@@ -11,8 +11,8 @@ import pytest
 
 from app.cli.main import main
 from app.core.errors import UserError
-from app.core.imageio import read_image
-from app.core.sources import FrameSource, list_images, open_capture
+from app.core.frames.imageio import read_image
+from app.core.frames.sources import FrameSource, list_images, open_capture
 from tests.conftest import IMAGES, MOBILENET, VIDEOS, YOLOX, needs_assets
 from tests.image_files import INVALID, VALID, make_awkward_folder
 

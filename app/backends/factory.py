@@ -67,7 +67,7 @@ def decode_threads_for(backend: str) -> int | None:
 
 
 def _fp16_graph(model_path: str | Path) -> bool:
-    from app.core.graph_rules import computes_in_fp16
+    from app.core.quant.graph_rules import computes_in_fp16
 
     try:
         return computes_in_fp16(str(model_path))
@@ -93,7 +93,7 @@ def runner_for_pipeline(
     options = dict(options or {})
     fused = backend in ("ort-cpu", "ort-cuda", "ort-tensorrt")
     if fused:
-        from app.core.graph_fusion import fused_model_path
+        from app.core.frames.graph_fusion import fused_model_path
 
         try:
             model_path = fused_model_path(

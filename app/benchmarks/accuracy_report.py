@@ -18,15 +18,15 @@ from pathlib import Path
 from app.backends.onnxrt import OrtRunner
 from app.cli.main import setup_logging
 from app.cli.output import save_json, table
-from app.core.bench import device_info
-from app.core.calibration import METHODS, calibrate
-from app.core.evaluate import evaluate
-from app.core.imageio import read_image
-from app.core.modelspec import inspect_model
-from app.core.preprocess import Preprocessor
-from app.core.quantize import quantize
+from app.core.eval.bench import device_info
+from app.core.eval.evaluate import evaluate
+from app.core.frames.imageio import read_image
+from app.core.frames.preprocess import Preprocessor
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import METHODS, calibrate
+from app.core.quant.quantize import quantize
 from app.core.timing import percentiles
-from app.core.workspace import Workspace
 
 
 def interleaved_p50(paths: dict[str, Path], feed, iterations: int = 200) -> dict[str, float]:

@@ -60,13 +60,13 @@ def main() -> int:
     import torch  # noqa: F401  (initialise CUDA/CUPTI before ONNX Runtime)
 
     from app.backends.onnxrt import OrtRunner
-    from app.core.bench import device_info, time_runner
-    from app.core.graph_fusion import fused_model_path
-    from app.core.imageio import read_image
-    from app.core.modelspec import inspect_model
-    from app.core.preprocess import Preprocessor
-    from app.core.quantize import make_fp16
-    from app.core.sources import list_images
+    from app.core.eval.bench import device_info, time_runner
+    from app.core.frames.graph_fusion import fused_model_path
+    from app.core.frames.imageio import read_image
+    from app.core.frames.preprocess import Preprocessor
+    from app.core.frames.sources import list_images
+    from app.core.model.inspection import inspect_model
+    from app.core.quant.quantize import make_fp16
 
     assets, out = Path(args.assets), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

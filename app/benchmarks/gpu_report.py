@@ -41,15 +41,15 @@ def main() -> int:
 
     from app.backends.factory import runner_for_pipeline
     from app.backends.onnxrt import OrtRunner
-    from app.core.bench import device_info, time_runner
-    from app.core.graph_fusion import fused_model_path
-    from app.core.imageio import read_image
-    from app.core.live import measure_sequential, run_live, slowest_stage_rate
-    from app.core.modelspec import inspect_model
-    from app.core.pipeline import FramePipeline
-    from app.core.preprocess import Preprocessor
-    from app.core.quantize import make_fp16
-    from app.core.sources import FrameSource, list_images
+    from app.core.eval.bench import device_info, time_runner
+    from app.core.frames.graph_fusion import fused_model_path
+    from app.core.frames.imageio import read_image
+    from app.core.frames.live import measure_sequential, run_live, slowest_stage_rate
+    from app.core.frames.pipeline import FramePipeline
+    from app.core.frames.preprocess import Preprocessor
+    from app.core.frames.sources import FrameSource, list_images
+    from app.core.model.inspection import inspect_model
+    from app.core.quant.quantize import make_fp16
 
     report: dict = {"device": device_info(), "command": " ".join(sys.argv)}
     spec = inspect_model(assets / "models" / "yolox-nano-coco")
@@ -109,9 +109,9 @@ def main() -> int:
         fused=True,
     )
     try:  # INT8 Q/DQ on the CUDA provider (runs unfused there; TensorRT is where it pays)
-        from app.core.calibration import calibrate
-        from app.core.quantize import quantize
-        from app.core.workspace import Workspace
+        from app.core.model.workspace import Workspace
+        from app.core.quant.calibration import calibrate
+        from app.core.quant.quantize import quantize
 
         ws = Workspace.for_model(spec, out / "ws")
         calibrate(ws, assets / "images" / "coco-val-dev64" / "images", count=32, method="minmax")

@@ -19,12 +19,12 @@ from app.benchmarks.tutorial_pipeline import (
     tutorial_preprocess,
 )
 from app.cli.output import save_json, table
-from app.core.bench import device_info
-from app.core.drawing import draw_detections
-from app.core.modelspec import inspect_model
-from app.core.postprocess import postprocess_detections
-from app.core.preprocess import Preprocessor
-from app.core.sources import FrameSource
+from app.core.eval.bench import device_info
+from app.core.frames.drawing import draw_detections
+from app.core.frames.postprocess import postprocess_detections
+from app.core.frames.preprocess import Preprocessor
+from app.core.frames.sources import FrameSource
+from app.core.model.inspection import inspect_model
 from app.core.timing import StageTimer
 
 

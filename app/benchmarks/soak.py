@@ -25,12 +25,12 @@ from typing import Any
 
 from app.backends.factory import runner_for_pipeline
 from app.cli.output import save_json, table
-from app.core.bench import device_info
 from app.core.errors import CancelToken, UserError
-from app.core.live import run_live
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline, FrameResult
-from app.core.sources import Frame, FrameSource
+from app.core.eval.bench import device_info
+from app.core.frames.live import run_live
+from app.core.frames.pipeline import FramePipeline, FrameResult
+from app.core.frames.sources import Frame, FrameSource
+from app.core.model.inspection import inspect_model
 from app.core.timing import percentiles
 
 

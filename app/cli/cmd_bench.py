@@ -12,12 +12,12 @@ from app.backends.factory import runner_for_pipeline
 from app.backends.registry import BACKENDS, status_of
 from app.cli.output import save_json, table
 from app.core.atomic import write_json
-from app.core.bench import device_info, time_runner
 from app.core.errors import UserError
-from app.core.evaluate import variant_model_path
-from app.core.imageio import read_image
-from app.core.preprocess import Preprocessor
-from app.core.workspace import Workspace
+from app.core.eval.bench import device_info, time_runner
+from app.core.eval.evaluate import variant_model_path
+from app.core.frames.imageio import read_image
+from app.core.frames.preprocess import Preprocessor
+from app.core.model.workspace import Workspace
 
 
 def register(subs: argparse._SubParsersAction) -> None:

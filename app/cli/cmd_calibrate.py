@@ -7,9 +7,9 @@ import sys
 
 from app.cli.cmd_inspect import _size
 from app.cli.output import ProgressBar, save_json
-from app.core.calibration import METHODS, calibrate
-from app.core.modelspec import inspect_model
-from app.core.workspace import Workspace
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import METHODS, calibrate
 
 
 def register(subs: argparse._SubParsersAction) -> None:

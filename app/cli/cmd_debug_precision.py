@@ -6,10 +6,10 @@ import argparse
 
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
-from app.core.mixed_precision import search_mixed_precision
-from app.core.precision_debug import analyse_layers
-from app.core.quantize import TARGETS
-from app.core.workspace import Workspace
+from app.core.model.workspace import Workspace
+from app.core.precision.debug import analyse_layers
+from app.core.precision.mixed import search_mixed_precision
+from app.core.quant.quantize import TARGETS
 
 
 def register(subs: argparse._SubParsersAction) -> None:

@@ -7,8 +7,8 @@ import argparse
 from app.backends.registry import BACKENDS
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
-from app.core.evaluate import evaluate
-from app.core.workspace import Workspace
+from app.core.eval.evaluate import evaluate
+from app.core.model.workspace import Workspace
 
 
 def register(subs: argparse._SubParsersAction) -> None:

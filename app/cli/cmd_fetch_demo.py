@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from app.cli.output import ProgressBar
-from app.core.demo_model import DEMO_URL, URL_ENV, fetch_demo_model
 from app.core.errors import Cancelled, UserError
+from app.core.model.demo import DEMO_URL, URL_ENV, fetch_demo_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from app.cli.output import save_json
-from app.core.modelspec import inspect_model
+from app.core.model.inspection import inspect_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:

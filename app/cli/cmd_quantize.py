@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from app.cli.output import ProgressBar, save_json, table
-from app.core.quantize import TARGETS, quantize
-from app.core.workspace import Workspace
+from app.core.model.workspace import Workspace
+from app.core.quant.quantize import TARGETS, quantize
 
 
 def register(subs: argparse._SubParsersAction) -> None:

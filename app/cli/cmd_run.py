@@ -17,11 +17,11 @@ from app.cli.cmd_inspect import _size
 from app.cli.output import save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
-from app.core.imageio import ImageReadError
-from app.core.live import run_live
-from app.core.modelspec import inspect_model
-from app.core.pipeline import FramePipeline
-from app.core.sources import FrameSource
+from app.core.frames.imageio import ImageReadError
+from app.core.frames.live import run_live
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.sources import FrameSource
+from app.core.model.inspection import inspect_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:

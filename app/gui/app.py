@@ -61,9 +61,10 @@ def settle_heap() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.cli.cmd_gui import main as gui_main
+    """`python -m app.gui.app`: the desktop app, with the same flags as `int8-studio gui`."""
+    from app.gui.scripted import main as scripted_main
 
-    return gui_main(argv if argv is not None else sys.argv[1:])
+    return scripted_main(argv, prog="python -m app.gui.app")
 
 
 if __name__ == "__main__":

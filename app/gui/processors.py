@@ -15,10 +15,10 @@ from PySide6.QtGui import QImage
 
 from app.backends.base import Runner
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.core.agreement import compare_detections
-from app.core.modelspec import ModelSpec
-from app.core.pipeline import FramePipeline, Prepared
-from app.core.sources import Frame
+from app.core.eval.agreement import compare_detections
+from app.core.frames.pipeline import FramePipeline, Prepared
+from app.core.frames.sources import Frame
+from app.core.model.spec import ModelSpec
 from app.gui.stream import Packet, to_qimage
 
 

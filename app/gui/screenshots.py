@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated panels to shoot (default: all)")
     args = parser.parse_args(argv)
 
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
     from app.gui.app import application
     from app.gui.main_window import MainWindow
     from app.gui.settings import Settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backends.registry import BACKENDS
+from app.core.errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,9 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the window; with --source, play it and (optionally) report, screenshot and exit."""
+    check_display()
     from PySide6.QtCore import QTimer
 
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
     from app.gui.app import application, settle_heap
     from app.gui.main_window import MainWindow
     from app.gui.widgets import Heartbeat
@@ -262,7 +265,6 @@ def build_report(
 
 def throughput_processor(window: Any, variants: list[str], args: Any) -> Any:
     """The processor the run will use (same model file, backend, threads and options)."""
-    from app.core.errors import UserError
     from app.gui.processors import LiveProcessor
 
     state = window.state
@@ -280,11 +282,11 @@ def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
     `int8-studio run` does, no drawing): what the view would do without a GUI. An empty dict
     if it cannot run."""
     from app.backends.factory import runner_for_pipeline
-    from app.core.bench import time_runner
-    from app.core.live import run_live
-    from app.core.pipeline import FramePipeline
-    from app.core.preprocess import Preprocessor
-    from app.core.sources import FrameSource
+    from app.core.eval.bench import time_runner
+    from app.core.frames.live import run_live
+    from app.core.frames.pipeline import FramePipeline
+    from app.core.frames.preprocess import Preprocessor
+    from app.core.frames.sources import FrameSource
     from app.gui.workers import lower_thread_priority
 
     if processor is None:
@@ -364,10 +366,32 @@ def _shares(rates: list[float], rounds: list[dict[str, Any]]) -> list[float]:
     return shares
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.gui.scripted", description=__doc__)
+def check_display() -> None:
+    """Refuse, with a sentence, where Qt would abort the process with a core dump instead."""
+    no_display = (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    )
+    if no_display:
+        raise UserError(
+            "no display found (DISPLAY is not set): start the app on a desktop, use the "
+            "command line (int8-studio --help), or set QT_QPA_PLATFORM=offscreen for a "
+            "scripted run"
+        )
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m app.gui.scripted") -> int:
+    """Entry point without the CLI: parse the `gui` flags, run, print a user error as one line."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

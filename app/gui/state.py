@@ -8,8 +8,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.core.errors import UserError
-from app.core.modelspec import ModelSpec
-from app.core.workspace import Workspace
+from app.core.model.spec import ModelSpec
+from app.core.model.workspace import Workspace
 
 VARIANT_NAMES = ("fp32", "fp16", "int8")
 

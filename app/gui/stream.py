@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from app.core.errors import CancelToken
-from app.core.sources import Frame, FrameSource
+from app.core.frames.sources import Frame, FrameSource
 from app.gui.workers import WORKER_NICE, forget_dummy_thread, lower_thread_priority
 
 END = object()  # the reader's last item

@@ -27,7 +27,7 @@ def assets() -> Path:
 
 @pytest.fixture(scope="session")
 def yolox_spec(assets):
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
 
     return inspect_model(MODEL)
 
@@ -98,9 +98,9 @@ def int8_workspace(tmp_path_factory, yolox_spec):
     """A real workspace with a small MinMax calibration and an INT8 variant (built once)."""
     import copy
 
-    from app.core.calibration import calibrate
-    from app.core.quantize import quantize
-    from app.core.workspace import Workspace
+    from app.core.model.workspace import Workspace
+    from app.core.quant.calibration import calibrate
+    from app.core.quant.quantize import quantize
 
     root = tmp_path_factory.mktemp("int8-ws")
     ws = Workspace.for_model(copy.deepcopy(yolox_spec), root)

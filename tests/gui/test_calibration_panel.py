@@ -9,7 +9,7 @@ import pytest
 from app.gui.panels.calibration import CalibrationPanel
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("app.core.calibration") is None,
+    importlib.util.find_spec("app.core.quant.calibration") is None,
     reason="calibration core not landed yet",
 )
 

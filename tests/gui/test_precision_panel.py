@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def resnet_spec():
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
 
     return inspect_model(RESNET)
 
@@ -34,8 +34,8 @@ def calibrated_root(tmp_path_factory, resnet_spec):
     """A workspace with a real 50-image MinMax calibration (nothing else built)."""
     import copy
 
-    from app.core.calibration import calibrate
-    from app.core.workspace import Workspace
+    from app.core.model.workspace import Workspace
+    from app.core.quant.calibration import calibrate
 
     root = tmp_path_factory.mktemp("resnet8-ws")
     ws = Workspace.for_model(copy.deepcopy(resnet_spec), root)

@@ -97,7 +97,7 @@ def test_compare_a_classifier_with_itself_agrees_fully(qtbot, tmp_path, make_pan
     200% for a classifier that agreed with itself)."""
     import copy
 
-    from app.core.modelspec import inspect_model
+    from app.core.model.inspection import inspect_model
     from app.gui.state import AppState
     from tests.conftest import IMAGES, MOBILENET
 

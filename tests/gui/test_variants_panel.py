@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from app.core.calibration import calibrate
+from app.core.quant.calibration import calibrate
 from app.gui.panels.variants import COLUMNS, VariantsPanel
 
 

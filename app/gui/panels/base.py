@@ -112,7 +112,7 @@ def run_panel(factory: Callable[[AppState], Panel], load_model: bool = True) -> 
     model = sys.argv[1] if len(sys.argv) > 1 else str(ASSETS / "models" / "yolox-nano-coco")
     if load_model and Path(model).exists():
         from app.core.errors import UserError
-        from app.core.modelspec import inspect_model
+        from app.core.model.inspection import inspect_model
 
         try:
             state.set_spec(inspect_model(model))

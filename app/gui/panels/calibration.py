@@ -30,7 +30,7 @@ from app.gui.stream import to_qimage
 from app.gui.workers import Job
 
 try:  # the calibration core may be missing from an older checkout
-    from app.core import calibration as calib
+    from app.core.quant import calibration as calib
 except ImportError:  # pragma: no cover - depends on the checkout
     calib = None  # type: ignore[assignment]
 

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import UserError
-from app.core.modelspec import RESIZE_MODES, ModelSpec, inspect_model
+from app.core.model.inspection import inspect_model
+from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
 from app.gui.workers import Job
 
@@ -36,7 +37,7 @@ from app.gui.workers import Job
 def demo_module() -> Any:
     """The demo-model downloader, or None while it is not part of this checkout."""
     try:
-        return importlib.import_module("app.core.demo_model")
+        return importlib.import_module("app.core.model.demo")
     except ImportError:
         return None
 

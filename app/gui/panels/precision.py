@@ -11,13 +11,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QWidget
 
 from app.core.errors import UserError
-from app.core.precision_workflow import (
+from app.core.model.workspace import Workspace
+from app.core.precision.workflow import (
     analysis_path,
     run_analysis,
     run_auto,
     run_custom,
 )
-from app.core.workspace import Workspace
 from app.gui.panels.base import Panel, run_panel
 from app.gui.precision_blocks import BlockExplorer
 from app.gui.precision_controls import PrecisionControls
@@ -106,7 +106,7 @@ class PrecisionPanel(Panel):
 
     def _workspace_calibration(self) -> str:
         """The latest calibration's key; UserError (said the GUI's way) when there is none."""
-        from app.core.calibration import latest_calibration
+        from app.core.quant.calibration import latest_calibration
 
         ws = self.state.workspace()
         try:
@@ -153,7 +153,7 @@ class PrecisionPanel(Panel):
 
     def _eval_inputs(self) -> tuple[str, str]:
         """Checked evaluation folder and labels (UserError with what to fix)."""
-        from app.core.sources import has_images
+        from app.core.frames.sources import has_images
 
         images, labels = self.images.text().strip(), self.labels.text().strip()
         if not images or not Path(images).is_dir():

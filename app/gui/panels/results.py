@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.atomic import write_json
 from app.core.errors import UserError
-from app.core.workspace import Workspace
+from app.core.model.workspace import Workspace
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.widgets import EvalFolderRow
 from app.gui.workers import Job
@@ -141,7 +141,7 @@ def run_evaluation(
     cancel: Any,
 ) -> Path:
     """Worker side: evaluate, then save the report where the CLI does; returns its path."""
-    from app.core.evaluate import evaluate
+    from app.core.eval.evaluate import evaluate
 
     truth: dict[str, Any] = {}
     if labels:

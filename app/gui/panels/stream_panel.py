@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import UserError
-from app.core.modelspec import ModelSpec
+from app.core.model.spec import ModelSpec
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo
 from app.gui.processors import LiveProcessor
 from app.gui.stream import Packet, StreamControl, run_stream

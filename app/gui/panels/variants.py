@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.backends.base import BackendStatus
 from app.core.errors import UserError
-from app.core.modelspec import ModelSpec
+from app.core.model.spec import ModelSpec
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.workers import Job
 
@@ -52,7 +52,7 @@ class SortItem(QTableWidgetItem):
 def quantize_module() -> Any:
     """The quantize core, or None while it is not part of this checkout."""
     try:
-        return importlib.import_module("app.core.quantize")
+        return importlib.import_module("app.core.quant.quantize")
     except ImportError:
         return None
 

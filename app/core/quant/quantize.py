@@ -24,9 +24,10 @@ import numpy as np
 import onnx
 
 from app.core.atomic import atomic_path
-from app.core.calibration import check_calibration, latest_calibration
 from app.core.errors import CancelToken, UserError
-from app.core.graph_rules import (
+from app.core.model.workspace import Workspace, cache_key
+from app.core.quant.calibration import check_calibration, latest_calibration
+from app.core.quant.graph_rules import (
     COMPUTE_OPS,
     compute_nodes,
     dedupe_outputs,
@@ -36,7 +37,6 @@ from app.core.graph_rules import (
     name_nodes,
     topological_sort,
 )
-from app.core.workspace import Workspace, cache_key
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]

@@ -11,22 +11,22 @@ from typing import Any
 import numpy as np
 
 from app.backends.factory import make_runner
-from app.core.agreement import compare_detections
 from app.core.errors import CancelToken, UserError
-from app.core.imageio import ImageReadError, read_image
-from app.core.metrics import (
+from app.core.eval.agreement import compare_detections
+from app.core.eval.metrics import (
     agreement_gt,
     coco_map,
     detections_to_coco,
     load_coco_json,
     yolo_labels_to_coco,
 )
-from app.core.modelspec import ModelSpec
-from app.core.pipeline import FramePipeline
-from app.core.postprocess import Detections, class_probabilities
-from app.core.sources import Skipped, list_images
+from app.core.frames.imageio import ImageReadError, read_image
+from app.core.frames.pipeline import FramePipeline
+from app.core.frames.postprocess import Detections, class_probabilities
+from app.core.frames.sources import Skipped, list_images
+from app.core.model.spec import ModelSpec
+from app.core.model.workspace import Workspace
 from app.core.timing import percentiles
-from app.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]

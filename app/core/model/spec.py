@@ -1,23 +1,20 @@
-"""`ModelSpec`: what a model expects and produces, from its ONNX graph, sidecars and presets.
+"""`ModelSpec`: what a model expects and produces (data only; `inspection` builds one).
 
-Built by inspecting the graph (inputs, outputs, layout, dynamic size), reading sidecar files and
-matching the app's presets; every guess is recorded in `notes` so the user can see and correct it.
+Built by `app.core.model.inspection` from the ONNX graph, sidecar files and presets; every guess
+is recorded in `notes` so the user can see and correct it.
 The spec is saved in the workspace so calibration, quantization and inference share one
 preprocessing.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.atomic import write_json
 from app.core.errors import UserError
-from app.core.model_checks import load_checked_model
-from app.core.resources import resources_dir
-from app.core.sidecars import read_sidecars
+from app.core.safe_json import load_json
 
 RESIZE_MODES = ("letterbox", "short_side_crop", "resize_crop", "stretch")
 DECODERS = ("yolox_raw", "boxes_xywh_cls_prob", "boxes_labels_scores", "classifier")
@@ -100,14 +97,10 @@ class ModelSpec:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        from app.core.atomic import write_json
-
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> ModelSpec:
-        from app.core.safe_json import load_json
-
         try:
             return cls.from_dict(load_json(path))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -140,103 +133,3 @@ def palette_color(i: int) -> tuple[int, int, int]:
 
     r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
     return (int(b * 255), int(g * 255), int(r * 255))
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def find_model_file(path: Path) -> Path:
-    """The `.onnx` file for a file or checkpoint-folder argument."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or folder")
-    if path.is_dir():
-        models = sorted(path.glob("*.onnx"))
-        if not models:
-            raise UserError(f"{path}: no .onnx file in this folder; choose the model file itself")
-        if len(models) > 1:
-            names = ", ".join(m.name for m in models)
-            raise UserError(f"{path}: several models ({names}); choose one file")
-        return models[0]
-    return path
-
-
-def load_presets() -> list[dict[str, Any]]:
-    presets = []
-    for file in sorted((resources_dir() / "presets").glob("*.json")):
-        data = json.loads(file.read_text(encoding="utf-8"))
-        data["_file"] = file.name
-        presets.append(data)
-    return presets
-
-
-def _signature_matches(
-    sig: dict[str, Any], inputs: dict[str, list], outputs: dict[str, list]
-) -> bool:
-    for name, shape in sig.get("inputs", {}).items():
-        got = inputs.get(name)
-        if got is None or len(got) != len(shape):
-            return False
-        if any(s is not None and g != s for s, g in zip(shape, got)):
-            return False
-    for name in sig.get("outputs", []):
-        if name not in outputs:
-            return False
-    min_last = sig.get("output_last_dim_min")
-    if min_last is not None:
-        lasts = [s[-1] for s in outputs.values() if s and isinstance(s[-1], int)]
-        if not lasts or max(lasts) < min_last:
-            return False
-    return True
-
-
-def match_preset(sha: str, inputs: dict[str, list], outputs: dict[str, list]) -> dict | None:
-    presets = load_presets()
-    for preset in presets:
-        if sha in preset.get("match", {}).get("sha256", []):
-            return preset
-    for preset in presets:
-        sig = preset.get("match", {}).get("signature")
-        if sig and _signature_matches(sig, inputs, outputs):
-            return preset
-    return None
-
-
-def _dims(value_info: Any) -> list[int | str]:
-    dims: list[int | str] = []
-    for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or "?")
-    return dims
-
-
-def read_label_file(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def inspect_model(path: str | Path, *, size: list[int] | None = None) -> ModelSpec:
-    """Build a `ModelSpec` for an `.onnx` file or checkpoint folder.
-
-    `size` ([height, width]) chooses the input size of a model whose size is dynamic.
-    Raises `UserError` for files that are not usable ONNX vision models.
-    """
-    from app.core.model_probe import guess_spec  # keeps graph guessing in its own module
-
-    model_file = find_model_file(Path(path)).resolve()
-    model = load_checked_model(model_file)
-    sha = file_sha256(model_file)
-    graph = model.graph
-    init_names = {init.name for init in graph.initializer}
-    inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in init_names}
-    outputs = {vi.name: _dims(vi) for vi in graph.output}
-    sidecars = read_sidecars(model_file.parent, model_file)
-    preset = match_preset(sha, inputs, outputs)
-    spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size)
-    return spec

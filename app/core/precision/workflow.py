@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.atomic import write_json
-from app.core.workspace import Workspace
+from app.core.model.workspace import Workspace
 
 
 def variant_for(base: str, target: str) -> str:
@@ -29,7 +29,7 @@ def truth_args(labels: str) -> dict[str, str]:
 
 def run_analysis(ws: Workspace, target: str, count: int, *, progress: Any, cancel: Any) -> dict:
     """analyse_layers, saved in the workspace's results so reopening the model shows it again."""
-    from app.core.precision_debug import analyse_layers
+    from app.core.precision.debug import analyse_layers
 
     result = analyse_layers(ws, target=target, count=count, progress=progress, cancel=cancel)
     write_json(analysis_path(ws, target), result)
@@ -49,7 +49,7 @@ def run_auto(
     cancel: Any,
 ) -> dict[str, Any]:
     """The mixed-precision search (analysing first when there is no analysis for `target`)."""
-    from app.core.mixed_precision import search_mixed_precision
+    from app.core.precision.mixed import search_mixed_precision
 
     share = 0.0
     if analysis is None:
@@ -83,9 +83,9 @@ def run_custom(
 ) -> dict[str, Any]:
     """Build the variant with exactly `keep` float and score it, FP32 and a baseline (the
     target's current INT8 variant, else the all-INT8 graph) with one scorer on one folder."""
-    from app.core.calibration import latest_calibration
-    from app.core.evaluate import Scorer
-    from app.core.quantize import int8_variant_name, make_int8, quantize
+    from app.core.eval.evaluate import Scorer
+    from app.core.quant.calibration import latest_calibration
+    from app.core.quant.quantize import int8_variant_name, make_int8, quantize
 
     progress(0.05, "scoring FP32")
     scorer = Scorer(ws, images, cancel=cancel, **truth_args(labels))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from app.core.errors import UserError
-from app.core.imageio import ImageReadError, is_image_path, is_video_path, read_image
+from app.core.frames.imageio import ImageReadError, is_image_path, is_video_path, read_image
 
 
 @dataclass

@@ -18,18 +18,18 @@ from typing import Any
 
 import onnx
 
-from app.core.calibration import latest_calibration
 from app.core.errors import CancelToken
-from app.core.evaluate import Scorer
-from app.core.graph_rules import (
+from app.core.eval.evaluate import Scorer
+from app.core.model.workspace import Workspace
+from app.core.precision.debug import analyse_layers
+from app.core.quant.calibration import latest_calibration
+from app.core.quant.graph_rules import (
     compute_nodes,
     head_compute_nodes,
     leading_compute_blocks,
     name_nodes,
 )
-from app.core.precision_debug import analyse_layers
-from app.core.quantize import default_stem_blocks, make_int8, quantize
-from app.core.workspace import Workspace
+from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]

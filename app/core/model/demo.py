@@ -26,7 +26,8 @@ from pathlib import Path
 from app import __version__
 from app.core.atomic import atomic_path, write_text
 from app.core.errors import CancelToken, UserError
-from app.core.modelspec import file_sha256, palette_color
+from app.core.model.files import file_sha256
+from app.core.model.spec import palette_color
 from app.core.resources import resources_dir
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from app.core.modelspec import ModelSpec, Postprocess
-from app.core.preprocess import Geometry
+from app.core.frames.preprocess import Geometry
+from app.core.model.spec import ModelSpec, Postprocess
 
 
 @dataclass

@@ -8,10 +8,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.core.drawing import draw_detections, draw_topk
-from app.core.modelspec import ModelSpec
-from app.core.postprocess import Detections, TopK, class_probabilities, postprocess_detections, topk
-from app.core.preprocess import Preprocessor
+from app.core.frames.drawing import draw_detections, draw_topk
+from app.core.frames.postprocess import (
+    Detections,
+    TopK,
+    class_probabilities,
+    postprocess_detections,
+    topk,
+)
+from app.core.frames.preprocess import Preprocessor
+from app.core.model.spec import ModelSpec
 from app.core.timing import StageTimer
 
 

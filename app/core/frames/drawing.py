@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.core.modelspec import ModelSpec
-from app.core.postprocess import Detections, TopK
+from app.core.frames.postprocess import Detections, TopK
+from app.core.model.spec import ModelSpec
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

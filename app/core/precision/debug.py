@@ -24,11 +24,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from app.core.calibration import CalibrationReader, latest_calibration, select_images
 from app.core.errors import CancelToken, UserError
-from app.core.graph_rules import compute_blocks, name_nodes
-from app.core.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
-from app.core.workspace import Workspace
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
+from app.core.quant.graph_rules import compute_blocks, name_nodes
+from app.core.quant.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]

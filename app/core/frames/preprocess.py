@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from app.core.modelspec import Preprocess
+from app.core.model.spec import Preprocess
 
 RING = 3  # tensors alive at once: one being filled, one in inference, one spare
 

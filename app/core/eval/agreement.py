@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.postprocess import Detections
+from app.core.frames.postprocess import Detections
 
 
 @dataclass

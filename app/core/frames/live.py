@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import CancelToken
-from app.core.pipeline import FramePipeline, FrameResult
-from app.core.sources import Frame
+from app.core.frames.pipeline import FramePipeline, FrameResult
+from app.core.frames.sources import Frame
 
 _END = object()
 

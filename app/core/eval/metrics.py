@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import UserError
-from app.core.postprocess import Detections
+from app.core.frames.postprocess import Detections
 
 
 def yolo_labels_to_coco(

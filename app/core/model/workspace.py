@@ -21,7 +21,8 @@ from typing import Any
 
 from app.core.atomic import write_json
 from app.core.errors import UserError
-from app.core.modelspec import ModelSpec, file_sha256
+from app.core.model.files import file_sha256
+from app.core.model.spec import ModelSpec
 from app.core.safe_json import load_json
 
 

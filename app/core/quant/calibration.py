@@ -23,13 +23,14 @@ import numpy as np
 
 from app.core.atomic import write_json
 from app.core.errors import CancelToken, UserError
-from app.core.imageio import ImageReadError, read_image
-from app.core.modelspec import ModelSpec, file_sha256
-from app.core.preprocess import Preprocessor
+from app.core.frames.imageio import ImageReadError, read_image
+from app.core.frames.preprocess import Preprocessor
+from app.core.frames.sources import Skipped, list_images
+from app.core.model.files import file_sha256
+from app.core.model.spec import ModelSpec
+from app.core.model.workspace import Workspace, cache_key
+from app.core.quant.trt_table import write_trt_native_cache
 from app.core.safe_json import load_json
-from app.core.sources import Skipped, list_images
-from app.core.trt_table import write_trt_native_cache
-from app.core.workspace import Workspace, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def calibrate(
     cancel: CancelToken | None = None,
 ) -> CalibrationResult:
     """Collect activation ranges for `ws`'s model on images from `images_dir` (see module doc)."""
-    from app.core.calib_ranges import collect_ranges, tensors_for_target
+    from app.core.quant.ranges import collect_ranges, tensors_for_target
 
     if method not in METHODS:
         raise UserError(

@@ -9,9 +9,10 @@ import numpy as np
 import onnx
 
 from app.core.errors import UserError
-from app.core.modelspec import ModelSpec, Postprocess, Preprocess, palette_color, read_label_file
+from app.core.model.files import read_label_file
+from app.core.model.sidecars import Sidecars
+from app.core.model.spec import ModelSpec, Postprocess, Preprocess, palette_color
 from app.core.resources import resources_dir
-from app.core.sidecars import Sidecars
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

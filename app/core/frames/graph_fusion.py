@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from app.core.atomic import atomic_path
-from app.core.modelspec import ModelSpec
+from app.core.model.spec import ModelSpec
 
 FUSED_INPUT = "frame_u8"
 FUSED_OUTPUT = "detections6"
@@ -178,8 +178,8 @@ def _fuse_yolox_scores(model: onnx.ModelProto) -> None:
 
 def fused_model_path(model_path: Path, spec: ModelSpec, folder: Path) -> Path:
     """Write (once) the fused copy of `model_path` into `folder`, keyed by file and settings."""
-    from app.core.modelspec import file_sha256
-    from app.core.workspace import cache_key
+    from app.core.model.files import file_sha256
+    from app.core.model.workspace import cache_key
 
     key = cache_key(
         "fuse",

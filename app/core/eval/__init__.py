@@ -1,0 +1,1 @@
+"""Measuring variants: evaluation, metrics, agreement, benchmarks, reports."""

@@ -1,0 +1,1 @@
+"""What a model is: its spec (data), inspection and guessing, checks, sidecars, workspace."""

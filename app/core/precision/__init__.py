@@ -1,0 +1,1 @@
+"""Finding layers that lose accuracy and keeping them in higher precision."""

@@ -1,0 +1,1 @@
+"""Reduced precision: calibration, ranges, TensorRT tables, Q/DQ and FP16 graphs, rules."""
