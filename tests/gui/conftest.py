@@ -12,10 +12,9 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="int8-studio-gui-tests-")
 
 import pytest
 
-ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
-MODEL = ASSETS / "models" / "yolox-nano-coco"
-VIDEO = ASSETS / "videos" / "bottle-detection.mp4"
-IMAGES = ASSETS / "images" / "coco-val-dev64"
+from tests.assets import ASSETS, VIDEO
+from tests.assets import COCO_DEV64 as IMAGES
+from tests.assets import YOLOX as MODEL
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,8 @@ from PySide6.QtCore import Qt
 
 from app.gui.panels.precision import PrecisionPanel
 from app.gui.precision_widgets import KEEP_COL
-
-ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
-RESNET = ASSETS / "models" / "resnet8-cifar10"
-CIFAR = ASSETS / "images" / "cifar10-test500"
+from tests.assets import CIFAR
+from tests.assets import RESNET8 as RESNET
 
 pytestmark = pytest.mark.skipif(
     not RESNET.is_dir() or not CIFAR.is_dir(),

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from app.core.errors import Cancelled, CancelToken
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnxruntime as ort
@@ -19,12 +18,7 @@ from app.backends.ort_trt_options import (
     trt_provider_options,
 )
 from app.core.errors import UserError
-
-# Same location rule as conftest.py: ../shared/assets, or $INT8_STUDIO_ASSETS.
-ASSETS = Path(
-    os.environ.get("INT8_STUDIO_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
-YOLOX = ASSETS / "models" / "yolox-nano-coco" / "yolox_nano.onnx"
+from tests.assets import YOLOX_ONNX as YOLOX
 
 
 def test_fp32_defaults_put_caches_in_workspace(tmp_path: Path) -> None:

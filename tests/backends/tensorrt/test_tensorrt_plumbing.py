@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +37,8 @@ from app.backends.tensorrt.deps import TRT_INSTALL_HINT
 from app.backends.tensorrt.engine_header import sha256_file, write_engine
 from app.backends.tensorrt.runtime import TensorRTRunner
 from app.core.errors import Cancelled, CancelToken, UserError
+from tests.assets import YOLOX_ONNX as YOLOX
 
-# Same location rule as conftest.py: ../shared/assets, or $INT8_STUDIO_ASSETS.
-ASSETS = Path(
-    os.environ.get("INT8_STUDIO_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
-YOLOX = ASSETS / "models" / "yolox-nano-coco" / "yolox_nano.onnx"
 needs_trt_gpu = pytest.mark.skipif(
     not tensorrt_status().available,
     reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",

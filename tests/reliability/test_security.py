@@ -29,7 +29,7 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8
 from tests.model_files import tiny_classifier
-from tests.reliability_helpers import ROOT, copy_images, copy_model_folder, deep_json
+from tests.reliability.helpers import ROOT, copy_images, copy_model_folder, deep_json
 
 APP = ROOT / "app"
 HUGE = 5 * 1024 * 1024  # over the app's 4 MiB sidecar limit

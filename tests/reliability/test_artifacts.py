@@ -1,7 +1,8 @@
 """Reliability (issue 8), artifacts: calibration tables and Q/DQ graphs that are truncated, come
 from another model, or from another version of the app are detected by key or hash, then rebuilt
 or refused with a message, never silently used. (TensorRT engine records are covered in
-tests/test_tensorrt_plumbing.py; their hostile side files in test_reliability_security.py.)"""
+tests/backends/tensorrt/;
+their hostile side files in test_security.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, needs_assets
-from tests.reliability_helpers import (
+from tests.reliability.helpers import (
     assert_one_line_error,
     cli,
     copy_images,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
 ENTRY = ROOT / "resources" / "desktop" / "int8-studio.desktop"
 SVG = ROOT / "resources" / "icons" / "int8-studio.svg"

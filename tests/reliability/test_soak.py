@@ -11,7 +11,7 @@ import sys
 from app.benchmarks.soak import main as soak_main
 from app.benchmarks.soak import rss_kb
 from tests.conftest import RESNET8, VIDEOS, needs_assets
-from tests.reliability_helpers import ROOT
+from tests.reliability.helpers import ROOT
 
 pytestmark = needs_assets
 VIDEO = VIDEOS / "bottle-detection.mp4"

@@ -26,7 +26,7 @@ from app.core.model.workspace import Workspace
 from app.core.quant.calibration import CalibrationResult, calibrate, latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, VIDEOS, YOLOX, needs_assets
-from tests.reliability_helpers import (
+from tests.reliability.helpers import (
     ROOT,
     CancelAtCheck,
     assert_one_line_error,

@@ -1,6 +1,7 @@
 """Reliability (issue 8), images: awkward and hostile image files through the real `run` and
-`calibrate` code paths. (tests/test_sources_and_run.py already runs the awkward folder through
-`run`; these cover calibration, paths, permissions, folders that change, and huge images.)"""
+`calibrate` code paths. (tests/core/frames/test_sources_and_run.py already runs the awkward
+folder through `run`; these cover calibration, paths, permissions, folders that change, and
+huge images.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from tests.conftest import IMAGES, RESNET8, needs_assets
 from tests.image_files import INVALID, VALID, make_awkward_folder
-from tests.reliability_helpers import (
+from tests.reliability.helpers import (
     cli,
     copy_images,
     copy_model_folder,

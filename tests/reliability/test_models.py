@@ -1,6 +1,6 @@
 """Reliability (issue 8), models: unusable model files through `run` and `calibrate` (not only
-`inspect`, which tests/test_modelspec.py covers), class lists that do not fit, dynamic inputs
-without a size, and an opset the installed ONNX Runtime does not have."""
+`inspect`, which tests/core/model/test_modelspec.py covers), class lists that do not fit, dynamic
+inputs without a size, and an opset the installed ONNX Runtime does not have."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import IMAGES, RESNET8, YOLOX, needs_assets
 from tests.model_files import text_model, tiny_classifier
-from tests.reliability_helpers import (
+from tests.reliability.helpers import (
     assert_one_line_error,
     cli,
     copy_images,
