@@ -10,11 +10,12 @@ looks valid; a reused folder is checked file by file against the hashes in its m
 from __future__ import annotations
 
 import logging
+import math
+import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,17 @@ import numpy as np
 
 from app.core.atomic import write_json
 from app.core.errors import CancelToken, UserError
-from app.core.frames.imageio import ImageReadError, read_image
-from app.core.frames.preprocess import Preprocessor
-from app.core.frames.sources import Skipped, list_images
+from app.core.frames.sources import Skipped
 from app.core.model.files import file_sha256
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace, cache_key
+from app.core.quant.calibration_images import CalibrationReader, select_images
 from app.core.quant.trt_table import write_trt_native_cache
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
 
 METHODS = ("minmax", "entropy", "percentile", "distribution")
-RECOMMENDED_IMAGES = 200  # the tutorials' advice for calibration set size
 CALIBRATION_VERSION = 1  # bump when the collection math changes: old caches stop matching
 Progress = Callable[[float, str], None]
 
@@ -74,98 +73,6 @@ class CalibrationResult:
                 "tensorrt_native": str(self.folder / "calibration_trt.cache"),
             },
         }
-
-
-def select_images(
-    images_dir: str | Path,
-    count: int | None = None,
-    fraction: float | None = None,
-    seed: int = 0,
-) -> tuple[list[Path], list[str]]:
-    """Pick calibration images reproducibly: all, `count` of them, or `fraction` of them."""
-    folder = Path(images_dir)
-    if not folder.is_dir():
-        raise UserError(
-            f"{folder}: not a folder; choose the folder holding your calibration images"
-        )
-    files = list_images(folder)
-    if not files:
-        raise UserError(
-            f"{folder}: no images found (looked recursively for jpg, png, bmp, webp, tif); "
-            "choose a folder of photos like the ones the model will see"
-        )
-    if count is not None and fraction is not None:
-        raise UserError("give either a count or a fraction of images, not both")
-    n = len(files)
-    if fraction is not None:
-        if not 0 < fraction <= 1:
-            raise UserError(f"fraction must be in (0, 1], not {fraction}")
-        n = max(1, round(len(files) * fraction))
-    elif count is not None:
-        if count < 1:
-            raise UserError(f"count must be at least 1, not {count}")
-        n = min(count, len(files))
-    rng = np.random.default_rng(seed)
-    chosen = sorted(files[i] for i in rng.choice(len(files), size=n, replace=False))
-    warnings = []
-    if n < RECOMMENDED_IMAGES:
-        warnings.append(
-            f"only {n} calibration images; about {RECOMMENDED_IMAGES} or more that look like your "
-            "real inputs give steadier INT8 ranges"
-        )
-    return chosen, warnings
-
-
-class CalibrationReader:
-    """Yields preprocessed batches while a thread pool decodes the next images.
-
-    OpenCV releases the GIL while decoding and resizing, so on two cores decoding overlaps the
-    model's own inference instead of alternating with it.
-    """
-
-    def __init__(
-        self,
-        spec: ModelSpec,
-        files: list[Path],
-        batch: int = 1,
-        workers: int = 2,
-        cancel: CancelToken | None = None,
-    ) -> None:
-        self.spec = spec
-        self.files = files
-        self.batch = batch
-        self.workers = workers
-        self.cancel = cancel or CancelToken()
-        self.skipped: list[Skipped] = []
-        self.used: list[str] = []
-        self.done = 0
-        self.pre = Preprocessor(spec.preprocess)
-
-    def _load(self, path: Path) -> tuple[Path, np.ndarray | None, str]:
-        try:
-            image = read_image(path)
-        except ImageReadError as exc:
-            return path, None, str(exc)
-        tensor, _ = self.pre.batch([image])
-        return path, tensor[0], ""
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        pending: list[np.ndarray] = []
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="calib-decode") as pool:
-            # map() keeps order and runs at most a few items ahead of the consumer
-            for path, tensor, reason in pool.map(self._load, self.files):
-                self.cancel.check()
-                self.done += 1
-                if tensor is None:
-                    self.skipped.append(Skipped(str(path), reason))
-                    continue
-                self.used.append(str(path))
-                pending.append(tensor)
-                if len(pending) == self.batch:
-                    yield np.stack(pending)
-                    pending = []
-        if pending:
-            yield np.stack(pending)
 
 
 def calibration_key(
@@ -230,6 +137,11 @@ def calibrate(
         raise UserError(
             f"unknown calibration method '{method}'; choose one of {', '.join(METHODS)}"
         )
+    if not (math.isfinite(percentile) and 0.0 < percentile <= 100.0):
+        raise UserError(
+            f"percentile {percentile} is not a percentage: give a value above 0 and at most 100 "
+            "(99.999 is the default)"
+        )
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
     spec = ws.spec()
@@ -243,6 +155,7 @@ def calibrate(
     meta = _load_existing(final, spec.sha256) if final.is_dir() else None
     if meta is not None:
         log.info("calibration %s reused (same model, preprocessing, images and method)", key)
+        _mark_latest(ws, key, method)
         progress(1.0, "reused cached calibration")
         return CalibrationResult(
             key,
@@ -258,7 +171,7 @@ def calibrate(
     if final.exists():
         log.warning("calibration %s is damaged or incomplete; rebuilding it", key)
         warnings.append(f"cached calibration {key} was damaged and has been rebuilt")
-        shutil.rmtree(final)
+        _remove_damaged(final)
     t0 = time.perf_counter()
     batch = 1 if isinstance(spec.input_shape[0], int) else 8
     reader = CalibrationReader(spec, files, batch=batch, cancel=cancel)
@@ -323,7 +236,7 @@ def calibrate(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_json(ws.path("calibration", "latest.json"), {"key": key, "method": method})
+    _mark_latest(ws, key, method)
     progress(1.0, f"calibrated on {len(reader.used)} images in {seconds:.1f} s")
     return CalibrationResult(
         key,
@@ -336,6 +249,22 @@ def calibrate(
         False,
         warnings,
     )
+
+
+def _mark_latest(ws: Workspace, key: str, method: str) -> None:
+    """Make `key` the calibration that `quantize` uses: the last one asked for, built or reused."""
+    write_json(ws.path("calibration", "latest.json"), {"key": key, "method": method})
+
+
+def _remove_damaged(folder: Path) -> None:
+    """Remove a damaged calibration folder; another job rebuilding the same key may remove it
+    first, so it is moved aside under a unique name before it is deleted."""
+    aside = folder.with_name(f".{folder.name}.{os.getpid()}.{time.monotonic_ns()}.damaged")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_tables(ranges: Any, folder: Path, method: str) -> None:
