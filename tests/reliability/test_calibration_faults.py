@@ -4,6 +4,7 @@ does not grow with the folder, and concurrent rebuilds of one damaged calibratio
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -103,3 +104,15 @@ def test_concurrent_rebuilds_of_one_damaged_calibration_all_succeed(ws, images):
     # every outcome is either a rebuilt calibration or a clear "another calibration is writing"
     assert latest_calibration(ws) == result.folder
     assert load_json(result.folder / "ranges.json")
+
+
+def test_fifo_and_symlink_loop_are_skipped_with_what_they_are(ws, images):
+    os.mkfifo(images / "cat" / "pipe.jpg")  # reading it would block forever
+    (images / "cat" / "loop.jpg").symlink_to("loop.jpg")
+    (images / "cat" / "gone.jpg").symlink_to("nowhere.jpg")
+    result = calibrate(ws, images, method="minmax")
+    reasons = {Path(s.source).name: s.reason for s in result.skipped}
+    assert len(result.images_used) == 6
+    assert "named pipe" in reasons["pipe.jpg"]  # was "empty file (0 bytes)"
+    assert "symbolic link loop" in reasons["loop.jpg"]  # was "file disappeared"
+    assert "broken symbolic link" in reasons["gone.jpg"]

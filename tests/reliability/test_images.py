@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import app.core.frames.sources as sources_mod
-import app.core.quant.calibration as calibration_mod
+import app.core.quant.calibration_images as calibration_mod
 from app.cli.main import main
 from app.core.frames.imageio import ImageReadError, read_image
 from app.core.model.inspection import inspect_model

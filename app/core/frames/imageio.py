@@ -6,6 +6,8 @@ CMYK, 16-bit, grey and alpha conversions itself; Pillow is the fallback for form
 
 from __future__ import annotations
 
+import errno
+import stat
 from pathlib import Path
 
 import cv2
@@ -68,16 +70,16 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode `path` into an HxWx3 BGR uint8 array; raise `ImageReadError` with the reason."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # a FIFO or device would block or stream forever; it is never a photo
+            raise ImageReadError(f"not a regular file ({_file_kind(info.st_mode)}); skip it")
+        size = info.st_size
         if size == 0:
             raise ImageReadError("empty file (0 bytes)")
         data = np.fromfile(path, dtype=np.uint8)
-    except PermissionError as exc:
-        raise ImageReadError("permission denied; check the file's permissions") from exc
-    except FileNotFoundError as exc:
-        raise ImageReadError("file disappeared while reading") from exc
     except OSError as exc:
-        raise ImageReadError(f"cannot read file ({exc.strerror or exc})") from exc
+        raise ImageReadError(os_error_reason(path, exc)) from exc
     dims = _pil_size(path)
     if dims and dims[0] * dims[1] > MAX_PIXELS:
         raise ImageReadError(f"image too large ({dims[0]}x{dims[1]} pixels; limit 120 MP)")
@@ -89,6 +91,32 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
         raise ImageReadError(f"unexpected decoded shape {img.shape}")
     return img
+
+
+def os_error_reason(path: Path, exc: OSError) -> str:
+    """Why `path` cannot be read, in the words of a "skipped" list."""
+    if isinstance(exc, PermissionError):
+        return "permission denied; check the file's permissions"
+    if isinstance(exc, FileNotFoundError):
+        if path.is_symlink():
+            return "broken symbolic link (its target does not exist)"
+        return "file disappeared while reading"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link points back at itself)"
+    return f"cannot read file ({exc.strerror or exc})"
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 def _read_with_pillow(path: Path) -> np.ndarray:

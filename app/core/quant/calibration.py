@@ -24,6 +24,7 @@ import numpy as np
 
 from app.core.atomic import write_json
 from app.core.errors import CancelToken, UserError
+from app.core.frames.imageio import os_error_reason
 from app.core.frames.sources import Skipped
 from app.core.model.files import file_sha256
 from app.core.model.spec import ModelSpec
@@ -84,9 +85,9 @@ def calibration_key(
     for p in list(files):
         try:
             st = p.stat()
-        except OSError:
+        except OSError as exc:
             files.remove(p)
-            skipped.append(Skipped(str(p), "file disappeared while reading"))
+            skipped.append(Skipped(str(p), os_error_reason(p, exc)))
             continue
         listing.append((str(p), st.st_size, st.st_mtime_ns))
     return cache_key(
