@@ -8,6 +8,8 @@ import sys
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
+from app.gui.platform_check import check_platform
+
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -15,6 +17,7 @@ def application() -> QApplication:
     """The one QApplication (created on first use)."""
     app = QApplication.instance()
     if app is None:
+        check_platform()  # Qt would abort with a core dump, naming no library or package
         # The GUI thread, the frame reader, inference and drawing hand the GIL to each other
         # around short C calls many times per frame; with CPython's default 5 ms switch
         # interval a thread that wants it back can wait that long (run_live does the same).
