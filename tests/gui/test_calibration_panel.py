@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
 from app.gui.panels.calibration import CalibrationPanel
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("app.core.quant.calibration") is None,
-    reason="calibration core not landed yet",
-)
 
 
 def test_calibrate_then_cancel(qtbot, state, paths, make_panel):
@@ -40,3 +31,18 @@ def test_empty_folder_is_inline_error(qtbot, state, tmp_path, make_panel):
     panel.folder.setText(str(tmp_path))
     assert not panel.start()
     assert "no images" in panel.messages.text("folder")
+
+
+def test_first_values_are_the_declared_defaults(qtbot, state, make_panel):
+    """A fresh panel starts where `int8-studio calibrate` and calibrate() do (it said MinMax)."""
+    import inspect
+
+    from app.core import defaults
+    from app.core.quant.calibration import calibrate
+
+    panel = make_panel(CalibrationPanel, state)
+    assert defaults.CALIBRATION_METHOD == "percentile"
+    assert panel.method.currentText() == defaults.CALIBRATION_METHOD
+    assert inspect.signature(calibrate).parameters["method"].default == panel.method.currentText()
+    assert panel.seed.value() == defaults.CALIBRATION_SEED
+    assert panel.count.value() == defaults.CALIBRATION_COUNT and panel.count.text() == "all"

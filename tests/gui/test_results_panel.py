@@ -51,6 +51,12 @@ def test_bad_file_inline(qtbot, tmp_path, state, make_panel):
     bad.write_text("{not json")
     assert not panel.load_file(bad)
     assert "bad.json" in panel.messages.text("load")
+    # read through the capped reader: absurd nesting is a message, not a RecursionError
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    assert not panel.load_file(deep)
+    assert "deep.json" in panel.messages.text("load")
+    assert "nested too deeply" in panel.messages.text("load")
 
 
 def small_eval_folder(tmp_path, paths, n=6):
