@@ -46,3 +46,24 @@ def test_first_values_are_the_declared_defaults(qtbot, state, make_panel):
     assert inspect.signature(calibrate).parameters["method"].default == panel.method.currentText()
     assert panel.seed.value() == defaults.CALIBRATION_SEED
     assert panel.count.value() == defaults.CALIBRATION_COUNT and panel.count.text() == "all"
+
+
+def test_preview_skips_a_tiny_image_and_says_so(qtbot, state, tmp_path, paths, make_panel):
+    """A 3x2 PNG made the reduced decode raise cv2.error and the whole preview stayed blank."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    for image in sorted((paths["images"] / "images").glob("*.jpg"))[:3]:
+        shutil.copy(image, tmp_path / image.name)
+    assert cv2.imwrite(str(tmp_path / "tiny.png"), np.full((2, 3, 3), 200, np.uint8))
+    panel = make_panel(CalibrationPanel, state)
+    panel.folder.setText(str(tmp_path))
+    panel.preview()
+    qtbot.waitUntil(lambda: panel.messages.has("thumbs"), timeout=20000)
+    assert panel.thumbs.count() == 3
+    shown = {panel.thumbs.item(i).toolTip() for i in range(panel.thumbs.count())}
+    assert str(tmp_path / "tiny.png") not in shown
+    assert "1 of 4 thumbnails not shown" in panel.messages.text("thumbs")
+    assert "tiny.png" in panel.messages.text("thumbs")

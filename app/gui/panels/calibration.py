@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,30 @@ MAX_THUMBS = 48
 THUMB = 72
 
 
-def load_thumbnails(files: list[Path], *, progress: Any, cancel: Any) -> list[tuple[str, Any]]:
-    """Small QImages of the first files (worker side; decoding at reduced size is cheap)."""
-    out = []
+@dataclass
+class Thumbnails:
+    """What the preview shows: (path, QImage) of the first files, and the files among them that
+    could not be decoded as a thumbnail."""
+
+    images: list[tuple[str, Any]] = field(default_factory=list)
+    not_shown: list[str] = field(default_factory=list)
+    chosen: int = 0  # files in the sample (only the first MAX_THUMBS are previewed)
+
+
+def load_thumbnails(files: list[Path], *, progress: Any, cancel: Any) -> Thumbnails:
+    """Small QImages of the first files (worker side; decoding at reduced size is cheap). A file
+    that cannot be previewed is listed, not fatal: the rest are still shown."""
+    out = Thumbnails(chosen=len(files))
     for i, path in enumerate(files[:MAX_THUMBS]):
         cancel.check()
-        image = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
-        if image is not None:
-            out.append((str(path), to_qimage(image, (THUMB * 2, THUMB * 2))))
+        try:
+            # a reduced decode of an image under 4 px a side asserts in cv2.resize (3x2 PNG)
+            image = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
+            if image is None or image.size == 0:
+                raise ValueError("not decodable")
+            out.images.append((str(path), to_qimage(image, (THUMB * 2, THUMB * 2))))
+        except (cv2.error, ValueError):
+            out.not_shown.append(str(path))
         progress((i + 1) / min(len(files), MAX_THUMBS), "thumbnails")
     return out
 
@@ -140,12 +157,23 @@ class CalibrationPanel(Panel):
         self.thumbs.clear()
         self.pool.start(load_thumbnails, files, name="thumbnails", on_finished=self._show_thumbs)
 
-    def _show_thumbs(self, thumbs: list[tuple[str, Any]]) -> None:
+    def _show_thumbs(self, thumbs: Thumbnails) -> None:
         self.thumbs.clear()
-        for path, image in thumbs:
+        for path, image in thumbs.images:
             item = QListWidgetItem(QIcon(QPixmap.fromImage(image)), "")
             item.setToolTip(path)
             self.thumbs.addItem(item)
+        if thumbs.not_shown:
+            names = ", ".join(Path(p).name for p in thumbs.not_shown[:3])
+            more = "…" if len(thumbs.not_shown) > 3 else ""
+            self.messages.set(
+                "thumbs",
+                f"{len(thumbs.not_shown)} of {min(thumbs.chosen, MAX_THUMBS)} thumbnails not "
+                f"shown (too small or unreadable for a preview: {names}{more})",
+                "info",
+            )
+        else:
+            self.messages.clear("thumbs")
 
     def start(self) -> bool:
         """Run calibration in a worker; False with an inline message when it cannot start."""
