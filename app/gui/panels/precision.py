@@ -141,7 +141,7 @@ class PrecisionPanel(Panel):
             self.status.setText(f"analysis from {saved.get('images', '?')} images (saved)")
 
     def _target(self) -> str:
-        return str(self.target.currentData() or "ort-cpu")
+        return str(self.target.currentData() or defaults.BACKEND)
 
     def _target_changed(self) -> None:
         self.set_setting("target", self._target())
