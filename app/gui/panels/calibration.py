@@ -197,6 +197,7 @@ class CalibrationPanel(Panel):
             ws,
             folder,
             method=self.method.currentText(),
+            percentile=defaults.PERCENTILE,  # what the CLI uses (no field for it here)
             name="calibration",
             on_finished=self._finished,
             cancelled="Cancelled; nothing was kept.",
