@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r[0] != "fp32" and base.get(r[1]):
             print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
-    write_json(ws.path("results", "bench.json"), report)
+    write_json(ws.bench_path(), report)
     save_json(args.json_out, report)
     if args.plot:
         plot_latency(rows, Path(args.plot))

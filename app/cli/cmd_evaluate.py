@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         progress=ProgressBar("evaluating"),
     )
-    write_json(ws.path("results", f"evaluate-{args.backend}.json"), report)
+    write_json(ws.evaluation_path(args.backend), report)
     print_report(report)
     save_json(args.json_out, report)
     return 0

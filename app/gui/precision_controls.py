@@ -1,5 +1,5 @@
 """The Precision panel's controls: evaluation folder, target layout, image count, accepted drop,
-the Analyse / Auto / Re-run / Cancel buttons, and the job's progress and status."""
+the Analyse / Auto / Re-run buttons, and room for the panel's job bar."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -22,8 +21,8 @@ TARGETS = ("ort-cpu", "tensorrt")
 
 
 class PrecisionControls(QGroupBox):
-    """The "Analyse and fix" box. Starting values come from the panel's saved settings; the
-    panel connects the buttons and reads the fields."""
+    """The "Analyse and fix" box. Starting values come from the panel's saved settings (or the
+    declared defaults); the panel connects the buttons, reads the fields and adds its job bar."""
 
     def __init__(
         self,
@@ -76,26 +75,15 @@ class PrecisionControls(QGroupBox):
         self.auto_btn.setToolTip("Keep the fewest worst blocks float that meet the max drop")
         self.rerun_btn = QPushButton("Re-run")
         self.rerun_btn.setToolTip("Build int8-custom with the ticked blocks float and score it")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn, self.cancel_btn):
+        for w in self.buttons():
             row2.addWidget(w)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumWidth(160)
-        self.progress.setVisible(False)
-        self.status = QLabel("")
-        self.status.setMinimumWidth(120)
-        row2.addWidget(self.progress)
-        row2.addWidget(self.status, 1)
+        self.row2 = row2
         outer.addLayout(row2)
 
-    def set_running(self, running: bool) -> None:
-        """Buttons and progress bar for a job starting (True) or ended (False)."""
-        for w in (self.analyse_btn, self.auto_btn, self.rerun_btn):
-            w.setEnabled(not running)
-        self.cancel_btn.setEnabled(running)
-        self.progress.setVisible(running)
-        if running:
-            self.progress.setValue(0)
+    def buttons(self) -> list[QPushButton]:
+        """The buttons that start a job (disabled while one runs)."""
+        return [self.analyse_btn, self.auto_btn, self.rerun_btn]
+
+    def add_job_bar(self, bar: QWidget) -> None:
+        """Put the panel's job bar after the buttons."""
+        self.row2.addWidget(bar, 1)

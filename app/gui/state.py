@@ -11,8 +11,6 @@ from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 
-VARIANT_NAMES = ("fp32", "fp16", "int8")
-
 
 class AppState(QObject):
     """What every panel shares; panels subscribe to its signals instead of to each other."""

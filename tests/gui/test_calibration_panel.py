@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
 from app.gui.panels.calibration import CalibrationPanel
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("app.core.quant.calibration") is None,
-    reason="calibration core not landed yet",
-)
 
 
 def test_calibrate_then_cancel(qtbot, state, paths, make_panel):
@@ -40,3 +31,39 @@ def test_empty_folder_is_inline_error(qtbot, state, tmp_path, make_panel):
     panel.folder.setText(str(tmp_path))
     assert not panel.start()
     assert "no images" in panel.messages.text("folder")
+
+
+def test_first_values_are_the_declared_defaults(qtbot, state, make_panel):
+    """A fresh panel starts where `int8-studio calibrate` and calibrate() do (it said MinMax)."""
+    import inspect
+
+    from app.core import defaults
+    from app.core.quant.calibration import calibrate
+
+    panel = make_panel(CalibrationPanel, state)
+    assert defaults.CALIBRATION_METHOD == "percentile"
+    assert panel.method.currentText() == defaults.CALIBRATION_METHOD
+    assert inspect.signature(calibrate).parameters["method"].default == panel.method.currentText()
+    assert panel.seed.value() == defaults.CALIBRATION_SEED
+    assert panel.count.value() == defaults.CALIBRATION_COUNT and panel.count.text() == "all"
+
+
+def test_preview_skips_a_tiny_image_and_says_so(qtbot, state, tmp_path, paths, make_panel):
+    """A 3x2 PNG made the reduced decode raise cv2.error and the whole preview stayed blank."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    for image in sorted((paths["images"] / "images").glob("*.jpg"))[:3]:
+        shutil.copy(image, tmp_path / image.name)
+    assert cv2.imwrite(str(tmp_path / "tiny.png"), np.full((2, 3, 3), 200, np.uint8))
+    panel = make_panel(CalibrationPanel, state)
+    panel.folder.setText(str(tmp_path))
+    panel.preview()
+    qtbot.waitUntil(lambda: panel.messages.has("thumbs"), timeout=20000)
+    assert panel.thumbs.count() == 3
+    shown = {panel.thumbs.item(i).toolTip() for i in range(panel.thumbs.count())}
+    assert str(tmp_path / "tiny.png") not in shown
+    assert "1 of 4 thumbnails not shown" in panel.messages.text("thumbs")
+    assert "tiny.png" in panel.messages.text("thumbs")

@@ -156,3 +156,16 @@ def test_cancel_keeps_earlier_analysis(qtbot, resnet_spec, calibrated_root, make
     assert "Cancelled" in panel.status.text()
     assert panel.job is None and panel.analyse_btn.isEnabled() and not panel.cancel_btn.isEnabled()
     assert panel.analysis is before
+
+
+def test_damaged_saved_analysis_is_ignored(tmp_path, resnet_spec, calibrated_root, make_panel):
+    """The saved analysis is read through the capped reader: absurd nesting (a RecursionError
+    from json.loads) means "analyse again", not a panel that fails to open."""
+    root = tmp_path / "ws"
+    shutil.copytree(calibrated_root, root)
+    saved = root / "results" / "precision-analysis-ort-cpu.json"
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_text("[" * 200_000 + "]" * 200_000)
+    panel = make_panel(PrecisionPanel, resnet_state(root, resnet_spec))
+    assert panel.analysis is None and not panel.messages.has("calibration")
+    assert panel.analyse_btn.isEnabled()

@@ -51,6 +51,12 @@ def test_bad_file_inline(qtbot, tmp_path, state, make_panel):
     bad.write_text("{not json")
     assert not panel.load_file(bad)
     assert "bad.json" in panel.messages.text("load")
+    # read through the capped reader: absurd nesting is a message, not a RecursionError
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    assert not panel.load_file(deep)
+    assert "deep.json" in panel.messages.text("load")
+    assert "nested too deeply" in panel.messages.text("load")
 
 
 def small_eval_folder(tmp_path, paths, n=6):
@@ -140,3 +146,27 @@ def test_evaluate_without_images_is_inline(qtbot, state, make_panel):
     panel.images.setText("")
     assert not panel.evaluate()
     assert "folder of evaluation images" in panel.messages.text("evaluate")
+
+
+def test_first_ticks_are_the_declared_variants(
+    qtbot, tmp_path, int8_workspace, yolox_spec, make_panel
+):
+    """Evaluate starts with the variants `int8-studio evaluate` scores by default; other built
+    variants are listed unticked (all were ticked)."""
+    import copy
+    import shutil
+
+    from app.core import defaults
+    from app.gui.state import AppState
+
+    root = tmp_path / "ws"
+    shutil.copytree(int8_workspace, root)
+    st = AppState(workspace_root=root)
+    st.set_spec(copy.deepcopy(yolox_spec))
+    ws = st.workspace()
+    shutil.copy(ws.variant_path("int8"), ws.variant_path("int8-copy"))
+    ws.record_variant("int8-copy", {"precision": "int8"})
+    panel = make_panel(ResultsPanel, st)
+    assert set(panel.variant_checks) == {"fp32", "int8", "int8-copy"}
+    ticked = {n for n, box in panel.variant_checks.items() if box.isChecked()}
+    assert ticked == {"fp32", "int8"} == set(panel.variant_checks) & set(defaults.VARIANTS)

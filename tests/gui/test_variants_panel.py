@@ -52,3 +52,17 @@ def test_nothing_ticked_is_inline_error(qtbot, state, make_panel):
         box.setChecked(False)
     assert not panel.build()
     assert "tick" in panel.messages.text("build")
+
+
+def test_failed_job_is_inline_and_the_bar_resets(qtbot, state, make_panel):
+    """INT8 without a calibration fails inside the job: the job bar shows it running, then the
+    message is inline and the panel can start again."""
+    panel = make_panel(VariantsPanel, state)
+    panel.precisions["fp16"].setChecked(False)
+    assert panel.build()
+    assert panel.progress.isVisible() and panel.cancel_btn.isEnabled()
+    assert not panel.build_btn.isEnabled() and not panel.build()  # one job at a time
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert "no calibration yet" in panel.messages.text("job")
+    assert panel.build_btn.isEnabled() and not panel.cancel_btn.isEnabled()
+    assert not panel.progress.isVisible()

@@ -7,7 +7,7 @@ Layout (all writes atomic; every reused file is checked against the key it was m
     <root>/variants/<name>.onnx           fp32 (copy of the source), fp16, int8 graphs ...
     <root>/variants/<name>.json           how the variant was made, with its key and file sha256
     <root>/engines/                       TensorRT engines, engine and timing caches
-    <root>/results/                       evaluation and benchmark JSON
+    <root>/results/                       evaluate-<backend>.json, bench.json, precision analyses
 """
 
 from __future__ import annotations
@@ -100,6 +100,31 @@ class Workspace:
 
     def variant_meta_path(self, name: str) -> Path:
         return self.path("variants", f"{safe_component(name)}.json")
+
+    # results -------------------------------------------------------------------------------
+    @property
+    def results_dir(self) -> Path:
+        """Where evaluation and benchmark JSON go (not created: reading must not write)."""
+        return self.root / "results"
+
+    def evaluation_path(self, backend: str) -> Path:
+        """The evaluation report of one backend (`evaluate` and the Results panel write it)."""
+        return self.path("results", f"evaluate-{safe_component(backend)}.json")
+
+    def bench_path(self) -> Path:
+        """The benchmark report (`bench` writes it; the Results panel merges it)."""
+        return self.path("results", "bench.json")
+
+    def result_files(self) -> list[Path]:
+        """The evaluation reports, newest first, then the benchmark when there is one."""
+        folder = self.results_dir
+        if not folder.is_dir():
+            return []
+        reports = sorted(
+            folder.glob("evaluate-*.json"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        bench = folder / "bench.json"
+        return reports + ([bench] if bench.is_file() else [])
 
     # variants ------------------------------------------------------------------------------
     def record_variant(self, name: str, meta: dict[str, Any]) -> None:

@@ -1,22 +1,24 @@
-"""What every panel shares: app state, the worker pool, inline messages, settings; and the
-helper that runs a panel as its own window."""
+"""What every panel shares: app state, the worker pool, inline messages, settings, one way to
+run a job (`run_job` with a `JobBar`); and the helper that runs a panel as its own window."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QComboBox, QVBoxLayout, QWidget
 
 from app.backends.base import BackendStatus
 from app.backends.registry import BACKENDS, backend_statuses
+from app.gui.job_bar import JobBar
 from app.gui.messages import MessageBar
 from app.gui.settings import Settings
 from app.gui.state import AppState
-from app.gui.workers import WorkerPool, default_pool
+from app.gui.workers import Job, WorkerPool, default_pool
 
 ASSETS = Path(__file__).resolve().parents[3].parent / "shared" / "assets"
 
@@ -44,6 +46,8 @@ class Panel(QWidget):
         outer.addWidget(self.messages)
         self.body = QVBoxLayout()
         outer.addLayout(self.body, 1)
+        self.job: Job | None = None  # the panel's one running job (run_job), if any
+        self.job_buttons: list[QWidget] = []
         self.state.spec_changed.connect(self.on_spec_changed)
 
     def on_spec_changed(self, spec: object) -> None:
@@ -59,11 +63,71 @@ class Panel(QWidget):
         """Inline message for a failed job (the pool's sink has already logged it)."""
         self.messages.set("job", message, "error")
 
+    # jobs ------------------------------------------------------------------------------------
+    def make_job_bar(self, idle_text: str = "", buttons: Iterable[QWidget] = ()) -> JobBar:
+        """This panel's job bar; `buttons` (those that start jobs) are disabled while one runs.
+        The panel places the bar in its layout."""
+        self.job_bar = JobBar(idle_text, self)
+        self.job_bar.cancel_btn.clicked.connect(self.cancel)
+        self.job_buttons = list(buttons)
+        # the bar's parts by the names the panels, their tests and the screenshots use
+        self.progress, self.status = self.job_bar.progress, self.job_bar.status
+        self.cancel_btn = self.job_bar.cancel_btn
+        return self.job_bar
+
+    def run_job(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str,
+        on_finished: Callable[[Any], None],
+        cancelled: str = "Cancelled; earlier results kept.",
+        **kwargs: Any,
+    ) -> bool:
+        """Run `fn(*args, progress=, cancel=, **kwargs)` in the pool with the job bar showing
+        its progress; `on_finished` gets the result, a failure is an inline message, a cancel
+        says `cancelled`. False (nothing started) while another job of this panel runs."""
+        if self.job is not None:
+            return False
+        self.messages.clear("job")
+        self.job_bar.started()
+        for button in self.job_buttons:
+            button.setEnabled(False)
+
+        def finished(result: Any) -> None:
+            self.job_bar.finished()
+            on_finished(result)
+
+        self.job = self.pool.start(
+            fn,
+            *args,
+            name=name,
+            on_progress=self.job_bar.set_progress,
+            on_finished=finished,
+            on_error=self.show_job_error,
+            on_cancelled=lambda: self.status.setText(cancelled),
+            on_done=self._job_done,
+            **kwargs,
+        )
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop (it stops at its next check)."""
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+
+    def _job_done(self) -> None:
+        self.job = None
+        self.job_bar.stopped()
+        for button in self.job_buttons:
+            button.setEnabled(True)
+
 
 class BackendStatuses(QObject):
     """Probes backends once, off the GUI thread (a GPU probe can take seconds)."""
 
-    ready = Signal(list)
+    ready = Signal(object)  # list[BackendStatus]; object: so `finished` connects to it
 
     def __init__(self, pool: WorkerPool) -> None:
         super().__init__()
@@ -73,7 +137,10 @@ class BackendStatuses(QObject):
         self.pool.start(
             lambda progress, cancel: list(backend_statuses()),
             name="backend probe",
-            on_finished=self.ready.emit,
+            # signal to signal: Qt drops the connection when this object goes with its panel
+            # (a bound `emit` would be called on the deleted object: "Signal source has been
+            # deleted" when a panel closes before the probe ends)
+            on_finished=self.ready,
         )
 
 

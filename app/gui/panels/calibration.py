@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +18,46 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTreeWidget,
     QTreeWidgetItem,
 )
 
+from app.core import defaults
 from app.core.errors import UserError
+from app.core.quant import calibration as calib
 from app.gui.panels.base import Panel, run_panel
 from app.gui.stream import to_qimage
-from app.gui.workers import Job
 
-try:  # the calibration core may be missing from an older checkout
-    from app.core.quant import calibration as calib
-except ImportError:  # pragma: no cover - depends on the checkout
-    calib = None  # type: ignore[assignment]
-
-METHODS = getattr(calib, "METHODS", ("minmax", "entropy", "percentile", "distribution"))
 MAX_THUMBS = 48
 THUMB = 72
 
 
-def load_thumbnails(files: list[Path], *, progress: Any, cancel: Any) -> list[tuple[str, Any]]:
-    """Small QImages of the first files (worker side; decoding at reduced size is cheap)."""
-    out = []
+@dataclass
+class Thumbnails:
+    """What the preview shows: (path, QImage) of the first files, and the files among them that
+    could not be decoded as a thumbnail."""
+
+    images: list[tuple[str, Any]] = field(default_factory=list)
+    not_shown: list[str] = field(default_factory=list)
+    chosen: int = 0  # files in the sample (only the first MAX_THUMBS are previewed)
+
+
+def load_thumbnails(files: list[Path], *, progress: Any, cancel: Any) -> Thumbnails:
+    """Small QImages of the first files (worker side; decoding at reduced size is cheap). A file
+    that cannot be previewed is listed, not fatal: the rest are still shown."""
+    out = Thumbnails(chosen=len(files))
     for i, path in enumerate(files[:MAX_THUMBS]):
         cancel.check()
-        image = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
-        if image is not None:
-            out.append((str(path), to_qimage(image, (THUMB * 2, THUMB * 2))))
+        try:
+            # a reduced decode of an image under 4 px a side asserts in cv2.resize (3x2 PNG)
+            image = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
+            if image is None or image.size == 0:
+                raise ValueError("not decodable")
+            out.images.append((str(path), to_qimage(image, (THUMB * 2, THUMB * 2))))
+        except (cv2.error, ValueError):
+            out.not_shown.append(str(path))
         progress((i + 1) / min(len(files), MAX_THUMBS), "thumbnails")
     return out
 
@@ -59,7 +70,6 @@ class CalibrationPanel(Panel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.job: Job | None = None
         self.result: Any = None
         row = QHBoxLayout()
         self.folder = QLineEdit(str(self.setting("folder", "")))
@@ -75,7 +85,7 @@ class CalibrationPanel(Panel):
         self.count = QSpinBox()
         self.count.setRange(0, 100000)
         self.count.setSpecialValueText("all")
-        self.count.setValue(int(self.setting("count", 0)))
+        self.count.setValue(int(self.setting("count", defaults.CALIBRATION_COUNT)))
         self.fraction = QDoubleSpinBox()
         self.fraction.setRange(0.0, 1.0)
         self.fraction.setSingleStep(0.05)
@@ -83,9 +93,10 @@ class CalibrationPanel(Panel):
         self.fraction.setToolTip("Use this fraction of the folder instead of a count")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(defaults.CALIBRATION_SEED)
         self.method = QComboBox()
-        self.method.addItems(list(METHODS))
-        self.method.setCurrentText(str(self.setting("method", "minmax")))
+        self.method.addItems(list(calib.METHODS))
+        self.method.setCurrentText(str(self.setting("method", defaults.CALIBRATION_METHOD)))
         for label, w in (
             ("Count", self.count),
             ("or fraction", self.fraction),
@@ -99,10 +110,7 @@ class CalibrationPanel(Panel):
         self.preview_btn.clicked.connect(self.preview)
         self.run_btn = QPushButton("Calibrate")
         self.run_btn.clicked.connect(self.start)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.cancel_btn.setEnabled(False)
-        for w in (self.preview_btn, self.run_btn, self.cancel_btn):
+        for w in (self.preview_btn, self.run_btn):
             opts.addWidget(w)
         self.body.addLayout(opts)
 
@@ -116,20 +124,13 @@ class CalibrationPanel(Panel):
         self.thumbs.setMinimumHeight(THUMB + 24)
         self.body.addWidget(self.thumbs, 3)
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setFormat("%p%")
-        self.status = QLabel("Not calibrated yet.")
-        self.body.addWidget(self.progress)
-        self.body.addWidget(self.status)
+        self.body.addWidget(self.make_job_bar("Not calibrated yet.", [self.run_btn]))
         self.body.addWidget(QLabel("Skipped files"))
         self.skipped = QTreeWidget()
         self.skipped.setHeaderLabels(["file", "reason"])
         self.skipped.setColumnWidth(0, 380)
         self.skipped.setMinimumHeight(80)
         self.body.addWidget(self.skipped, 1)
-        if calib is None:
-            self.messages.set("core", "calibration is not available in this build", "warning")
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Calibration images", self.folder.text())
@@ -143,8 +144,6 @@ class CalibrationPanel(Panel):
 
     def preview(self) -> None:
         """Show thumbnails of the images the current settings would choose."""
-        if calib is None:
-            return
         folder = self.folder.text().strip()
         try:
             files, warnings = calib.select_images(folder, **self._sample_args())
@@ -158,16 +157,27 @@ class CalibrationPanel(Panel):
         self.thumbs.clear()
         self.pool.start(load_thumbnails, files, name="thumbnails", on_finished=self._show_thumbs)
 
-    def _show_thumbs(self, thumbs: list[tuple[str, Any]]) -> None:
+    def _show_thumbs(self, thumbs: Thumbnails) -> None:
         self.thumbs.clear()
-        for path, image in thumbs:
+        for path, image in thumbs.images:
             item = QListWidgetItem(QIcon(QPixmap.fromImage(image)), "")
             item.setToolTip(path)
             self.thumbs.addItem(item)
+        if thumbs.not_shown:
+            names = ", ".join(Path(p).name for p in thumbs.not_shown[:3])
+            more = "…" if len(thumbs.not_shown) > 3 else ""
+            self.messages.set(
+                "thumbs",
+                f"{len(thumbs.not_shown)} of {min(thumbs.chosen, MAX_THUMBS)} thumbnails not "
+                f"shown (too small or unreadable for a preview: {names}{more})",
+                "info",
+            )
+        else:
+            self.messages.clear("thumbs")
 
     def start(self) -> bool:
         """Run calibration in a worker; False with an inline message when it cannot start."""
-        if self.job is not None or calib is None:
+        if self.job is not None:
             return False
         self.messages.clear()
         folder = self.folder.text().strip()
@@ -182,36 +192,20 @@ class CalibrationPanel(Panel):
         self.set_setting("method", self.method.currentText())
         self.preview()
         self.skipped.clear()
-        self.progress.setValue(0)
-        self.job = self.pool.start(
+        return self.run_job(
             calib.calibrate,
             ws,
             folder,
             method=self.method.currentText(),
+            percentile=defaults.PERCENTILE,  # what the CLI uses (no field for it here)
             name="calibration",
-            on_progress=self._progress,
             on_finished=self._finished,
-            on_error=self.show_job_error,
-            on_cancelled=lambda: self.status.setText("Cancelled; nothing was kept."),
-            on_done=self._done,
+            cancelled="Cancelled; nothing was kept.",
             **self._sample_args(),
         )
-        self.run_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        return True
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("Cancelling…")
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status.setText(message)
 
     def _finished(self, result: Any) -> None:
         self.result = result
-        self.progress.setValue(1000)
         how = "reused" if result.reused else f"{result.images_per_s:.1f} img/s"
         self.status.setText(
             f"Calibrated ({result.method}) on {len(result.images_used)} images, "
@@ -222,11 +216,6 @@ class CalibrationPanel(Panel):
         for i, text in enumerate(result.warnings):
             self.messages.set(f"warn{i}", text, "info")
         self.state.variants_changed.emit()
-
-    def _done(self) -> None:
-        self.job = None
-        self.run_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
 
 
 def main() -> int:

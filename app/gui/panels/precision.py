@@ -3,14 +3,15 @@ keep chosen blocks in float and re-score, or let the mixed-precision search choo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QWidget
 
+from app.core import defaults
 from app.core.errors import UserError
+from app.core.frames.sources import has_images
 from app.core.model.workspace import Workspace
 from app.core.precision.workflow import (
     analysis_path,
@@ -18,11 +19,12 @@ from app.core.precision.workflow import (
     run_auto,
     run_custom,
 )
+from app.core.quant.calibration import latest_calibration
+from app.core.safe_json import load_json
 from app.gui.panels.base import Panel, run_panel
 from app.gui.precision_blocks import BlockExplorer
 from app.gui.precision_controls import PrecisionControls
 from app.gui.precision_results import BlockDetail, ResultTables
-from app.gui.workers import Job
 
 
 # the panel ----------------------------------------------------------------------------------
@@ -34,7 +36,6 @@ class PrecisionPanel(Panel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.job: Job | None = None
         self.analysis: dict[str, Any] | None = None
         self.blocks: list[dict[str, Any]] = []
         self.trials_report: dict[str, Any] = {}
@@ -56,21 +57,20 @@ class PrecisionPanel(Panel):
         box = PrecisionControls(
             str(self.setting("images", "")),
             str(self.setting("labels", "")),
-            str(self.setting("target", "")),
-            int(self.setting("count", 8)),
-            float(self.setting("drop", 1.0)),
+            str(self.setting("target", defaults.BACKEND)),
+            int(self.setting("count", defaults.ANALYSIS_IMAGES)),
+            float(self.setting("drop", defaults.TARGET_DROP)),
         )
         self.controls = box
         self.images, self.labels, self.target = box.images, box.labels, box.target
         self.count, self.drop = box.count, box.drop
         self.analyse_btn, self.auto_btn = box.analyse_btn, box.auto_btn
-        self.rerun_btn, self.cancel_btn = box.rerun_btn, box.cancel_btn
-        self.progress, self.status = box.progress, box.status
+        self.rerun_btn = box.rerun_btn
+        box.add_job_bar(self.make_job_bar("", box.buttons()))
         self.target.currentIndexChanged.connect(self._target_changed)
         self.analyse_btn.clicked.connect(lambda: self.analyse())
         self.auto_btn.clicked.connect(lambda: self.auto())
         self.rerun_btn.clicked.connect(lambda: self.rerun())
-        self.cancel_btn.clicked.connect(self.cancel)
         return box
 
     def _build_left(self) -> QWidget:
@@ -106,8 +106,6 @@ class PrecisionPanel(Panel):
 
     def _workspace_calibration(self) -> str:
         """The latest calibration's key; UserError (said the GUI's way) when there is none."""
-        from app.core.quant.calibration import latest_calibration
-
         ws = self.state.workspace()
         try:
             return latest_calibration(ws).name
@@ -135,15 +133,15 @@ class PrecisionPanel(Panel):
             path = analysis_path(self.state.workspace(), self._target())
             if not path.is_file():
                 return
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = load_json(path)
         except (UserError, OSError, ValueError):
-            return
-        if isinstance(saved, dict) and saved.get("calibration") == calib and saved.get("blocks"):
+            return  # damaged or unreadable: analyse again
+        if saved.get("calibration") == calib and saved.get("blocks"):
             self.show_analysis(saved)
             self.status.setText(f"analysis from {saved.get('images', '?')} images (saved)")
 
     def _target(self) -> str:
-        return str(self.target.currentData() or "ort-cpu")
+        return str(self.target.currentData() or defaults.BACKEND)
 
     def _target_changed(self) -> None:
         self.set_setting("target", self._target())
@@ -153,8 +151,6 @@ class PrecisionPanel(Panel):
 
     def _eval_inputs(self) -> tuple[str, str]:
         """Checked evaluation folder and labels (UserError with what to fix)."""
-        from app.core.frames.sources import has_images
-
         images, labels = self.images.text().strip(), self.labels.text().strip()
         if not images or not Path(images).is_dir():
             raise UserError(f"'{images}': choose a folder of evaluation images")
@@ -167,22 +163,6 @@ class PrecisionPanel(Panel):
         return images, labels
 
     # actions ---------------------------------------------------------------------------------
-    def _start(self, fn: Any, *args: Any, name: str, on_finished: Any) -> bool:
-        self.messages.clear("job")
-        self.controls.set_running(True)
-        self.status.setText("starting…")
-        self.job = self.pool.start(
-            fn,
-            *args,
-            name=name,
-            on_progress=self._progress,
-            on_finished=on_finished,
-            on_error=self.show_job_error,
-            on_cancelled=lambda: self.status.setText("Cancelled; earlier results kept."),
-            on_done=self._done,
-        )
-        return True
-
     def _ready(self, key: str, need_images: bool) -> tuple[Workspace, str, str] | None:
         """Workspace (+ evaluation inputs) or None with an inline message under `key`."""
         if self.job is not None:
@@ -204,7 +184,7 @@ class PrecisionPanel(Panel):
         if ready is None:
             return False
         self.set_setting("count", self.count.value())
-        return self._start(
+        return self.run_job(
             run_analysis,
             ready[0],
             self._target(),
@@ -221,7 +201,7 @@ class PrecisionPanel(Panel):
         ws, images, labels = ready
         self.set_setting("drop", self.drop.value())
         analysis = self.analysis if self._analysis_current() else None
-        return self._start(
+        return self.run_job(
             run_auto,
             ws,
             images,
@@ -241,7 +221,7 @@ class PrecisionPanel(Panel):
             return False
         ws, images, labels = ready
         keep = self.keep_float_nodes()
-        return self._start(
+        return self.run_job(
             run_custom,
             ws,
             images,
@@ -251,19 +231,6 @@ class PrecisionPanel(Panel):
             name="custom precision",
             on_finished=self._rerun_done,
         )
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("Cancelling…")
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status.setText(message)
-
-    def _done(self) -> None:
-        self.job = None
-        self.controls.set_running(False)
 
     def _analysis_current(self) -> bool:
         return self.analysis is not None and self.analysis.get("target") == self._target()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,117 +16,26 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
     QVBoxLayout,
 )
 
+from app.core import defaults
 from app.core.atomic import write_json
 from app.core.errors import UserError
+from app.core.eval.reports import (
+    caption,
+    cell_text,
+    flatten,
+    load_results,
+    metric_columns,
+    scatter_points,
+)
 from app.core.model.workspace import Workspace
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.widgets import EvalFolderRow
-from app.gui.workers import Job
-
-LATENCY_KEYS = ("p50", "p90", "p99")
-
-
-def flatten(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """evaluate()-shaped dict -> (column names, rows): one row per variant and backend."""
-    metric_keys: list[str] = []
-    for v in report.get("variants", []):
-        for key, value in (v.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and key not in metric_keys:
-                metric_keys.append(key)
-    columns = ["variant", "backend", "provider", *metric_keys]
-    columns += [f"latency {k} (ms)" for k in LATENCY_KEYS]
-    has_bench = any(v.get("bench") for v in report.get("variants", []))
-    if has_bench:
-        columns += ["bench p50 (ms)", "bench fps"]
-    rows = []
-    for v in report.get("variants", []):
-        metrics = v.get("metrics") or {}
-        latency = v.get("latency_ms") or {}
-        rows.append(
-            [v.get("name", ""), v.get("backend", ""), provider_text(v.get("provider", ""))]
-            + [metrics.get(k) for k in metric_keys]
-            + [latency.get(k) for k in LATENCY_KEYS]
-            + ([(v.get("bench") or {}).get(k) for k in ("p50", "fps")] if has_bench else [])
-        )
-    return columns, rows
-
-
-def provider_text(provider: Any) -> str:
-    """'CPUExecutionProvider' -> 'CPU' (the full name is in the file)."""
-    return str(provider or "").removesuffix("ExecutionProvider")
-
-
-def bench_rows(bench: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """bench.json results by (variant, backend)."""
-    return {
-        (str(r["variant"]), str(r.get("backend", ""))): r
-        for r in bench.get("results", [])
-        if "variant" in r and "latency_ms" in r
-    }
-
-
-def bench_as_report(bench: dict[str, Any]) -> dict[str, Any]:
-    """A bench.json alone, in evaluate()'s shape (throughput as the metric)."""
-    return {
-        "task": "benchmark",
-        "variants": [
-            {
-                "name": variant,
-                "backend": backend,
-                "provider": r.get("provider", ""),
-                "metrics": {"throughput_fps": r.get("throughput_fps")},
-                "latency_ms": r["latency_ms"],
-            }
-            for (variant, backend), r in bench_rows(bench).items()
-        ],
-    }
-
-
-def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation with the benchmark's infer-only p50 and FPS added to matching rows."""
-    rows = bench_rows(bench)
-    out = dict(report, variants=[])
-    for v in report.get("variants", []):
-        r = rows.get((str(v.get("name")), str(v.get("backend"))))
-        if r is not None:
-            v = dict(v, bench={"p50": r["latency_ms"].get("p50"), "fps": r.get("throughput_fps")})
-        out["variants"].append(v)
-    return out
-
-
-def same_model(report: dict[str, Any], bench: dict[str, Any], folder: Path) -> bool:
-    """Whether a bench.json beside an evaluation measured the same model: both record the
-    model's hash and they match, or (files from before the hash was recorded) both sit in one
-    workspace's results folder, which belongs to one model."""
-    a, b = report.get("model_sha256"), bench.get("model_sha256")
-    if a and b:
-        return a == b
-    return not (a or b) and folder.name == "results" and (folder.parent / "spec.json").is_file()
-
-
-def workspace_reports(root: Path) -> list[Path]:
-    """The workspace's evaluation reports, newest first, then its benchmark."""
-    folder = root / "results"
-    reports = sorted(folder.glob("evaluate-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    bench = folder / "bench.json"
-    return reports + ([bench] if bench.is_file() else [])
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable results file ({exc})") from exc
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: not a results file (expected a JSON object)")
-    return data
 
 
 def run_evaluation(
@@ -150,15 +58,9 @@ def run_evaluation(
     report = evaluate(
         ws, images, variants=variants, backend=backend, progress=progress, cancel=cancel, **truth
     )
-    path = ws.path("results", f"evaluate-{backend}.json")
+    path = ws.evaluation_path(backend)
     write_json(path, report)
     return path
-
-
-def cell_text(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class ResultsPanel(Panel):
@@ -171,7 +73,6 @@ class ResultsPanel(Panel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.report: dict[str, Any] = {}
-        self.job: Job | None = None
         self.report_paths: list[Path] = []
         self.body.addWidget(self._build_evaluate())
         row = QHBoxLayout()
@@ -242,24 +143,14 @@ class ResultsPanel(Panel):
         self.variant_checks: dict[str, QCheckBox] = {}
         row2.addLayout(self.variant_row)
         self.backend = QComboBox()
-        self.backend.addItem("ort-cpu", "ort-cpu")
+        self.backend.addItem(defaults.BACKEND, defaults.BACKEND)
         row2.addSpacing(12)
         row2.addWidget(QLabel("Backend"))
         row2.addWidget(self.backend)
         self.eval_btn = QPushButton("Evaluate")
         self.eval_btn.clicked.connect(lambda: self.evaluate())
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.cancel_btn.clicked.connect(lambda: self.job and self.job.cancel())
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setVisible(False)
-        self.status = QLabel("")
         row2.addWidget(self.eval_btn)
-        row2.addWidget(self.cancel_btn)
-        row2.addWidget(self.progress, 1)
-        row2.addWidget(self.status, 1)
+        row2.addWidget(self.make_job_bar("", [self.eval_btn]), 2)
         outer.addLayout(row2)
         return box
 
@@ -278,7 +169,8 @@ class ResultsPanel(Panel):
         self.variant_checks = {}
         for name in names:
             box = QCheckBox(name)
-            box.setChecked(name in ticked or not ticked)
+            # first time (or all unticked): the variants `evaluate` scores by default
+            box.setChecked(name in ticked if ticked else name in defaults.VARIANTS)
             self.variant_row.addWidget(box)
             self.variant_checks[name] = box
 
@@ -287,7 +179,7 @@ class ResultsPanel(Panel):
         self.report_paths = []
         if self.state.spec is not None:
             try:
-                self.report_paths = workspace_reports(self.state.workspace().root)
+                self.report_paths = self.state.workspace().result_files()
             except (UserError, OSError) as exc:
                 self.messages.set("workspace", str(exc), "warning")
         self.reports.blockSignals(True)
@@ -329,41 +221,20 @@ class ResultsPanel(Panel):
         self.messages.clear("job")
         self.set_setting("images", images)
         self.set_setting("labels", labels)
-        self.progress.setValue(0)
-        self.status.setText("starting…")
-        self.job = self.pool.start(
+        return self.run_job(
             run_evaluation,
             ws,
             images,
             labels,
             variants,
-            self.backend.currentData() or "ort-cpu",
+            self.backend.currentData() or defaults.BACKEND,
             name="evaluate",
-            on_progress=self._progress,
             on_finished=self._evaluated,
-            on_error=self.show_job_error,
-            on_cancelled=lambda: self.status.setText("Cancelled; earlier results kept."),
-            on_done=self._done,
         )
-        self.eval_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        self.progress.setVisible(True)
-        return True
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status.setText(message)
 
     def _evaluated(self, path: Path) -> None:
-        self.progress.setValue(1000)
         self.status.setText(f"saved {path.name}")
         self.load_workspace_results(select=path)
-
-    def _done(self) -> None:
-        self.job = None
-        self.progress.setVisible(False)
-        self.eval_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
 
     # showing ---------------------------------------------------------------------------------
     def _choose(self) -> None:
@@ -377,24 +248,13 @@ class ResultsPanel(Panel):
         it has matching rows) or a benchmark alone."""
         path = Path(path)
         try:
-            report = read_json(path)
+            report = load_results(path)
         except UserError as exc:
             self.messages.set("load", str(exc))
             return False
         if remember:
             self.set_setting("last_dir", str(path.parent))
         self.messages.clear("load")
-        if "results" in report and "variants" not in report:
-            report = bench_as_report(report)
-        else:
-            bench = path.parent / "bench.json"
-            if bench.is_file() and bench != path:
-                try:
-                    other = read_json(bench)
-                except UserError:
-                    other = {}  # the evaluation alone is still worth showing
-                if same_model(report, other, path.parent):
-                    report = with_bench(report, other)
         return self.load(report)
 
     def _clear(self) -> None:
@@ -426,7 +286,7 @@ class ResultsPanel(Panel):
                 items.append(item)
             self.model.appendRow(items)
         self.table.resizeColumnsToContents()
-        metrics = [c for c in columns[3:] if not c.startswith(("latency ", "bench "))]
+        metrics = metric_columns(columns)
         keep = self.metric_box.currentText()
         self.metric_box.blockSignals(True)
         self.metric_box.clear()
@@ -434,10 +294,7 @@ class ResultsPanel(Panel):
         if keep in metrics:
             self.metric_box.setCurrentText(keep)
         self.metric_box.blockSignals(False)
-        images = f" on {report['images']} images" if report.get("images") else ""
-        labelled = report.get("labelled")
-        truth = "" if labelled is None else (" (labelled)" if labelled else " (vs fp32)")
-        self.caption.setText(f"{report.get('task', '')}{images}{truth}: {len(rows)} rows")
+        self.caption.setText(caption(report))
         self._plot()
         return True
 
@@ -446,14 +303,7 @@ class ResultsPanel(Panel):
             self.plot.removeItem(label)
         self.point_labels.clear()
         metric = self.metric_box.currentText()
-        xs, ys, names = [], [], []
-        for v in self.report.get("variants", []):
-            x = (v.get("latency_ms") or {}).get("p50")
-            y = (v.get("metrics") or {}).get(metric)
-            if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-                xs.append(float(x))
-                ys.append(float(y))
-                names.append(f"{v.get('name')} · {v.get('backend')}")
+        xs, ys, names = scatter_points(self.report, metric)
         self.scatter.setData(xs, ys)
         self.plot.setLabel("left", metric or "accuracy")
         for x, y, name in zip(xs, ys, names):

@@ -3,7 +3,6 @@ which backends this machine cannot run, and why."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -23,10 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.backends.base import BackendStatus
+from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
+from app.core.quant import quantize
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
-from app.gui.workers import Job
 
 COLUMNS = ["variant", "precision", "target", "valid", "size", "file"]
 
@@ -49,14 +48,6 @@ class SortItem(QTableWidgetItem):
         return self.text() < other.text()  # (super().__lt__ would call this override again)
 
 
-def quantize_module() -> Any:
-    """The quantize core, or None while it is not part of this checkout."""
-    try:
-        return importlib.import_module("app.core.quant.quantize")
-    except ImportError:
-        return None
-
-
 class VariantsPanel(Panel):
     """Lists the workspace's variants and (re)builds them."""
 
@@ -65,35 +56,26 @@ class VariantsPanel(Panel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.job: Job | None = None
         row = QHBoxLayout()
         self.precisions = {}
         for name in ("fp16", "int8"):
             box = QCheckBox(name.upper())
-            box.setChecked(True)
+            box.setChecked(name in defaults.QUANTIZE_PRECISIONS)
             self.precisions[name] = box
             row.addWidget(box)
         self.target = QComboBox()
-        self.target.addItem("ort-cpu", "ort-cpu")
+        self.target.addItem(defaults.BACKEND, defaults.BACKEND)
         row.addWidget(QLabel("for backend"))
         row.addWidget(self.target)
         row.addStretch(1)
         self.build_btn = QPushButton("Build / rebuild")
         self.build_btn.clicked.connect(self.build)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.cancel_btn.clicked.connect(lambda: self.job and self.job.cancel())
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
-        for w in (self.build_btn, self.cancel_btn, refresh):
+        for w in (self.build_btn, refresh):
             row.addWidget(w)
         self.body.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setVisible(False)  # only while building: idle, it reads as an empty field
-        self.status = QLabel("")
-        self.body.addWidget(self.progress)
-        self.body.addWidget(self.status)
+        self.body.addWidget(self.make_job_bar("", [self.build_btn]))
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -112,8 +94,6 @@ class VariantsPanel(Panel):
         self.statuses = BackendStatuses(self.pool)
         self.statuses.ready.connect(self._show_statuses)
         self.statuses.load()
-        if quantize_module() is None:
-            self.messages.set("core", "building variants is not in this build yet", "info")
         self.state.variants_changed.connect(self.refresh)
         self.refresh()
 
@@ -172,8 +152,9 @@ class VariantsPanel(Panel):
         self.table.setSortingEnabled(True)
 
     def build(self) -> bool:
-        quantize = quantize_module()
-        if self.job is not None or quantize is None:
+        """Build the ticked precisions in the worker; False with an inline message when it
+        cannot start."""
+        if self.job is not None:
             return False
         precisions = tuple(n for n, box in self.precisions.items() if box.isChecked())
         try:
@@ -184,38 +165,19 @@ class VariantsPanel(Panel):
             self.messages.set("build", str(exc))
             return False
         self.messages.clear("build")
-        self.job = self.pool.start(
+        return self.run_job(
             quantize.quantize,
             ws,
             precisions=precisions,
-            target=self.target.currentData() or "ort-cpu",
+            target=self.target.currentData() or defaults.BACKEND,
             name="quantize",
-            on_progress=self._progress,
             on_finished=self._built,
-            on_error=self.show_job_error,
-            on_cancelled=lambda: self.status.setText("Cancelled; earlier variants kept."),
-            on_done=self._done,
+            cancelled="Cancelled; earlier variants kept.",
         )
-        self.build_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        return True
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status.setText(message)
 
     def _built(self, metas: list[dict[str, Any]]) -> None:
-        self.progress.setValue(1000)
         self.status.setText(f"built {', '.join(str(m.get('name')) for m in metas)}")
         self.state.variants_changed.emit()
-
-    def _done(self) -> None:
-        self.job = None
-        self.progress.setVisible(False)
-        self.build_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
 
 
 def main() -> int:

@@ -1,0 +1,162 @@
+"""Evaluation and benchmark reports as tables: reading, merging a benchmark in, flattening.
+
+Qt-free, so the Results panel shows what these functions return and tests check them on the
+reports `evaluate` and `bench` really write. An evaluation report is evaluate()'s dict (one entry
+per variant and backend under "variants"); a benchmark is bench's dict (entries under "results").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import UserError
+from app.core.safe_json import load_json
+
+LATENCY_KEYS = ("p50", "p90", "p99")
+BENCH_FILE = "bench.json"
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A results file as a dict, through the size- and depth-capped reader; UserError naming
+    the file when it cannot be read or is not a JSON object."""
+    try:
+        return load_json(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable results file ({exc}); choose another") from exc
+
+
+def is_bench(report: dict[str, Any]) -> bool:
+    """Whether a report is a benchmark (bench's shape) rather than an evaluation."""
+    return "results" in report and "variants" not in report
+
+
+def provider_text(provider: Any) -> str:
+    """'CPUExecutionProvider' -> 'CPU' (the full name is in the file)."""
+    return str(provider or "").removesuffix("ExecutionProvider")
+
+
+def bench_rows(bench: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """bench.json results by (variant, backend); skipped backends have no latency and drop out."""
+    return {
+        (str(r["variant"]), str(r.get("backend", ""))): r
+        for r in bench.get("results", [])
+        if isinstance(r, dict) and "variant" in r and isinstance(r.get("latency_ms"), dict)
+    }
+
+
+def bench_as_report(bench: dict[str, Any]) -> dict[str, Any]:
+    """A bench.json alone, in evaluate()'s shape (throughput as the metric)."""
+    return {
+        "task": "benchmark",
+        "variants": [
+            {
+                "name": variant,
+                "backend": backend,
+                "provider": r.get("provider", ""),
+                "metrics": {"throughput_fps": r.get("throughput_fps")},
+                "latency_ms": r["latency_ms"],
+            }
+            for (variant, backend), r in bench_rows(bench).items()
+        ],
+    }
+
+
+def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation with the benchmark's infer-only p50 and FPS added to matching rows."""
+    rows = bench_rows(bench)
+    out = dict(report, variants=[])
+    for v in report.get("variants", []):
+        r = rows.get((str(v.get("name")), str(v.get("backend"))))
+        if r is not None:
+            v = dict(v, bench={"p50": r["latency_ms"].get("p50"), "fps": r.get("throughput_fps")})
+        out["variants"].append(v)
+    return out
+
+
+def same_model(report: dict[str, Any], bench: dict[str, Any], folder: Path) -> bool:
+    """Whether a bench.json beside an evaluation measured the same model: both record the
+    model's hash and they match, or (files from before the hash was recorded) both sit in one
+    workspace's results folder, which belongs to one model."""
+    a, b = report.get("model_sha256"), bench.get("model_sha256")
+    if a and b:
+        return a == b
+    return not (a or b) and folder.name == "results" and (folder.parent / "spec.json").is_file()
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """A results file in evaluate()'s shape: a benchmark alone as throughput rows, or an
+    evaluation with the bench.json beside it merged in when it measured the same model."""
+    path = Path(path)
+    report = read_report(path)
+    if is_bench(report):
+        return bench_as_report(report)
+    bench = path.parent / BENCH_FILE
+    if bench.is_file() and bench != path:
+        try:
+            other = read_report(bench)
+        except UserError:
+            return report  # the evaluation alone is still worth showing
+        if same_model(report, other, path.parent):
+            return with_bench(report, other)
+    return report
+
+
+def flatten(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """evaluate()-shaped dict -> (column names, rows): one row per variant and backend."""
+    metric_keys: list[str] = []
+    for v in report.get("variants", []):
+        for key, value in (v.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and key not in metric_keys:
+                metric_keys.append(key)
+    columns = ["variant", "backend", "provider", *metric_keys]
+    columns += [f"latency {k} (ms)" for k in LATENCY_KEYS]
+    has_bench = any(v.get("bench") for v in report.get("variants", []))
+    if has_bench:
+        columns += ["bench p50 (ms)", "bench fps"]
+    rows = []
+    for v in report.get("variants", []):
+        metrics = v.get("metrics") or {}
+        latency = v.get("latency_ms") or {}
+        rows.append(
+            [v.get("name", ""), v.get("backend", ""), provider_text(v.get("provider", ""))]
+            + [metrics.get(k) for k in metric_keys]
+            + [latency.get(k) for k in LATENCY_KEYS]
+            + ([(v.get("bench") or {}).get(k) for k in ("p50", "fps")] if has_bench else [])
+        )
+    return columns, rows
+
+
+def metric_columns(columns: list[str]) -> list[str]:
+    """The accuracy-like columns of flatten()'s header (what the scatter's y axis can show)."""
+    return [c for c in columns[3:] if not c.startswith(("latency ", "bench "))]
+
+
+def scatter_points(
+    report: dict[str, Any], metric: str
+) -> tuple[list[float], list[float], list[str]]:
+    """(p50 latency, metric, 'variant · backend') of every row that has both numbers."""
+    xs, ys, names = [], [], []
+    for v in report.get("variants", []):
+        x = (v.get("latency_ms") or {}).get("p50")
+        y = (v.get("metrics") or {}).get(metric)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+            xs.append(float(x))
+            ys.append(float(y))
+            names.append(f"{v.get('name')} · {v.get('backend')}")
+    return xs, ys, names
+
+
+def caption(report: dict[str, Any]) -> str:
+    """One line on what the table shows: task, image count, whether scored against labels."""
+    images = f" on {report['images']} images" if report.get("images") else ""
+    labelled = report.get("labelled")
+    truth = "" if labelled is None else (" (labelled)" if labelled else " (vs fp32)")
+    return f"{report.get('task', '')}{images}{truth}: {len(report.get('variants', []))} rows"
+
+
+def cell_text(value: Any) -> str:
+    """A table cell: a dash for a missing number, four significant digits for a float."""
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
