@@ -166,10 +166,10 @@ def run_stages(
         stop.cancel()
 
     def read() -> None:
-        if thread_setup is not None:
-            thread_setup()
         base: tuple[float, int] | None = None  # (wall clock, frame index) pacing counts from
         try:
+            if thread_setup is not None:
+                thread_setup()
             it = iter(frames)
             while not halted():
                 t0 = time.perf_counter()
@@ -214,9 +214,9 @@ def run_stages(
         return False
 
     def finish_all() -> None:
-        if thread_setup is not None:
-            thread_setup()
         try:
+            if thread_setup is not None:
+                thread_setup()
             while not halted():
                 try:
                     state = out.get(timeout=_POLL_S)

@@ -189,3 +189,19 @@ def test_cancel_from_the_sink_stops_promptly_and_leaves_the_token_to_its_owner(s
         prepare=stages.prepare,
     )
     assert not ended.cancelled  # ending normally does not mark the caller's token
+
+
+def test_a_failing_thread_setup_is_an_error_of_the_run_not_a_hang(stages):
+    def setup():
+        raise PermissionError("cannot lower this thread's priority")
+
+    start = time.perf_counter()
+    with pytest.raises(PermissionError):
+        run_stages(
+            FrameSource(VIDEO),
+            stages.infer,
+            stages.finish,
+            prepare=stages.prepare,
+            thread_setup=setup,
+        )
+    assert time.perf_counter() - start < 10 and not _stage_threads()
