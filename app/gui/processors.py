@@ -7,7 +7,6 @@ thread only paints.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import cv2
@@ -16,6 +15,7 @@ from PySide6.QtGui import QImage
 from app.backends.base import Runner
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.core.eval.agreement import compare_detections
+from app.core.frames.live import PipelineStages
 from app.core.frames.pipeline import FramePipeline, Prepared
 from app.core.frames.sources import Frame
 from app.core.model.spec import ModelSpec
@@ -32,6 +32,7 @@ class LiveProcessor:
         self.names = names
         self.runners: list[Runner] = []
         self.pipelines: list[FramePipeline] = []
+        self.stages: PipelineStages | None = None  # the first pipeline's, as `run` cuts it
         self._thresholds: dict[str, float] = {}
         self._cv_threads: int | None = None  # OpenCV's thread count to restore on close
 
@@ -78,6 +79,7 @@ class LiveProcessor:
             pipe.warm_up()  # on this worker thread: set-up is not the first frame's latency
             self.pipelines.append(pipe)
             infos.append(dict(runner.describe(), variant=name, fused_io=fused))
+        self.stages = PipelineStages(self.pipelines[0])
         self.set_thresholds()
         return infos
 
@@ -87,24 +89,19 @@ class LiveProcessor:
     def prepare(self, frame: Frame) -> tuple[Frame, Prepared]:
         """Stage 0, on the reader thread right after decoding: preprocess into a tensor of the
         frame's own (the inference thread may still be reading the previous one)."""
-        return frame, self.pipelines[0].prepare(frame.image, own=True)
+        assert self.stages is not None, "open() first"
+        return self.stages.prepare(frame)
 
     def infer(self, item: tuple[Frame, Prepared]) -> tuple[Frame, Any, Any, dict[str, float]]:
         """Stage 1, on the stream's thread: inference only."""
-        frame, prep = item
-        outputs, geo, times = self.pipelines[0].infer_prepared(prep)
-        return frame, outputs, geo, times
+        assert self.stages is not None, "open() first"
+        return self.stages.infer(item)
 
     def finish(self, state: tuple, max_size: tuple[int, int]) -> Packet:
         """Second stage: decode; the packet draws and converts for display when asked to."""
-        frame, outputs, geo, times = state
-        pipe = self.pipelines[0]
-        t0 = time.perf_counter()
-        result = pipe.decode(outputs, geo)
-        times["postprocess_ms"] = (time.perf_counter() - t0) * 1e3
-        for name, ms in times.items():
-            pipe.timer.add(name, ms)
-        result.timings_ms = times
+        assert self.stages is not None, "open() first"
+        frame, result = self.stages.finish(state)
+        pipe = self.stages.pipe
         extra = {"count": len(result.detections) if result.detections is not None else 0}
 
         def images() -> list[QImage]:

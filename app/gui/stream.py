@@ -1,30 +1,31 @@
-"""Frame streaming for the live and compare views: a reader with a latest-frame slot, and a
-processing job that runs the pipeline(s), draws and converts to QImage off the GUI thread.
+"""Frame streaming for the live and compare views: the Qt parts around the core's stages.
 
-The reader plays the source at its own rate (video at its fps, a camera as it delivers) and
-replaces an unread frame instead of queuing it, so a slow model shows fresh frames and counts
-the stale ones as dropped. At most one processed frame waits for the GUI at a time.
+`run_stream` plays a source through a processor with `app.core.frames.stages.run_stages` (the
+same reader, latest-frame slot, pacing and finisher as `int8-studio run`); what is the GUI's own
+lives here: the stream control (play state, display budget, counters), the packets handed to the
+view, and the QImage conversion. The reader plays the source at its own rate (video at its fps,
+a camera as it delivers) and replaces an unread frame instead of queuing it, so a slow model
+shows fresh frames and counts the stale ones as dropped. At most one processed frame waits for
+the GUI at a time.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from app.core.errors import CancelToken
 from app.core.frames.sources import Frame, FrameSource
-from app.gui.workers import WORKER_NICE, forget_dummy_thread, lower_thread_priority
+from app.core.frames.stages import LiveStats, Playback, run_stages
+from app.gui.workers import WORKER_NICE, lower_thread_priority
 
-END = object()  # the reader's last item
 # Reading and drawing run below the inference thread (WORKER_NICE): they have slack, inference is
 # the bottleneck, so on few cores they should fill its idle moments rather than compete with it.
 STAGE_NICE = WORKER_NICE + 5
@@ -84,45 +85,6 @@ def to_qimage(bgr: np.ndarray, max_size: tuple[int, int] = (0, 0)) -> QImage:
     return image
 
 
-class LatestSlot:
-    """The reader's mailbox. Paced sources (`put(block=False)`) keep only the newest frame: an
-    unread one is replaced and counted in `dropped`. Unpaced files (`block=True`) queue up to
-    `depth` frames, so a moment's jitter in one stage does not stall the other."""
-
-    def __init__(self, depth: int = 2) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._items: deque[Any] = deque()
-        self.depth = depth
-        self.closed = False
-        self.dropped = 0
-
-    def put(self, item: Any, block: bool, cancel: CancelToken) -> None:
-        with self._cond:
-            while block and len(self._items) >= self.depth and not cancel.cancelled:
-                self._cond.wait(0.05)
-            if not block:
-                self.dropped += len(self._items)
-                self._items.clear()
-            self._items.append(item)
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    def take(self, timeout: float) -> Any:
-        """The oldest waiting item, END once closed and empty, or None after `timeout` s."""
-        with self._cond:
-            if not self._items and not self.closed:
-                self._cond.wait(timeout)
-            if self._items:
-                item = self._items.popleft()
-                self._cond.notify_all()
-                return item
-            return END if self.closed else None
-
-
 class StreamControl(QObject):
     """Shared between the GUI and the stream job: play state, the display slot, counters.
 
@@ -139,9 +101,8 @@ class StreamControl(QObject):
     def __init__(self, realtime: bool = True, display_hz: float = 60.0) -> None:
         super().__init__()
         self.realtime = realtime
-        self.paused = False
-        self.steps = 0
-        self.refresh = False
+        self.playback = Playback()  # pause, step, refresh: read by the stream's threads
+        self.stats = LiveStats()  # the stream's counts, filled while it plays
         self.max_size = (0, 0)
         self.processed = 0
         self.shown = 0
@@ -153,16 +114,35 @@ class StreamControl(QObject):
         self._budget = 2.0
         self._budget_at = time.perf_counter()
         self.first_done = self.last_done = 0.0  # when the first and latest frames finished
-        self.slot = LatestSlot()
         self._lock = threading.Lock()
         self._packet: Packet | None = None
         self._timings: list[list[dict[str, float]]] = []  # frames finished since the last take
         self._undrawn: Packet | None = None  # the latest frame, when it was not drawn
 
     @property
+    def paused(self) -> bool:
+        return self.playback.paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.playback.paused = value
+
+    @property
+    def refresh(self) -> bool:
+        return self.playback.refresh
+
+    @refresh.setter
+    def refresh(self, value: bool) -> None:
+        self.playback.refresh = value
+
+    def step(self) -> None:
+        """Let one more frame through while paused."""
+        self.playback.step()
+
+    @property
     def dropped(self) -> int:
         """Frames never processed: the model was slower than the source (stale, not queued)."""
-        return self.slot.dropped
+        return self.stats.dropped
 
     @property
     def processed_fps(self) -> float:
@@ -240,55 +220,6 @@ class StreamControl(QObject):
         return packet
 
 
-class _Reader(QRunnable):
-    """Reads the source into the latest-frame slot at the source's own pace."""
-
-    def __init__(
-        self, source: FrameSource, control: StreamControl, cancel: CancelToken, prepare: Any
-    ) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.source, self.control, self.cancel = source, control, cancel
-        self.prepare = prepare  # None, or the processor's first stage
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.cpu_s = 0.0  # CPU time this thread used (decoding, pacing)
-
-    def run(self) -> None:
-        lower_thread_priority(STAGE_NICE)
-        cpu0 = time.thread_time()  # pool threads are reused: count from here
-        ctl, slot = self.control, self.control.slot
-        base: tuple[float, int] | None = None  # (wall clock, frame index) the pacing counts from
-        try:
-            for frame in self.source:
-                if self.cancel.cancelled:
-                    break
-                stepping = False
-                while ctl.paused and not self.cancel.cancelled:
-                    if ctl.steps > 0:
-                        ctl.steps -= 1
-                        stepping = True
-                        break
-                    base = None
-                    time.sleep(0.02)
-                paced = ctl.realtime and self.source.kind in ("video", "camera") and not stepping
-                if paced and self.source.kind == "video" and self.source.fps > 0:
-                    if base is None:
-                        base = (time.perf_counter(), frame.index)
-                    due = base[0] + (frame.index - base[1]) / self.source.fps
-                    while (wait := due - time.perf_counter()) > 0 and not self.cancel.cancelled:
-                        time.sleep(min(wait, 0.05))
-                item = self.prepare(frame) if self.prepare is not None else frame
-                slot.put(item, block=not paced, cancel=self.cancel)
-        except BaseException as exc:  # handed to the stream job, which reports it
-            self.error = exc
-        finally:
-            self.cpu_s = time.thread_time() - cpu0
-            slot.close()
-            forget_dummy_thread()
-            self.done.set()
-
-
 def present(control: StreamControl, packet: Packet) -> None:
     """Hand a processed frame to the view, drawing it first if the screen has a refresh for it.
     Decided after processing, not before: asked at the start of a 47 ms compare step, the GUI
@@ -302,42 +233,8 @@ def _splits(processor: Any) -> bool:
     return all(callable(getattr(processor, n, None)) for n in ("prepare", "infer", "finish"))
 
 
-class _Finisher:
-    """Second stage of a split processor on its own thread, fed through a two-item queue."""
-
-    def __init__(self, processor: Any, control: StreamControl) -> None:
-        self.processor, self.control = processor, control
-        self.queue: queue.Queue = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.cpu_s = 0.0
-        self.thread = threading.Thread(target=self._run, name="stream-finish", daemon=True)
-        self.thread.start()
-
-    def put(self, state: Any, cancel: CancelToken) -> None:
-        while not cancel.cancelled and self.error is None:
-            try:
-                self.queue.put(state, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        lower_thread_priority(STAGE_NICE)
-        try:
-            while (state := self.queue.get()) is not END:
-                ctl = self.control
-                present(ctl, self.processor.finish(state, ctl.max_size))
-            self.cpu_s = time.thread_time()
-        except BaseException as exc:  # re-raised by the stream job
-            self.error = exc
-            while self.queue.get() is not END:  # keep draining so put() never blocks forever
-                pass
-
-    def stop(self) -> None:
-        self.queue.put(END)
-        self.thread.join(5.0)
+def _stage_thread() -> None:
+    lower_thread_priority(STAGE_NICE)
 
 
 def run_stream(
@@ -349,70 +246,59 @@ def run_stream(
     progress: Any = None,
     cancel: CancelToken,
 ) -> dict[str, Any]:
-    """Job body: open the runner(s), play `source` through `processor` until the end or cancel."""
+    """Job body: open the runner(s), play `source` through `processor` until the end or cancel.
+    Inference runs on this job thread (where the runners were opened); reading and finishing on
+    the core's two stage threads."""
     src = FrameSource(  # UserError for a missing file, at once
         source, max_frames=max_frames, decode_threads=getattr(processor, "decode_threads", None)
     )
     infos = processor.open()
     control.opened.emit(infos)
-    stop = CancelToken()  # the reader's own token: ending normally must not mark the job cancelled
-    finisher = _Finisher(processor, control) if _splits(processor) else None
-    reader = _Reader(src, control, stop, processor.prepare if finisher is not None else None)
-    QThreadPool.globalInstance().start(reader)
-    last: Any = None  # the last item taken: a Frame, or what `prepare` made of one
-    t0 = time.perf_counter()
-    cpu0 = time.thread_time()
-    waited = busy = 0.0  # seconds waiting for the reader / processing frames
+    split = _splits(processor)
+    finish_failed = threading.Event()  # then the last frame is not drawn again at the end
+
+    def finish(state: Any) -> None:
+        # decoding + drawing + QImage here, while the next frame is already in inference
+        try:
+            present(control, processor.finish(state, control.max_size))
+        except BaseException:
+            finish_failed.set()
+            raise
+
+    def whole(frame: Frame) -> None:
+        present(control, processor.process(frame, control.max_size))
+
+    realtime = control.realtime
+    stats = control.stats
     try:
-        while not cancel.cancelled:
-            t_wait = time.perf_counter()
-            item = control.slot.take(0.05)
-            t_got = time.perf_counter()
-            waited += t_got - t_wait
-            if item is None:
-                if control.refresh and last is not None:
-                    control.refresh = False
-                    item = last  # never drawn on (finish draws on a copy), so safe to re-run
-                else:
-                    continue
-            if item is END:
-                break
-            last = item
-            if finisher is not None:
-                # inference here, decoding + drawing + QImage on the finisher thread: while
-                # one frame is drawn the next one is already in inference
-                finisher.put(processor.infer(item), cancel)
-            else:
-                present(control, processor.process(item, control.max_size))
-            busy += time.perf_counter() - t_got
+        run_stages(
+            src,
+            processor.infer if split else whole,
+            finish if split else None,
+            prepare=processor.prepare if split else None,
+            drop_stale=realtime and src.kind in ("video", "camera"),
+            fps=(lambda: src.fps) if realtime and src.kind == "video" else None,
+            playback=control.playback,
+            cancel=cancel,
+            thread_setup=_stage_thread,
+            stats=stats,
+        )
     finally:
-        stop.cancel()  # the reader may still be pacing a video we stopped reading
-        reader.done.wait(5.0)
-        if finisher is not None:
-            finisher.stop()
-        if not cancel.cancelled and (finisher is None or finisher.error is None):
+        if not cancel.cancelled and not finish_failed.is_set():
             control.show_last()
         processor.close()
-    if finisher is not None and finisher.error is not None:
-        raise finisher.error
-    if reader.error is not None:
-        raise reader.error
-    seconds = time.perf_counter() - t0
     # CPU seconds per thread: on a machine with few cores, every one of them is taken from
     # inference (the rest of the process's CPU time is the runtime's own worker threads)
-    cpu = {
-        "infer_thread": round(time.thread_time() - cpu0, 3),
-        "reader_thread": round(reader.cpu_s, 3),
-        "finish_thread": round(finisher.cpu_s, 3) if finisher is not None else 0.0,
-    }
+    cpu = {k: round(stats.cpu_s.get(k, 0.0), 3) for k in ("infer_thread", "reader_thread")}
+    cpu["finish_thread"] = round(stats.cpu_s.get("finish_thread", 0.0), 3) if split else 0.0
     return {
         "cpu_s": cpu,
         "processed": control.processed,
         "dropped": control.dropped,
         "not_shown": control.display_dropped,
-        "seconds": seconds,
-        "waiting_for_frames_s": round(waited, 3),
-        "processing_s": round(busy, 3),
+        "seconds": stats.seconds,
+        "waiting_for_frames_s": round(stats.waiting_s, 3),
+        "processing_s": round(stats.busy_s, 3),
         "skipped": [(s.source, s.reason) for s in src.skipped],
         "cancelled": cancel.cancelled,
     }

@@ -131,6 +131,38 @@ def test_every_frame_reaches_the_chart_and_counts_add_up(qtbot, state, paths, ma
     assert summary["fps"] > 0
 
 
+def test_a_stream_runs_on_its_job_and_two_stage_threads_not_on_qts_pool(
+    qtbot, state, paths, pool, make_panel
+):
+    """One thread mechanism per stream: the job (inference) on the worker pool, reading and
+    finishing on the core's two Python threads at the stages' lower priority. The reader used
+    to be a second runnable on Qt's global pool, beside the calibration jobs."""
+    import os
+    import sys
+    import threading
+
+    from PySide6.QtCore import QThreadPool
+
+    from app.gui.stream import STAGE_NICE
+
+    panel = make_panel(LivePanel, state)
+    panel.source.setText(str(paths["video"]))
+    qtbot.waitUntil(lambda: not pool.jobs, timeout=20000)  # the backend probe is done
+    assert panel.start(max_frames=300)
+    qtbot.waitUntil(lambda: panel.control.shown >= 2, timeout=20000)
+    stage = {t.name: t for t in threading.enumerate() if t.name.startswith("frames-")}
+    assert set(stage) == {"frames-read", "frames-finish"}
+    assert QThreadPool.globalInstance().activeThreadCount() == 1  # the stream job only
+    if sys.platform.startswith("linux"):
+        nice = {n: os.getpriority(os.PRIO_PROCESS, t.native_id) for n, t in stage.items()}
+        assert set(nice.values()) <= {0, STAGE_NICE}, nice  # 0: lowering is not permitted here
+    with qtbot.waitSignal(panel.run_finished, timeout=30000):
+        panel.stop()
+    for t in stage.values():
+        t.join(5)
+    assert not any(t.is_alive() for t in stage.values())
+
+
 def test_images_are_made_only_for_the_screen(qapp):
     """StreamControl: no new image while one waits for the GUI or faster than the screen
     refreshes; frames not drawn still count as processed and hand their timings to the next

@@ -125,9 +125,9 @@ class FramePipeline:
         probs = class_probabilities(outputs, self.spec)[0]
         return FrameResult(top=topk(probs, self.k))
 
-    def process(self, image: np.ndarray) -> FrameResult:
-        """Preprocess, infer and postprocess one BGR frame; stage times go to `self.timer`."""
-        outputs, geo, times = self.infer_raw(image)
+    def finish(self, outputs: list[np.ndarray], geo: Any, times: dict[str, float]) -> FrameResult:
+        """Postprocess (timed) what `infer_prepared` returned; the frame's stage times become
+        its `timings_ms` and go to `self.timer`."""
         t0 = time.perf_counter()
         result = self.decode(outputs, geo)
         times["postprocess_ms"] = (time.perf_counter() - t0) * 1e3
@@ -135,6 +135,10 @@ class FramePipeline:
         for name, ms in times.items():
             self.timer.add(name, ms)
         return result
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        """Preprocess, infer and postprocess one BGR frame; stage times go to `self.timer`."""
+        return self.finish(*self.infer_raw(image))
 
     def draw(self, image: np.ndarray, result: FrameResult, highlight: np.ndarray | None = None):
         """Draw `result` onto `image` in place (timed as the draw stage)."""

@@ -240,7 +240,7 @@ class StreamPanel(Panel):
         if self.control is not None:
             if not self.control.paused:
                 self.pause_btn.setChecked(True)
-            self.control.steps += 1
+            self.control.step()
 
     def _thresholds_changed(self) -> None:
         if self.processor is not None:
