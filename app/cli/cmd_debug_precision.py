@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.backends.factory import make_runner
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
 from app.core.model.workspace import Workspace
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         max_fraction=args.max_fraction,
         variant_name=args.name,
         analysis=analysis,
+        runner_factory=make_runner,
         progress=ProgressBar("searching"),
     )
     print(

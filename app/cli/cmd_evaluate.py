@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.backends.factory import make_runner
 from app.backends.registry import BACKENDS
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         coco_json=args.coco,
         variants=variants,
         backend=args.backend,
+        runner_factory=make_runner,
         progress=ProgressBar("evaluating"),
     )
     write_json(ws.path("results", f"evaluate-{args.backend}.json"), report)

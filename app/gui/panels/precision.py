@@ -4,12 +4,14 @@ keep chosen blocks in float and re-score, or let the mixed-precision search choo
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QWidget
 
+from app.backends.factory import make_runner
 from app.core.errors import UserError
 from app.core.model.workspace import Workspace
 from app.core.precision.workflow import (
@@ -222,7 +224,7 @@ class PrecisionPanel(Panel):
         self.set_setting("drop", self.drop.value())
         analysis = self.analysis if self._analysis_current() else None
         return self._start(
-            run_auto,
+            partial(run_auto, runner_factory=make_runner),
             ws,
             images,
             labels,
@@ -242,7 +244,7 @@ class PrecisionPanel(Panel):
         ws, images, labels = ready
         keep = self.keep_float_nodes()
         return self._start(
-            run_custom,
+            partial(run_custom, runner_factory=make_runner),
             ws,
             images,
             labels,
