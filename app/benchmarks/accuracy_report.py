@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.backends.factory import make_runner
 from app.backends.onnxrt import OrtRunner
 from app.cli.main import setup_logging
 from app.cli.output import save_json, table
@@ -65,7 +66,8 @@ def yolox(assets: Path, tmp: Path, methods: list[str], report: dict) -> list[tup
                 ws, precisions=["int8"], target=target, calibration=result.folder, variant_name=name
             )
             names.append(name)
-    ev = evaluate(ws, assets / "images" / "coco-val-dev64" / "images", variants=names)
+    val = assets / "images" / "coco-val-dev64" / "images"
+    ev = evaluate(ws, val, variants=names, runner_factory=make_runner)
     report["yolox"] = ev
     fp32 = next(v for v in ev["variants"] if v["name"] == "fp32")["metrics"]["mAP50_95"]
     for v in ev["variants"]:
@@ -98,7 +100,9 @@ def classifier(name: str, model: Path, cal: Path, val: Path, tmp: Path, report: 
     calibrate(ws, cal)
     quantize(ws, precisions=["int8", "fp16"])
     quantize(ws, precisions=["int8"], target="tensorrt")
-    ev = evaluate(ws, val, variants=["fp32", "fp16", "int8", "int8-trt"])
+    ev = evaluate(
+        ws, val, variants=["fp32", "fp16", "int8", "int8-trt"], runner_factory=make_runner
+    )
     report[name] = ev
     key = "top1" if ev.get("labelled") else "top1_agreement"
     fp32 = ev["variants"][0]["metrics"][key]

@@ -14,14 +14,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--assets", required=True)
@@ -41,6 +33,7 @@ def main() -> int:
 
     from app.backends.factory import runner_for_pipeline
     from app.backends.onnxrt import OrtRunner
+    from app.core.eval.agreement import box_iou
     from app.core.eval.bench import device_info, time_runner
     from app.core.frames.graph_fusion import fused_model_path
     from app.core.frames.imageio import read_image
@@ -165,9 +158,11 @@ def main() -> int:
             for p in photos:
                 img = read_image(p)
                 d32, d16 = p32.process(img).detections, p16.process(img).detections
+                iou16 = box_iou(d32.boxes, d16.boxes)  # the app's own IoU, as the views use
+                iou32 = box_iou(d32.boxes, d32.boxes)
                 for i in np.flatnonzero(d32.scores >= 0.3):
                     checked += 1
-                    ious = [_iou(d32.boxes[i], d16.boxes[j]) for j in range(len(d16))]
+                    ious = iou16[i]
                     same = [j for j in range(len(d16)) if d16.class_ids[j] == d32.class_ids[i]]
                     j = max(same, key=lambda k: ious[k]) if same else None
                     iou = ious[j] if j is not None else 0.0
@@ -182,7 +177,7 @@ def main() -> int:
                                 int(d16.class_ids[k]),
                                 round(float(d16.scores[k]), 3),
                                 [round(float(v), 1) for v in d16.boxes[k]],
-                                round(ious[k], 3),
+                                round(float(ious[k]), 3),
                             )
                             for k in range(len(d16))
                             if ious[k] > 0.3
@@ -191,12 +186,10 @@ def main() -> int:
                             (
                                 round(float(d32.scores[k]), 3),
                                 [round(float(v), 1) for v in d32.boxes[k]],
-                                round(_iou(d32.boxes[i], d32.boxes[k]), 3),
+                                round(float(iou32[i, k]), 3),
                             )
                             for k in range(len(d32))
-                            if k != i
-                            and d32.class_ids[k] == d32.class_ids[i]
-                            and _iou(d32.boxes[i], d32.boxes[k]) > 0.3
+                            if k != i and d32.class_ids[k] == d32.class_ids[i] and iou32[i, k] > 0.3
                         ]
                         misses.append(
                             {

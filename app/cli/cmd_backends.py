@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from app.backends.registry import backend_statuses
+from app.cli.arguments import add_json
 from app.cli.output import save_json, table
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("backends", help="list the backends this machine can run, and why not")
-    p.add_argument("--json", dest="json_out", help="also write the list as JSON")
+    add_json(p, "the list")
     p.set_defaults(func=run)
 
 

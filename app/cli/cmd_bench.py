@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from app.backends.factory import runner_for_pipeline
-from app.backends.registry import BACKENDS, status_of
+from app.backends.registry import status_of
+from app.cli.arguments import add_backends, add_json, add_tf32, add_variants, add_workspace
 from app.cli.output import save_json, table
+from app.core import defaults
 from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.eval.bench import device_info, time_runner
@@ -22,19 +24,15 @@ from app.core.model.workspace import Workspace
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("bench", help="latency per variant and backend (p50/p90/p99, throughput)")
-    p.add_argument("--workspace", required=True)
-    p.add_argument("--variants", default="fp32,fp16,int8")
-    p.add_argument("--backends", default="ort-cpu", help=f"comma-separated: {', '.join(BACKENDS)}")
-    p.add_argument("--iterations", type=int, default=200)
-    p.add_argument("--warmup", type=int, default=20)
+    add_workspace(p)
+    add_variants(p)
+    add_backends(p)
+    p.add_argument("--iterations", type=int, default=defaults.BENCH_ITERATIONS)
+    p.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
     p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
     p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
-    p.add_argument(
-        "--tf32",
-        action="store_true",
-        help="CUDA: allow TF32 convolutions in FP32 graphs (faster, scores move by ~1e-2)",
-    )
-    p.add_argument("--json", dest="json_out")
+    add_tf32(p)
+    add_json(p)
     p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
 
@@ -48,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
         for fused in (False, True)
     }
     rows, results = [], []
-    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+    for backend in args.backends:
         status = status_of(backend)
         if not status.available:
             print(f"skipping {backend}: {status.reason}", file=sys.stderr)
             results.append({"backend": backend, "skipped": status.reason})
             continue
-        for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        for name in args.variants:
             try:
                 path = variant_model_path(ws, name)
             except UserError as exc:

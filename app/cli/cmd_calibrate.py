@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.cmd_inspect import _size
+from app.cli.arguments import add_json, add_model, add_size, add_workspace
 from app.cli.output import ProgressBar, save_json
+from app.core import defaults
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import METHODS, calibrate
@@ -14,17 +15,17 @@ from app.core.quant.calibration import METHODS, calibrate
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("calibrate", help="collect INT8 activation ranges on your images")
-    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
+    add_model(p)
     p.add_argument("--images", required=True, help="folder of calibration images (recursive)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--count", type=int, help="use N images, sampled with --seed")
     group.add_argument("--fraction", type=float, help="use this fraction of the images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=METHODS, default="percentile")
-    p.add_argument("--percentile", type=float, default=99.999)
-    p.add_argument("--size", type=_size, help="input size HxW for dynamic-size models")
-    p.add_argument("--workspace", help="workspace folder (default: in the user data folder)")
-    p.add_argument("--json", dest="json_out", help="write the result as JSON")
+    p.add_argument("--seed", type=int, default=defaults.CALIBRATION_SEED)
+    p.add_argument("--method", choices=METHODS, default=defaults.CALIBRATION_METHOD)
+    p.add_argument("--percentile", type=float, default=defaults.PERCENTILE)
+    add_size(p)
+    add_workspace(p, required=False)
+    add_json(p, "the result")
     p.set_defaults(func=run)
 
 

@@ -4,39 +4,40 @@ from __future__ import annotations
 
 import argparse
 
+from app.backends.factory import make_runner
+from app.cli.arguments import add_eval_truth, add_json, add_target, add_workspace
 from app.cli.output import ProgressBar, save_json, table
+from app.core import defaults
 from app.core.atomic import write_json
 from app.core.model.workspace import Workspace
 from app.core.precision.debug import analyse_layers
 from app.core.precision.mixed import search_mixed_precision
-from app.core.quant.quantize import TARGETS
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser(
         "debug-precision", help="find the layers INT8 hurts and keep the fewest of them in float"
     )
-    p.add_argument("--workspace", required=True)
-    p.add_argument("--images", required=True, help="evaluation images (not the calibration ones)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--labels", help="YOLO .txt labels folder (default: ../labels if present)")
-    group.add_argument("--coco", help="COCO annotation JSON")
+    add_workspace(p)
+    add_eval_truth(p)
     p.add_argument(
         "--target-drop",
         type=float,
-        default=1.0,
+        default=defaults.TARGET_DROP,
         help="largest accepted drop vs FP32 (mAP points or top-1 points)",
     )
-    p.add_argument("--target", choices=TARGETS, default="ort-cpu")
-    p.add_argument("--analysis-images", type=int, default=8)
+    add_target(p)
+    p.add_argument("--analysis-images", type=int, default=defaults.ANALYSIS_IMAGES)
     p.add_argument(
         "--max-fraction",
         type=float,
-        default=0.15,
+        default=defaults.MAX_FLOAT_FRACTION,
         help="most compute ops that may stay out of INT8",
     )
-    p.add_argument("--name", default="int8-mp", help="name of the variant to write")
-    p.add_argument("--json", dest="json_out")
+    p.add_argument(
+        "--name", default=defaults.MIXED_VARIANT_NAME, help="name of the variant to write"
+    )
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         max_fraction=args.max_fraction,
         variant_name=args.name,
         analysis=analysis,
+        runner_factory=make_runner,
         progress=ProgressBar("searching"),
     )
     print(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from app.backends.registry import BACKENDS
+from app.backends.factory import make_runner
+from app.cli.arguments import add_backend, add_eval_truth, add_json, add_variants, add_workspace
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
@@ -13,29 +14,24 @@ from app.core.model.workspace import Workspace
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("evaluate", help="accuracy and latency of each variant")
-    p.add_argument("--workspace", required=True)
-    p.add_argument("--images", required=True, help="evaluation images (not the calibration ones)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--labels", help="folder of YOLO .txt labels (default: ../labels if present)"
-    )
-    group.add_argument("--coco", help="COCO annotation JSON")
-    p.add_argument("--variants", default="fp32,fp16,int8")
-    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu")
-    p.add_argument("--json", dest="json_out", help="write the report as JSON")
+    add_workspace(p)
+    add_eval_truth(p)
+    add_variants(p)
+    add_backend(p)
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     report = evaluate(
         ws,
         args.images,
         labels_dir=args.labels,
         coco_json=args.coco,
-        variants=variants,
+        variants=args.variants,
         backend=args.backend,
+        runner_factory=make_runner,
         progress=ProgressBar("evaluating"),
     )
     write_json(ws.evaluation_path(args.backend), report)

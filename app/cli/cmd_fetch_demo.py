@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from app.cli.output import ProgressBar
+from app.core import defaults
 from app.core.errors import Cancelled, UserError
 from app.core.model.demo import DEMO_URL, URL_ENV, fetch_demo_model
 
@@ -21,7 +22,12 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dest", help="folder to keep the model in (default: <user data>/demo/yolox-nano-coco)"
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.DOWNLOAD_TIMEOUT_S,
+        help="network timeout in seconds",
+    )
     p.set_defaults(func=run)
 
 

@@ -5,28 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from app.cli.arguments import add_json, add_model, add_size
 from app.cli.output import save_json
 from app.core.model.inspection import inspect_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("inspect", help="show a model's inputs, outputs, task and preprocessing")
-    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
-    p.add_argument(
-        "--size", type=_size, help="input size HxW for dynamic-size models, e.g. 384x512"
-    )
-    p.add_argument(
-        "--json", dest="json_out", nargs="?", const="-", help="write JSON (to stdout with no file)"
-    )
+    add_model(p)
+    add_size(p)
+    add_json(p, stdout=True)
     p.set_defaults(func=run)
-
-
-def _size(text: str) -> list[int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 416x416, not '{text}'") from exc
-    return [h, w]
 
 
 def run(args: argparse.Namespace) -> int:

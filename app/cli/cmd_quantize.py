@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import argparse
 
+from app.cli.arguments import add_json, add_target, add_workspace, comma_list
 from app.cli.output import ProgressBar, save_json, table
+from app.core import defaults
 from app.core.model.workspace import Workspace
-from app.core.quant.quantize import TARGETS, quantize
+from app.core.quant.quantize import quantize
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("quantize", help="make INT8 (Q/DQ) and FP16 variants from a calibration")
-    p.add_argument("--workspace", required=True, help="the folder `calibrate` printed")
-    p.add_argument("--precision", default="int8,fp16", help="comma-separated: int8, fp16")
+    add_workspace(p)
     p.add_argument(
-        "--target",
-        choices=TARGETS,
-        default="ort-cpu",
-        help="where the INT8 graph will run (decides Q/DQ placement)",
+        "--precision",
+        type=comma_list,
+        default=",".join(defaults.QUANTIZE_PRECISIONS),
+        help="comma-separated: int8, fp16",
     )
-    p.add_argument("--json", dest="json_out", help="write the variants as JSON")
+    add_target(p)
+    add_json(p, "the variants")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
-    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     variants = quantize(
-        ws, precisions=precisions, target=args.target, progress=ProgressBar("quantizing")
+        ws, precisions=args.precision, target=args.target, progress=ProgressBar("quantizing")
     )
     rows = [
         (

@@ -12,8 +12,7 @@ from typing import Any
 import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.backends.registry import BACKENDS
-from app.cli.cmd_inspect import _size
+from app.cli.arguments import add_backend, add_json, add_model, add_size, add_tf32
 from app.cli.output import save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -26,7 +25,7 @@ from app.core.model.inspection import inspect_model
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("run", help="run a model on images, a folder, a video or a camera")
-    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
+    add_model(p)
     p.add_argument(
         "--source",
         action="append",
@@ -34,23 +33,19 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="image, folder, video file or camera index (repeatable)",
     )
     p.add_argument("--output", help="folder for annotated images and videos")
-    p.add_argument("--json", dest="json_out", help="write results and timings as JSON")
+    add_json(p, "results and timings")
     p.add_argument("--max-frames", type=int, help="stop each source after N frames")
     p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold")
     p.add_argument("--topk", type=int, help="classifier: how many labels")
-    p.add_argument("--backend", default="ort-cpu", choices=BACKENDS)
+    add_backend(p)
     p.add_argument(
         "--strict",
         action="store_true",
         help="refuse to run if the backend falls back to another provider",
     )
-    p.add_argument("--size", type=_size, help="input size HxW for dynamic-size models")
-    p.add_argument(
-        "--tf32",
-        action="store_true",
-        help="CUDA: allow TF32 convolutions in FP32 graphs (faster, scores move by ~1e-2)",
-    )
+    add_size(p)
+    add_tf32(p)
     p.set_defaults(func=run)
 
 

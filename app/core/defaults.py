@@ -14,6 +14,7 @@ CALIBRATION_COUNT = 0  # 0: every image in the folder
 
 # variants and evaluation
 QUANTIZE_PRECISIONS = ("int8", "fp16")
+QUANTIZE_TARGET = "ort-cpu"  # where the INT8 graph will run (decides Q/DQ placement)
 VARIANTS = ("fp32", "fp16", "int8")
 BACKEND = "ort-cpu"
 
@@ -25,3 +26,7 @@ BENCH_WARMUP = 20
 TARGET_DROP = 1.0
 ANALYSIS_IMAGES = 8
 MIXED_VARIANT_NAME = "int8-mp"
+MAX_FLOAT_FRACTION = 0.15  # most compute ops the mixed-precision search may keep out of INT8
+
+# downloads (the demo model)
+DOWNLOAD_TIMEOUT_S = 30.0

@@ -13,6 +13,7 @@ import pytest
 
 import app.core.quant.calibration as calibration_mod
 import app.core.quant.quantize as quantize_mod
+from app.backends.factory import make_runner
 from app.core.errors import UserError
 from app.core.eval.evaluate import evaluate
 from app.core.model.inspection import inspect_model
@@ -120,14 +121,17 @@ def test_truncated_int8_graph_is_refused_by_evaluate_and_rebuilt_by_quantize(ws,
         match=r"variant 'int8' is missing or damaged in .*; run "
         r"`int8-studio quantize` to \(re\)build it",
     ):
-        evaluate(ws, images, variants=["fp32", "int8"])
+        evaluate(ws, images, variants=["fp32", "int8"], runner_factory=make_runner)
     proc = cli(
         "evaluate", "--workspace", str(ws.root), "--images", str(images), "--variants", "int8"
     )
     assert_one_line_error(proc, "variant 'int8' is missing or damaged", str(ws.root))
     meta = quantize(ws, precisions=["int8"])[0]
     assert meta["reused"] is False and ws.valid_variant("int8")
-    assert evaluate(ws, images, variants=["int8"])["variants"][0]["name"] == "int8"
+    assert (
+        evaluate(ws, images, variants=["int8"], runner_factory=make_runner)["variants"][0]["name"]
+        == "int8"
+    )
 
 
 def test_int8_graph_with_its_record_deleted_is_rebuilt_not_trusted(ws):
@@ -153,7 +157,7 @@ def test_int8_graph_from_another_model_is_refused_by_evaluate(ws, other_ws, imag
     for path in (other_ws.variant_path("int8"), other_ws.variant_meta_path("int8")):
         shutil.copy(path, ws.root / "variants" / path.name)
     with pytest.raises(UserError, match="another model"):
-        evaluate(ws, images, variants=["int8"])
+        evaluate(ws, images, variants=["int8"], runner_factory=make_runner)
 
 
 def test_workspace_of_another_model_is_refused_naming_both(ws, other_ws):

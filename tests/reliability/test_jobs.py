@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from app.backends.factory import make_runner
 from app.backends.onnxrt import OrtRunner
 from app.core.errors import Cancelled, UserError
 from app.core.eval.evaluate import evaluate
@@ -121,11 +122,12 @@ def test_cancel_at_every_evaluate_checkpoint_raises_cancelled_and_writes_nothing
     calibrate(ws, images, method="minmax")
     quantize(ws, precisions=["int8"])
     counter = CancelAtCheck()
-    evaluate(ws, images, variants=["fp32", "int8"], cancel=counter)
+    run = {"variants": ["fp32", "int8"], "runner_factory": make_runner}
+    evaluate(ws, images, **run, cancel=counter)
     assert counter.checks == 6 * 3  # load each image, then each image on each variant
     for at in range(1, counter.checks + 1):
         with pytest.raises(Cancelled):
-            evaluate(ws, images, variants=["fp32", "int8"], cancel=CancelAtCheck(at))
+            evaluate(ws, images, **run, cancel=CancelAtCheck(at))
     assert not (ws.root / "results").exists()
     assert temp_leftovers(ws.root) == []
 

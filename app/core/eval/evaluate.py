@@ -1,16 +1,19 @@
 """Accuracy and latency of every variant on a folder of images, from labels when the folder has
-them (YOLO txt, COCO JSON, or class-named subfolders), else agreement with the FP32 model."""
+them (YOLO txt, COCO JSON, or class-named subfolders), else agreement with the FP32 model.
+
+What runs the graphs is handed in: a `RunnerFactory` (app.backends.factory.make_runner in the
+app), the way Polygraphy's comparator is handed its runners, so core imports no backend.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from app.backends.factory import make_runner
 from app.core.errors import CancelToken, UserError
 from app.core.eval.agreement import compare_detections
 from app.core.eval.metrics import (
@@ -32,6 +35,20 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 WARMUP = 3
 MAP_CONF, MAP_IOU, MAP_MAX_DET = 0.001, 0.65, 100  # YOLOX's own COCO evaluation settings
+
+
+class Runner(Protocol):
+    """What evaluation needs of a runner (app.backends.base.Runner has it): a context manager
+    that opens and closes the session, `infer` on a preprocessed tensor, and `describe`."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+    def infer(self, feed: np.ndarray) -> list[np.ndarray]: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+# (backend name, model path) -> a runner not yet opened; app.backends.factory.make_runner fits.
+RunnerFactory = Callable[[str, Path], Runner]
 
 
 def variant_model_path(ws: Workspace, name: str) -> Path:
@@ -113,8 +130,8 @@ def class_truth(
     return truth
 
 
-def _run_variant(spec, model_path, backend, images, cancel, progress, base, share):
-    runner = make_runner(backend, model_path)
+def _run_variant(spec, model_path, runner_factory, backend, images, cancel, progress, base, share):
+    runner = runner_factory(backend, model_path)
     outputs: list[Any] = []
     with runner:
         pipe = FramePipeline(spec, runner)
@@ -147,10 +164,12 @@ def evaluate(
     coco_json: str | Path | None = None,
     variants: tuple[str, ...] | list[str] = ("fp32", "fp16", "int8"),
     backend: str = "ort-cpu",
+    runner_factory: RunnerFactory,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `variants` of the workspace's model on `images_dir` (see module doc)."""
+    """Evaluate `variants` of the workspace's model on `images_dir` (see module doc), each run
+    by `runner_factory(backend, model_path)`."""
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
     spec = ws.spec()
@@ -165,7 +184,7 @@ def evaluate(
     for n, name in enumerate(names):
         share = 0.95 / len(names)
         results[name] = _run_variant(
-            spec, paths[name], backend, images, cancel, progress, n * share, share
+            spec, paths[name], runner_factory, backend, images, cancel, progress, n * share, share
         )
     report = {
         "task": spec.task,
@@ -272,9 +291,11 @@ class Scorer:
         labels_dir: str | Path | None = None,
         coco_json: str | Path | None = None,
         backend: str = "ort-cpu",
+        runner_factory: RunnerFactory,
         cancel: CancelToken | None = None,
     ) -> None:
         self.ws = ws
+        self.runner_factory = runner_factory
         self.spec = ws.spec()
         self.images_dir = Path(images_dir)
         self.labels_dir, self.coco_json, self.backend = labels_dir, coco_json, backend
@@ -283,6 +304,7 @@ class Scorer:
         self.fp32 = _run_variant(
             self.spec,
             variant_model_path(ws, "fp32"),
+            runner_factory,
             backend,
             self.images,
             self.cancel,
@@ -319,6 +341,7 @@ class Scorer:
         candidate = _run_variant(
             self.spec,
             model_path,
+            self.runner_factory,
             self.backend,
             self.images,
             self.cancel,

@@ -12,6 +12,7 @@ from app.core.errors import UserError
 from app.core.model.files import read_label_file
 from app.core.model.sidecars import Sidecars
 from app.core.model.spec import ModelSpec, Postprocess, Preprocess, palette_color
+from app.core.ort_session import cpu_session
 from app.core.resources import resources_dir
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -42,12 +43,10 @@ def probe_outputs(model_file: Path, input_name: str, shape: list[int]) -> dict[s
     """Run the model once on a mid-grey input on the CPU to learn its output shapes and ranges."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # the failure is reported below, in one line
-    opts.intra_op_num_threads = 1
     ort.set_default_logger_severity(4)
     try:
-        sess = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
+        # severity 4: the failure is reported below, in one line
+        sess = cpu_session(model_file, threads=1, log_severity=4)
         feed = {input_name: np.full(shape, 0.5, dtype=np.float32)}
         values = sess.run(None, feed)
     except Exception as exc:  # ORT raises several unrelated types for unusable graphs

@@ -26,6 +26,7 @@ from onnx import numpy_helper
 
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
+from app.core.ort_session import cpu_session
 from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
 from app.core.quant.graph_rules import compute_blocks, name_nodes
 from app.core.quant.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
@@ -95,8 +96,6 @@ def _qparams(qmodel: onnx.ModelProto) -> dict[str, dict[str, Any]]:
 
 
 def _session(model: onnx.ModelProto, outputs: list[str]):
-    import onnxruntime as ort
-
     model = onnx.ModelProto.FromString(model.SerializeToString())
     have = {o.name for o in model.graph.output}
     for name in outputs:
@@ -104,9 +103,7 @@ def _session(model: onnx.ModelProto, outputs: list[str]):
             model.graph.output.append(
                 onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
             )
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(model)
 
 
 def analyse_layers(
@@ -309,13 +306,7 @@ def block_sensitivity(
     graph with that block's activations passed through their real Q/DQ parameters and its weight
     replaced by its dequantized INT8 values (graph editing, no quantizer run per block).
     """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    base = ort.InferenceSession(
-        fmodel.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-    )
+    base = cpu_session(fmodel)
     reference = [base.run(None, {input_name: b})[0].astype(np.float64) for b in batches]
     signal = sum(float((r**2).sum()) for r in reference)
     out: dict[str, float] = {}
@@ -332,9 +323,7 @@ def block_sensitivity(
                     init.CopyFrom(numpy_helper.from_array(deq, weight))
         for t in block.tensors:
             _insert_qdq(model, t, qp[t])
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-        )
+        sess = cpu_session(model)
         noise = 0.0
         for b, r in zip(batches, reference):
             y = sess.run(None, {input_name: b})[0].astype(np.float64)

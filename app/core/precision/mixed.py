@@ -19,7 +19,7 @@ from typing import Any
 import onnx
 
 from app.core.errors import CancelToken
-from app.core.eval.evaluate import Scorer
+from app.core.eval.evaluate import RunnerFactory, Scorer
 from app.core.model.workspace import Workspace
 from app.core.precision.debug import analyse_layers
 from app.core.quant.calibration import latest_calibration
@@ -46,11 +46,13 @@ def search_mixed_precision(
     max_fraction: float = 0.15,
     variant_name: str = "int8-mp",
     analysis: dict[str, Any] | None = None,
+    runner_factory: RunnerFactory,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Run the search (see module doc); builds `variant_name` in the workspace and returns the
-    report with "variant", "layers_kept" and the table of every trial."""
+    report with "variant", "layers_kept" and the table of every trial. Candidates are scored
+    with runners from `runner_factory` (app.backends.factory.make_runner in the app)."""
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
     t0 = time.perf_counter()
@@ -65,7 +67,14 @@ def search_mixed_precision(
             progress=lambda f, m: progress(0.25 * f, m),
         )
     progress(0.27, "scoring FP32")
-    scorer = Scorer(ws, images_dir, labels_dir=labels_dir, coco_json=coco_json, cancel=cancel)
+    scorer = Scorer(
+        ws,
+        images_dir,
+        labels_dir=labels_dir,
+        coco_json=coco_json,
+        runner_factory=runner_factory,
+        cancel=cancel,
+    )
     ref = scorer.reference[scorer.metric]
     model = name_nodes(onnx.load(spec.path))
     total = len(compute_nodes(model))

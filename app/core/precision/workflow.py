@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.atomic import write_json
 from app.core.model.workspace import Workspace
+
+if TYPE_CHECKING:  # the jobs import their heavy modules when they run, not when the panel loads
+    from app.core.eval.evaluate import RunnerFactory
 
 
 def variant_for(base: str, target: str) -> str:
@@ -45,10 +48,12 @@ def run_auto(
     analysis: dict | None,
     count: int,
     *,
+    runner_factory: RunnerFactory,
     progress: Any,
     cancel: Any,
 ) -> dict[str, Any]:
-    """The mixed-precision search (analysing first when there is no analysis for `target`)."""
+    """The mixed-precision search (analysing first when there is no analysis for `target`),
+    scoring with runners from `runner_factory` (app.backends.factory.make_runner in the app)."""
     from app.core.precision.mixed import search_mixed_precision
 
     share = 0.0
@@ -64,6 +69,7 @@ def run_auto(
         target=target,
         variant_name=variant_for("int8-mp", target),
         analysis=analysis,
+        runner_factory=runner_factory,
         progress=lambda f, m: progress(share + (1 - share) * f, m),
         cancel=cancel,
         **truth_args(labels),
@@ -78,17 +84,19 @@ def run_custom(
     target: str,
     keep: list[str],
     *,
+    runner_factory: RunnerFactory,
     progress: Any,
     cancel: Any,
 ) -> dict[str, Any]:
     """Build the variant with exactly `keep` float and score it, FP32 and a baseline (the
-    target's current INT8 variant, else the all-INT8 graph) with one scorer on one folder."""
+    target's current INT8 variant, else the all-INT8 graph) with one scorer on one folder, whose
+    runners come from `runner_factory`."""
     from app.core.eval.evaluate import Scorer
     from app.core.quant.calibration import latest_calibration
     from app.core.quant.quantize import int8_variant_name, make_int8, quantize
 
     progress(0.05, "scoring FP32")
-    scorer = Scorer(ws, images, cancel=cancel, **truth_args(labels))
+    scorer = Scorer(ws, images, runner_factory=runner_factory, cancel=cancel, **truth_args(labels))
     metric = scorer.metric
     ref = scorer.reference[metric]
     rows = [

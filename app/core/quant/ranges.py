@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 
 from app.core.errors import CancelToken, UserError
+from app.core.ort_session import cpu_session
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,6 @@ def tensors_for_target(model_path: Path, op_types: Iterable[str] | None = None) 
     selector.op_types_to_calibrate = list(op_types) if op_types else None
     tensors, _ = selector.select_tensors_to_calibrate(model)
     return sorted(tensors)
-
-
-def _session(model: onnx.ModelProto, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def _minmax_model(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
@@ -136,7 +127,7 @@ def collect_ranges(
     cancel = cancel or CancelToken()
     base = load_with_shapes(Path(model_path))
     opset = max(o.version for o in base.opset_import if o.domain in ("", "ai.onnx"))
-    sess = _session(_minmax_model(base, tensors), threads)
+    sess = cpu_session(_minmax_model(base, tensors), threads=threads)
     lo = {t: np.inf for t in tensors}
     hi = {t: -np.inf for t in tensors}
     kept: list[np.ndarray] = []
@@ -166,7 +157,7 @@ def collect_ranges(
     amax = {t: max(abs(lo[t]), abs(hi[t])) for t in tensors}
     fine = {t: np.zeros(2 * NUM_BINS, np.int64) for t in tensors}
     if opset >= 11:  # Clip takes min/max as inputs from opset 11
-        binning = _session(_binning_model(base, tensors, amax, 2 * NUM_BINS), threads)
+        binning = cpu_session(_binning_model(base, tensors, amax, 2 * NUM_BINS), threads=threads)
         for batch in kept:
             cancel.check()
             for name, idx in zip(tensors, binning.run(None, {input_name: batch})):
@@ -177,7 +168,7 @@ def collect_ranges(
         plain.graph.output.extend(
             onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
         )
-        psess = _session(plain, threads)
+        psess = cpu_session(plain, threads=threads)
         for batch in kept:
             cancel.check()
             for name, v in zip(tensors, psess.run(None, {input_name: batch})):

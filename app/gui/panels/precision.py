@@ -3,12 +3,14 @@ keep chosen blocks in float and re-score, or let the mixed-precision search choo
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QWidget
 
+from app.backends.factory import make_runner
 from app.core import defaults
 from app.core.errors import UserError
 from app.core.frames.sources import has_images
@@ -202,7 +204,7 @@ class PrecisionPanel(Panel):
         self.set_setting("drop", self.drop.value())
         analysis = self.analysis if self._analysis_current() else None
         return self.run_job(
-            run_auto,
+            partial(run_auto, runner_factory=make_runner),
             ws,
             images,
             labels,
@@ -222,7 +224,7 @@ class PrecisionPanel(Panel):
         ws, images, labels = ready
         keep = self.keep_float_nodes()
         return self.run_job(
-            run_custom,
+            partial(run_custom, runner_factory=make_runner),
             ws,
             images,
             labels,

@@ -49,6 +49,7 @@ def run_evaluation(
     cancel: Any,
 ) -> Path:
     """Worker side: evaluate, then save the report where the CLI does; returns its path."""
+    from app.backends.factory import make_runner
     from app.core.eval.evaluate import evaluate
 
     truth: dict[str, Any] = {}
@@ -56,7 +57,14 @@ def run_evaluation(
         key = "coco_json" if labels.lower().endswith(".json") else "labels_dir"
         truth = {key: labels}
     report = evaluate(
-        ws, images, variants=variants, backend=backend, progress=progress, cancel=cancel, **truth
+        ws,
+        images,
+        variants=variants,
+        backend=backend,
+        runner_factory=make_runner,
+        progress=progress,
+        cancel=cancel,
+        **truth,
     )
     path = ws.evaluation_path(backend)
     write_json(path, report)

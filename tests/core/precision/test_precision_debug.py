@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnxruntime.quantization.calibrate import TensorData, load_tensors_data, save_tensors_data
 
+from app.backends.factory import make_runner
 from app.cli.main import main
 from app.core.eval.evaluate import Scorer
 from app.core.model.inspection import inspect_model
@@ -93,7 +94,7 @@ def test_keeping_the_reported_worst_block_float_improves_accuracy(resnet, tmp_pa
     ws, folder, val = resnet
     bad = _miscalibrate(folder, _victim(ws), tmp_path / "bad")
     worst = analyse_layers(ws, calibration=bad, count=4)["blocks"][0]["nodes"]
-    scorer = Scorer(ws, val)
+    scorer = Scorer(ws, val, runner_factory=make_runner)
     spec = ws.spec()
     scores = {}
     for label, keep in (("all", []), ("fixed", worst)):
