@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app.core.model.inspection import inspect_model
-    from app.gui.app import application
     from app.gui.main_window import MainWindow
+    from app.gui.qt_app import application
     from app.gui.settings import Settings
 
     app = application()

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
 
     from app.core.model.inspection import inspect_model
-    from app.gui.app import application, settle_heap
     from app.gui.main_window import MainWindow
+    from app.gui.qt_app import application, settle_heap
     from app.gui.widgets import Heartbeat
 
     app = application()

@@ -53,7 +53,7 @@ def state(tmp_path, yolox_spec):
 
 @pytest.fixture(autouse=True)
 def collect_on_the_gui_thread():
-    """The app's rule (app.gui.app.GuiThreadCollector) for tests: no automatic collection, which
+    """The app's rule (app.gui.qt_app.GuiThreadCollector) for tests: no automatic collection, which
     could run in a worker or server thread and destroy a Qt widget there; collect here, on the
     GUI thread, after each test."""
     import gc
