@@ -99,3 +99,7 @@ def _commands(parser: argparse.ArgumentParser) -> set[str]:
         if isinstance(action, argparse._SubParsersAction):
             return set(action.choices)
     return set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
