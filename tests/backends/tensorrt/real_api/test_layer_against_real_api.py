@@ -113,3 +113,35 @@ def test_ort_provider_reason_with_this_generation_installed(major: int) -> None:
         assert reason is None
     else:
         assert reason is not None and "needs TensorRT 10" in reason
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    from tests.assets import MODELS
+
+    if not MODELS.is_dir():
+        pytest.skip("real models not found (shared assets)")
+    from tests.backends.tensorrt.workspace_fixture import make_workspace
+
+    return make_workspace(tmp_path_factory.mktemp("real-ws"))
+
+
+@pytest.mark.parametrize(
+    ("variant", "source"), [("int8", "qdq"), ("int8", "calibrator"), ("fp16", "auto")]
+)
+def test_build_command_routes_against_real_api(
+    trt: Any, cudart: Any, major: int, workspace, variant: str, source: str
+) -> None:
+    """`int8-studio build`'s engines (real calibration reader, real calibrator trampolines)."""
+    from app.backends.tensorrt.engines import EngineOptions, ensure_engine, plan_job
+
+    if major >= 11 and source == "calibrator":
+        pytest.skip("TensorRT 11 has no calibrators (plan refuses)")
+    problems: list[str] = []
+    ctrt, crt = CheckedTrt(trt, problems), CheckedCudart(cudart, problems)
+    job = plan_job(workspace, variant, EngineOptions(int8_source=source), major)
+    summary = ensure_engine(workspace, job, trt_version=trt.__version__, gpu="Stand-in GPU",
+                            capability="9.0", trt=ctrt, cudart=crt)  # fmt: skip
+    assert problems == [] and summary["state"] == "built"
+    if source == "calibrator":
+        assert summary["calibration_batches"] == 6
