@@ -24,6 +24,7 @@ class RecordingCudartStandIn:  # method names and parameter names mirror cuda-py
     def __init__(self, devices: int = 1) -> None:
         self._calls: list[tuple[str, tuple]] = []
         self._memory: dict[int, ctypes.Array] = {}
+        self._kinds: dict[int, str] = {}  # "device" or "host": freeing with the other is an error
         self._devices = devices
 
     def _ok(self, *values: Any) -> tuple:
@@ -36,11 +37,21 @@ class RecordingCudartStandIn:  # method names and parameter names mirror cuda-py
         return self._ok(SimpleNamespace(name=b"Stand-in GPU\x00\x00\x00", major=9, minor=0))
 
     def cudaMalloc(self, size: int) -> tuple:
+        return self._alloc(size, "device")
+
+    def _alloc(self, size: int, kind: str) -> tuple:
         buf = (ctypes.c_byte * size)()
         ptr = ctypes.addressof(buf)
-        self._memory[ptr] = buf
+        self._memory[ptr], self._kinds[ptr] = buf, kind
         self._calls.append(("cudaMalloc", (size,)))
         return self._ok(ptr)
+
+    def _free(self, ptr: int, kind: str) -> tuple:
+        if self._kinds.get(ptr) != kind:
+            raise RuntimeError(f"stand-in: freeing {ptr:#x} as {kind} memory, it is not that")
+        del self._memory[ptr], self._kinds[ptr]
+        self._calls.append(("cudaFree", (ptr,)))
+        return self._ok()
 
     def cudaMemcpy(self, dst: int, src: int, count: int, kind: Any) -> tuple:
         ctypes.memmove(int(dst), int(src), count)
@@ -48,15 +59,13 @@ class RecordingCudartStandIn:  # method names and parameter names mirror cuda-py
         return self._ok()
 
     def cudaFree(self, devPtr: int) -> tuple:
-        del self._memory[devPtr]
-        self._calls.append(("cudaFree", (devPtr,)))
-        return self._ok()
+        return self._free(devPtr, "device")
 
     def cudaMallocHost(self, size: int) -> tuple:
-        return self.cudaMalloc(size)
+        return self._alloc(size, "host")
 
     def cudaFreeHost(self, ptr: int) -> tuple:
-        return self.cudaFree(ptr)
+        return self._free(ptr, "host")
 
     def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> tuple:
         self._calls.append(("cudaMemcpyAsync", (kind, stream)))
