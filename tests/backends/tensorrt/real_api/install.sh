@@ -56,6 +56,7 @@ stub_bindings() {  # stub_bindings VERSION FLAVOUR FOLDER
 pids=()
 stub_bindings "$TRT10" cu12 "$DEST/trt10" & pids+=($!)
 stub_bindings "$TRT11" cu13 "$DEST/trt11" & pids+=($!)
+rm -rf "$DEST/cuda12" "$DEST/cuda13"  # a fresh target each time: pip does not replace in one
 "$PY" -m pip install -q --target "$DEST/cuda12" "cuda-bindings==12.9.*" & pids+=($!)
 "$PY" -m pip install -q --target "$DEST/cuda13" "cuda-bindings==13.*" & pids+=($!)
 for pid in "${pids[@]}"; do wait "$pid"; done
