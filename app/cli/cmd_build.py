@@ -150,6 +150,15 @@ def ctrl_c_cancels(token: CancelToken) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _installed_major(trt: Any) -> int:
+    """The installed TensorRT's major; 10 where none is (the generation ORT's provider needs)."""
+    try:
+        module = trt if trt is not None else import_tensorrt()
+        return parse_trt_major(module.__version__)
+    except (UserError, AttributeError):
+        return 10
+
+
 def print_trtexec(ws: Workspace, variants: list[str], options: EngineOptions, major: int) -> None:
     for variant in variants:
         job = plan_job(ws, variant, options, major)
@@ -164,7 +173,7 @@ def execute(args: argparse.Namespace, *, trt: Any = None, cudart: Any = None) ->
     ws = Workspace.open(args.workspace)
     variants, options = _variants(args.variants), _options(args)
     if args.print_trtexec:
-        major = args.trt_major or (parse_trt_major(trt.__version__) if trt is not None else 10)
+        major = args.trt_major or _installed_major(trt)
         print_trtexec(ws, variants, options, major)
         return 0
     if args.engine == "ort-tensorrt":

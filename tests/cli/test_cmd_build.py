@@ -72,6 +72,9 @@ def test_print_trtexec_matches_the_settings_per_generation(ws, capsys) -> None:
         } <= set(cmd)
         assert ("--stronglyTyped" in cmd) == (variant != "fp32")
         assert "--fp16" not in cmd and "--int8" not in cmd  # precision comes from the graphs
+    args = _args(ws, "--print-trtexec", "--variants", "int8")
+    assert cmd_build.execute(args, trt=RecordingTrtStandIn("11.4.0.106")) == 0  # installed: 11
+    assert "TensorRT 11" in capsys.readouterr().out
     v11 = _trtexec(capsys, ws, *common, "--trt-major", "11")
     assert not any("--stronglyTyped" in c for c in v11.values())  # 11: always strongly typed
     calib = _trtexec(capsys, ws, "--variants", "int8", "--int8-source", "calibrator",
