@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import tempfile
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -68,6 +69,26 @@ def _cuda_reason() -> str:
     return "the CUDA provider failed to initialise (driver/CUDA version mismatch?)"
 
 
+def ort_tensorrt_library_reason(has_library: Callable[..., bool]) -> str | None:
+    """Why ONNX Runtime's TensorRT provider cannot load for want of libnvinfer; None when present.
+
+    onnxruntime-gpu 1.31's provider library links libnvinfer.so.10 by that name, so TensorRT 11
+    (libnvinfer.so.11) does not satisfy it: say so rather than "failed to initialise".
+    """
+    if has_library("libnvinfer.so.10"):
+        return None
+    if has_library("libnvinfer.so.11"):
+        return (
+            "ONNX Runtime's TensorRT provider needs TensorRT 10 (it links libnvinfer.so.10); only "
+            "TensorRT 11 is installed: install TensorRT 10 beside it (pip install tensorrt-cu12 "
+            "--extra-index-url https://pypi.nvidia.com) or use the native 'tensorrt' backend"
+        )
+    return (
+        "TensorRT not installed (libnvinfer.so.10 not found); ONNX Runtime would run on "
+        "the CPU instead"
+    )
+
+
 _PROBE_LOCK = threading.Lock()
 
 
@@ -101,15 +122,8 @@ def _backend_statuses() -> tuple[BackendStatus, ...]:
         out.append(
             BackendStatus("ort-tensorrt", False, "this onnxruntime build has no TensorRT provider")
         )
-    elif not _has_library("libnvinfer.so.10", "libnvinfer.so.11", "libnvinfer.so"):
-        out.append(
-            BackendStatus(
-                "ort-tensorrt",
-                False,
-                "TensorRT not installed (libnvinfer.so.10 not found); ONNX Runtime would run on "
-                "the CPU instead",
-            )
-        )
+    elif (reason := ort_tensorrt_library_reason(_has_library)) is not None:
+        out.append(BackendStatus("ort-tensorrt", False, reason))
     elif _provider_really_loads("TensorrtExecutionProvider"):
         out.append(BackendStatus("ort-tensorrt", True, "", {"onnxruntime": version}))
     else:

@@ -17,6 +17,7 @@ COMMANDS = [
     "app.cli.cmd_run",
     "app.cli.cmd_calibrate",
     "app.cli.cmd_quantize",
+    "app.cli.cmd_build",
     "app.cli.cmd_evaluate",
     "app.cli.cmd_bench",
     "app.cli.cmd_fetch_demo",

@@ -10,7 +10,10 @@ from typing import Any
 
 from app.core.errors import UserError
 
-TRT_INSTALL_HINT = "TensorRT not installed: pip install tensorrt from NVIDIA's index"
+TRT_INSTALL_HINT = (
+    "TensorRT not installed: on a machine with an NVIDIA GPU, pip install tensorrt-cu12 "
+    "--extra-index-url https://pypi.nvidia.com (TensorRT 10; tensorrt-cu13 for 11)"
+)
 CUDA_PYTHON_HINT = (
     "cuda-python not installed: pip install cuda-python (needed to move data to the GPU)"
 )

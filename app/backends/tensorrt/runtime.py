@@ -89,7 +89,7 @@ class TensorRTRunner(Runner):
         self._trt, self._rt = trt, rt
         cuda_call(rt, rt.cudaSetDevice(self.device))
         gpu_name, capability = gpu_identity(rt, self.device)
-        check_engine(
+        record = check_engine(
             self.engine_path,
             EngineExpectation(
                 trt_version=str(trt.__version__),
@@ -101,16 +101,26 @@ class TensorRTRunner(Runner):
             allow_unrecorded=self.allow_unrecorded,
         )
         try:
-            self._load(trt, rt)
+            self._load(
+                trt, rt, host_code=bool(record and record.settings.get("version_compatible"))
+            )
         except BaseException:
             self._close()
             raise
         self.active_provider = f"TensorRT {trt.__version__} on {gpu_name}"
         self.fallback_note = ""
 
-    def _load(self, trt: Any, rt: Any) -> None:
+    def _load(self, trt: Any, rt: Any, *, host_code: bool = False) -> None:
+        """Deserialize the engine and allocate the stream and events.
+
+        host_code: the record says the engine was built version-compatible. Such plans embed the
+        lean runtime (host code), and trt.Runtime refuses them unless this is allowed, as trtexec
+        does for them. Only set from our own record, never for an unrecorded engine.
+        """
         self._logger = make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
+        if host_code:
+            self._runtime.engine_host_code_allowed = True
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             detail = "; ".join(self._logger.errors[-2:]) or "TensorRT gave no reason"

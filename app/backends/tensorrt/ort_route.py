@@ -1,0 +1,69 @@
+"""Engines through ONNX Runtime's TensorRT provider: opening a session builds them into its cache.
+
+The provider keeps its own engine cache (in `<workspace>/ort_trt/`) and decides reuse itself;
+this module only chooses the graph and options per variant and refuses a silent fallback: a
+session whose first provider is not TensorRT built nothing, and saying so is the point.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from app.backends.ort_trt_options import TRT_EP, OrtTrtSettings, cache_dirs, ort_trt_providers
+from app.backends.registry import status_of
+from app.backends.tensorrt.engines import EngineJob
+from app.core.errors import UserError
+from app.core.model.workspace import Workspace
+
+# onnxruntime-gpu 1.31's provider links libnvinfer.so.10: its graphs follow TensorRT 10's rules.
+ORT_TRT_MAJOR = 10
+
+
+def require_provider() -> None:
+    """UserError with the registry's reason when the provider cannot load on this machine."""
+    status = status_of("ort-tensorrt")
+    if not status.available:
+        raise UserError(f"cannot build with ONNX Runtime's TensorRT provider here: {status.reason}")
+
+
+def ort_settings(ws: Workspace, job: EngineJob) -> OrtTrtSettings:
+    """The provider options for a job planned by engines.plan_job."""
+    s = job.settings
+    table = None
+    if job.calibration is not None:  # ORT's own table, which the provider reads
+        table = job.calibration / "calibration.flatbuffers"
+    return OrtTrtSettings(
+        workspace=ws.root,
+        precision=s.precision,
+        graph=s.graph,
+        calibration_table=table,
+        profiles=dict(s.profiles),
+        max_workspace_bytes=s.workspace_bytes,
+        opt_level=s.opt_level,
+    )
+
+
+def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
+    """Open a session on the provider (it builds or reuses the engine); a summary dict."""
+    import onnxruntime as ort
+
+    settings = ort_settings(ws, job)
+    for folder in cache_dirs(settings).values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    session = ort.InferenceSession(str(job.graph), providers=ort_trt_providers(settings))
+    if session.get_providers()[0] != TRT_EP:
+        raise UserError(
+            f"ONNX Runtime fell back to {session.get_providers()[0]} for {job.variant}: the "
+            "TensorRT provider built nothing (run `int8-studio backends` to see why)"
+        )
+    return {
+        "variant": job.variant,
+        "route": job.route,
+        "graph": str(job.graph),
+        "engine": str(cache_dirs(settings)["engines"]),
+        "state": "ready",
+        "seconds": round(time.perf_counter() - started, 3),
+    }

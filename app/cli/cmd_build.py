@@ -1,0 +1,240 @@
+"""`int8-studio build`: TensorRT engines of a workspace's variants, reused when still valid.
+
+Arguments are declared here plainly (the shared argparse helpers were not there yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.backends.tensorrt.deps import gpu_identity, import_cudart, import_tensorrt, parse_trt_major
+from app.backends.tensorrt.engines import (
+    INT8_SOURCES,
+    VARIANTS,
+    EngineOptions,
+    calibration_cache_path,
+    ensure_engine,
+    plan_job,
+)
+from app.backends.tensorrt.settings import CALIBRATORS, ProfileShapes
+from app.backends.tensorrt.status import tensorrt_status
+from app.backends.tensorrt.trtexec import trtexec_command
+from app.cli.output import ProgressBar, save_json, table
+from app.core.errors import CancelToken, UserError
+from app.core.model.workspace import Workspace
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("build", help="build TensorRT engines of the workspace's variants")
+    p.add_argument("--workspace", required=True, help="the folder `calibrate` printed")
+    p.add_argument("--variants", default="int8,fp16", help="comma-separated: int8, fp16, fp32")
+    p.add_argument(
+        "--engine",
+        choices=("tensorrt", "ort-tensorrt"),
+        default="tensorrt",
+        help="native TensorRT, or ONNX Runtime's TensorRT provider and its cache",
+    )
+    p.add_argument(
+        "--shapes",
+        action="append",
+        default=[],
+        metavar="NAME:MIN,OPT,MAX",
+        help="profile of a dynamic input, each shape like 1x3x416x416 (repeatable)",
+    )
+    p.add_argument(
+        "--workspace-size",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="builder workspace memory pool in MiB (default 1024)",
+    )
+    p.add_argument(
+        "--version-compatible",
+        action="store_true",
+        help="engine loads on later TensorRT releases of the same major",
+    )
+    p.add_argument("--timing-cache", metavar="F", help="TensorRT timing cache file (read, updated)")
+    p.add_argument(
+        "--int8-source",
+        choices=INT8_SOURCES,
+        default="auto",
+        help="INT8 from the Q/DQ graph or (TensorRT 10) a calibrator; auto: Q/DQ "
+        "when the workspace has that graph",
+    )
+    p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy2")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0..5")
+    p.add_argument(
+        "--print-trtexec",
+        action="store_true",
+        help="print the equivalent trtexec command lines and exit (no TensorRT needed)",
+    )
+    p.add_argument(
+        "--trt-major",
+        type=int,
+        choices=(10, 11),
+        help="TensorRT generation for --print-trtexec (default: the installed one, else 10)",
+    )
+    p.add_argument("--json", dest="json_out", help="write the engines as JSON")
+    p.set_defaults(func=run)
+
+
+def parse_shapes(items: list[str]) -> dict[str, ProfileShapes]:
+    """`NAME:MIN,OPT,MAX` (or the three shapes' dims in one `x` list) -> profiles."""
+    out: dict[str, ProfileShapes] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        try:
+            if not sep or not name:
+                raise ValueError("no NAME:")
+            if "," in rest:
+                parts = [tuple(int(d) for d in s.split("x")) for s in rest.split(",")]
+            else:
+                dims = [int(d) for d in rest.split("x")]
+                if len(dims) % 3:
+                    raise ValueError("not three shapes")
+                k = len(dims) // 3
+                parts = [tuple(dims[i * k : (i + 1) * k]) for i in range(3)]
+            if len(parts) != 3:
+                raise ValueError("not three shapes")
+        except ValueError as exc:
+            raise UserError(
+                f"--shapes {item!r}: write NAME:MIN,OPT,MAX with shapes like 1x3x416x416"
+            ) from exc
+        out[name] = (parts[0], parts[1], parts[2])
+    return out
+
+
+def _options(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(
+        workspace_mb=args.workspace_size,
+        profiles=parse_shapes(args.shapes),
+        version_compatible=args.version_compatible,
+        timing_cache=args.timing_cache,
+        int8_source=args.int8_source,
+        calibrator=args.calibrator,
+        opt_level=args.opt_level,
+    )
+
+
+def _variants(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in names if v not in VARIANTS]
+    if bad or not names:
+        raise UserError(f"--variants {text!r}: choose from {', '.join(VARIANTS)}")
+    return list(dict.fromkeys(names))
+
+
+@contextmanager
+def ctrl_c_cancels(token: CancelToken) -> Iterator[None]:
+    """The first Ctrl-C asks TensorRT to stop at its next step (the main thread is inside the
+    builder, where KeyboardInterrupt would wait for the whole build); a second one interrupts."""
+
+    def on_sigint(_sig: int, _frame: Any) -> None:
+        token.cancel()
+        print("\ncancelling at TensorRT's next step (Ctrl-C again to force)", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _installed_major(trt: Any) -> int:
+    """The installed TensorRT's major; 10 where none is (the generation ORT's provider needs)."""
+    try:
+        module = trt if trt is not None else import_tensorrt()
+        return parse_trt_major(module.__version__)
+    except (UserError, AttributeError):
+        return 10
+
+
+def print_trtexec(ws: Workspace, variants: list[str], options: EngineOptions, major: int) -> None:
+    for variant in variants:
+        job = plan_job(ws, variant, options, major)
+        out = ws.root / "engines" / f"{variant}-trtexec.engine"
+        cache = calibration_cache_path(ws, job, str(major))
+        print(f"# {variant}: {job.graph_label}, TensorRT {major} ({job.route})")
+        print(trtexec_command(job.graph, out, job.settings, major, calibration_cache=cache))
+
+
+def execute(args: argparse.Namespace, *, trt: Any = None, cudart: Any = None) -> int:
+    """The command; `trt` / `cudart` are the modules (tests pass the recording stand-ins)."""
+    ws = Workspace.open(args.workspace)
+    variants, options = _variants(args.variants), _options(args)
+    if args.print_trtexec:
+        major = args.trt_major or _installed_major(trt)
+        print_trtexec(ws, variants, options, major)
+        return 0
+    if args.engine == "ort-tensorrt":
+        return _with_provider(ws, variants, options, args)
+    status = tensorrt_status(
+        load_tensorrt=(lambda: trt) if trt is not None else import_tensorrt,
+        load_cudart=(lambda: cudart) if cudart is not None else import_cudart,
+    )
+    if not status.available:
+        raise UserError(f"cannot build TensorRT engines on this machine: {status.reason}")
+    trt = trt if trt is not None else import_tensorrt()
+    cudart = cudart if cudart is not None else import_cudart()
+    version = str(trt.__version__)
+    major = parse_trt_major(version)
+    gpu, capability = gpu_identity(cudart, 0)
+    jobs = [plan_job(ws, v, options, major) for v in variants]  # refuse before building any
+    token, results = CancelToken(), []
+    with ctrl_c_cancels(token):
+        for job in jobs:
+            results.append(
+                ensure_engine(
+                    ws,
+                    job,
+                    trt_version=version,
+                    gpu=gpu,
+                    capability=capability,
+                    progress=ProgressBar(f"building {job.variant}"),
+                    cancel=token,
+                    trt=trt,
+                    cudart=cudart,
+                )
+            )
+    print(f"TensorRT {version} on {gpu} (sm {capability})")
+    rows = [
+        (r["variant"], r["route"], r["state"], f"{r['bytes'] / 1e6:.2f} MB", r["engine"])
+        for r in results
+    ]
+    print(table(["variant", "route", "engine", "size", "file"], rows))
+    for r in results:
+        if r["reason"]:
+            print(f"{r['variant']}: rebuilt because {r['reason']}", file=sys.stderr)
+    save_json(
+        args.json_out,
+        {"workspace": str(ws.root), "trt_version": version, "gpu": gpu, "engines": results},
+    )
+    return 0
+
+
+def _with_provider(
+    ws: Workspace, variants: list[str], options: EngineOptions, args: argparse.Namespace
+) -> int:
+    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, build_with_provider, require_provider
+
+    require_provider()
+    jobs = [plan_job(ws, v, options, ORT_TRT_MAJOR) for v in variants]
+    results = [build_with_provider(ws, job) for job in jobs]
+    rows = [(r["variant"], r["route"], f"{r['seconds']:.1f} s", r["engine"]) for r in results]
+    print(table(["variant", "route", "session", "engine cache"], rows))
+    save_json(args.json_out, {"workspace": str(ws.root), "engines": results})
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return execute(args)

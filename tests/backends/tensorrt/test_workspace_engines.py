@@ -1,0 +1,129 @@
+"""Engines of a real workspace: graph and route per variant and generation, keyed files, records,
+reuse, rebuild of damaged or foreign engines, cancel. TensorRT is the recording stand-in (argument
+plumbing only; the stand-in itself is checked against the real bindings in real_api/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.backends.tensorrt.engine_header import read_record, side_path
+from app.backends.tensorrt.engines import EngineOptions, ensure_engine, plan_job
+from app.core.errors import Cancelled, CancelToken, UserError
+from app.core.model.workspace import Workspace
+from tests.assets import needs_assets
+from tests.backends.tensorrt.standins import RecordingCudartStandIn, RecordingTrtStandIn, names
+from tests.backends.tensorrt.workspace_fixture import CALIBRATION_IMAGES, make_workspace
+
+pytestmark = needs_assets
+V10, V11 = "10.16.1.11", "11.4.0.106"
+GPU = ("Stand-in GPU", "9.0")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return make_workspace(tmp_path_factory.mktemp("engines"))
+
+
+def _ensure(ws: Workspace, variant: str, version: str, options: EngineOptions, **kw):
+    trt, cudart = RecordingTrtStandIn(version), RecordingCudartStandIn()
+    job = plan_job(ws, variant, options, int(version.split(".")[0]))
+    summary = ensure_engine(ws, job, trt_version=version, gpu=GPU[0], capability=GPU[1],
+                            trt=trt, cudart=cudart, **kw)  # fmt: skip
+    return job, summary, trt
+
+
+CASES = [  # (TensorRT version, variant, options, graph file, route)
+    (V10, "int8", EngineOptions(), "int8-trt.onnx", "strongly typed Q/DQ"),
+    (V10, "int8", EngineOptions(int8_source="calibrator", opt_level=2), "resnet8_cifar10.onnx",
+     "calibrator"),
+    (V10, "fp16", EngineOptions(), "fp16.onnx", "strongly typed"),
+    (V10, "fp32", EngineOptions(version_compatible=True), "resnet8_cifar10.onnx", "default"),
+    (V11, "int8", EngineOptions(), "int8-trt.onnx", "strongly typed Q/DQ"),
+    (V11, "fp16", EngineOptions(workspace_mb=512), "fp16.onnx", "strongly typed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("version", "variant", "options", "graph", "route"), CASES)
+def test_build_record_then_reuse(ws, version, variant, options, graph, route) -> None:
+    job, first, trt = _ensure(ws, variant, version, options)
+    assert (Path(job.graph).name, first["route"], first["state"]) == (graph, route, "built")
+    engine = Path(first["engine"])
+    assert engine.parent == ws.root / "engines" and engine.name.startswith(
+        f"{variant}-trt{version}-"
+    )
+    record = read_record(engine)
+    assert record is not None and record.trt_version == version and record.gpu_name == GPU[0]
+    assert record.settings == json.loads(json.dumps(job.settings.identity()))
+    assert record.settings["profiles"] == {"input_1": [[1, 32, 32, 3]] * 3}  # dynamic batch -> 1
+    strongly = ("STRONGLY_TYPED",) if route.startswith("strongly") and version == V10 else ()
+    assert names(trt._calls, "create_network")[0] == (
+        sum(1 << int(getattr(trt.NetworkDefinitionCreationFlag, f)) for f in strongly),
+    )
+    _, again, trt2 = _ensure(ws, variant, version, options)
+    assert again["state"] == "reused" and again["engine"] == first["engine"]
+    assert trt2._calls == []  # TensorRT not touched for a valid engine
+
+
+def test_calibrator_reads_the_calibration_images_then_its_cache(ws: Workspace) -> None:
+    options = EngineOptions(int8_source="calibrator", calibrator="minmax", opt_level=1)
+    job, summary, trt = _ensure(ws, "int8", V10, options)
+    assert summary["calibration_batches"] == CALIBRATION_IMAGES  # one photo per batch
+    assert names(trt._calls, "set_flag") == [("INT8",)]
+    cache = ws.root / "engines" / f"calib-{job.calibration.name}-minmax-trt10.cache"
+    assert cache.read_bytes().startswith(b"TRT-")
+    other = EngineOptions(int8_source="calibrator", calibrator="minmax", opt_level=0)
+    _, summary, trt = _ensure(ws, "int8", V10, other)  # another engine, same calibration
+    assert summary["state"] == "built" and summary["calibration_batches"] == 0  # cache read
+
+
+def test_damaged_or_foreign_engines_are_rebuilt(ws: Workspace) -> None:
+    options = EngineOptions(opt_level=5)
+    _, first, _ = _ensure(ws, "fp16", V10, options)
+    engine = Path(first["engine"])
+    engine.write_bytes(engine.read_bytes()[:-1] + b"!")  # edited in place
+    _, rebuilt, trt = _ensure(ws, "fp16", V10, options)
+    assert rebuilt["state"] == "rebuilt" and "altered" in rebuilt["reason"]
+    assert names(trt._calls, "create_network")
+    record = json.loads(side_path(engine).read_text())
+    record["model_sha256"] = "f" * 64  # a record copied from another model's engine
+    side_path(engine).write_text(json.dumps(record))
+    _, rebuilt, _ = _ensure(ws, "fp16", V10, options)
+    assert rebuilt["state"] == "rebuilt" and "another model" in rebuilt["reason"]
+    _, again, _ = _ensure(ws, "fp16", V10, options)
+    assert again["state"] == "reused"
+
+
+def test_other_version_or_gpu_gets_its_own_engine(ws: Workspace) -> None:
+    options = EngineOptions(opt_level=4)
+    _, a, _ = _ensure(ws, "int8", "10.16.1.11", options)
+    _, b, _ = _ensure(ws, "int8", "10.15.0.1", options)
+    assert a["engine"] != b["engine"] and b["state"] == "built"
+    assert Path(a["engine"]).is_file()  # the other version's engine is left alone
+
+
+def test_cancelled_rebuild_leaves_no_engine_and_no_record(ws: Workspace) -> None:
+    options = EngineOptions(opt_level=3, workspace_mb=256)
+    _, first, _ = _ensure(ws, "int8", V11, options)
+    engine = Path(first["engine"])
+    engine.write_bytes(b"half")
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        _ensure(ws, "int8", V11, options, cancel=token,
+                progress=lambda f, m: token.cancel() if f >= 0.5 else None)  # fmt: skip
+    assert not engine.exists() and not side_path(engine).exists()
+
+
+def test_what_a_generation_cannot_build_is_refused_with_the_way_out(ws, tmp_path) -> None:
+    with pytest.raises(UserError, match="TensorRT 11 removed calibrator INT8"):
+        plan_job(ws, "int8", EngineOptions(int8_source="calibrator"), 11)
+    bare = Workspace.for_model(ws.spec(), tmp_path / "bare")  # no quantized graphs
+    with pytest.raises(UserError, match="--precision fp16"):
+        plan_job(bare, "fp16", EngineOptions(), 11)
+    assert plan_job(bare, "fp16", EngineOptions(), 10).graph_label == "fp32 graph + FP16 flag"
+    with pytest.raises(UserError, match="--target tensorrt"):
+        plan_job(bare, "int8", EngineOptions(int8_source="qdq"), 10)
+    with pytest.raises(UserError, match="unknown variant"):
+        plan_job(ws, "int4", EngineOptions(), 10)
