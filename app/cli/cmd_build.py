@@ -24,6 +24,7 @@ from app.backends.tensorrt.engines import (
 from app.backends.tensorrt.settings import CALIBRATORS, ProfileShapes
 from app.backends.tensorrt.status import tensorrt_status
 from app.backends.tensorrt.trtexec import trtexec_command
+from app.cli.arguments import add_json, add_workspace
 from app.cli.output import ProgressBar, save_json, table
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
@@ -31,7 +32,7 @@ from app.core.model.workspace import Workspace
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("build", help="build TensorRT engines of the workspace's variants")
-    p.add_argument("--workspace", required=True, help="the folder `calibrate` printed")
+    add_workspace(p)
     p.add_argument("--variants", default="int8,fp16", help="comma-separated: int8, fp16, fp32")
     p.add_argument(
         "--engine",
@@ -79,7 +80,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         choices=(10, 11),
         help="TensorRT generation for --print-trtexec (default: the installed one, else 10)",
     )
-    p.add_argument("--json", dest="json_out", help="write the engines as JSON")
+    add_json(p, "the engines and their records")
     p.set_defaults(func=run)
 
 
