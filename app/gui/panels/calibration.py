@@ -12,7 +12,6 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -133,7 +132,7 @@ class CalibrationPanel(Panel):
         self.body.addWidget(self.skipped, 1)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Calibration images", self.folder.text())
+        path = self.pick_folder("Calibration images", self.folder.text())
         if path:
             self.folder.setText(path)
 

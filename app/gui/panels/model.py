@@ -12,7 +12,6 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -238,13 +237,13 @@ class ModelPanel(Panel):
 
     # opening ---------------------------------------------------------------------------------
     def choose_file(self) -> None:
-        start = str(self.setting("last_dir", ""))
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, "ONNX models (*.onnx)")
+        start = str(self.setting("last_dir", "") or "")
+        path = self.pick_file("Open model", start, "ONNX models (*.onnx)")
         if path:
             self.open_model(path)
 
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open checkpoint folder")
+        path = self.pick_folder("Open checkpoint folder", str(self.setting("last_dir", "") or ""))
         if path:
             self.open_model(path)
 
