@@ -24,9 +24,14 @@ SQNR_CAP = 90.0  # dB; "no measurable noise" is reported as 120 and would flatte
 
 
 def short_block(name: str, width: int = 34) -> str:
-    """A readable block name: exporters join fused names with ';', the last part names it."""
+    """A readable block name: exporters join fused names with ';', the last part names it; a
+    longer part loses its middle (TensorFlow's scope at the start and the op at the end both
+    tell which layer it is; cutting the start left rows of look-alike tails)."""
     part = name.rsplit(";", 1)[-1]
-    return part if len(part) <= width else "…" + part[-(width - 1) :]
+    if len(part) <= width:
+        return part
+    head = (width - 1) * 2 // 5
+    return part[:head] + "…" + part[-(width - 1 - head) :]
 
 
 def block_value(block: dict[str, Any]) -> float:
@@ -224,6 +229,7 @@ class BlockTable(QTableWidget):
         ):
             self.horizontalHeaderItem(col).setToolTip(tip)
         compact_rows(self)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a narrow column keeps both ends
         self.itemChanged.connect(self._item_changed)
         self.setSortingEnabled(True)
 
