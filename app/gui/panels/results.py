@@ -139,8 +139,7 @@ class ResultsPanel(Panel):
             str(self.setting("images", "")),
             str(self.setting("labels", "")),
             "evaluation images (not the calibration ones)",
-            "labels: YOLO .txt folder or COCO .json; classifiers: file,class CSV or class "
-            "subfolders (hover for more)",
+            "YOLO .txt folder, COCO .json, file,class CSV or class subfolders",
         )
         self.images, self.labels = row.images, row.labels
         outer.addLayout(row)
