@@ -40,7 +40,7 @@ class PrecisionControls(QGroupBox):
             images,
             labels,
             "evaluation images (for re-run and auto; not calibration)",
-            "optional: YOLO .txt folder or COCO .json",
+            "optional: YOLO .txt / COCO .json, or file,class CSV / class subfolders",
         )
         self.images, self.labels = row.images, row.labels
         outer.addLayout(row)

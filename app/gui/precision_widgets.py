@@ -23,10 +23,24 @@ OTHER_COLOR = "#9d9d9d"
 SQNR_CAP = 90.0  # dB; "no measurable noise" is reported as 120 and would flatten every other bar
 
 
+TF_WRAPPER = "StatefulPartitionedCall/"  # TensorFlow's scope around every op of a saved model
+
+
+def block_part(name: str) -> str:
+    """The part of a block name that names it: exporters join fused names with ';' (the last
+    names the block), and TensorFlow wraps every op in the same scope."""
+    return name.rsplit(";", 1)[-1].removeprefix(TF_WRAPPER)
+
+
 def short_block(name: str, width: int = 34) -> str:
-    """A readable block name: exporters join fused names with ';', the last part names it."""
-    part = name.rsplit(";", 1)[-1]
-    return part if len(part) <= width else "…" + part[-(width - 1) :]
+    """A readable block name: exporters join fused names with ';', the last part names it; a
+    longer part loses its middle (TensorFlow's scope at the start and the op at the end both
+    tell which layer it is; cutting the start left rows of look-alike tails)."""
+    part = block_part(name)
+    if len(part) <= width:
+        return part
+    head = (width - 1) // 3
+    return part[:head] + "…" + part[-(width - 1 - head) :]
 
 
 def block_value(block: dict[str, Any]) -> float:
@@ -224,6 +238,10 @@ class BlockTable(QTableWidget):
         ):
             self.horizontalHeaderItem(col).setToolTip(tip)
         compact_rows(self)
+        # a narrow column keeps both ends of a name; word wrap (on by default) would break it
+        # at a '/' and cut the one line a row shows at its end
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.itemChanged.connect(self._item_changed)
         self.setSortingEnabled(True)
 
@@ -236,7 +254,7 @@ class BlockTable(QTableWidget):
         for i, b in enumerate(blocks):
             values: list[tuple[str, Any]] = [
                 (str(i + 1), i + 1),
-                (short_block(b["block"]), None),
+                (block_part(b["block"]), None),  # the view elides its middle to fit
                 (b["op_type"], None),
                 (fmt_db(b.get("output_sqnr_db")), b.get("output_sqnr_db")),
                 (fmt_db(b.get("score_db")), b.get("score_db")),

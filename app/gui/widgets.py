@@ -11,7 +11,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter, QRegion
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -303,8 +302,11 @@ class Heartbeat(QObject):
 
 
 class EvalFolderRow(QHBoxLayout):
-    """Images folder + labels (YOLO folder or COCO .json) fields with their pickers: the same
-    row in the Results and Precision panels."""
+    """Images folder + labels fields with their pickers: the same row in the Results and
+    Precision panels. Labels: YOLO .txt folder or COCO .json for detectors; a file,class CSV
+    or a folder of class-named subfolders for classifiers."""
+
+    LABEL_FILES = "Labels (*.json *.csv);;COCO annotations (*.json);;file,class CSV (*.csv)"
 
     def __init__(
         self, parent: QWidget, images: str, labels: str, images_hint: str, labels_hint: str
@@ -313,30 +315,43 @@ class EvalFolderRow(QHBoxLayout):
         self._parent = parent
         self.images = QLineEdit(images)
         self.images.setPlaceholderText(images_hint)
+        self.images.setToolTip(images_hint)
         self.labels = QLineEdit(labels)
         self.labels.setPlaceholderText(labels_hint)
+        self.labels.setToolTip(LABELS_ACCEPTED)
         pick_images = QPushButton("Folder…")
         pick_images.clicked.connect(self.pick_images)
         pick_labels = QPushButton("Labels…")
+        pick_labels.setToolTip("Choose a labels folder; cancel it to choose a .json or .csv file")
         pick_labels.clicked.connect(self.pick_labels)
         for w in (QLabel("Images"), self.images, pick_images, QLabel("Labels"), self.labels):
             self.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
         self.addWidget(pick_labels)
 
+    def _panel(self):
+        from app.gui.panels.base import panel_of  # the panels import this module
+
+        return panel_of(self._parent)
+
     def pick_images(self) -> None:
-        path = QFileDialog.getExistingDirectory(
-            self._parent, "Evaluation images", self.images.text()
-        )
+        path = self._panel().pick_folder("Evaluation images", self.images.text())
         if path:
             self.images.setText(path)
 
     def pick_labels(self) -> None:
-        path = QFileDialog.getExistingDirectory(
-            self._parent, "YOLO label folder", self.labels.text()
-        )
+        panel = self._panel()
+        start = self.labels.text() or self.images.text()
+        path = panel.pick_folder("Labels folder (YOLO .txt, or class-named subfolders)", start)
         if not path:
-            path, _ = QFileDialog.getOpenFileName(
-                self._parent, "COCO annotations", "", "JSON (*.json)"
-            )
+            title = "Labels file (COCO .json or file,class .csv)"
+            path = panel.pick_file(title, start, self.LABEL_FILES)
         if path:
             self.labels.setText(path)
+
+
+LABELS_ACCEPTED = (
+    "Detectors: a folder of YOLO .txt files or a COCO .json (default: ../labels beside the "
+    "images).\nClassifiers: a CSV of file,class (header optional; file names relative to the "
+    "image folder or bare) or a folder of class-named subfolders (default: a CSV or class "
+    "subfolders in the image folder).\nEmpty or unmatched: accuracy is agreement with FP32."
+)

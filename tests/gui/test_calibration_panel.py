@@ -67,3 +67,21 @@ def test_preview_skips_a_tiny_image_and_says_so(qtbot, state, tmp_path, paths, m
     assert str(tmp_path / "tiny.png") not in shown
     assert "1 of 4 thumbnails not shown" in panel.messages.text("thumbs")
     assert "tiny.png" in panel.messages.text("thumbs")
+
+
+def test_preview_says_how_many_of_the_sample_it_shows(qtbot, state, make_panel):
+    """64 chosen, 48 thumbnails, and nothing said about the other 16."""
+    from app.gui.panels.calibration import MAX_THUMBS
+    from tests.assets import IMAGES
+
+    panel = make_panel(CalibrationPanel, state)
+    panel.folder.setText(str(IMAGES / "coco-train128" / "images"))
+    panel.count.setValue(64)
+    panel.preview()
+    qtbot.waitUntil(lambda: "showing" in panel.thumbs_caption.text(), timeout=30000)
+    assert panel.thumbs.count() == MAX_THUMBS == 48
+    assert panel.thumbs_caption.text().startswith("showing 48 of 64 images")
+    panel.count.setValue(5)
+    panel.preview()
+    qtbot.waitUntil(lambda: panel.thumbs.count() == 5, timeout=30000)
+    assert panel.thumbs_caption.text() == "showing all 5 images of the sample"

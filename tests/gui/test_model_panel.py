@@ -86,3 +86,42 @@ def test_banner_hidden_once_a_model_was_chosen(qtbot, settings, make_panel):
     settings.add_recent("models", "/somewhere/model.onnx")
     panel = make_panel(ModelPanel, AppState())
     assert not panel.banner.isVisible()
+
+
+def two_class_state(tmp_path):
+    from app.core.model.inspection import inspect_model
+    from tests.two_class_model import two_class_model
+
+    state = AppState(workspace_root=tmp_path / "ws")
+    state.set_spec(inspect_model(two_class_model(tmp_path / "two")))
+    return state
+
+
+def test_edited_values_no_longer_say_guessed(qtbot, tmp_path, make_panel):
+    """The summary kept "resize mode 'resize_crop', RGB (guessed)" after the user set it."""
+    state = two_class_state(tmp_path)
+    panel = make_panel(ModelPanel, state)
+    resize_note = "resize mode 'resize_crop', RGB (guessed)"
+    assert resize_note in panel.summary.text() and "mean/std assumed" in panel.summary.text()
+    assert panel.apply_edits()  # applying untouched (rounded) values settles nothing
+    assert resize_note in panel.summary.text() and "mean/std assumed" in panel.summary.text()
+    panel.resize_mode.setCurrentText("stretch")
+    assert panel.apply_edits()
+    text = panel.summary.text()
+    assert "resize mode 'stretch', RGB (set by you)" in text and resize_note not in text
+    assert "mean/std assumed (guessed" in text  # still the guess: not edited
+    panel.mean.setText("0.5")
+    panel.std.setText("0.5")
+    assert panel.apply_edits()
+    assert "guessed" not in panel.summary.text()
+    assert "mean 0.5, 0.5, 0.5, std 0.5, 0.5, 0.5 (set by you)" in panel.summary.text()
+
+
+def test_label_names_are_not_cut(qtbot, tmp_path, make_panel):
+    """Items were all sized like the last one: "0: notperson" showed as "0: notp…"."""
+    panel = make_panel(ModelPanel, two_class_state(tmp_path))
+    qtbot.wait(50)
+    for row in range(panel.labels.count()):
+        item = panel.labels.item(row)
+        needed = panel.labels.sizeHintForIndex(panel.labels.indexFromItem(item)).width()
+        assert panel.labels.visualItemRect(item).width() >= needed, item.text()

@@ -169,3 +169,26 @@ def test_damaged_saved_analysis_is_ignored(tmp_path, resnet_spec, calibrated_roo
     panel = make_panel(PrecisionPanel, resnet_state(root, resnet_spec))
     assert panel.analysis is None and not panel.messages.has("calibration")
     assert panel.analyse_btn.isEnabled()
+
+
+def test_long_tensorflow_names_lose_their_middle(qtbot):
+    """Names were cut at the start ("…ormalization_5/FusedBatchNormV3"): rows of look-alikes."""
+    from PySide6.QtCore import Qt
+
+    from app.gui.precision_widgets import BlockTable, short_block
+
+    name = (
+        "StatefulPartitionedCall/model/conv2d_3/BiasAdd;StatefulPartitionedCall/efficientnet"
+        "-lite0/model/blocks_10/depthwise_conv2d/depthwise_1"
+    )
+    table = BlockTable()
+    qtbot.addWidget(table)
+    table.fill([{"block": name, "op_type": "Conv", "output_sqnr_db": 20.0, "score_db": 18.0}])
+    item = table.item(0, 1)
+    assert item.toolTip() == name
+    # TensorFlow's wrapper scope (on every op) dropped; the rest elided by the view to fit
+    assert item.text() == "efficientnet-lite0/model/blocks_10/depthwise_conv2d/depthwise_1"
+    assert table.textElideMode() == Qt.TextElideMode.ElideMiddle and not table.wordWrap()
+    text = short_block(name)  # the selected block's title: a fixed width, middle elided
+    assert len(text) == 34 and text.startswith("efficient") and text.endswith("depthwise_1")
+    assert short_block("model/dense/MatMul;model/dense/BiasAdd") == "model/dense/BiasAdd"

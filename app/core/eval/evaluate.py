@@ -16,6 +16,7 @@ import numpy as np
 
 from app.core.errors import CancelToken, UserError
 from app.core.eval.agreement import compare_detections
+from app.core.eval.labels import ClassLabels, class_labels
 from app.core.eval.metrics import (
     agreement_gt,
     coco_map,
@@ -76,58 +77,12 @@ def load_images(
     return images, skipped
 
 
-def _label_lookup(spec: ModelSpec) -> dict[str, int]:
-    """Normalised label and synonym ('tabby, tabby cat') -> class index."""
-    lookup: dict[str, int] = {}
-    for i, label in enumerate(spec.labels):
-        for name in [label, *label.split(",")]:
-            lookup.setdefault(name.strip().lower().replace(" ", "_"), i)
-    return lookup
-
-
-def _csv_labels(root: Path) -> dict[str, list[str]]:
-    """file name -> accepted label names, from a CSV in the folder with a file column and a
-    label/class column ('|' separates alternatives), as in the ImageNet samples' CSV."""
-    import csv
-
-    found: dict[str, list[str]] = {}
-    for path in sorted(root.glob("*.csv")):
-        try:
-            with path.open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue
-        if len(rows) < 2:
-            continue
-        header = [h.lower() for h in rows[0]]
-        file_col = next((i for i, h in enumerate(header) if "file" in h), None)
-        label_col = next((i for i, h in enumerate(header) if "label" in h or "class" in h), None)
-        if file_col is None or label_col is None:
-            continue
-        for row in rows[1:]:
-            if len(row) > max(file_col, label_col):
-                names = [n.split("(")[0].strip() for n in row[label_col].split("|")]
-                found[Path(row[file_col]).name] = [n for n in names if n]
-    return found
-
-
 def class_truth(
-    spec: ModelSpec, images: list[tuple[Path, np.ndarray]], root: Path
-) -> list[set[int]]:
-    """Accepted class indices per image (empty when unknown): from a labels CSV in the folder,
-    else from the image's folder name."""
-    lookup = _label_lookup(spec)
-    csv_labels = _csv_labels(root)
-    truth = []
-    for path, _ in images:
-        if path.name in csv_labels:
-            names = csv_labels[path.name]
-        elif path.parent != root:
-            names = [path.parent.name]
-        else:
-            names = []
-        truth.append({lookup[k] for n in names if (k := n.lower().replace(" ", "_")) in lookup})
-    return truth
+    spec: ModelSpec, images: list[tuple[Path, np.ndarray]], root: Path, labels: Any = None
+) -> ClassLabels:
+    """Accepted class indices per image (empty when unknown), from `labels` (a CSV or folder)
+    or, when None, from a labels CSV or class-named subfolders in the image folder."""
+    return class_labels(spec.labels, [p for p, _ in images], root, labels)
 
 
 def _run_variant(spec, model_path, runner_factory, backend, images, cancel, progress, base, share):
@@ -199,7 +154,7 @@ def evaluate(
             spec, images, results, labels_dir, coco_json, images_dir, report
         )
     else:
-        metrics = _classification_metrics(spec, images, results, images_dir, report)
+        metrics = _classification_metrics(spec, images, results, images_dir, report, labels_dir)
     for name in variants:
         _, info, lat = results[name]
         report["variants"].append(
@@ -258,11 +213,15 @@ def _matched_fraction(reference: list[Detections], dets: list[Detections], conf:
     return found / total if total else 1.0
 
 
-def _classification_metrics(spec, images, results, images_dir, report):
-    truth = class_truth(spec, images, images_dir)
+def _classification_metrics(spec, images, results, images_dir, report, labels_dir=None):
+    found = class_truth(spec, images, images_dir, labels_dir)
+    truth = found.truth
     labelled = np.array([bool(t) for t in truth])
     report["labelled"] = bool(labelled.any())
     report["labelled_images"] = int(labelled.sum())
+    report.update({"labels": found.source} if found.source else {})
+    report.update({"labels_note": found.note} if found.note else {})
+    k = min(5, int(np.stack(results["fp32"][0]).shape[1]))  # "top5" of 2 classes is top2
     ref = np.argmax(np.stack(results["fp32"][0]), axis=1)
     metrics = {}
     for name, (probs_list, _, _) in results.items():
@@ -272,8 +231,8 @@ def _classification_metrics(spec, images, results, images_dir, report):
             order = np.argsort(-probs, axis=1)
             rows = [i for i in range(len(truth)) if truth[i]]
             m["top1"] = round(100 * float(np.mean([order[i, 0] in truth[i] for i in rows])), 2)
-            m["top5"] = round(
-                100 * float(np.mean([bool(set(order[i, :5]) & truth[i]) for i in rows])), 2
+            m[f"top{k}"] = round(
+                100 * float(np.mean([bool(set(order[i, :k]) & truth[i]) for i in rows])), 2
             )
         metrics[name] = m
     return metrics
@@ -333,7 +292,7 @@ class Scorer:
                 self.report,
             )
         return _classification_metrics(
-            self.spec, self.images, results, self.images_dir, self.report
+            self.spec, self.images, results, self.images_dir, self.report, self.labels_dir
         )
 
     def score(self, model_path: Path) -> tuple[dict[str, float], dict[str, float]]:

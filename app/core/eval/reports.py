@@ -160,3 +160,24 @@ def cell_text(value: Any) -> str:
     if value is None:
         return "–"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+LABELLED_FIRST = ("mAP50_95", "top1", "mAP50")  # what a first look at accuracy should show
+
+
+def default_metric(metrics: list[str]) -> str:
+    """The accuracy column to plot first: a labelled metric when the report has one (agreement
+    with FP32 only measures drift), else the first column; '' when there are none."""
+    for name in LABELLED_FIRST:
+        if name in metrics:
+            return name
+    return metrics[0] if metrics else ""
+
+
+def labels_note(report: dict[str, Any]) -> str:
+    """Why an evaluation scored agreement with FP32 instead of labels ('' when it did not, or
+    the report predates the note)."""
+    note = report.get("labels_note")
+    if not isinstance(note, str) or not note:
+        return ""
+    return note if report.get("labelled") else f"scored as agreement with fp32: {note}"

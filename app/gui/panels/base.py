@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QComboBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QVBoxLayout, QWidget
 
 from app.backends.base import BackendStatus
 from app.backends.registry import BACKENDS, backend_statuses
@@ -21,6 +21,7 @@ from app.gui.state import AppState
 from app.gui.workers import Job, WorkerPool, default_pool
 
 ASSETS = Path(__file__).resolve().parents[3].parent / "shared" / "assets"
+LAST_DIR_KEY = "dialogs/last_dir"  # shared by every panel: the folder of the last file chosen
 
 
 class Panel(QWidget):
@@ -58,6 +59,39 @@ class Panel(QWidget):
 
     def set_setting(self, name: str, value: object) -> None:
         self.settings.set(f"{self.settings_key}/{name}", value)
+
+    # file dialogs ----------------------------------------------------------------------------
+    def start_dir(self, current: str = "") -> str:
+        """Where a file dialog opens: the field's own file or folder, else the last folder used
+        in any panel, else the open model's folder, else home (never the process's cwd)."""
+        model = self.state.spec.path if self.state.spec is not None else ""
+        for candidate in (current.strip(), str(self.settings.get(LAST_DIR_KEY, "") or ""), model):
+            if not candidate:
+                continue
+            path = Path(candidate).expanduser()
+            folder = path if path.is_dir() else path.parent
+            if folder.is_dir() and str(folder) not in ("", "."):
+                return str(folder)
+        return str(Path.home())
+
+    def remember_dir(self, chosen: str) -> None:
+        """The folder of what the user chose becomes the next dialog's start."""
+        path = Path(chosen)
+        self.settings.set(LAST_DIR_KEY, str(path if path.is_dir() else path.parent))
+
+    def pick_folder(self, title: str, current: str = "") -> str:
+        """A folder dialog opening at `start_dir(current)`; '' when cancelled."""
+        path = QFileDialog.getExistingDirectory(self, title, self.start_dir(current))
+        if path:
+            self.remember_dir(path)
+        return path
+
+    def pick_file(self, title: str, current: str = "", filters: str = "") -> str:
+        """A file dialog opening at `start_dir(current)`; '' when cancelled."""
+        path, _ = QFileDialog.getOpenFileName(self, title, self.start_dir(current), filters)
+        if path:
+            self.remember_dir(path)
+        return path
 
     def show_job_error(self, message: str, _traceback: str = "") -> None:
         """Inline message for a failed job (the pool's sink has already logged it)."""
@@ -122,6 +156,13 @@ class Panel(QWidget):
         self.job_bar.stopped()
         for button in self.job_buttons:
             button.setEnabled(True)
+
+
+def panel_of(widget: QWidget | None) -> Panel | None:
+    """The panel a widget sits in (for parts built before they are placed in one)."""
+    while widget is not None and not isinstance(widget, Panel):
+        widget = widget.parentWidget()
+    return widget
 
 
 class BackendStatuses(QObject):

@@ -12,7 +12,6 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -122,6 +121,8 @@ class CalibrationPanel(Panel):
         self.thumbs.setIconSize(QSize(THUMB, THUMB))
         self.thumbs.setGridSize(QSize(THUMB + 10, THUMB + 10))
         self.thumbs.setMinimumHeight(THUMB + 24)
+        self.thumbs_caption = QLabel("")  # how many of the sample the preview shows
+        self.body.addWidget(self.thumbs_caption)
         self.body.addWidget(self.thumbs, 3)
 
         self.body.addWidget(self.make_job_bar("Not calibrated yet.", [self.run_btn]))
@@ -133,7 +134,7 @@ class CalibrationPanel(Panel):
         self.body.addWidget(self.skipped, 1)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Calibration images", self.folder.text())
+        path = self.pick_folder("Calibration images", self.folder.text())
         if path:
             self.folder.setText(path)
 
@@ -155,6 +156,7 @@ class CalibrationPanel(Panel):
             self.messages.set(f"warn{i}", text, "info")
         self.status.setText(f"{len(files)} images chosen")
         self.thumbs.clear()
+        self.thumbs_caption.setText(f"loading a preview of {len(files)} images…")
         self.pool.start(load_thumbnails, files, name="thumbnails", on_finished=self._show_thumbs)
 
     def _show_thumbs(self, thumbs: Thumbnails) -> None:
@@ -163,6 +165,12 @@ class CalibrationPanel(Panel):
             item = QListWidgetItem(QIcon(QPixmap.fromImage(image)), "")
             item.setToolTip(path)
             self.thumbs.addItem(item)
+        shown, chosen = len(thumbs.images), thumbs.chosen
+        self.thumbs_caption.setText(
+            f"showing all {chosen} images of the sample"
+            if shown == chosen
+            else f"showing {shown} of {chosen} images of the sample (calibration uses all {chosen})"
+        )
         if thumbs.not_shown:
             names = ", ".join(Path(p).name for p in thumbs.not_shown[:3])
             more = "…" if len(thumbs.not_shown) > 3 else ""

@@ -7,12 +7,12 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -78,6 +78,40 @@ class DemoBanner(QFrame):
             row.addWidget(w)
 
 
+NOTE_FIELDS = {  # words of a guessing note -> the form fields that settle it
+    "resize mode": ("resize", "color"),
+    "normalis": ("scale", "mean", "std"),
+    "mean/std": ("scale", "mean", "std"),
+}
+
+
+def _same(old: Any, new: Any, name: str) -> bool:
+    """A field unchanged up to the form's rounding (6 decimals, numbers shown with %g)."""
+    a, b = getattr(old, name), getattr(new, name)
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-6))
+
+
+def edited_notes(notes: list[str], old: Any, new: Any) -> list[str]:
+    """The spec's notes after the user edited preprocessing `old` -> `new`: a "(guessed)" note
+    about a field the user changed now says what the user set, not that it was guessed."""
+    changed = {f for f in ("resize", "color", "scale", "mean", "std") if not _same(old, new, f)}
+    out = []
+    for note in notes:
+        fields = next((f for key, f in NOTE_FIELDS.items() if key in note), ())
+        if "guessed" not in note or not changed & set(fields):
+            out.append(note)
+        elif fields[0] == "resize":
+            out.append(f"resize mode '{new.resize}', {new.color} (set by you)")
+        else:
+            mean = ", ".join(f"{v:g}" for v in new.mean)
+            std = ", ".join(f"{v:g}" for v in new.std)
+            out.append(f"scale {new.scale:g}, mean {mean}, std {std} (set by you)")
+    return out
+
+
 def _floats(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.replace(",", " ").split()]
@@ -134,7 +168,9 @@ class ModelPanel(Panel):
         self.labels.setFlow(QListWidget.Flow.TopToBottom)
         self.labels.setWrapping(True)
         self.labels.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.labels.setUniformItemSizes(True)
+        # Not uniform: Qt then sizes every item like the LAST one, and a short last label
+        # cut the others ("0: notp…" beside "1: person"); each column now fits its widest.
+        self.labels.setUniformItemSizes(False)
         self.labels.setSpacing(1)
         labels_layout.addWidget(self.labels)
         lower.addWidget(labels_box, 1)
@@ -238,13 +274,13 @@ class ModelPanel(Panel):
 
     # opening ---------------------------------------------------------------------------------
     def choose_file(self) -> None:
-        start = str(self.setting("last_dir", ""))
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, "ONNX models (*.onnx)")
+        start = str(self.setting("last_dir", "") or "")
+        path = self.pick_file("Open model", start, "ONNX models (*.onnx)")
         if path:
             self.open_model(path)
 
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open checkpoint folder")
+        path = self.pick_folder("Open checkpoint folder", str(self.setting("last_dir", "") or ""))
         if path:
             self.open_model(path)
 
@@ -341,7 +377,10 @@ class ModelPanel(Panel):
             return False
         self.messages.clear("preprocess")
         post = dataclasses.replace(spec.postprocess, conf=self.conf.value(), iou=self.iou.value())
-        self.state.set_spec(dataclasses.replace(spec, preprocess=pre, postprocess=post))
+        notes = edited_notes(spec.notes, spec.preprocess, pre)
+        self.state.set_spec(
+            dataclasses.replace(spec, preprocess=pre, postprocess=post, notes=notes)
+        )
         return True
 
 

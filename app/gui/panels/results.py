@@ -11,7 +11,6 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -28,7 +27,9 @@ from app.core.errors import UserError
 from app.core.eval.reports import (
     caption,
     cell_text,
+    default_metric,
     flatten,
+    labels_note,
     load_results,
     metric_columns,
     scatter_points,
@@ -93,6 +94,8 @@ class ResultsPanel(Panel):
         self.metric_box = QComboBox()
         self.metric_box.setMinimumWidth(160)
         self.metric_box.currentTextChanged.connect(self._plot)
+        self.chosen_metric = ""  # the user's own pick: kept across reports that have it
+        self.metric_box.textActivated.connect(lambda text: setattr(self, "chosen_metric", text))
         self.caption = QLabel("No results loaded.")
         row.addWidget(QLabel("Results"))
         row.addWidget(self.reports)
@@ -113,6 +116,9 @@ class ResultsPanel(Panel):
         self.table.verticalHeader().setVisible(False)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "latency p50 (ms)")
+        for side in ("bottom", "left"):
+            # values are already ms and percent: an SI prefix made it "(ms) (x0.001)"
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -141,7 +147,7 @@ class ResultsPanel(Panel):
             str(self.setting("images", "")),
             str(self.setting("labels", "")),
             "evaluation images (not the calibration ones)",
-            "labels: YOLO .txt folder or COCO .json (default ../labels)",
+            "YOLO .txt folder, COCO .json, file,class CSV or class subfolders",
         )
         self.images, self.labels = row.images, row.labels
         outer.addLayout(row)
@@ -219,7 +225,11 @@ class ResultsPanel(Panel):
             if not images or not Path(images).is_dir():
                 raise UserError(f"'{images}': choose a folder of evaluation images")
             if labels and not Path(labels).exists():
-                raise UserError(f"{labels}: no such label folder or COCO file")
+                raise UserError(
+                    f"{labels}: no such labels folder or file; give a YOLO .txt folder or "
+                    "COCO .json (detectors), a file,class CSV or class-named subfolders "
+                    "(classifiers)"
+                )
             if not variants:
                 raise UserError("tick at least one variant to evaluate")
         except UserError as exc:
@@ -246,8 +256,8 @@ class ResultsPanel(Panel):
 
     # showing ---------------------------------------------------------------------------------
     def _choose(self) -> None:
-        start = str(self.setting("last_dir", ""))
-        path, _ = QFileDialog.getOpenFileName(self, "Results", start, "JSON (*.json)")
+        start = str(self.setting("last_dir", "") or "")
+        path = self.pick_file("Results", start, "JSON (*.json)")
         if path:
             self.load_file(path)
 
@@ -274,6 +284,7 @@ class ResultsPanel(Panel):
             self.plot.removeItem(label)
         self.point_labels.clear()
         self.caption.setText("No results yet: evaluate above, or `int8-studio evaluate`.")
+        self.messages.clear("labels")
 
     def load(self, report: dict[str, Any]) -> bool:
         """Show an evaluate()-shaped dict."""
@@ -295,14 +306,18 @@ class ResultsPanel(Panel):
             self.model.appendRow(items)
         self.table.resizeColumnsToContents()
         metrics = metric_columns(columns)
-        keep = self.metric_box.currentText()
+        keep = self.chosen_metric if self.chosen_metric in metrics else default_metric(metrics)
         self.metric_box.blockSignals(True)
         self.metric_box.clear()
         self.metric_box.addItems(metrics)
-        if keep in metrics:
-            self.metric_box.setCurrentText(keep)
+        self.metric_box.setCurrentText(keep)
         self.metric_box.blockSignals(False)
         self.caption.setText(caption(report))
+        note = labels_note(report)
+        if note:
+            self.messages.set("labels", note, "warning")
+        else:
+            self.messages.clear("labels")
         self._plot()
         return True
 
