@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QVBoxLayout, QWidget
 
 from app.backends.base import BackendStatus
 from app.backends.registry import BACKENDS, backend_statuses
@@ -212,14 +212,20 @@ def fill_backend_combo(combo: QComboBox, statuses: list[BackendStatus], keep: st
 def run_panel(factory: Callable[[AppState], Panel], load_model: bool = True) -> int:
     """Run one panel in its own window; `argv[1]` (or the bundled YOLOX-Nano) is opened."""
     logging.basicConfig(level=logging.INFO)
-    app = QApplication.instance() or QApplication(sys.argv)
+    from app.core.errors import UserError
+    from app.gui.qt_app import application
+
+    try:
+        app = application()  # the app's rules: platform check, GC on the GUI thread
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     state = AppState()
     panel = factory(state)
     panel.setWindowTitle(f"INT8 Studio – {panel.title}")
     panel.resize(1000, 700)
     model = sys.argv[1] if len(sys.argv) > 1 else str(ASSETS / "models" / "yolox-nano-coco")
     if load_model and Path(model).exists():
-        from app.core.errors import UserError
         from app.core.model.inspection import inspect_model
 
         try:
