@@ -32,6 +32,18 @@ DEFAULT_VARIANTS = ("int8", "fp16")  # what `build` builds and the panel ticks w
 # App variants that run as an engine of another name: the Q/DQ graph made for TensorRT is what
 # the int8 engine is built from.
 ENGINE_VARIANT_OF = {"int8-trt": "int8"}
+# How to get the provider route, said after the registry's reason why it is unavailable.
+PROVIDER_HINT = (
+    "to get it, on a machine with an NVIDIA GPU: pip install onnxruntime-gpu tensorrt-cu12 "
+    "--extra-index-url https://pypi.nvidia.com (the provider needs TensorRT 10)"
+)
+
+
+def unavailable_sentence(kind: str, reason: str) -> str:
+    """Why `kind` engines cannot be built here and how to get them, as the panel shows it."""
+    if kind == "tensorrt":
+        return f"cannot build TensorRT engines on this machine: {reason}"
+    return f"cannot build with ONNX Runtime's TensorRT provider here: {reason}; {PROVIDER_HINT}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,7 @@ def installed_tensorrt(trt: Any = None, cudart: Any = None) -> InstalledTensorRT
         load_cudart=(lambda: cudart) if cudart is not None else import_cudart,
     )
     if not status.available:
-        raise UserError(f"cannot build TensorRT engines on this machine: {status.reason}")
+        raise UserError(unavailable_sentence("tensorrt", status.reason))
     trt = trt if trt is not None else import_tensorrt()
     cudart = cudart if cudart is not None else import_cudart()
     version = str(trt.__version__)
@@ -242,6 +254,13 @@ def engine_for_variant(ws: Workspace, name: str) -> Path:
             f"--variants {variant}`"
         )
     return Path(max(usable, key=lambda e: e["mtime"])["engine"])
+
+
+def built_variants(ws: Workspace) -> list[str]:
+    """Variants with a usable native engine, so they can be chosen on `tensorrt` even where the
+    workspace has no ONNX graph of that name (TensorRT 10 builds FP16 from the FP32 graph)."""
+    names = {e["variant"] for e in list_engines(ws) if e["kind"] == "tensorrt" and e["ok"]}
+    return [v for v in VARIANTS if v in names]
 
 
 def engine_for_graph(ws: Workspace, graph: str | Path) -> Path:
