@@ -22,12 +22,8 @@ from app.backends.tensorrt.engines import (
 )
 from app.backends.tensorrt.settings import CALIBRATORS, ProfileShapes
 from app.backends.tensorrt.trtexec import trtexec_command
-from app.backends.tensorrt.workspace_engines import (
-    DEFAULT_VARIANTS,
-    build_engines,
-    build_with_provider_engines,
-)
-from app.cli.arguments import add_json, add_workspace
+from app.backends.tensorrt.workspace_engines import build_engines, build_with_provider_engines
+from app.cli.arguments import add_json, add_variants, add_workspace
 from app.cli.output import ProgressBar, save_json, table
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
@@ -36,9 +32,7 @@ from app.core.model.workspace import Workspace
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("build", help="build TensorRT engines of the workspace's variants")
     add_workspace(p)
-    p.add_argument(
-        "--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated: int8, fp16, fp32"
-    )
+    add_variants(p)  # one --variants for every command (default: core's fp32, fp16, int8)
     p.add_argument(
         "--engine",
         choices=("tensorrt", "ort-tensorrt"),
@@ -127,11 +121,10 @@ def _options(args: argparse.Namespace) -> EngineOptions:
     )
 
 
-def _variants(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
+def _variants(names: list[str]) -> list[str]:
     bad = [v for v in names if v not in VARIANTS]
     if bad or not names:
-        raise UserError(f"--variants {text!r}: choose from {', '.join(VARIANTS)}")
+        raise UserError(f"--variants {','.join(names)!r}: choose from {', '.join(VARIANTS)}")
     return list(dict.fromkeys(names))
 
 

@@ -22,13 +22,16 @@ from app.backends.tensorrt.engines import (
     plan_job,
 )
 from app.backends.tensorrt.status import tensorrt_status
+from app.core import defaults
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
 from app.core.safe_json import load_json
 
 Progress = Callable[[float, str], None]
 ENGINE_KINDS = ("tensorrt", "ort-tensorrt")  # native TensorRT, ONNX Runtime's TensorRT provider
-DEFAULT_VARIANTS = ("int8", "fp16")  # what `build` builds and the panel ticks when not told
+# What `build` builds and the panel ticks when not told: every variant, as every command's
+# --variants; the FP32 engine is also the reference an evaluation on `tensorrt` compares with.
+DEFAULT_VARIANTS = tuple(defaults.VARIANTS)
 # App variants that run as an engine of another name: the Q/DQ graph made for TensorRT is what
 # the int8 engine is built from.
 ENGINE_VARIANT_OF = {"int8-trt": "int8"}
