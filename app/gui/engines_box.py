@@ -56,7 +56,10 @@ def probe_statuses(trt: Any = None, cudart: Any = None) -> dict[str, BackendStat
 
 
 def _size(n: float) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
+    """Bytes as the CLI's build table writes them (MB), small files in B or KB."""
+    if n >= 1e5:
+        return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e3:.1f} KB" if n >= 1e3 else f"{n:.0f} B"
 
 
 class EnginesBox(QGroupBox):

@@ -129,7 +129,8 @@ def test_build_cancel_list_reuse_and_choose_on_tensorrt(qtbot, trt_state, make_p
         assert (row["engine"], row["precision"], row["route"]) == ("tensorrt", variant, route)
         assert (row["TensorRT"], row["GPU"]) == (V10, "Stand-in GPU (sm 9.0)")
         assert row["shapes"] == "input_1 1x32x32x3" and row["state"] == "usable"
-        assert row["build time"].endswith(" s") and row["size"].endswith(("KB", "MB"))
+        assert row["build time"].endswith(" s")  # paced steps: measurably above 0
+        assert row["size"] == f"{Path(row['file']).stat().st_size} B"  # the stand-in's tiny plan
         assert Path(row["file"]).parent == engines and Path(row["file"]).is_file()
 
     # Again: both reused, TensorRT not asked to build anything.
