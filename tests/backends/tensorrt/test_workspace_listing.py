@@ -96,3 +96,25 @@ def test_refused_or_cancelled_before_any_build(ws: Workspace) -> None:
         build_engines(ws, ["fp16"], EngineOptions(opt_level=1), cancel=token, trt=trt,
                       cudart=RecordingCudartStandIn())  # fmt: skip
     assert names(trt._calls, "create_network") == []
+
+
+def test_provider_route_record_is_listed(ws: Workspace) -> None:
+    """What the `ort-tensorrt` route records after its session (the session itself needs the
+    provider, absent here) is what the engines list shows for it."""
+    import onnxruntime
+
+    from app.backends.tensorrt.engines import plan_job
+    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, _record
+    from app.core.atomic import write_json
+
+    job = plan_job(ws, "fp16", EngineOptions(), ORT_TRT_MAJOR)
+    cache = ws.path("ort_trt", "engines")
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "fp16_fp16_123.engine").write_bytes(b"x" * 1500)  # the provider's cache file
+    summary = {"engine": str(cache), "seconds": 2.5}
+    write_json(ws.path("ort_trt", "records", "fp16.json"), _record(job, summary, onnxruntime))
+    entry = next(e for e in list_engines(ws) if e["kind"] == "ort-tensorrt")
+    assert (entry["variant"], entry["precision"], entry["graph"]) == ("fp16", "fp16", "fp16")
+    assert entry["trt_version"] == f"ONNX Runtime {onnxruntime.__version__} provider"
+    assert (entry["bytes"], entry["build_seconds"], entry["ok"]) == (1500, 2.5, True)
+    assert entry["shapes"] == "input_1 1x32x32x3"
