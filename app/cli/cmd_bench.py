@@ -10,6 +10,7 @@ import numpy as np
 
 from app.backends.factory import runner_for_pipeline
 from app.backends.registry import status_of
+from app.backends.tensorrt.workspace_engines import engine_for_variant
 from app.cli.arguments import add_backends, add_json, add_tf32, add_variants, add_workspace
 from app.cli.output import save_json, table
 from app.core import defaults
@@ -54,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         for name in args.variants:
             try:
-                path = variant_model_path(ws, name)
+                path = (
+                    engine_for_variant(ws, name)
+                    if backend == "tensorrt"
+                    else variant_model_path(ws, name)
+                )
             except UserError as exc:
                 print(f"skipping {name}: {exc}", file=sys.stderr)
                 continue

@@ -12,19 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.backends.tensorrt.deps import gpu_identity, import_cudart, import_tensorrt, parse_trt_major
+from app.backends.tensorrt.deps import import_tensorrt, parse_trt_major
 from app.backends.tensorrt.engines import (
     INT8_SOURCES,
     VARIANTS,
     EngineOptions,
     calibration_cache_path,
-    ensure_engine,
     plan_job,
 )
 from app.backends.tensorrt.settings import CALIBRATORS, ProfileShapes
-from app.backends.tensorrt.status import tensorrt_status
 from app.backends.tensorrt.trtexec import trtexec_command
-from app.cli.arguments import add_json, add_workspace
+from app.backends.tensorrt.workspace_engines import build_engines, build_with_provider_engines
+from app.cli.arguments import add_json, add_variants, add_workspace
 from app.cli.output import ProgressBar, save_json, table
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
@@ -33,7 +32,7 @@ from app.core.model.workspace import Workspace
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("build", help="build TensorRT engines of the workspace's variants")
     add_workspace(p)
-    p.add_argument("--variants", default="int8,fp16", help="comma-separated: int8, fp16, fp32")
+    add_variants(p)  # one --variants for every command (default: core's fp32, fp16, int8)
     p.add_argument(
         "--engine",
         choices=("tensorrt", "ort-tensorrt"),
@@ -122,11 +121,10 @@ def _options(args: argparse.Namespace) -> EngineOptions:
     )
 
 
-def _variants(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
+def _variants(names: list[str]) -> list[str]:
     bad = [v for v in names if v not in VARIANTS]
     if bad or not names:
-        raise UserError(f"--variants {text!r}: choose from {', '.join(VARIANTS)}")
+        raise UserError(f"--variants {','.join(names)!r}: choose from {', '.join(VARIANTS)}")
     return list(dict.fromkeys(names))
 
 
@@ -179,35 +177,19 @@ def execute(args: argparse.Namespace, *, trt: Any = None, cudart: Any = None) ->
         return 0
     if args.engine == "ort-tensorrt":
         return _with_provider(ws, variants, options, args)
-    status = tensorrt_status(
-        load_tensorrt=(lambda: trt) if trt is not None else import_tensorrt,
-        load_cudart=(lambda: cudart) if cudart is not None else import_cudart,
-    )
-    if not status.available:
-        raise UserError(f"cannot build TensorRT engines on this machine: {status.reason}")
-    trt = trt if trt is not None else import_tensorrt()
-    cudart = cudart if cudart is not None else import_cudart()
-    version = str(trt.__version__)
-    major = parse_trt_major(version)
-    gpu, capability = gpu_identity(cudart, 0)
-    jobs = [plan_job(ws, v, options, major) for v in variants]  # refuse before building any
-    token, results = CancelToken(), []
+    token = CancelToken()
     with ctrl_c_cancels(token):
-        for job in jobs:
-            results.append(
-                ensure_engine(
-                    ws,
-                    job,
-                    trt_version=version,
-                    gpu=gpu,
-                    capability=capability,
-                    progress=ProgressBar(f"building {job.variant}"),
-                    cancel=token,
-                    trt=trt,
-                    cudart=cudart,
-                )
-            )
-    print(f"TensorRT {version} on {gpu} (sm {capability})")
+        built = build_engines(
+            ws,
+            variants,
+            options,
+            cancel=token,
+            progress_for=lambda variant: ProgressBar(f"building {variant}"),
+            trt=trt,
+            cudart=cudart,
+        )
+    version, gpu, results = built["trt_version"], built["gpu"], built["engines"]
+    print(f"TensorRT {version} on {gpu} (sm {built['capability']})")
     rows = [
         (r["variant"], r["route"], r["state"], f"{r['bytes'] / 1e6:.2f} MB", r["engine"])
         for r in results
@@ -226,11 +208,7 @@ def execute(args: argparse.Namespace, *, trt: Any = None, cudart: Any = None) ->
 def _with_provider(
     ws: Workspace, variants: list[str], options: EngineOptions, args: argparse.Namespace
 ) -> int:
-    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, build_with_provider, require_provider
-
-    require_provider()
-    jobs = [plan_job(ws, v, options, ORT_TRT_MAJOR) for v in variants]
-    results = [build_with_provider(ws, job) for job in jobs]
+    results = build_with_provider_engines(ws, variants, options)["engines"]
     rows = [(r["variant"], r["route"], f"{r['seconds']:.1f} s", r["engine"]) for r in results]
     print(table(["variant", "route", "session", "engine cache"], rows))
     save_json(args.json_out, {"workspace": str(ws.root), "engines": results})

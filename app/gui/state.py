@@ -7,6 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from app.backends.tensorrt.workspace_engines import built_variants, engine_for_variant
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
@@ -67,13 +68,17 @@ class AppState(QObject):
         names = ["fp32"]
         try:
             names += [v["name"] for v in self.variant_metas() if v["valid"] and v["name"] != "fp32"]
+            names += [n for n in built_variants(self.workspace()) if n not in names]  # engines
         except (UserError, OSError):
             pass
         return names
 
-    def variant_path(self, name: str) -> str:
-        """The ONNX file of a variant: fp32 is the model itself, others come from the workspace."""
+    def variant_path(self, name: str, backend: str = "") -> str:
+        """The ONNX file of a variant: fp32 is the model itself, others come from the workspace;
+        on the `tensorrt` backend the variant's built engine (UserError saying how to build)."""
         spec = self.require_spec()
+        if backend == "tensorrt":
+            return str(engine_for_variant(self.workspace(), name))
         if name == "fp32":
             return spec.path
         return str(self.workspace().require_variant(name))

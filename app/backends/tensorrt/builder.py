@@ -254,6 +254,7 @@ def build_engine(
             compute_capability=capability,
             model_sha256=model_sha256 or sha256_file(onnx_path),
             settings=settings.identity(),
+            build_seconds=round(seconds, 3),
         ),
     )
     report(1.0, "engine written")

@@ -40,6 +40,7 @@ class EngineRecord:
     settings: dict[str, Any]
     engine_sha256: str = ""
     engine_size: int = 0
+    build_seconds: float = 0.0  # how long TensorRT took (shown with the engine; 0: unknown)
     app_version: str = APP_VERSION
     format: int = RECORD_FORMAT
 
@@ -112,6 +113,8 @@ def read_record(engine_path: str | os.PathLike[str]) -> EngineRecord | None:
             raise ValueError("a text field holds another type")
         if not isinstance(record.settings, dict) or not isinstance(record.engine_size, int):
             raise ValueError("settings must be an object and engine_size a number")
+        if not isinstance(record.build_seconds, int | float):
+            raise ValueError("build_seconds must be a number")
         return record
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(

@@ -14,6 +14,7 @@ from typing import Any
 from app.backends.ort_trt_options import TRT_EP, OrtTrtSettings, cache_dirs, ort_trt_providers
 from app.backends.registry import status_of
 from app.backends.tensorrt.engines import EngineJob
+from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.model.workspace import Workspace
 
@@ -46,7 +47,8 @@ def ort_settings(ws: Workspace, job: EngineJob) -> OrtTrtSettings:
 
 
 def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
-    """Open a session on the provider (it builds or reuses the engine); a summary dict."""
+    """Open a session on the provider (it builds or reuses the engine); a summary dict, also
+    kept as the variant's record in `<workspace>/ort_trt/records/` for the engines list."""
     import onnxruntime as ort
 
     settings = ort_settings(ws, job)
@@ -59,11 +61,36 @@ def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
             f"ONNX Runtime fell back to {session.get_providers()[0]} for {job.variant}: the "
             "TensorRT provider built nothing (run `int8-studio backends` to see why)"
         )
-    return {
+    summary = {
         "variant": job.variant,
         "route": job.route,
         "graph": str(job.graph),
         "engine": str(cache_dirs(settings)["engines"]),
         "state": "ready",
         "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(ws.path("ort_trt", "records", f"{job.variant}.json"), _record(job, summary, ort))
+    return summary
+
+
+def _record(job: EngineJob, summary: dict[str, Any], ort: Any) -> dict[str, Any]:
+    """What the engines list shows for a provider-built engine (ONNX Runtime keeps its own
+    cache files; this says what was asked of it, by which version, and how long it took)."""
+    cache = Path(summary["engine"])
+    files = [p for p in cache.glob("*") if p.is_file()] if cache.is_dir() else []
+    return {
+        "variant": job.variant,
+        "engine": summary["engine"],
+        "trt_version": f"ONNX Runtime {ort.__version__} provider",
+        "gpu": "",
+        "precision": job.settings.precision,
+        "graph": job.settings.graph,
+        "route": job.route,
+        "shapes": ", ".join(
+            f"{n} {'x'.join(map(str, s[1]))}" for n, s in sorted(job.settings.profiles.items())
+        )
+        or "fixed by the model",
+        "build_seconds": summary["seconds"],
+        "bytes": sum(p.stat().st_size for p in files),
+        "mtime": time.time(),
     }

@@ -66,6 +66,11 @@ class TensorRTRunner(Runner):
         """
         super().__init__()
         self.engine_path = Path(engine_path)
+        if self.engine_path.suffix.lower() == ".onnx":  # a variant's graph, not its engine
+            raise UserError(
+                f"{self.engine_path.name} is an ONNX graph; the tensorrt backend runs engines: "
+                "build the variant's engine (Variants > Engines, or `int8-studio build`)"
+            )
         self.model_sha256 = model_sha256
         self.settings = settings
         self.allow_unrecorded = allow_unrecorded

@@ -51,6 +51,7 @@ def run_evaluation(
 ) -> Path:
     """Worker side: evaluate, then save the report where the CLI does; returns its path."""
     from app.backends.factory import make_runner
+    from app.backends.tensorrt.workspace_engines import engine_runner_factory
     from app.core.eval.evaluate import evaluate
 
     truth: dict[str, Any] = {}
@@ -62,7 +63,7 @@ def run_evaluation(
         images,
         variants=variants,
         backend=backend,
-        runner_factory=make_runner,
+        runner_factory=engine_runner_factory(ws, make_runner),  # engines on tensorrt
         progress=progress,
         cancel=cancel,
         **truth,

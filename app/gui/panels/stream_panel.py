@@ -188,14 +188,14 @@ class StreamPanel(Panel):
         try:
             spec = self.state.require_spec()
             names = [b.currentText() or "fp32" for b in self.variant_boxes]
-            paths = [self.state.variant_path(n) for n in names]
+            backend = self.backend.currentData() or self.backend.currentText()
+            paths = [self.state.variant_path(n, backend) for n in names]  # engines on tensorrt
             source = self.source.text().strip()
             if not source:
                 raise UserError("choose a source: a video, an image, a folder or a camera index")
         except UserError as exc:
             self.messages.set("start", str(exc))
             return False
-        backend = self.backend.currentData() or self.backend.currentText()
         self.set_setting("source", source)
         self.set_setting("realtime", self.realtime.isChecked())
         screen = self.screen()

@@ -25,6 +25,7 @@ from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.quant import quantize
+from app.gui.engines_box import EnginesBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 
 COLUMNS = ["variant", "precision", "target", "valid", "size", "file"]
@@ -85,6 +86,8 @@ class VariantsPanel(Panel):
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
         self.body.addWidget(self.table, 2)
+        self.engines = EnginesBox(self)
+        self.body.addWidget(self.engines, 2)
         self.body.addWidget(QLabel("Backends on this machine"))
         self.backends = QTreeWidget()
         self.backends.setHeaderLabels(["backend", "available", "why not"])
