@@ -134,6 +134,7 @@ class StreamPanel(Panel):
             "dropped: frames skipped unprocessed because the model was slower than the source."
         )
         row3.addWidget(self.fps_label)
+        row3.addStretch(0)  # takes the room of the sliders when a classifier hides them
         self.body.addLayout(row3)
 
     def _slider(self, row: QHBoxLayout, name: str, value: float) -> QSlider:
