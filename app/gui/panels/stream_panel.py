@@ -169,6 +169,7 @@ class StreamPanel(Panel):
     # model -----------------------------------------------------------------------------------
     def on_spec_changed(self, spec: object) -> None:
         self.stop()
+        self._chosen.clear()  # a choice made for another model's variants does not carry over
         self.refresh_variants()
         if isinstance(spec, ModelSpec):
             self.conf.setValue(int(round(spec.postprocess.conf * 100)))
