@@ -22,6 +22,7 @@ COMMANDS = [
     "app.cli.cmd_bench",
     "app.cli.cmd_fetch_demo",
     "app.cli.cmd_debug_precision",
+    "app.cli.cmd_compare",
     "app.cli.cmd_gui",
 ]
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QImage
 
 from app.backends.base import Runner
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.core.eval.agreement import compare_detections
+from app.core.eval.comparison import Comparison
 from app.core.frames.live import PipelineStages
 from app.core.frames.pipeline import FramePipeline, Prepared
 from app.core.frames.sources import Frame
@@ -128,35 +128,31 @@ class CompareProcessor(LiveProcessor):
 
     def __init__(self, spec: ModelSpec, models: list[str], backend: str, names: list[str]) -> None:
         super().__init__(spec, models, backend, names)
-        self.matched = 0
-        self.total = 0
-        self.highlighted = 0  # boxes one side lacks so far (both sides; drawn thick when shown)
+        # the same comparison `int8-studio compare` reports (per-frame record, running summary)
+        self.comparison = Comparison(spec)
+
+    @property
+    def matched(self) -> int:
+        return self.comparison.matched
+
+    @property
+    def total(self) -> int:
+        return self.comparison.total
+
+    @property
+    def highlighted(self) -> int:
+        """Boxes one side lacks so far (both sides; drawn thick when shown)."""
+        return self.comparison.highlighted
 
     def process(self, frame: Frame, max_size: tuple[int, int]) -> Packet:
         pa, pb = self.pipelines
         ra, rb = pa.process(frame.image), pb.process(frame.image)
-        extra: dict[str, Any] = {}
-        ha = hb = None
+        diff = self.comparison.add(frame.source, frame.index, ra, rb)
+        extra: dict[str, Any] = {"frame_agreement": diff.score}
         if ra.detections is not None and rb.detections is not None:
-            agree = compare_detections(ra.detections, rb.detections)
-            ha, hb = agree.highlight_a(), agree.highlight_b()
-            self.highlighted += int(ha.sum()) + int(hb.sum())
-            self.matched += agree.matched
-            self.total += agree.total
-            extra = {
-                "frame_agreement": agree.score,
-                "only_a": int(agree.missing_a.sum()),
-                "only_b": int(agree.missing_b.sum()),
-                "class_diff": int(agree.class_diff_a.sum()),
-            }
-        elif ra.top is not None and rb.top is not None:
-            # one "box" per side: a pair that agrees is one match out of two (as for boxes)
-            same = int(ra.top.class_ids[0] == rb.top.class_ids[0])
-            self.matched += same
-            self.total += 2
-            extra = {"frame_agreement": float(same)}
-        # over every frame so far: 2 * matched pairs / all boxes of both sides (Dice)
-        extra["agreement"] = 1.0 if self.total == 0 else self.matched * 2.0 / self.total
+            extra.update(only_a=diff.missed, only_b=diff.extra, class_diff=diff.other_class)
+        extra["agreement"] = self.comparison.agreement
+        ha, hb = diff.highlight_a, diff.highlight_b
 
         def images() -> list[QImage]:
             ia = pa.draw(frame.image.copy(), ra, highlight=ha)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -20,6 +19,15 @@ from typing import Any
 
 from app.backends.registry import BACKENDS
 from app.core.errors import UserError
+from app.gui.scripted_report import (
+    build_report,
+    combine_rounds,
+    comparison_report,
+    cpu_per_frame,
+    save_report,
+    save_screenshot,
+    throughput_report,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Open the window; with --source, play it and (optionally) report, screenshot and exit."""
     check_display()
+    check_output_paths(args)
     from PySide6.QtCore import QTimer
 
     from app.core.model.inspection import inspect_model
@@ -78,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     if not (args.source and window.state.spec is not None):
         if args.exit_after:
             app.processEvents()
-            if args.screenshot:
-                window.grab().save(str(args.screenshot))
-            window.close()
+            try:
+                if args.screenshot:
+                    save_screenshot(window, args.screenshot)
+            finally:
+                window.close()
             return 0
         app.exec()
         return 0
@@ -99,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     windows: list[dict[str, Any]] = []  # infer-only throughput before and after each round
     cpu = {"process_s": 0.0, "gui_thread_s": 0.0}
     marks: dict[str, float] = {}
+    failures: list[str] = []  # one line each: the run's error, a report or screenshot not written
 
     def begin_round() -> bool:
         marks.update(process=time.process_time(), gui=time.thread_time())
@@ -110,6 +122,13 @@ def run(args: argparse.Namespace) -> int:
         return panel.start(max_frames=args.frames)
 
     def finished(summary: dict[str, Any]) -> None:
+        try:
+            next_round(summary)
+        except Exception as exc:  # a slot that raises leaves the event loop running for ever
+            failures.append(f"error: {one_line(exc)}")
+            finish_run()
+
+    def next_round(summary: dict[str, Any]) -> None:
         heartbeat.stop()
         cpu["process_s"] += time.process_time() - marks["process"]
         cpu["gui_thread_s"] += time.thread_time() - marks["gui"]
@@ -123,6 +142,20 @@ def run(args: argparse.Namespace) -> int:
         finish_run()
 
     def finish_run() -> None:
+        """Write what was asked for and end: never raises (it runs in a Qt slot), and with
+        --exit-after always quits, with exit status 2 and one line per failure."""
+        try:
+            write_outputs()
+        except Exception as exc:
+            failures.append(f"error: {one_line(exc)}")
+        if failures:
+            outcome["code"] = 2
+            print("\n".join(failures), file=sys.stderr)
+        if args.exit_after:
+            window.close()
+            app.quit()
+
+    def write_outputs() -> None:
         app.processEvents()
         calib_panel = window.calibration_panel
         if background:
@@ -130,30 +163,27 @@ def run(args: argparse.Namespace) -> int:
             if calib_panel.job is not None:
                 calib_panel.cancel()
         if args.screenshot:
-            Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
-            window.grab().save(str(args.screenshot))
+            try:
+                save_screenshot(window, args.screenshot)
+            except UserError as exc:  # the report is still written
+                failures.append(f"error: {exc}")
         summary = combine_rounds(rounds) if rounds else panel.summary()
         report = build_report(panel, summary, heartbeat, variants, args)
+        report.update(comparison_report(panel, summary))
         report["cpu_ms_per_frame"] = cpu_per_frame(cpu, summary)
         report["gui_stalls"]["round_starts_s"] = round_starts
         if background:
             report["background_calibration"] = background
         if windows:
             report.update(throughput_report(windows, rounds, paced=not args.fast))
-        if args.report:
-            from app.core.atomic import write_json
-
-            write_json(Path(args.report), report)
         keys = ("frames_processed", "frames_shown", "frames_dropped", "fps", "shown_fps")
-        keys += ("gui_blocked_max_ms", "fps_vs_backend", "fps_vs_headless_pipeline")
+        keys += ("gui_blocked_max_ms", "fps_vs_backend", "fps_vs_headless_pipeline", "agreement")
         print(json.dumps({k: report[k] for k in keys if k in report}))
         errors = [panel.messages.text("run")] if panel.messages.has("run") else []
         if errors or panel.messages.has("start"):
-            outcome["code"] = 2
-            print("; ".join(errors) or panel.messages.text("start"), file=sys.stderr)
-        if args.exit_after:
-            window.close()
-            app.quit()
+            failures.append("; ".join(errors) or panel.messages.text("start"))
+        if args.report:
+            save_report(args.report, report)
 
     panel.run_finished.connect(finished)
     app.processEvents()
@@ -168,22 +198,6 @@ def run(args: argparse.Namespace) -> int:
         start_background_calibration(window, args, background)
     app.exec()
     return int(outcome["code"])
-
-
-def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """One summary for several plays: counts and CPU summed, FPS the median round's."""
-    out = dict(rounds[-1])
-    for key in ("frames_processed", "frames_shown", "frames_dropped", "frames_not_shown"):
-        out[key] = sum(r.get(key, 0) for r in rounds)
-    out["fps"] = round(statistics.median(r["fps"] for r in rounds), 2)
-    out["shown_fps"] = round(statistics.median(r.get("shown_fps", 0.0) for r in rounds), 2)
-    out["round_fps"] = [r["fps"] for r in rounds]
-    cpu: dict[str, float] = {}
-    for r in rounds:
-        for k, v in r.get("stream", {}).get("cpu_s", {}).items():
-            cpu[k] = cpu.get(k, 0.0) + v
-    out["stream"] = dict(out.get("stream", {}), cpu_s=cpu)
-    return out
 
 
 def start_background_calibration(window: Any, args: Any, record: dict[str, Any]) -> None:
@@ -215,52 +229,6 @@ def start_background_calibration(window: Any, args: Any, record: dict[str, Any])
         job.signals.done.connect(done)
 
     QTimer.singleShot(500, go)
-
-
-def cpu_per_frame(cpu: dict[str, float], summary: dict[str, Any]) -> dict[str, float]:
-    """Where the CPU went, in CPU-milliseconds per processed frame: the GUI thread, the stream's
-    own threads, and the rest of the process (the inference runtime's worker threads)."""
-    frames = max(1, summary.get("frames_processed", 0))
-    threads = dict(summary.get("stream", {}).get("cpu_s", {}))
-    threads["gui_thread"] = cpu["gui_thread_s"]
-    threads["runtime_workers"] = cpu["process_s"] - sum(threads.values())
-    threads["process"] = cpu["process_s"]
-    return {k: round(v * 1000.0 / frames, 2) for k, v in threads.items()}
-
-
-def build_report(
-    panel: Any, summary: dict[str, Any], heartbeat: Any, variants: list[str], args: Any
-) -> dict[str, Any]:
-    """The scripted run's figures: counts, FPS, p50 per stage per variant, longest GUI stall."""
-    stages: dict[str, dict[str, float]] = {}
-    processor = panel.processor
-    for name, pipe in zip(variants, processor.pipelines if processor else []):
-        stages[name] = {k: v["p50"] for k, v in pipe.timer.summary().items()}
-    first = next(iter(stages.values()), {})
-    per_frame = sum(first.get(k, 0.0) for k in ("preprocess_ms", "infer_ms", "postprocess_ms"))
-    return {
-        "model": panel.state.spec.path if panel.state.spec else None,
-        "source": args.source,
-        "variants": variants,
-        "backend": args.backend,
-        "fast": bool(args.fast),
-        "runners": summary.get("runners", []),
-        "frames_shown": summary["frames_shown"],
-        "frames_processed": summary["frames_processed"],
-        "frames_dropped": summary["frames_dropped"],
-        "frames_not_shown": summary.get("frames_not_shown", 0),
-        "fps": summary["fps"],
-        "shown_fps": summary.get("shown_fps", 0.0),
-        "round_fps": summary.get("round_fps", [summary["fps"]]),
-        "view_px": list(panel.control.max_size) if panel.control else None,
-        "pipeline_fps_p50": round(1000.0 / per_frame, 2) if per_frame else 0.0,
-        "stage_p50_ms": first,
-        "stage_p50_ms_per_variant": stages,
-        "gui_blocked_max_ms": round(heartbeat.max_stall_ms, 2),
-        "gui_stalls": heartbeat.stats(),
-        "stream": {k: v for k, v in summary.get("stream", {}).items() if k != "skipped"},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
 
 
 def throughput_processor(window: Any, variants: list[str], args: Any) -> Any:
@@ -321,49 +289,19 @@ def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
     return timed
 
 
-def throughput_report(
-    windows: list[dict[str, Any]], rounds: list[dict[str, Any]], paced: bool = False
-) -> dict:
-    """Each round's live FPS as a share of the mean infer-only throughput of the two windows
-    around it; the median of those shares is the run's figure. With `paced` playback (a video
-    at its own frame rate) the live FPS is the source's, not a throughput: no share is given."""
-    rates = [w.get("throughput_fps", 0.0) for w in windows]
-    shares = _shares(rates, rounds)
-    if not shares:
-        return {}
-    good = [x for x in rates if x > 0]
-    out = {
-        "backend_infer_fps": round(statistics.median(good), 2),
-        "backend_infer_fps_windows": [round(x, 2) for x in rates],
-        "backend_infer_ms": next(w["latency_ms"] for w in reversed(windows) if w),
-    }
-    if paced:
-        out["fps_vs_backend_note"] = (
-            "playback was paced by the source's own frame rate, so FPS is not a throughput; "
-            "run with --fast to compare with the backend"
-        )
-        return out
-    out["fps_vs_backend_rounds"] = [round(x, 3) for x in shares]
-    out["fps_vs_backend"] = round(statistics.median(shares), 3)
-    # the GUI's own cost: the view against the same pipeline run headless on the same source
-    headless = [w.get("headless_pipeline_fps", 0.0) for w in windows]
-    if any(headless):
-        out["headless_pipeline_fps_windows"] = headless
-        by_pipeline = _shares(headless, rounds)
-        if by_pipeline:
-            out["fps_vs_headless_pipeline_rounds"] = [round(x, 3) for x in by_pipeline]
-            out["fps_vs_headless_pipeline"] = round(statistics.median(by_pipeline), 3)
-    return out
+def one_line(exc: BaseException) -> str:
+    """An error as one line for the terminal: the file it names, and what went wrong."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text and isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
 
 
-def _shares(rates: list[float], rounds: list[dict[str, Any]]) -> list[float]:
-    """Each round's FPS over the mean of the two measurement windows around it."""
-    shares = []
-    for k, r in enumerate(rounds):
-        around = [x for x in rates[k : k + 2] if x > 0]
-        if around and r["fps"] > 0:
-            shares.append(r["fps"] / (sum(around) / len(around)))
-    return shares
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse a folder as --report or --screenshot before anything plays."""
+    for flag, value in (("--report", args.report), ("--screenshot", args.screenshot)):
+        if value and Path(value).is_dir():
+            raise UserError(f"{value}: is a folder; name a file for {flag}")
 
 
 def check_display() -> None:

@@ -20,6 +20,7 @@ class AppState(QObject):
     variants_changed = Signal()
     runner_info = Signal(dict)  # {backend, provider, fallback} of the runner that is running
     message = Signal(str)  # a line for the log view
+    source_changed = Signal(str)  # the video, image, folder or camera the views play
 
     def __init__(self, workspace_root: str | Path | None = None) -> None:
         super().__init__()
@@ -27,6 +28,8 @@ class AppState(QObject):
         self.workspace_root = Path(workspace_root) if workspace_root else None
         self._workspace: Workspace | None = None
         self._metas: list[dict[str, Any]] | None = None
+        # One source for Live and Compare: the user chose it once, both views play it.
+        self.source = ""
         # First connection, so it runs before any panel re-reads: one check of the variant
         # files (their sha256) per change, not one per panel, on the GUI thread.
         self.variants_changed.connect(self._forget_variants)
@@ -41,6 +44,12 @@ class AppState(QObject):
         if spec is not None:
             self.message.emit(f"model: {spec.path} ({spec.task})")
         self.spec_changed.emit(spec)
+
+    def set_source(self, source: str) -> None:
+        """The source every stream view shows; `source_changed` only when it changes."""
+        if source != self.source:
+            self.source = source
+            self.source_changed.emit(source)
 
     def require_spec(self) -> ModelSpec:
         if self.spec is None:

@@ -3,7 +3,7 @@ misses, or labels differently (greedy same-class matching at an IoU threshold)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,9 @@ class FrameAgreement:
     class_diff_b: np.ndarray
     matched: int
     total: int  # len(A) + len(B)
+    # [matched, 2] index pairs (box of A, box of B) and their IoU: what the comparison reports
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    pair_iou: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def score(self) -> float:
@@ -49,6 +52,7 @@ def compare_detections(a: Detections, b: Detections, iou: float = 0.5) -> FrameA
     same = a.class_ids[:, None] == b.class_ids[None, :]
     matched_a = np.zeros(len(a), bool)
     matched_b = np.zeros(len(b), bool)
+    pairs: list[tuple[int, int]] = []
     for i in np.argsort(-a.scores):
         if len(b) == 0:
             break
@@ -56,6 +60,7 @@ def compare_detections(a: Detections, b: Detections, iou: float = 0.5) -> FrameA
         j = int(cand.argmax())
         if cand[j] >= iou:
             matched_a[i] = matched_b[j] = True
+            pairs.append((int(i), j))
     overlap = ious >= iou
     class_diff_a = ~matched_a & (overlap & ~same).any(axis=1) if len(b) else np.zeros(len(a), bool)
     class_diff_b = ~matched_b & (overlap & ~same).any(axis=0) if len(a) else np.zeros(len(b), bool)
@@ -66,4 +71,6 @@ def compare_detections(a: Detections, b: Detections, iou: float = 0.5) -> FrameA
         class_diff_b=class_diff_b,
         matched=int(matched_a.sum()),
         total=len(a) + len(b),
+        pairs=np.asarray(pairs, np.int64).reshape(-1, 2),
+        pair_iou=np.asarray([ious[i, j] for i, j in pairs], np.float32),
     )

@@ -11,6 +11,8 @@ from app.gui.processors import CompareProcessor
 from app.gui.stream import Packet
 from app.gui.widgets import FrameView, LatencyChart, SteadyLabel
 
+B_PREFERENCE = ("int8", "fp16")  # variant B by default: the first of these that is built
+
 
 class ComparePanel(StreamPanel):
     """Both variants see each frame; thick boxes are those the other variant does not agree with."""
@@ -57,6 +59,13 @@ class ComparePanel(StreamPanel):
         split.setSizes([440, 200])
         self.body.addWidget(self.agreement)
         self.body.addWidget(split, 1)
+
+    def default_variant(self, index: int, names: list[str]) -> str:
+        """A is fp32; B the best other variant built (int8, else fp16), so a first run compares
+        the model with its quantized version instead of with itself."""
+        if index == 0:
+            return "fp32"
+        return next((n for n in B_PREFERENCE if n in names), "fp32")
 
     def view_size(self) -> tuple[int, int]:
         view = self.views_[0]

@@ -28,6 +28,8 @@ from app.gui.stream import Packet, StreamControl, run_stream
 from app.gui.widgets import LatencyChart, SteadyLabel
 from app.gui.workers import Job
 
+SOURCE_KEY = "stream/source"  # the source Live and Compare share, across sessions
+
 
 class StreamPanel(Panel):
     """Source, backend, play controls and threshold sliders; subclasses add views and variants."""
@@ -61,8 +63,15 @@ class StreamPanel(Panel):
     # layout ----------------------------------------------------------------------------------
     def _build_controls(self) -> None:
         row1 = QHBoxLayout()
-        self.source = QLineEdit(str(self.setting("source", "")))
+        # Live and Compare share one source (the app state): a source chosen in one view is
+        # the other's too, and the last one played is remembered for both.
+        if not self.state.source:
+            stored = self.settings.get(SOURCE_KEY) or self.setting("source", "")
+            self.state.set_source(str(stored or ""))
+        self.source = QLineEdit(self.state.source)
         self.source.setPlaceholderText("video, image, folder, or camera index (0, 1, ...)")
+        self.source.textChanged.connect(self.state.set_source)
+        self.state.source_changed.connect(self._source_changed)
         pick_file = QPushButton("File…")
         pick_file.clicked.connect(self._pick_file)
         pick_dir = QPushButton("Folder…")
@@ -80,9 +89,11 @@ class StreamPanel(Panel):
 
         row2 = QHBoxLayout()
         self.variant_boxes: list[QComboBox] = []
+        self._chosen: set[int] = set()  # variant boxes the user picked by hand: kept as is
         for i in range(self.n_variants):
             box = QComboBox()
             box.setMinimumWidth(90)
+            box.activated.connect(lambda _index, i=i: self._chosen.add(i))
             row2.addWidget(QLabel("Variant" if self.n_variants == 1 else f"{'AB'[i]}"))
             row2.addWidget(box)
             self.variant_boxes.append(box)
@@ -109,6 +120,7 @@ class StreamPanel(Panel):
         self.body.addLayout(row2)
 
         row3 = QHBoxLayout()
+        self.threshold_widgets: list[QWidget] = []  # hidden for classifiers: nothing to filter
         self.conf = self._slider(row3, "Confidence", 0.30)
         self.iou = self._slider(row3, "NMS IoU", 0.45)
         self.conf.valueChanged.connect(self._thresholds_changed)
@@ -122,6 +134,7 @@ class StreamPanel(Panel):
             "dropped: frames skipped unprocessed because the model was slower than the source."
         )
         row3.addWidget(self.fps_label)
+        row3.addStretch(0)  # takes the room of the sliders when a classifier hides them
         self.body.addLayout(row3)
 
     def _slider(self, row: QHBoxLayout, name: str, value: float) -> QSlider:
@@ -134,7 +147,12 @@ class StreamPanel(Panel):
         slider.valueChanged.connect(lambda v, lab=label, n=name: lab.setText(f"{n} {v / 100:.2f}"))
         row.addWidget(label)
         row.addWidget(slider, 1)
+        self.threshold_widgets += [label, slider]
         return slider
+
+    def _source_changed(self, source: str) -> None:
+        if self.source.text() != source:
+            self.source.setText(source)
 
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -151,11 +169,20 @@ class StreamPanel(Panel):
     # model -----------------------------------------------------------------------------------
     def on_spec_changed(self, spec: object) -> None:
         self.stop()
+        self._chosen.clear()  # a choice made for another model's variants does not carry over
         self.refresh_variants()
         if isinstance(spec, ModelSpec):
             self.conf.setValue(int(round(spec.postprocess.conf * 100)))
             self.iou.setValue(int(round(spec.postprocess.iou * 100)))
+        # score and NMS thresholds filter boxes: a classifier has none
+        detector = not isinstance(spec, ModelSpec) or spec.task == "detection"
+        for w in self.threshold_widgets:
+            w.setVisible(detector)
         self._update_buttons()
+
+    def default_variant(self, index: int, names: list[str]) -> str:
+        """The variant box `index` shows until the user picks one: fp32 (the model itself)."""
+        return "fp32"
 
     def refresh_variants(self) -> None:
         names = self.state.variant_names()
@@ -163,17 +190,19 @@ class StreamPanel(Panel):
             keep = box.currentText()
             box.clear()
             box.addItems(names)
-            if keep in names:
+            if keep in names and i in self._chosen:
                 box.setCurrentText(keep)
-            elif i > 0 and len(names) > 1:
-                box.setCurrentIndex(len(names) - 1)  # compare fp32 with the newest variant
+            elif names:
+                # not chosen by hand: follow the default as variants are built or removed
+                box.setCurrentText(self.default_variant(i, names))
 
     def set_variants(self, names: list[str]) -> None:
         """Choose variants by name (adds names the workspace lacks, so start() reports them)."""
-        for box, name in zip(self.variant_boxes, names):
+        for i, (box, name) in enumerate(zip(self.variant_boxes, names)):
             if box.findText(name) < 0:
                 box.addItem(name)
             box.setCurrentText(name)
+            self._chosen.add(i)
 
     # running ---------------------------------------------------------------------------------
     @property
@@ -196,7 +225,7 @@ class StreamPanel(Panel):
         except UserError as exc:
             self.messages.set("start", str(exc))
             return False
-        self.set_setting("source", source)
+        self.settings.set(SOURCE_KEY, source)
         self.set_setting("realtime", self.realtime.isChecked())
         screen = self.screen()
         hz = screen.refreshRate() if screen is not None else 0.0
