@@ -29,8 +29,9 @@ def comma_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def add_model(p: Parser) -> None:
-    p.add_argument("--model", required=True, help=".onnx file or checkpoint folder")
+def add_model(p: Parser, *, required: bool = True) -> None:
+    """Optional where a command can take the model from its workspace instead."""
+    p.add_argument("--model", required=required, help=".onnx file or checkpoint folder")
 
 
 def add_size(p: Parser) -> None:

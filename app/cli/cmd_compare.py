@@ -15,8 +15,8 @@ import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.backends.registry import BACKENDS
-from app.cli.cmd_run import safe_name
-from app.cli.output import save_json, table
+from app.cli.arguments import add_json, add_model, add_workspace
+from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
 from app.core.eval.comparison import MATCH_IOU, Comparison, FrameDiff
@@ -33,17 +33,11 @@ TABLE_ROWS = 20  # disagreeing frames listed on the terminal (all of them are in
 
 
 def register(subs: argparse._SubParsersAction) -> None:
-    # The shared flags (--model, --workspace, --variants, --json) are spelt out here; they move
-    # to app/cli/arguments.py once that module is on main.
     p = subs.add_parser(
         "compare", help="two variants frame by frame: disagreements as a table, JSON and images"
     )
-    p.add_argument(
-        "--model", help=".onnx file or checkpoint folder (fp32; its workspace for others)"
-    )
-    p.add_argument(
-        "--workspace", help="workspace folder (default: the model's, in the user data folder)"
-    )
+    add_model(p, required=False)
+    add_workspace(p, required=False)
     p.add_argument(
         "--variants", default="fp32,int8", help="the two variants, A,B (default fp32,int8)"
     )
@@ -58,7 +52,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="stop each source after N frames")
     p.add_argument("--output", help="folder for side-by-side images of the disagreeing frames")
     p.add_argument("--max-images", type=int, default=100, help="at most this many images (100)")
-    p.add_argument("--json", dest="json_out", help="write every frame's record and the summary")
+    add_json(p, "every frame's record and the summary")
     p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
     p.add_argument(
         "--match-iou",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.cli.arguments import add_backend, add_json, add_model, add_size, add_tf32
-from app.cli.output import save_json, table
+from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
 from app.core.frames.imageio import ImageReadError
@@ -56,12 +55,6 @@ class OutputWriteError(UserError):
 def _reason(exc: Exception, source: str) -> str:
     """The message without the source path it starts with (the entry names the source)."""
     return str(exc).removeprefix(f"{source}: ")
-
-
-def safe_name(text: str) -> str:
-    """A file name that cannot leave the output folder (no separators, no dot-dot)."""
-    name = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._") or "frame"
-    return name[:150]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -51,3 +52,9 @@ class ProgressBar:
         if fraction >= 1.0:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def safe_name(text: str) -> str:
+    """A file name that cannot leave the output folder (no separators, no dot-dot)."""
+    name = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._") or "frame"
+    return name[:150]

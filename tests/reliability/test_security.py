@@ -20,8 +20,8 @@ from app.backends.tensorrt.engine_header import (
     side_path,
     write_engine,
 )
-from app.cli.cmd_run import safe_name
 from app.cli.main import main
+from app.cli.output import safe_name
 from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace, safe_component
