@@ -103,11 +103,14 @@ def _ultralytics_preprocess(pre: Preprocess, meta: ModelMetadata, notes: list[st
         pre.resize = "resize_crop"
 
 
-def _uint8_preprocess(pre: Preprocess, notes: list[str]) -> None:
-    """A uint8 input (TensorFlow/TFLite exports) takes RGB pixels as they are, stretched."""
-    pre.input_dtype, pre.resize, pre.color = "uint8", "stretch", "RGB"
+def _uint8_preprocess(pre: Preprocess, notes: list[str], keep_resize: bool) -> None:
+    """A uint8 input takes pixels as they are; with nothing else known, RGB stretched to size
+    (TensorFlow/TFLite exports, the usual source of uint8 inputs)."""
+    pre.input_dtype = "uint8"
     pre.scale, pre.mean, pre.std = 1.0, [0.0] * 3, [1.0] * 3
-    notes.append("uint8 image input: RGB pixels handed in as they are, stretched to size")
+    if not keep_resize:
+        pre.resize, pre.color = "stretch", "RGB"
+    notes.append(f"uint8 image input: {pre.color} pixels handed in as they are ({pre.resize})")
 
 
 def guess_spec(
@@ -132,14 +135,14 @@ def guess_spec(
     dynamic = not (isinstance(h_dim, int) and isinstance(w_dim, int))
     pre = Preprocess(layout=layout)
     post = Postprocess()
-    if _input_is_uint8(model, input_name):
-        _uint8_preprocess(pre, notes)
     if preset:
         notes.append(f"preset: {preset['name']} ({preset['_file']})")
         pre = Preprocess(**{**pre.__dict__, **preset.get("preprocess", {}), "layout": layout})
         post = Postprocess(**{**post.__dict__, **preset.get("postprocess", {})})
     elif meta.ultralytics:
         _ultralytics_preprocess(pre, meta, notes)
+    if _input_is_uint8(model, input_name):
+        _uint8_preprocess(pre, notes, keep_resize=bool(preset or meta.ultralytics))
     if not dynamic:
         pre.size = [int(h_dim), int(w_dim)]
         pre.short_side = None

@@ -195,20 +195,22 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
 
 
 def _objectness_cue(cand: Candidate, probes: list[dict[str, np.ndarray]]) -> float:
-    """+ when column 4 rises with every confident class (objectness), - when it does not."""
-    if cand.decoder not in ("yolov5", "yolov8") or len(probes[0]) != 1:
+    """For a YOLOv5 reading: + when column 4 rises with every confident class (objectness),
+    - when it does not (then it is a class of its own, as in a transposed YOLOv8 output)."""
+    if cand.decoder != "yolov5" or len(probes[0]) != 1:
         return 0.0
     rows = np.concatenate(
         [(x[0].T if cand.fields.get("transposed") else x[0]) for p in probes for x in p.values()]
     )
     if rows.shape[1] < 7:
         return 0.0
-    confident = rows[:, 5:].max(axis=1) >= 0.3
-    if confident.sum() < 3:
-        return 0.0
-    with_obj = float(np.mean(rows[confident, 4] >= 0.3))
-    sign = 1.0 if cand.decoder == "yolov5" else -1.0
-    return 2.0 * sign if with_obj >= 0.9 else (-2.0 * sign if with_obj <= 0.5 else 0.0)
+    # with objectness, obj * class is confident on every object; if column 4 is a class of its
+    # own, it is almost never confident together with another class
+    both = int(np.sum(rows[:, 4] * rows[:, 5:].max(axis=1) >= CONFIDENT))
+    any_class = int(np.sum(rows[:, 4:].max(axis=1) >= CONFIDENT))
+    if both >= 3:
+        return 2.0
+    return -2.0 if any_class >= 3 and both == 0 else 0.0
 
 
 def plausible(reading: Reading, hw: tuple[int, int]) -> tuple[bool, str, int]:
@@ -220,11 +222,11 @@ def plausible(reading: Reading, hw: tuple[int, int]) -> tuple[bool, str, int]:
             return False, "scores are not finite or negative", 0
         if scores.size and scores.max() > 1.0 + 1e-3:
             return False, "scores above 1", 0
-        real = ~((scores == 0) & np.all(boxes == 0, axis=1))  # zero rows pad a fixed-size output
+        real = ~np.all(boxes == 0, axis=1)  # all-zero boxes pad a fixed-size output
         boxes, scores = boxes[real], scores[real]
         conf = scores >= CONFIDENT
         if conf.any():
-            everywhere |= conf.sum() > max(50, 0.5 * scores.size)
+            everywhere |= conf.sum() > max(50, 0.1 * scores.size)
             picked.append(boxes[conf])
             evidence = 2
         elif scores.size:
