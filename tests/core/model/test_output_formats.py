@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.backends.factory import make_runner
+from app.backends.factory import make_runner, runner_for_pipeline
 from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.postprocess import Detections
@@ -165,3 +165,17 @@ def test_ssd_mobilenet_loads_with_coco_names_and_finds_people_cars_cups():
                 found[spec.label(int(cid))] = found.get(spec.label(int(cid)), 0) + 1
     assert found.get("person", 0) >= 20 and found.get("car", 0) >= 3 and found.get("cup", 0) >= 1
     assert not any(name.startswith("class ") for name in found)
+
+
+def test_fused_io_runs_uint8_and_nms_models_as_live_and_run_do(layouts, tmp_path):
+    """Live and `run` wrap models for uint8 frames (graph_fusion); a model whose input is
+    already uint8 is only renamed, and decoders after NMS see the same outputs."""
+    image = read_image(PHOTOS[0])
+    for model in (SSD, layouts["uint8_nhwc"], layouts["efficient_nms"]):
+        spec = inspect_model(model)
+        runner, fused = runner_for_pipeline("ort-cpu", spec.path, spec, cache_dir=tmp_path)
+        assert fused
+        with runner, make_runner("ort-cpu", spec.path) as plain:
+            got = FramePipeline(spec, runner, fused=True).process(image).detections
+            want = FramePipeline(spec, plain).process(image).detections
+        assert len(want) >= 3 and matched([want], [got]) == 1.0 and matched([got], [want]) == 1.0
