@@ -69,7 +69,7 @@ def _guess_decoder(
         return "detection", post, 0, notes
     if len(names) == 1 and outputs[names[0]].ndim == 2:
         return _classifier(outputs)
-    found, notes = recognise(probes, hw, n_names)
+    found, notes, _ = recognise(probes, hw, n_names)
     if found is not None:
         post = Postprocess(decoder=found.decoder, **found.fields)
         return "detection", post, found.n_classes, notes
@@ -113,6 +113,10 @@ def _uint8_preprocess(pre: Preprocess, notes: list[str], keep_resize: bool) -> N
     notes.append(f"uint8 image input: {pre.color} pixels handed in as they are ({pre.resize})")
 
 
+class _PresetDoesNotFit(Exception):
+    """A preset matched by input/output names only, whose layout the outputs contradict."""
+
+
 def guess_spec(
     model_file: Path,
     model: onnx.ModelProto,
@@ -126,6 +130,27 @@ def guess_spec(
 ) -> ModelSpec:
     """The spec of one model; `probe_images` (the user's own photos, a few are read) let the
     output layout be judged on real detections, else synthetic frames are used."""
+    args = (model_file, model, sha, inputs, outputs, sidecars)
+    try:
+        return _guess_spec(*args, preset, size, probe_images)
+    except _PresetDoesNotFit as exc:
+        # e.g. an older YOLOv5 export: input "images", output "output", like official YOLOX
+        spec = _guess_spec(*args, None, size, probe_images)
+        spec.notes.insert(0, str(exc))
+        return spec
+
+
+def _guess_spec(
+    model_file: Path,
+    model: onnx.ModelProto,
+    sha: str,
+    inputs: dict[str, list],
+    outputs: dict[str, list],
+    sidecars: Sidecars,
+    preset: dict[str, Any] | None,
+    size: list[int] | None,
+    probe_images: list[Path] | None,
+) -> ModelSpec:
     input_name, shape = next((n, s) for n, s in inputs.items() if len(s) == 4)
     meta = read_metadata(model)
     notes = list(sidecars.notes) + meta.notes
@@ -174,10 +199,18 @@ def guess_spec(
         task, guessed_post, n_classes, decoder_notes = _guess_decoder(
             probes, hw, model_file, n_names
         )
-    except UserError:
+        weighed = "; ".join(decoder_notes)
+    except UserError as exc:
         if not preset:
             raise
         task, guessed_post, n_classes, decoder_notes = preset.get("task", ""), post, 0, []
+        weighed = str(exc)
+    by_hash = bool(preset) and sha in preset.get("match", {}).get("sha256", [])
+    if preset and not by_hash and f"not {post.decoder}:" in weighed:
+        raise _PresetDoesNotFit(
+            f"preset {preset['name']} matched only by input/output names, and its "
+            f"{post.decoder} layout does not fit these outputs; not used"
+        )
     if preset:
         task = preset.get("task", task)
         post.apply_softmax = preset.get("postprocess", {}).get(

@@ -216,7 +216,7 @@ def _objectness_cue(cand: Candidate, probes: list[dict[str, np.ndarray]]) -> flo
 def plausible(reading: Reading, hw: tuple[int, int]) -> tuple[bool, str, int]:
     """(ok, why, evidence: 0 none, 1 low-score rows only, 2 confident boxes) for one reading."""
     h, w = hw
-    picked, evidence, everywhere = [], 0, False
+    picked, evidence, crowded = [], 0, 0
     for boxes, scores in zip(reading.boxes, reading.scores):
         if not np.all(np.isfinite(scores)) or (scores.size and (scores.min() < -1e-3)):
             return False, "scores are not finite or negative", 0
@@ -226,7 +226,7 @@ def plausible(reading: Reading, hw: tuple[int, int]) -> tuple[bool, str, int]:
         boxes, scores = boxes[real], scores[real]
         conf = scores >= CONFIDENT
         if conf.any():
-            everywhere |= conf.sum() > max(50, 0.1 * scores.size)
+            crowded += int(conf.sum() > max(50, 0.1 * scores.size))
             picked.append(boxes[conf])
             evidence = 2
         elif scores.size:
@@ -251,23 +251,25 @@ def plausible(reading: Reading, hw: tuple[int, int]) -> tuple[bool, str, int]:
     share = float(good.mean())
     if share < 0.8:
         return False, f"only {share:.0%} of its boxes lie in the image with sane sizes", evidence
-    if everywhere:
+    if crowded * 2 > len(reading.scores):  # one crowded photo is not enough to say
         return False, "it finds objects nearly everywhere", evidence
     return True, f"{share:.0%} of its boxes lie in the image with sane sizes", evidence
 
 
 def recognise(
     probes: list[dict[str, np.ndarray]], hw: tuple[int, int], n_names: int | None
-) -> tuple[Candidate | None, list[str]]:
-    """The most plausible reading of a detector's outputs (None when nothing fits), with notes
-    saying what was weighed."""
+) -> tuple[Candidate | None, list[str], set[str]]:
+    """The most plausible reading of a detector's outputs (None when nothing fits), notes
+    saying what was weighed, and every decoder whose reading was plausible."""
     notes: list[str] = []
     best: tuple[float, Candidate] | None = None
+    fits: set[str] = set()
     for cand in candidates(probes, hw):
         ok, why, evidence = plausible(read_candidate(cand, probes, hw), hw)
         if not ok:
             notes.append(f"not {cand.decoder}: {why}")
             continue
+        fits.add(cand.decoder)
         total = cand.prior + _objectness_cue(cand, probes) + 0.5 * evidence
         if n_names and cand.n_classes == n_names:
             total += 3.0
@@ -275,4 +277,4 @@ def recognise(
             best = (total, cand)
     if best is not None:
         notes.insert(0, f"outputs read as {best[1].note}")
-    return (best[1] if best else None), notes
+    return (best[1] if best else None), notes, fits

@@ -149,7 +149,9 @@ def build_layout(kind: str, out_path: Path, *, uint8_nhwc: bool = False, meta: b
     """Write the `kind` layout of the real YOLOX-Nano to `out_path` (see module doc)."""
     model = onnx.load(str(YOLOX_ONNX))
     g = _Graph(model.graph)
-    raw = model.graph.output[0].name
+    raw = "yolox_head"  # YOLOX calls it "output": free that name for the layouts' own outputs
+    for node in model.graph.node:
+        node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
     model.graph.ClearField("output")
     cxcywh, obj, cls, probs = _decoded(g, raw)
     if kind == "yolov5":

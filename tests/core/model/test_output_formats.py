@@ -179,3 +179,18 @@ def test_fused_io_runs_uint8_and_nms_models_as_live_and_run_do(layouts, tmp_path
             got = FramePipeline(spec, runner, fused=True).process(image).detections
             want = FramePipeline(spec, plain).process(image).detections
         assert len(want) >= 3 and matched([want], [got]) == 1.0 and matched([got], [want]) == 1.0
+
+
+def test_a_preset_matched_only_by_names_gives_way_when_its_layout_does_not_fit(tmp_path):
+    """A YOLOv5 export named like official YOLOX (input 'images', output 'output') matches the
+    YOLOX preset's signature; its decoded boxes do not read as a raw grid."""
+    import onnx
+
+    path = build_layout("yolov5", tmp_path / "old_v5.onnx", meta=False)
+    model = onnx.load(str(path))
+    node = next(n for n in model.graph.node if "output0" in n.output)
+    node.output[0] = model.graph.output[0].name = "output"
+    onnx.save(model, str(path))
+    spec = inspect_model(path, probe_images=PHOTOS[:3])
+    assert spec.postprocess.decoder == "yolov5" and spec.preset == "", spec.notes
+    assert "preset YOLOX (official Megvii export) matched only by" in spec.notes[0]
