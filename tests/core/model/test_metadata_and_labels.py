@@ -100,3 +100,38 @@ def test_presets_still_decide_for_the_models_they_match():
     spec = inspect_model(YOLOX)
     assert spec.postprocess.decoder == "yolox_raw" and not spec.preprocess.pad_center
     assert spec.preset == "yolox-official.json"
+
+
+def test_dynamic_uint8_nchw_classifier_takes_its_size_from_metadata(tmp_path):
+    """uint8 [N, 3, H, W] with every size dynamic: fed unscaled; imgsz from metadata."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from app.backends.factory import make_runner
+    from app.core.frames.pipeline import FramePipeline
+
+    w = numpy_helper.from_array(np.eye(3, dtype=np.float32), "w")
+    x = helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("Cast", ["pixels"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("GlobalAveragePool", ["f"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["v"]),
+        helper.make_node("Gemm", ["v", "w"], ["logits"]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    model.ir_version = 8
+    helper.set_model_props(model, {"imgsz": "[96, 128]", "names": "['red', 'green', 'blue']"})
+    onnx.save(model, str(tmp_path / "rgb.onnx"))
+    spec = inspect_model(tmp_path / "rgb.onnx")
+    pre = spec.preprocess
+    assert spec.task == "classification" and spec.labels == ["red", "green", "blue"]
+    assert (pre.input_dtype, pre.layout, pre.size, pre.scale) == ("uint8", "NCHW", [96, 128], 1.0)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[..., 0] = 200  # blue in BGR: the 'blue' logit is the raw mean, 200
+    with make_runner("ort-cpu", spec.path) as runner:
+        pipe = FramePipeline(spec, runner)
+        outputs, _, _ = pipe.infer_raw(frame)
+    np.testing.assert_allclose(outputs[0][0], [0, 0, 200], atol=1e-3)
