@@ -145,8 +145,16 @@ def _output(
     g.graph.output.append(helper.make_tensor_value_info(name, elem, shape))
 
 
-def build_layout(kind: str, out_path: Path, *, uint8_nhwc: bool = False, meta: bool = True) -> Path:
-    """Write the `kind` layout of the real YOLOX-Nano to `out_path` (see module doc)."""
+def build_layout(
+    kind: str,
+    out_path: Path,
+    *,
+    uint8_nhwc: bool = False,
+    meta: bool = True,
+    classes: list[int] | None = None,
+) -> Path:
+    """Write the `kind` layout of the real YOLOX-Nano to `out_path` (see module doc).
+    `classes` (yolov8 only): keep these COCO classes, e.g. two for a [1, 6, N] output."""
     model = onnx.load(str(YOLOX_ONNX))
     g = _Graph(model.graph)
     raw = "yolox_head"  # YOLOX calls it "output": free that name for the layouts' own outputs
@@ -154,6 +162,10 @@ def build_layout(kind: str, out_path: Path, *, uint8_nhwc: bool = False, meta: b
         node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
     model.graph.ClearField("output")
     cxcywh, obj, cls, probs = _decoded(g, raw)
+    n_cls = CLASSES
+    if classes:
+        probs = g.one("Gather", [probs, g.const(np.array(classes, np.int64))], axis=1)
+        n_cls = len(classes)
     if kind == "yolov5":
         _output(
             g,
@@ -167,7 +179,7 @@ def build_layout(kind: str, out_path: Path, *, uint8_nhwc: bool = False, meta: b
             g,
             g.one("Unsqueeze", [g.one("Transpose", [rows], perm=[1, 0])], axes=[0]),
             "output0",
-            [1, 4 + CLASSES, ANCHORS],
+            [1, 4 + n_cls, ANCHORS],
         )
     else:
         idx, boxes, scores, classes, count = _nms(g, cxcywh, probs)
@@ -208,6 +220,7 @@ def build_layout(kind: str, out_path: Path, *, uint8_nhwc: bool = False, meta: b
     _input_adapter(g, uint8_nhwc)
     if meta:
         names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
+        names = [names[c] for c in classes] if classes else names
         props = {
             "description": f"Ultralytics-style {kind} export of YOLOX-Nano COCO (test layout)",
             "names": repr(dict(enumerate(names))),

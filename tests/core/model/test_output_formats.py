@@ -194,3 +194,19 @@ def test_a_preset_matched_only_by_names_gives_way_when_its_layout_does_not_fit(t
     spec = inspect_model(path, probe_images=PHOTOS[:3])
     assert spec.postprocess.decoder == "yolov5" and spec.preset == "", spec.notes
     assert "preset YOLOX (official Megvii export) matched only by" in spec.notes[0]
+
+
+@pytest.mark.parametrize("meta", [True, False])
+def test_six_feature_rows_of_a_two_class_yolov8_are_not_read_as_end_to_end(tmp_path, meta):
+    """[1, 6, 3549]: a two-class YOLOv8 (person, car), not six-column decoded boxes; the
+    class column of an end-to-end reading would hold fractions."""
+    path = build_layout("yolov8", tmp_path / "two.onnx", classes=[0, 2], meta=meta)
+    spec = inspect_model(path, probe_images=PHOTOS[:3])
+    post = spec.postprocess
+    assert (post.decoder, post.transposed, len(spec.labels)) == ("yolov8", True, 2), spec.notes
+    assert any(n.startswith("not end2end: its class column holds fractions") for n in spec.notes)
+    if meta:
+        assert spec.labels == ["person", "car"]
+        people = run(spec, path)
+        assert sum(len(d) for d in people) >= 10
+        assert set(np.concatenate([d.class_ids for d in people]).tolist()) <= {0, 1}
