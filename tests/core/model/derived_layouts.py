@@ -162,10 +162,10 @@ def build_layout(
         node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
     model.graph.ClearField("output")
     cxcywh, obj, cls, probs = _decoded(g, raw)
-    n_cls = CLASSES
-    if classes:
-        probs = g.one("Gather", [probs, g.const(np.array(classes, np.int64))], axis=1)
-        n_cls = len(classes)
+    kept = list(classes or [])  # (the NMS branch below has a `classes` tensor of its own)
+    n_cls = len(kept) or CLASSES
+    if kept:
+        probs = g.one("Gather", [probs, g.const(np.array(kept, np.int64))], axis=1)
     if kind == "yolov5":
         _output(
             g,
@@ -220,7 +220,7 @@ def build_layout(
     _input_adapter(g, uint8_nhwc)
     if meta:
         names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
-        names = [names[c] for c in classes] if classes else names
+        names = [names[c] for c in kept] if kept else names
         props = {
             "description": f"Ultralytics-style {kind} export of YOLOX-Nano COCO (test layout)",
             "names": repr(dict(enumerate(names))),
