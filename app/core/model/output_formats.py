@@ -10,26 +10,12 @@ the usual orientation of each family, and whether column 4 behaves like an objec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
-from app.core.model.output_readings import Reading, read_candidate
+from app.core.model.output_readings import Candidate, Reading, read_candidate
 
 STRIDES = (8, 16, 32)
 CONFIDENT = 0.25
-
-
-@dataclass
-class Candidate:
-    """One way to read the outputs: a decoder and its Postprocess fields."""
-
-    decoder: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    n_classes: int = 0
-    note: str = ""
-    prior: float = 0.0
 
 
 def grid_anchors(hw: tuple[int, int], strides: tuple[int, ...] = STRIDES) -> int:

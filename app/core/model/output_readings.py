@@ -7,12 +7,20 @@ decoders used on every frame live in `app.core.frames.decoders`, a package above
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from app.core.model.output_formats import Candidate
+
+@dataclass
+class Candidate:
+    """One way to read the outputs: a decoder and its Postprocess fields."""
+
+    decoder: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    n_classes: int = 0
+    note: str = ""
+    prior: float = 0.0
 
 
 @dataclass
