@@ -168,9 +168,32 @@ def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[
     ]
 
 
+TF_API_ROLES = {
+    "boxes": "detection_boxes",
+    "classes": "detection_classes",
+    "scores": "detection_scores",
+    "count": "num_detections",
+}
+
+
+def _tf_api_outputs(names: list[str]) -> Candidate | None:
+    """The TensorFlow Object Detection API's named outputs (often among several more, e.g.
+    raw_detection_scores): boxes ymin, xmin, ymax, xmax normalised, 1-based classes."""
+    by_name = {n.lower().split(":")[0]: n for n in names}
+    if not all(v in by_name for v in TF_API_ROLES.values()):
+        return None
+    roles = {role: by_name[name] for role, name in TF_API_ROLES.items()}
+    fields = {"outputs": roles, "boxes_normalized": True, "class_offset": 1}
+    note = "TensorFlow Object Detection API outputs (boxes ymin, xmin, ymax, xmax normalised, "
+    return Candidate("tf_od", fields, 0, note + "1-based classes, scores, count)", 3.0)
+
+
 def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list[Candidate]:
     """Every layout the output shapes allow (detectors only)."""
     names = list(probes[0])
+    tf_api = _tf_api_outputs(names)
+    if tf_api:
+        return [tf_api]
     if len(names) == 1 and probes[0][names[0]].ndim == 3:
         return _one_output(names[0], [p[names[0]] for p in probes], hw)
     if len(names) == 4:

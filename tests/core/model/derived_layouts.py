@@ -5,6 +5,8 @@ Every layout carries the same real weights, so it must find what the raw model f
 - `yolov5`: [1, 3549, 85] cx, cy, w, h, objectness, 80 class scores (decoded YOLOX)
 - `end2end`: [1, 100, 6] x1, y1, x2, y2, score, class after NMS, zero-padded (Ultralytics nms=True)
 - `efficient_nms`: num_dets [1, 1], det_boxes [1, 100, 4], det_scores [1, 100], det_classes
+- `tf_od`: TensorFlow OD API names: detection_boxes (ymin, xmin, ymax, xmax normalised),
+  detection_classes (1-based, float), detection_scores, num_detections, raw_detection_scores
 - `detr`: [1, 100, 84] cx, cy, w, h normalised + 80 class probabilities (RT-DETR style)
 - `detr_logits`: boxes [1, 100, 4] and logits [1, 100, 80] as separate outputs (DETR style)
 
@@ -26,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from app.core.frames.postprocess import yolox_grid
 from tests.assets import YOLOX_ONNX
 
-LAYOUTS = ("yolov8", "yolov5", "end2end", "efficient_nms", "detr", "detr_logits")
+LAYOUTS = ("yolov8", "yolov5", "end2end", "efficient_nms", "tf_od", "detr", "detr_logits")
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
 NMS_IOU, NMS_SCORE = 0.65, 0.001
 COCO80 = Path(__file__).resolve().parents[3] / "resources" / "labels" / "coco80.txt"
@@ -195,6 +197,21 @@ def build_layout(
             _output(g, sq(_padded(g, col(scores), 1)), "det_scores", [1, KEEP])
             cls_i = g.one("Cast", [sq(_padded(g, col(classes), 1))], to=TensorProto.INT32)
             _output(g, cls_i, "det_classes", [1, KEEP], TensorProto.INT32)
+        elif kind == "tf_od":
+            yxyx = g.one("Gather", [boxes, g.const(np.array([1, 0, 3, 2], np.int64))], axis=1)
+            yxyx = g.one("Div", [yxyx, g.const(np.float32(SIZE))])
+            _output(g, _padded(g, yxyx, 4), "detection_boxes", [1, KEEP, 4])
+            sq = lambda t: g.one("Squeeze", [t], axes=[2])  # noqa: E731
+            one_based = g.one("Add", [classes, g.const(np.float32(1.0))])
+            _output(g, sq(_padded(g, col(one_based), 1)), "detection_classes", [1, KEEP])
+            _output(g, sq(_padded(g, col(scores), 1)), "detection_scores", [1, KEEP])
+            _output(g, g.one("Cast", [count], to=TensorProto.FLOAT), "num_detections", [1])
+            _output(
+                g,
+                g.one("Unsqueeze", [probs], axes=[0]),
+                "raw_detection_scores",
+                [1, ANCHORS, CLASSES],
+            )
         else:
             norm = g.one("Div", [g.one("Gather", [cxcywh, idx]), g.const(np.float32(SIZE))])
             p = g.one("Gather", [probs, idx])

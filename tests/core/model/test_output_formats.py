@@ -30,6 +30,7 @@ EXPECTED = {
     "yolov5": "yolov5",
     "end2end": "end2end",
     "efficient_nms": "efficient_nms",
+    "tf_od": "tf_od",
     "detr": "detr",
     "detr_logits": "detr",
 }
