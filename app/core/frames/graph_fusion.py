@@ -73,6 +73,10 @@ def fuse_io(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     dims = _dims(old_input)
     graph.input.remove(old_input)
     graph.input.insert(0, helper.make_tensor_value_info(FUSED_INPUT, TensorProto.UINT8, dims))
+    if old_input.type.tensor_type.elem_type == TensorProto.UINT8:
+        # the model already takes uint8 frames (TFLite SSDs): only the input's name changes
+        graph.node.insert(0, helper.make_node("Identity", [FUSED_INPUT], [spec.input_name]))
+        return model
 
     first = _only_consumer(graph, spec.input_name)
     half = _cast_to(first, TensorProto.FLOAT16)

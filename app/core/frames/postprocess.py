@@ -1,4 +1,5 @@
-"""Raw model outputs to detections (YOLOX grid decode, decoded boxes) or top-k classes."""
+"""Raw model outputs to detections (YOLOX grid decode, decoded boxes, the layouts in `decoders`)
+or top-k classes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from app.core.frames.decoders import DECODE
 from app.core.frames.preprocess import Geometry
 from app.core.model.spec import ModelSpec, Postprocess
 
@@ -118,6 +120,11 @@ def postprocess_detections(
             boxes = boxes * np.array([geo.in_w, geo.in_h, geo.in_w, geo.in_h], np.float32)
         keep = scores >= conf
         boxes, scores, cls = boxes[keep], scores[keep], cls[keep]
+    elif post.decoder in DECODE:
+        boxes, scores, cls, nms_done = DECODE[post.decoder](outputs, spec, geo.in_h, geo.in_w, conf)
+        if nms_done:  # the graph already suppressed duplicates: keep its choice, best first
+            keep = np.argsort(-scores, kind="stable")[: post.max_det]
+            return Detections(geo.to_source(boxes[keep]), scores[keep], cls[keep])
     else:
         raise ValueError(f"not a detection decoder: {post.decoder}")
     keep = nms(boxes, scores, cls, iou, post.max_det)

@@ -76,8 +76,13 @@ def resize_frame(
             canvas = np.empty((th, tw, 3), dtype=np.uint8)
         canvas[...] = int(pre.pad_value)
         interp = shrink_interpolation(r, letterbox=True)
-        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=interp)
-        return canvas, Geometry(r, r, 0.0, 0.0, w, h, tw, th)
+        # Ultralytics centres the image (its pad split as round(pad/2 -/+ 0.1)); YOLOX pads
+        # bottom/right only
+        top, left = (
+            (round((th - nh) / 2 - 0.1), round((tw - nw) / 2 - 0.1)) if pre.pad_center else (0, 0)
+        )
+        canvas[top : top + nh, left : left + nw] = cv2.resize(bgr, (nw, nh), interpolation=interp)
+        return canvas, Geometry(r, r, -float(left), -float(top), w, h, tw, th)
     if pre.resize == "stretch":
         interp = shrink_interpolation(min(tw / w, th / h))
         out = cv2.resize(bgr, (tw, th), interpolation=interp)
@@ -99,7 +104,9 @@ class Preprocessor:
         model's layout and channel order."""
         pre.validate()
         self.pre = pre
-        self.fused = fused
+        # a uint8 model takes the resized frame as it is: the fused path's output, unscaled
+        self.raw_uint8 = pre.input_dtype == "uint8"
+        self.fused = fused or self.raw_uint8
         std = np.asarray(pre.std, dtype=np.float32)
         self._a = (pre.scale / std).astype(np.float32)  # value = pixel * a + b
         self._b = (-np.asarray(pre.mean, dtype=np.float32) / std).astype(np.float32)
@@ -170,11 +177,15 @@ class Preprocessor:
         """Several frames of any size into one new [N, ...] tensor (all at the fixed size)."""
         th, tw = self.pre.size
         shape = (len(frames), 3, th, tw) if self.pre.layout == "NCHW" else (len(frames), th, tw, 3)
-        out = np.empty(shape, dtype=np.float32)
+        out = np.empty(shape, dtype=np.uint8 if self.raw_uint8 else np.float32)
         geos = []
         fixed = replace(self.pre, short_side=None)  # a batch needs one shape: the chosen size
         for i, frame in enumerate(frames):
             img, geo = resize_frame(frame, fixed)
-            self.normalise(img, out[i])
+            if self.raw_uint8:
+                hwc = img[:, :, self._order]
+                out[i] = hwc.transpose(2, 0, 1) if self.pre.layout == "NCHW" else hwc
+            else:
+                self.normalise(img, out[i])
             geos.append(geo)
         return out, geos

@@ -86,7 +86,8 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         vi
         for vi in inputs
         if len(vi.type.tensor_type.shape.dim) == 4
-        and vi.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        and vi.type.tensor_type.elem_type
+        in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.UINT8)
     ]
     if not images:
         desc = (
@@ -95,7 +96,7 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         )
         raise UserError(
             f"{model_file}: not a vision model: it needs one 4-D float image input "
-            f"(NCHW or NHWC), but its inputs are {desc}"
+            f"(or uint8; NCHW or NHWC), but its inputs are {desc}"
         )
     if len(inputs) > 1:
         names = ", ".join(vi.name for vi in inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,12 @@ import onnx
 
 from app.core.errors import UserError
 from app.core.model.files import read_label_file
+from app.core.model.label_names import indexed_labels
+from app.core.model.metadata import ModelMetadata, read_metadata
+from app.core.model.output_formats import recognise
+from app.core.model.probing import read_probe_frames, run_probes
 from app.core.model.sidecars import Sidecars
 from app.core.model.spec import ModelSpec, Postprocess, Preprocess, palette_color
-from app.core.ort_session import cpu_session
 from app.core.resources import resources_dir
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -39,66 +43,78 @@ def _graph_normalises_input(model: onnx.ModelProto, input_name: str) -> bool:
     return False
 
 
-def probe_outputs(model_file: Path, input_name: str, shape: list[int]) -> dict[str, np.ndarray]:
-    """Run the model once on a mid-grey input on the CPU to learn its output shapes and ranges."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(4)
-    try:
-        # severity 4: the failure is reported below, in one line
-        sess = cpu_session(model_file, threads=1, log_severity=4)
-        feed = {input_name: np.full(shape, 0.5, dtype=np.float32)}
-        values = sess.run(None, feed)
-    except Exception as exc:  # ORT raises several unrelated types for unusable graphs
-        first = str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"{model_file}: ONNX Runtime cannot run this model ({first})") from exc
-    finally:
-        ort.set_default_logger_severity(2)
-    return {o.name: v for o, v in zip(sess.get_outputs(), values)}
-
-
-def _is_yolox_grid(anchors: int, hw: tuple[int, int], strides: list[int]) -> bool:
-    return anchors == sum((hw[0] // s) * (hw[1] // s) for s in strides)
+def _classifier(outputs: dict[str, np.ndarray]) -> tuple[str, Postprocess, int, list[str]]:
+    rows = next(iter(outputs.values())).astype(np.float64)
+    probs = bool(np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+    notes = [
+        "one [N, classes] output: classifier, "
+        + ("already softmax" if probs else "logits (softmax applied)")
+    ]
+    return "classification", Postprocess(apply_softmax=not probs), rows.shape[1], notes
 
 
 def _guess_decoder(
-    outputs: dict[str, np.ndarray], hw: tuple[int, int], model_file: Path
+    probes: list[dict[str, np.ndarray]],
+    hw: tuple[int, int],
+    model_file: Path,
+    n_names: int | None,
 ) -> tuple[str, Postprocess, int, list[str]]:
-    """(task, postprocess, number of classes, notes) from probed output arrays."""
-    notes: list[str] = []
+    """(task, postprocess, number of classes, notes) from outputs probed on a few frames."""
+    outputs = probes[0]
     names = list(outputs)
-    shapes = {k: v.shape for k, v in outputs.items()}
     lower = {k.lower(): k for k in names}
     if "boxes" in lower and "scores" in lower:
-        notes.append("outputs boxes/scores: already-decoded detections (guessed)")
-        return (
-            "detection",
-            Postprocess(decoder="boxes_labels_scores", boxes_normalized=True),
-            0,
-            notes,
-        )
-    if len(names) == 1:
-        out = outputs[names[0]]
-        if out.ndim == 2:
-            rows = out.astype(np.float64)
-            probs = bool(np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
-            notes.append(
-                "one [N, classes] output: classifier, "
-                + ("already softmax" if probs else "logits (softmax applied)")
-            )
-            return "classification", Postprocess(apply_softmax=not probs), out.shape[1], notes
-        if out.ndim == 3 and out.shape[-1] >= 6:
-            if out.shape[-1] > 6 and _is_yolox_grid(out.shape[1], hw, [8, 16, 32]):
-                notes.append("output [1, anchors, 5+classes] on a stride 8/16/32 grid: YOLOX raw")
-                return "detection", Postprocess(decoder="yolox_raw"), out.shape[-1] - 5, notes
-            if out.shape[-1] == 6:
-                notes.append("output [1, N, 6]: decoded x, y, w, h, class, score (guessed)")
-                return "detection", Postprocess(decoder="boxes_xywh_cls_prob"), 0, notes
-    desc = ", ".join(f"{k} {list(v)}" for k, v in shapes.items())
+        notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
+        post = Postprocess(decoder="boxes_labels_scores", boxes_normalized=True)
+        return "detection", post, 0, notes
+    if len(names) == 1 and outputs[names[0]].ndim == 2:
+        return _classifier(outputs)
+    found, notes, _ = recognise(probes, hw, n_names)
+    if found is not None:
+        post = Postprocess(decoder=found.decoder, **found.fields)
+        return "detection", post, found.n_classes, notes
+    desc = ", ".join(f"{k} {list(v.shape)}" for k, v in outputs.items())
+    why = f" ({'; '.join(notes)})" if notes else ""
     raise UserError(
-        f"{model_file}: cannot tell what the outputs mean ({desc}); add a preset JSON to say "
-        "which decoder to use"
+        f"{model_file}: cannot tell what the outputs mean ({desc}){why}; add a preset JSON to "
+        "say which decoder to use"
     )
+
+
+def _input_is_uint8(model: onnx.ModelProto, input_name: str) -> bool:
+    vi = next(v for v in model.graph.input if v.name == input_name)
+    return vi.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+def _probe_preprocess(pre: Preprocess, preset: dict | None, meta: ModelMetadata) -> Preprocess:
+    """The preprocessing to probe with: the known one, else RGB /255 (most detectors' input)."""
+    if preset or meta.ultralytics or pre.input_dtype == "uint8":
+        return pre
+    return replace(pre, color="RGB", scale=1 / 255, mean=[0.0] * 3, std=[1.0] * 3)
+
+
+def _ultralytics_preprocess(pre: Preprocess, meta: ModelMetadata, notes: list[str]) -> None:
+    """Ultralytics' own: letterbox centred, pad 114, RGB, /255 (RT-DETR: stretched)."""
+    pre.resize = "stretch" if meta.rt_detr else "letterbox"
+    pre.pad_center, pre.pad_value, pre.color = True, 114.0, "RGB"
+    pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
+    pre.stride = meta.stride or pre.stride
+    if meta.task == "classify":
+        pre.resize = "resize_crop"
+
+
+def _uint8_preprocess(pre: Preprocess, notes: list[str], keep_resize: bool) -> None:
+    """A uint8 input takes pixels as they are; with nothing else known, RGB stretched to size
+    (TensorFlow/TFLite exports, the usual source of uint8 inputs)."""
+    pre.input_dtype = "uint8"
+    pre.scale, pre.mean, pre.std = 1.0, [0.0] * 3, [1.0] * 3
+    if not keep_resize:
+        pre.resize, pre.color = "stretch", "RGB"
+    notes.append(f"uint8 image input: {pre.color} pixels handed in as they are ({pre.resize})")
+
+
+class _PresetDoesNotFit(Exception):
+    """A preset matched by input/output names only, whose layout the outputs contradict."""
 
 
 def guess_spec(
@@ -110,10 +126,35 @@ def guess_spec(
     sidecars: Sidecars,
     preset: dict[str, Any] | None,
     size: list[int] | None,
+    probe_images: list[Path] | None = None,
+) -> ModelSpec:
+    """The spec of one model; `probe_images` (the user's own photos, a few are read) let the
+    output layout be judged on real detections, else synthetic frames are used."""
+    args = (model_file, model, sha, inputs, outputs, sidecars)
+    try:
+        return _guess_spec(*args, preset, size, probe_images)
+    except _PresetDoesNotFit as exc:
+        # e.g. an older YOLOv5 export: input "images", output "output", like official YOLOX
+        spec = _guess_spec(*args, None, size, probe_images)
+        spec.notes.insert(0, str(exc))
+        return spec
+
+
+def _guess_spec(
+    model_file: Path,
+    model: onnx.ModelProto,
+    sha: str,
+    inputs: dict[str, list],
+    outputs: dict[str, list],
+    sidecars: Sidecars,
+    preset: dict[str, Any] | None,
+    size: list[int] | None,
+    probe_images: list[Path] | None,
 ) -> ModelSpec:
     input_name, shape = next((n, s) for n, s in inputs.items() if len(s) == 4)
-    notes = list(sidecars.notes)
-    problems = list(sidecars.problems)
+    meta = read_metadata(model)
+    notes = list(sidecars.notes) + meta.notes
+    problems = list(sidecars.problems) + meta.problems
     layout = _layout(shape)
     h_dim, w_dim = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
     dynamic = not (isinstance(h_dim, int) and isinstance(w_dim, int))
@@ -123,6 +164,10 @@ def guess_spec(
         notes.append(f"preset: {preset['name']} ({preset['_file']})")
         pre = Preprocess(**{**pre.__dict__, **preset.get("preprocess", {}), "layout": layout})
         post = Postprocess(**{**post.__dict__, **preset.get("postprocess", {})})
+    elif meta.ultralytics:
+        _ultralytics_preprocess(pre, meta, notes)
+    if _input_is_uint8(model, input_name):
+        _uint8_preprocess(pre, notes, keep_resize=bool(preset or meta.ultralytics))
     if not dynamic:
         pre.size = [int(h_dim), int(w_dim)]
         pre.short_side = None
@@ -130,13 +175,18 @@ def guess_spec(
         pre.size = [int(size[0]), int(size[1])]
         pre.short_side = None  # an explicit size pins the shape (calibration, engines)
         notes.append(f"dynamic input size; using {size[0]}x{size[1]} as chosen")
+    elif meta.imgsz:
+        pre.size, pre.short_side = list(meta.imgsz), None
+        notes.append(f"dynamic input size; using {pre.size[0]}x{pre.size[1]} from the metadata")
     else:
         notes.append(f"dynamic input size; using {pre.size[0]}x{pre.size[1]} (choose with --size)")
     hw = (pre.size[0], pre.size[1])
     batch = shape[0] if isinstance(shape[0], int) else 1
-    probe_shape = [batch, 3, hw[0], hw[1]] if layout == "NCHW" else [batch, hw[0], hw[1], 3]
+    frames, real = read_probe_frames(probe_images)
     try:
-        probed = probe_outputs(model_file, input_name, probe_shape)
+        probes = run_probes(
+            model_file, input_name, _probe_preprocess(pre, preset, meta), frames, batch
+        )
     except UserError as exc:
         if dynamic and not size:
             raise UserError(
@@ -144,7 +194,23 @@ def guess_spec(
                 "the size it was made for with --size HxW (in the GUI: the Model tab)"
             ) from exc
         raise
-    task, guessed_post, n_classes, decoder_notes = _guess_decoder(probed, hw, model_file)
+    n_names = len(meta.names or sidecars.labels or []) or None
+    try:
+        task, guessed_post, n_classes, decoder_notes = _guess_decoder(
+            probes, hw, model_file, n_names
+        )
+        weighed = "; ".join(decoder_notes)
+    except UserError as exc:
+        if not preset:
+            raise
+        task, guessed_post, n_classes, decoder_notes = preset.get("task", ""), post, 0, []
+        weighed = str(exc)
+    by_hash = bool(preset) and sha in preset.get("match", {}).get("sha256", [])
+    if preset and not by_hash and f"not {post.decoder}:" in weighed:
+        raise _PresetDoesNotFit(
+            f"preset {preset['name']} matched only by input/output names, and its "
+            f"{post.decoder} layout does not fit these outputs; not used"
+        )
     if preset:
         task = preset.get("task", task)
         post.apply_softmax = preset.get("postprocess", {}).get(
@@ -153,10 +219,12 @@ def guess_spec(
     else:
         post = guessed_post
         notes += decoder_notes
-        _guess_preprocess(pre, task, post, sidecars, model, input_name, notes)
+        notes.append(f"output layout judged on {len(frames)} {'' if real else 'synthetic '}frames")
+        if not meta.ultralytics and pre.input_dtype != "uint8":
+            _guess_preprocess(pre, task, post, sidecars, model, input_name, notes)
     if preset and preset.get("ignore_norm_stats") and sidecars.mean is not None:
         notes.append(f"norm_stats.json not applied: {preset['ignore_norm_stats']}")
-    labels, colors = _labels(sidecars, preset, n_classes, post, probed, problems)
+    labels, colors = _labels(sidecars, meta, preset, n_classes, post, probes[0], problems, notes)
     pre.validate()
     return ModelSpec(
         path=str(model_file),
@@ -209,20 +277,33 @@ def _guess_preprocess(
 
 def _labels(
     sidecars: Sidecars,
+    meta: ModelMetadata,
     preset: dict[str, Any] | None,
     n_classes: int,
     post: Postprocess,
     probed: dict[str, np.ndarray],
     problems: list[str],
+    notes: list[str],
 ) -> tuple[list[str], list[list[int]]]:
-    labels = sidecars.labels
+    """Names: a preset's, else the model's metadata (it describes this very file), else a label
+    sidecar, else a fallback list; lines like '12  stop sign' are placed at their ids."""
+    labels = indexed_labels(sidecars.labels) if sidecars.labels else None
     colors = [list(c) for c in sidecars.colors] if sidecars.colors else None
+    if meta.names and not (preset and "labels" in preset):
+        if labels and labels != meta.names:
+            notes.append("class names from the metadata used, not the label file beside it")
+            colors = None
+        labels = list(meta.names)
     if preset and "labels" in preset:
         labels = list(preset["labels"])
-    if labels is None and preset:
-        if preset.get("labels_fallback"):
-            fallback = resources_dir() / "labels" / f"{preset['labels_fallback']}.txt"
-            labels = read_label_file(fallback)
+    fallback_name = preset.get("labels_fallback") if preset else None
+    if labels is None and not preset and post.decoder == "tf_od":
+        fallback_name = "coco90"  # TF / TFLite SSDs are COCO's 90-id scheme unless told
+        notes.append("no class names: COCO's 90-id names assumed (guessed; check them)")
+    if labels is None and fallback_name:
+        labels = indexed_labels(
+            read_label_file(resources_dir() / "labels" / f"{fallback_name}.txt")
+        )
     if not n_classes and post.decoder == "classifier":
         n_classes = next(iter(probed.values())).shape[-1]
     if post.decoder == "yolox_raw" and not n_classes:

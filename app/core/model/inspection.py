@@ -23,10 +23,14 @@ def _dims(value_info: Any) -> list[int | str]:
     return dims
 
 
-def inspect_model(path: str | Path, *, size: list[int] | None = None) -> ModelSpec:
+def inspect_model(
+    path: str | Path, *, size: list[int] | None = None, probe_images: list[Path] | None = None
+) -> ModelSpec:
     """Build a `ModelSpec` for an `.onnx` file or checkpoint folder.
 
     `size` ([height, width]) chooses the input size of a model whose size is dynamic.
+    `probe_images`: a few of the user's photos to judge a detector's output layout on (else
+    synthetic frames).
     Raises `UserError` for files that are not usable ONNX vision models.
     """
     model_file = find_model_file(Path(path)).resolve()
@@ -38,5 +42,5 @@ def inspect_model(path: str | Path, *, size: list[int] | None = None) -> ModelSp
     outputs = {vi.name: _dims(vi) for vi in graph.output}
     sidecars = read_sidecars(model_file.parent, model_file)
     preset = match_preset(sha, inputs, outputs)
-    spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size)
+    spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size, probe_images)
     return spec

@@ -17,7 +17,19 @@ from app.core.errors import UserError
 from app.core.safe_json import load_json
 
 RESIZE_MODES = ("letterbox", "short_side_crop", "resize_crop", "stretch")
-DECODERS = ("yolox_raw", "boxes_xywh_cls_prob", "boxes_labels_scores", "classifier")
+DECODERS = (
+    "yolox_raw",  # YOLOX [1, A, 5+C] grid offsets, decoded here
+    "boxes_xywh_cls_prob",  # tutorial export [1, N, 6]: x0, y0, w, h, class, prob
+    "boxes_labels_scores",  # separate boxes / labels / scores outputs
+    "yolov8",  # Ultralytics YOLOv8/YOLO11 [1, 4+C, N]: cx, cy, w, h, class scores
+    "yolov5",  # YOLOv5/v7, decoded YOLOX [1, N, 5+C]: cx, cy, w, h, objectness, class scores
+    "end2end",  # [1, K, 6]: x1, y1, x2, y2, score, class (Ultralytics nms=True, YOLOv10)
+    "efficient_nms",  # num_dets, det_boxes (x1, y1, x2, y2), det_scores, det_classes
+    "tf_od",  # TensorFlow OD / TFLite SSD: boxes (ymin, xmin, ymax, xmax), classes, scores, count
+    "detr",  # DETR / RT-DETR: cx, cy, w, h normalised, class logits or probabilities
+    "classifier",
+)
+INPUT_DTYPES = ("float32", "uint8")
 
 
 @dataclass
@@ -38,6 +50,10 @@ class Preprocess:
     pad_value: float = 114.0
     crop_fraction: float = 1.0
     layout: str = "NCHW"
+    pad_center: bool = (
+        False  # letterbox: centre the image (Ultralytics) instead of top-left (YOLOX)
+    )
+    input_dtype: str = "float32"  # "uint8": the resized frame goes in as is (no scale/mean/std)
 
     def validate(self) -> None:
         if self.resize not in RESIZE_MODES:
@@ -52,6 +68,15 @@ class Preprocess:
             raise UserError("mean and std need three values each, std non-zero")
         if not 0.1 <= self.crop_fraction <= 1.0:
             raise UserError("crop fraction must be between 0.1 and 1.0")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise UserError(f"input type must be one of {INPUT_DTYPES}, not '{self.input_dtype}'")
+        if self.input_dtype == "uint8" and (
+            self.scale != 1.0 or any(self.mean) or any(s != 1.0 for s in self.std)
+        ):
+            raise UserError("a uint8 input takes pixels as they are: scale 1, mean 0, std 1")
+
+
+NEW_PREPROCESS_DEFAULTS: dict[str, Any] = {"pad_center": False, "input_dtype": "float32"}
 
 
 @dataclass
@@ -66,6 +91,10 @@ class Postprocess:
     iou: float = 0.45
     topk: int = 5
     max_det: int = 300
+    transposed: bool = False  # yolov8/yolov5 output laid out [1, features, anchors]
+    score_activation: str = "none"  # detr: "sigmoid" or "softmax" (last class = no object)
+    class_offset: int = 0  # subtracted from the model's class ids (1 for 1-based ids)
+    outputs: dict[str, str] = field(default_factory=dict)  # role (boxes, scores, ...) -> output
 
 
 @dataclass
@@ -110,8 +139,13 @@ class ModelSpec:
 
     # helpers ---------------------------------------------------------------------------------
     def preprocess_key(self) -> dict[str, Any]:
-        """Everything that changes the input tensor: part of every cache key."""
-        return asdict(self.preprocess)
+        """Everything that changes the input tensor: part of every cache key. Fields added later
+        are left out at their defaults, so specs saved before them keep their cache keys."""
+        key = asdict(self.preprocess)
+        for name, default in NEW_PREPROCESS_DEFAULTS.items():
+            if key.get(name) == default:
+                key.pop(name)
+        return key
 
     def label(self, class_id: int) -> str:
         if 0 <= class_id < len(self.labels):

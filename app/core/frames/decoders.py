@@ -1,0 +1,138 @@
+"""Decoders for common detector output layouts: YOLOv8, YOLOv5, end-to-end, EfficientNMS, TF/SSD,
+DETR. Each turns one image's raw outputs into boxes x1,y1,x2,y2 in model-input pixels, scores and
+class ids, and says whether the model has already done NMS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from app.core.model.spec import ModelSpec
+
+Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, bool]  # boxes, scores, class ids, nms done
+
+
+def _output(outputs: list[np.ndarray], spec: ModelSpec, role: str, default: int) -> np.ndarray:
+    """The output playing `role` (postprocess.outputs names it), else the one at `default`."""
+    name = spec.postprocess.outputs.get(role)
+    if name:
+        for i, o in enumerate(spec.outputs):
+            if o["name"] == name:
+                return outputs[i]
+    return outputs[default]
+
+
+def _scale_boxes(boxes: np.ndarray, spec: ModelSpec, in_h: int, in_w: int) -> np.ndarray:
+    if spec.postprocess.boxes_normalized:
+        return boxes * np.array([in_w, in_h, in_w, in_h], np.float32)
+    return boxes
+
+
+def cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
+    half = b[:, 2:4] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1).astype(np.float32)
+
+
+def _rows(raw: np.ndarray, transposed: bool) -> np.ndarray:
+    """[anchors, features] from one image's [features, anchors] or [anchors, features]."""
+    return raw.T if transposed else raw
+
+
+def decode_yolov8(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """[4+C, N] (or [N, 4+C]): cx, cy, w, h, per-class scores, no objectness."""
+    raw = _rows(outputs[0][0], spec.postprocess.transposed)
+    cls = raw[:, 4:]
+    class_ids = cls.argmax(axis=1)
+    scores = cls[np.arange(cls.shape[0]), class_ids]
+    keep = np.flatnonzero(scores >= conf)
+    boxes = _scale_boxes(cxcywh_to_xyxy(raw[keep, :4]), spec, in_h, in_w)
+    return boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+
+
+def decode_yolov5(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """[N, 5+C] (or [5+C, N]): cx, cy, w, h, objectness, per-class scores."""
+    raw = _rows(outputs[0][0], spec.postprocess.transposed)
+    cls = raw[:, 5:]
+    class_ids = cls.argmax(axis=1)
+    scores = raw[:, 4] * cls[np.arange(cls.shape[0]), class_ids]
+    keep = np.flatnonzero(scores >= conf)
+    boxes = _scale_boxes(cxcywh_to_xyxy(raw[keep, :4]), spec, in_h, in_w)
+    return boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+
+
+def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """[K, 6]: x1, y1, x2, y2, score, class; NMS already done in the graph."""
+    raw = outputs[0][0]
+    raw = raw[raw[:, 4] >= conf]
+    boxes = _scale_boxes(raw[:, :4].astype(np.float32), spec, in_h, in_w)
+    cls = np.rint(raw[:, 5]).astype(np.int64) - spec.postprocess.class_offset
+    return boxes, raw[:, 4].astype(np.float32), cls, True
+
+
+def _counted(count: np.ndarray, k: int) -> int:
+    return int(min(k, max(0, int(np.asarray(count).reshape(-1)[0])))) if count.size else k
+
+
+def decode_efficient_nms(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """num_dets [1, 1], det_boxes [1, K, 4] x1,y1,x2,y2, det_scores [1, K], det_classes [1, K]."""
+    boxes = _output(outputs, spec, "boxes", 1)[0].reshape(-1, 4).astype(np.float32)
+    n = _counted(_output(outputs, spec, "count", 0), boxes.shape[0])
+    scores = _output(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
+    cls = np.rint(_output(outputs, spec, "classes", 3)[0].reshape(-1)[:n]).astype(np.int64)
+    keep = scores >= conf
+    boxes = _scale_boxes(boxes[:n][keep], spec, in_h, in_w)
+    return boxes, scores[keep], cls[keep] - spec.postprocess.class_offset, True
+
+
+def decode_tf_od(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """TF Object Detection / TFLite SSD: boxes [1, K, 4] ymin, xmin, ymax, xmax (normalised),
+    classes [1, K], scores [1, K], count [1]."""
+    yxyx = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4).astype(np.float32)
+    n = _counted(_output(outputs, spec, "count", 3), yxyx.shape[0])
+    cls = np.rint(_output(outputs, spec, "classes", 1)[0].reshape(-1)[:n]).astype(np.int64)
+    scores = _output(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
+    keep = scores >= conf
+    boxes = yxyx[:n][keep][:, [1, 0, 3, 2]]
+    boxes = _scale_boxes(boxes, spec, in_h, in_w)
+    return boxes, scores[keep], cls[keep] - spec.postprocess.class_offset, True
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decode_detr(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """DETR / RT-DETR: [Q, 4+C] or separate boxes [Q, 4] and logits [Q, C]; boxes cx, cy, w, h
+    normalised; scores as probabilities or logits (sigmoid, or softmax with a no-object class
+    last). One box per query, no NMS (a set prediction)."""
+    post = spec.postprocess
+    if post.outputs.get("logits"):
+        boxes = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
+        logits = _output(outputs, spec, "logits", 1)[0]
+        logits = logits.reshape(boxes.shape[0], -1)
+    else:
+        raw = outputs[0][0]
+        boxes, logits = raw[:, :4], raw[:, 4:]
+    if post.score_activation == "sigmoid":
+        probs = _sigmoid(logits.astype(np.float32))
+    elif post.score_activation == "softmax":
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = (z / z.sum(axis=1, keepdims=True))[:, :-1]  # last column: "no object"
+    else:
+        probs = logits
+    class_ids = probs.argmax(axis=1)
+    scores = probs[np.arange(probs.shape[0]), class_ids]
+    keep = np.flatnonzero(scores >= conf)
+    xyxy = _scale_boxes(cxcywh_to_xyxy(boxes[keep].astype(np.float32)), spec, in_h, in_w)
+    return xyxy, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), True
+
+
+DECODE: dict[str, Callable[..., Decoded]] = {
+    "yolov8": decode_yolov8,
+    "yolov5": decode_yolov5,
+    "end2end": decode_end2end,
+    "efficient_nms": decode_efficient_nms,
+    "tf_od": decode_tf_od,
+    "detr": decode_detr,
+}

@@ -1,0 +1,251 @@
+"""Other detectors' output layouts made from the real YOLOX-Nano COCO weights by appending ONNX ops.
+
+Every layout carries the same real weights, so it must find what the raw model finds:
+- `yolov8`: [1, 84, 3549] cx, cy, w, h (input pixels), 80 class scores (obj * cls), no objectness
+- `yolov5`: [1, 3549, 85] cx, cy, w, h, objectness, 80 class scores (decoded YOLOX)
+- `end2end`: [1, 100, 6] x1, y1, x2, y2, score, class after NMS, zero-padded (Ultralytics nms=True)
+- `efficient_nms`: num_dets [1, 1], det_boxes [1, 100, 4], det_scores [1, 100], det_classes
+- `tf_od`: TensorFlow OD API names: detection_boxes (ymin, xmin, ymax, xmax normalised),
+  detection_classes (1-based, float), detection_scores, num_detections, raw_detection_scores
+- `detr`: [1, 100, 84] cx, cy, w, h normalised + 80 class probabilities (RT-DETR style)
+- `detr_logits`: boxes [1, 100, 4] and logits [1, 100, 80] as separate outputs (DETR style)
+
+Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
+Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
+input is instead uint8 RGB [N, 416, 416, 3] with a dynamic batch. The in-graph NMS is class-aware
+(boxes offset by class) at IoU 0.65 and score 0.001, keeping 100: the app's COCO evaluation
+settings, so the mAP of every layout can be compared with the raw model's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from app.core.frames.postprocess import yolox_grid
+from tests.assets import YOLOX_ONNX
+
+LAYOUTS = ("yolov8", "yolov5", "end2end", "efficient_nms", "tf_od", "detr", "detr_logits")
+SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
+NMS_IOU, NMS_SCORE = 0.65, 0.001
+COCO80 = Path(__file__).resolve().parents[3] / "resources" / "labels" / "coco80.txt"
+
+
+class _Graph:
+    """Appends nodes and constants to a graph with unique names."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.graph, self.n = graph, 0
+
+    def const(self, value: np.ndarray) -> str:
+        self.n += 1
+        name = f"derived_c{self.n}"
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
+        self.n += 1
+        outs = [f"derived_{op_type.lower()}{self.n}_{i}" for i in range(n_out)]
+        self.graph.node.append(helper.make_node(op_type, inputs, outs, **attrs))
+        return outs
+
+    def one(self, op_type: str, inputs: list[str], **attrs) -> str:
+        return self.op(op_type, inputs, **attrs)[0]
+
+
+def _input_adapter(g: _Graph, uint8_nhwc: bool) -> None:
+    """Replace YOLOX's BGR 0..255 NCHW input by Ultralytics' RGB 0..1 (or uint8 RGB NHWC)."""
+    old = g.graph.input[0]
+    g.graph.input.remove(old)
+    for node in g.graph.node:
+        node.input[:] = ["yolox_bgr" if i == old.name else i for i in node.input]
+    body = list(g.graph.node)
+    g.graph.ClearField("node")  # the adapter's nodes come first (ONNX wants topological order)
+    if uint8_nhwc:
+        x = helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", SIZE, SIZE, 3])
+        nchw = g.one(
+            "Transpose", [g.one("Cast", ["images"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2]
+        )
+    else:
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])
+        nchw = g.one("Mul", ["images", g.const(np.float32(255.0))])
+    flip = g.const(np.array([2, 1, 0], np.int64))
+    g.graph.node.append(helper.make_node("Gather", [nchw, flip], ["yolox_bgr"], axis=1))
+    g.graph.node.extend(body)
+    g.graph.input.insert(0, x)
+
+
+def _decoded(g: _Graph, raw: str) -> tuple[str, str, str, str]:
+    """(cxcywh [A, 4] input pixels, obj [A, 1], cls [A, 80], obj*cls [A, 80]) from the grid."""
+    grid, stride = yolox_grid(SIZE, SIZE, (8, 16, 32))
+    rows = g.one("Squeeze", [raw], axes=[0])
+
+    def cols(a: int, b: int) -> str:
+        starts, ends, axes = (g.const(np.array([v], np.int64)) for v in (a, b, 1))
+        return g.one("Slice", [rows, starts, ends, axes])
+
+    s = g.const(stride.astype(np.float32))
+    xy = g.one("Mul", [g.one("Add", [cols(0, 2), g.const(grid.astype(np.float32))]), s])
+    wh = g.one("Mul", [g.one("Exp", [cols(2, 4)]), s])
+    obj, cls = cols(4, 5), cols(5, 5 + CLASSES)
+    return g.one("Concat", [xy, wh], axis=1), obj, cls, g.one("Mul", [obj, cls])
+
+
+def _nms(g: _Graph, cxcywh: str, probs: str) -> tuple[str, str, str, str, str]:
+    """Class-aware NMS, best first: (kept indices [n], boxes xyxy [n, 4], scores [n],
+    classes [n] float, count [1] int64)."""
+    xy = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (0, 2, 1))])
+    wh = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (2, 4, 1))])
+    half = g.one("Mul", [wh, g.const(np.float32(0.5))])
+    xyxy = g.one("Concat", [g.one("Sub", [xy, half]), g.one("Add", [xy, half])], axis=1)
+    score = g.one("ReduceMax", [probs], axes=[1], keepdims=0)
+    cls = g.one("Cast", [g.one("ArgMax", [probs], axis=1, keepdims=1)], to=TensorProto.FLOAT)
+    shifted = g.one("Add", [xyxy, g.one("Mul", [cls, g.const(np.float32(4096.0))])])
+    sel = g.one(
+        "NonMaxSuppression",
+        [
+            g.one("Unsqueeze", [shifted], axes=[0]),
+            g.one("Unsqueeze", [g.one("Unsqueeze", [score], axes=[0])], axes=[0]),
+            g.const(np.array([KEEP], np.int64)),
+            g.const(np.array([NMS_IOU], np.float32)),
+            g.const(np.array([NMS_SCORE], np.float32)),
+        ],
+    )
+    idx = g.one(
+        "Squeeze", [g.one("Gather", [sel, g.const(np.array([2], np.int64))], axis=1)], axes=[1]
+    )
+    # NonMaxSuppression lists boxes by score within a class: sort once more, best first
+    kept_scores = g.one("Gather", [score, idx])
+    count = g.one("Shape", [idx])
+    _, order = g.op("TopK", [kept_scores, count], n_out=2, axis=0)
+    idx = g.one("Gather", [idx, order])
+    boxes = g.one("Gather", [xyxy, idx])
+    return (
+        idx,
+        boxes,
+        g.one("Gather", [score, idx]),
+        g.one("Squeeze", [g.one("Gather", [cls, idx])], axes=[1]),
+        count,
+    )
+
+
+def _padded(g: _Graph, rows: str, width: int, fill: float = 0.0) -> str:
+    """[n, width] rows padded with `fill` to [1, KEEP, width]."""
+    pad = g.const(np.full((KEEP, width), fill, np.float32))
+    both = g.one("Concat", [rows, pad], axis=0)
+    first = g.one("Slice", [both, *(g.const(np.array([v], np.int64)) for v in (0, KEEP, 0))])
+    return g.one("Unsqueeze", [first], axes=[0])
+
+
+def _output(
+    g: _Graph, tensor: str, name: str, shape: list[int], elem: int = TensorProto.FLOAT
+) -> None:
+    g.graph.node.append(helper.make_node("Identity", [tensor], [name]))
+    g.graph.output.append(helper.make_tensor_value_info(name, elem, shape))
+
+
+def build_layout(
+    kind: str,
+    out_path: Path,
+    *,
+    uint8_nhwc: bool = False,
+    meta: bool = True,
+    classes: list[int] | None = None,
+) -> Path:
+    """Write the `kind` layout of the real YOLOX-Nano to `out_path` (see module doc).
+    `classes` (yolov8 only): keep these COCO classes, e.g. two for a [1, 6, N] output."""
+    model = onnx.load(str(YOLOX_ONNX))
+    g = _Graph(model.graph)
+    raw = "yolox_head"  # YOLOX calls it "output": free that name for the layouts' own outputs
+    for node in model.graph.node:
+        node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
+    model.graph.ClearField("output")
+    cxcywh, obj, cls, probs = _decoded(g, raw)
+    kept = list(classes or [])  # (the NMS branch below has a `classes` tensor of its own)
+    n_cls = len(kept) or CLASSES
+    if kept:
+        probs = g.one("Gather", [probs, g.const(np.array(kept, np.int64))], axis=1)
+    if kind == "yolov5":
+        _output(
+            g,
+            g.one("Unsqueeze", [g.one("Concat", [cxcywh, obj, cls], axis=1)], axes=[0]),
+            "output0",
+            [1, ANCHORS, 5 + CLASSES],
+        )
+    elif kind == "yolov8":
+        rows = g.one("Concat", [cxcywh, probs], axis=1)
+        _output(
+            g,
+            g.one("Unsqueeze", [g.one("Transpose", [rows], perm=[1, 0])], axes=[0]),
+            "output0",
+            [1, 4 + n_cls, ANCHORS],
+        )
+    else:
+        idx, boxes, scores, classes, count = _nms(g, cxcywh, probs)
+        col = lambda t: g.one("Unsqueeze", [t], axes=[1])  # noqa: E731
+        if kind == "end2end":
+            rows = g.one("Concat", [boxes, col(scores), col(classes)], axis=1)
+            _output(g, _padded(g, rows, 6), "output0", [1, KEEP, 6])
+        elif kind == "efficient_nms":
+            num = g.one("Cast", [g.one("Unsqueeze", [count], axes=[0])], to=TensorProto.INT32)
+            _output(g, num, "num_dets", [1, 1], TensorProto.INT32)
+            _output(g, _padded(g, boxes, 4), "det_boxes", [1, KEEP, 4])
+            sq = lambda t: g.one("Squeeze", [t], axes=[2])  # noqa: E731
+            _output(g, sq(_padded(g, col(scores), 1)), "det_scores", [1, KEEP])
+            cls_i = g.one("Cast", [sq(_padded(g, col(classes), 1))], to=TensorProto.INT32)
+            _output(g, cls_i, "det_classes", [1, KEEP], TensorProto.INT32)
+        elif kind == "tf_od":
+            yxyx = g.one("Gather", [boxes, g.const(np.array([1, 0, 3, 2], np.int64))], axis=1)
+            yxyx = g.one("Div", [yxyx, g.const(np.float32(SIZE))])
+            _output(g, _padded(g, yxyx, 4), "detection_boxes", [1, KEEP, 4])
+            sq = lambda t: g.one("Squeeze", [t], axes=[2])  # noqa: E731
+            one_based = g.one("Add", [classes, g.const(np.float32(1.0))])
+            _output(g, sq(_padded(g, col(one_based), 1)), "detection_classes", [1, KEEP])
+            _output(g, sq(_padded(g, col(scores), 1)), "detection_scores", [1, KEEP])
+            _output(g, g.one("Cast", [count], to=TensorProto.FLOAT), "num_detections", [1])
+            _output(
+                g,
+                g.one("Unsqueeze", [probs], axes=[0]),
+                "raw_detection_scores",
+                [1, ANCHORS, CLASSES],
+            )
+        else:
+            norm = g.one("Div", [g.one("Gather", [cxcywh, idx]), g.const(np.float32(SIZE))])
+            p = g.one("Gather", [probs, idx])
+            if kind == "detr":
+                _output(
+                    g,
+                    _padded(g, g.one("Concat", [norm, p], axis=1), 4 + CLASSES),
+                    "output0",
+                    [1, KEEP, 4 + CLASSES],
+                )
+            else:  # separate boxes and logits (inverse sigmoid); padding queries score ~0
+                clipped = g.one(
+                    "Clip", [p, g.const(np.float32(1e-6)), g.const(np.float32(1 - 1e-6))]
+                )
+                odds = g.one("Div", [clipped, g.one("Sub", [g.const(np.float32(1.0)), clipped])])
+                _output(g, _padded(g, norm, 4), "pred_boxes", [1, KEEP, 4])
+                _output(
+                    g,
+                    _padded(g, g.one("Log", [odds]), CLASSES, -20.0),
+                    "pred_logits",
+                    [1, KEEP, CLASSES],
+                )
+    _input_adapter(g, uint8_nhwc)
+    if meta:
+        names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
+        names = [names[c] for c in kept] if kept else names
+        props = {
+            "description": f"Ultralytics-style {kind} export of YOLOX-Nano COCO (test layout)",
+            "names": repr(dict(enumerate(names))),
+            "imgsz": f"[{SIZE}, {SIZE}]",
+            "stride": "32",
+            "task": "detect",
+        }
+        onnx.helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path
