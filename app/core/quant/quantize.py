@@ -44,6 +44,7 @@ from app.core.quant.graph_rules import (
     name_nodes,
     topological_sort,
 )
+from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.speed import measure_int8_speed
 
@@ -149,9 +150,14 @@ def make_int8(
     out_path: Path,
     target: str,
     keep_float: list[str] | None = None,
+    *,
+    placement: str = "default",
+    prepare: bool = True,
 ) -> dict[str, Any]:
-    """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta)."""
-    from onnxruntime.quantization import quantize_static
+    """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
+    `placement` (ort-cpu only, see `placements`) and `prepare=False` exist for measuring the
+    alternatives; the app itself always uses the defaults."""
+    from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     try:  # ORT insists the cached ranges' method matches the one it is told
@@ -164,9 +170,15 @@ def make_int8(
     # original graph) still address the same nodes; the optimizer keeps the names it does not
     # fold away.
     model = name_nodes(raise_opset(onnx.load(str(source)), MIN_QDQ_OPSET))
-    model, preparation = prepare_for_quantization(model)
-    model = name_nodes(model)
+    preparation: dict[str, Any] = {"prepared": False, "reason": "not asked"}
+    if prepare:
+        model, preparation = prepare_for_quantization(model)
+        model = name_nodes(model)
     args = recipe(target, model, keep_float)
+    if placement != "default":
+        if target != "ort-cpu":
+            raise UserError(f"placement '{placement}' exists for target ort-cpu only")
+        args = apply_placement(placement, model, args)
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
@@ -193,7 +205,10 @@ def make_int8(
         "compute_ops_kept_float": len(kept),
         "kept_float": kept,
         "preparation": preparation,
-        "activation": "int8 symmetric" if target != "ort-cpu" else "uint8 asymmetric",
+        "placement": placement,
+        "activation": "uint8 asymmetric"
+        if args["activation_type"] == QuantType.QUInt8
+        else "int8 symmetric",
         "weights": "int8 symmetric per-channel"
         if args["per_channel"]
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
