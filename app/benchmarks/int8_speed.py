@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
+log = logging.getLogger("int8_speed")
 PHOTO_FOLDERS = ("photos-misc103", "imagenet-samples", "coco-val-dev64/images")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 # (variant name, placement, graph prepared); "int8" is the app's default recipe
@@ -73,6 +75,9 @@ def build_variants(ws: Workspace, model: str) -> list[str]:
     source, ranges = Path(ws.spec().path), latest_calibration(ws) / "ranges.json"
     names = ["fp32", "fp16", "int8"]
     for name, placement, prepared in CANDIDATES[model]:
+        if ws.valid_variant(name):  # a kept --workdir: built by an earlier run
+            names.append(name)
+            continue
         meta = make_int8(
             source, ranges, ws.variant_path(name), "ort-cpu", placement=placement, prepare=prepared
         )
@@ -110,6 +115,7 @@ def map_on_dev64(ws: Workspace, names: list[str], assets: Path) -> dict[str, flo
 
 def run_model(model: str, spec: ModelSpec, assets: Path, tmp: Path, seconds: float) -> dict:
     ws = Workspace.for_model(spec, tmp / model)
+    log.info("%s: calibrating, building variants", model)
     calibrate(ws, assets / "images" / "coco-train128" / "images")
     names = build_variants(ws, model)
     paths = {n: (spec.path if n == "fp32" else ws.variant_path(n)) for n in names}
@@ -157,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=40.0, help="timing per model and thread count")
     ap.add_argument("--models", default="efficientnet-lite0,yolox-nano")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--workdir", help="keep workspaces here (calibrations and variants reused)")
     args = ap.parse_args(argv)
     setup_logging(False)
     assets = Path(args.assets)
@@ -164,13 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         "efficientnet-lite0": lambda: efficientnet_spec(assets),
         "yolox-nano": lambda: inspect_model(assets / "models" / "yolox-nano-coco"),
     }
-    report: dict[str, Any] = {"device": device_info(), "cpu_int8": int8_dot_support()}
+    report: dict[str, Any] = {
+        "device": device_info(),
+        "cpu_int8": int8_dot_support(),
+        "timing": f"ORT CPU, variants run in turns in one process for {args.seconds} s per "
+        "model and thread count; p50 of each; ratios against fp32 from the same turns",
+    }
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir) if args.workdir else Path(tmp)
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-            result = run_model(model, specs[model](), assets, Path(tmp), args.seconds)
+            result = run_model(model, specs[model](), assets, work, args.seconds)
             report[model] = result
             rows += rows_of(model, result)
+            save_json(args.json_out, report)  # each model's figures kept as soon as measured
     cpu = report["device"]["cpu"]
     vnni = "with VNNI" if report["cpu_int8"]["vnni"] else "without VNNI (AVX2 only)"
     print(f"ONNX Runtime {report['device']['onnxruntime']} CPU, {cpu}, {vnni}; p50 in turns")
