@@ -6,7 +6,11 @@ them on the user's CPU rather than assume:
   * s8s8: int8 symmetric activations (ORT's S8S8 kernels; without VNNI they run slower);
   * float-silu: Sigmoid and Mul left float, so a SiLU runs as DQ -> float -> Q;
   * depthwise-float: depthwise convolutions left float (their integer kernels gain least);
-  * per-tensor: one weight scale per tensor instead of per output channel.
+  * per-tensor: one weight scale per tensor instead of per output channel;
+  * reduce-range: 7-bit weights, so x86 AVX2 without VNNI cannot saturate its 16-bit sums of
+    u8 x s8 products (VPMADDUBSW), at the cost of one bit of weight precision;
+  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels;
+  * 8-bit-weights: full-range int8 weights even where the default takes 7 bits.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from typing import Any
 
 import onnx
 
-PLACEMENTS = ("default", "s8s8", "float-silu", "depthwise-float", "per-tensor")
+PLACEMENTS = (
+    "default",
+    "s8s8",
+    "float-silu",
+    "depthwise-float",
+    "per-tensor",
+    "reduce-range",
+    "u8u8",
+)
 
 
 def depthwise_convs(model: onnx.ModelProto) -> list[str]:
@@ -59,6 +71,9 @@ def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> 
         "float-silu": lambda: _exclude(args, silu_nodes(model)),
         "depthwise-float": lambda: _exclude(args, depthwise_convs(model)),
         "per-tensor": lambda: args.update(per_channel=False),
+        "reduce-range": lambda: args.update(reduce_range=True),
+        "u8u8": lambda: args.update(weight_type=QuantType.QUInt8),
+        "8-bit-weights": lambda: args.update(reduce_range=False),
     }
     changes[name]()
     return args

@@ -42,6 +42,13 @@ def int8_dot_support(flags: set[str] | None = None) -> dict[str, Any]:
     return {"int8_dot": found, "vnni": any("vnni" in f for f in found), "avx2": "avx2" in flags}
 
 
+def u8s8_saturates(flags: set[str] | None = None) -> bool:
+    """True on x86 CPUs with AVX2 but no VNNI: ONNX Runtime's U8S8 kernels there add pairs of
+    u8 x s8 products in 16 bits (VPMADDUBSW), which saturates unless weights use 7 bits."""
+    support = int8_dot_support(flags)
+    return support["avx2"] and not support["vnni"]
+
+
 def cpu_session(path: str | Path, threads: int) -> Any:
     import onnxruntime as ort
 

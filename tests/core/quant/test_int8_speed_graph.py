@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 from app.benchmarks.int8_speed import efficientnet_spec
 from app.core.frames.imageio import read_image
@@ -20,7 +21,7 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.placements import silu_nodes
 from app.core.quant.prepare import float_pads_between_qdq
 from app.core.quant.quantize import make_int8, quantize
-from app.core.quant.speed import cpu_session
+from app.core.quant.speed import cpu_session, u8s8_saturates
 from tests.assets import ASSETS, IMAGES, YOLOX, needs_assets
 
 pytestmark = needs_assets
@@ -96,6 +97,24 @@ def test_yolox_placement_quantizes_silu_with_uint8_activations(yolox_ws, tmp_pat
     make_int8(yolox_ws.spec().path, ranges, alt, "ort-cpu", placement="float-silu")
     alt_ops = [n.op_type for n in _fused(alt, tmp_path).graph.node]
     assert "QLinearSigmoid" not in alt_ops and "QLinearConv" in alt_ops
+
+
+def test_weights_take_7_bits_exactly_where_u8s8_saturates(yolox_ws):
+    meta = quantize(yolox_ws, precisions=["int8"])[0]
+    assert meta["reduce_range"] is u8s8_saturates()
+    model = onnx.load(str(yolox_ws.variant_path("int8")))
+    inits = {i.name: i for i in model.graph.initializer}
+    weights = [
+        numpy_helper.to_array(inits[n.input[0]])
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and inits[n.input[0]].data_type == onnx.TensorProto.INT8
+        and len(inits[n.input[0]].dims) == 4
+    ]
+    assert weights
+    peak = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    assert peak <= 64 if meta["reduce_range"] else peak == 127
 
 
 def test_keep_float_names_survive_preparation(yolox_ws):

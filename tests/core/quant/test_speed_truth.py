@@ -8,7 +8,13 @@ import shutil
 import pytest
 
 from app.cli.main import main
-from app.core.quant.speed import int8_dot_support, recommend, speed_verdict, synthetic_feed
+from app.core.quant.speed import (
+    int8_dot_support,
+    recommend,
+    speed_verdict,
+    synthetic_feed,
+    u8s8_saturates,
+)
 from tests.assets import CIFAR, RESNET8, YOLOX_TUTORIAL, needs_assets
 
 
@@ -57,3 +63,9 @@ def test_quantize_and_bench_say_whether_int8_is_faster(tmp_path, capsys):
     assert main(["bench", "--workspace", ws, "--variants", "fp32,int8", "--iterations", "5"]) == 0
     out = capsys.readouterr().out
     assert "fastest on ort-cpu: " in out
+
+
+def test_u8s8_saturates_only_on_x86_without_vnni():
+    assert u8s8_saturates({"avx2", "fma"})
+    assert not u8s8_saturates({"avx2", "avx512_vnni"})
+    assert not u8s8_saturates({"asimd", "asimddp"})  # ARM: no VPMADDUBSW
