@@ -38,14 +38,14 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 # (variant name, placement, graph prepared); "int8" is the app's default recipe
 CANDIDATES = {
     "efficientnet-lite0": [
-        ("int8-8bit-weights", "8-bit-weights", True),
+        ("int8-7bit-weights", "reduce-range", True),
         ("int8-u8u8", "u8u8", True),
         ("int8-unprepared", "default", False),
         ("int8-s8s8", "s8s8", True),
         ("int8-depthwise-float", "depthwise-float", True),
     ],
     "yolox-nano": [
-        ("int8-8bit-weights", "8-bit-weights", True),
+        ("int8-7bit-weights", "reduce-range", True),
         ("int8-unprepared", "default", False),
         ("int8-s8s8", "s8s8", True),
         ("int8-float-silu", "float-silu", True),

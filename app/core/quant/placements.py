@@ -9,8 +9,7 @@ them on the user's CPU rather than assume:
   * per-tensor: one weight scale per tensor instead of per output channel;
   * reduce-range: 7-bit weights, so x86 AVX2 without VNNI cannot saturate its 16-bit sums of
     u8 x s8 products (VPMADDUBSW), at the cost of one bit of weight precision;
-  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels;
-  * 8-bit-weights: full-range int8 weights even where the default takes 7 bits.
+  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels.
 """
 
 from __future__ import annotations
@@ -73,7 +72,6 @@ def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> 
         "per-tensor": lambda: args.update(per_channel=False),
         "reduce-range": lambda: args.update(reduce_range=True),
         "u8u8": lambda: args.update(weight_type=QuantType.QUInt8),
-        "8-bit-weights": lambda: args.update(reduce_range=False),
     }
     changes[name]()
     return args

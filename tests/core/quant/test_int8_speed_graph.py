@@ -21,7 +21,7 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.placements import silu_nodes
 from app.core.quant.prepare import float_pads_between_qdq
 from app.core.quant.quantize import make_int8, quantize
-from app.core.quant.speed import cpu_session, u8s8_saturates
+from app.core.quant.speed import cpu_session
 from tests.assets import ASSETS, IMAGES, YOLOX, needs_assets
 
 pytestmark = needs_assets
@@ -99,10 +99,8 @@ def test_yolox_placement_quantizes_silu_with_uint8_activations(yolox_ws, tmp_pat
     assert "QLinearSigmoid" not in alt_ops and "QLinearConv" in alt_ops
 
 
-def test_weights_take_7_bits_exactly_where_u8s8_saturates(yolox_ws):
-    meta = quantize(yolox_ws, precisions=["int8"])[0]
-    assert meta["reduce_range"] is u8s8_saturates()
-    model = onnx.load(str(yolox_ws.variant_path("int8")))
+def _peak_weight(path) -> int:
+    model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
     weights = [
         numpy_helper.to_array(inits[n.input[0]])
@@ -113,8 +111,17 @@ def test_weights_take_7_bits_exactly_where_u8s8_saturates(yolox_ws):
         and len(inits[n.input[0]].dims) == 4
     ]
     assert weights
-    peak = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
-    assert peak <= 64 if meta["reduce_range"] else peak == 127
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+
+
+def test_weights_use_8_bits_by_default_and_7_with_reduce_range(yolox_ws, tmp_path):
+    meta = quantize(yolox_ws, precisions=["int8"])[0]
+    assert meta["reduce_range"] is False
+    assert _peak_weight(yolox_ws.variant_path("int8")) == 127
+    alt = tmp_path / "seven.onnx"
+    ranges = latest_calibration(yolox_ws) / "ranges.json"
+    make_int8(yolox_ws.spec().path, ranges, alt, "ort-cpu", placement="reduce-range")
+    assert _peak_weight(alt) <= 64
 
 
 def test_keep_float_names_survive_preparation(yolox_ws):
