@@ -28,7 +28,7 @@ from app.core.frames.preprocess import Preprocessor
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
@@ -71,10 +71,10 @@ def efficientnet_spec(assets: Path) -> ModelSpec:
     return dataclasses.replace(spec, preprocess=pre)
 
 
-def build_variants(ws: Workspace, model: str) -> list[str]:
+def build_variants(ws: Workspace, model: str, calibration: Path) -> list[str]:
     """FP16, the default INT8 and the candidates, registered in `ws`; their names."""
-    quantize(ws, precisions=["int8", "fp16"])
-    source, ranges = Path(ws.spec().path), latest_calibration(ws) / "ranges.json"
+    quantize(ws, precisions=["int8", "fp16"], calibration=calibration)
+    source, ranges = Path(ws.spec().path), calibration / "ranges.json"
     names = ["fp32", "fp16", "int8"]
     for name, placement, prepared in CANDIDATES[model]:
         if ws.valid_variant(name):  # a kept --workdir: built by an earlier run
@@ -118,8 +118,9 @@ def map_on_dev64(ws: Workspace, names: list[str], assets: Path) -> dict[str, flo
 def run_model(model: str, spec: ModelSpec, assets: Path, tmp: Path, seconds: float) -> dict:
     ws = Workspace.for_model(spec, tmp / model)
     log.info("%s: calibrating, building variants", model)
-    calibrate(ws, assets / "images" / "coco-train128" / "images")
-    names = build_variants(ws, model)
+    # named explicitly: a reused calibration does not become the workspace's latest
+    calibration = calibrate(ws, assets / "images" / "coco-train128" / "images").folder
+    names = build_variants(ws, model, calibration)
     paths = {n: (spec.path if n == "fp32" else ws.variant_path(n)) for n in names}
     from app.core.quant.speed import synthetic_feed
 
