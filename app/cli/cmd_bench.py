@@ -21,6 +21,7 @@ from app.core.eval.evaluate import variant_model_path
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.workspace import Workspace
+from app.core.quant.speed import SAME_SPEED_BAND, recommend, speed_verdict
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -113,6 +114,17 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r[0] != "fp32" and base.get(r[1]):
             print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
+    for backend in dict.fromkeys(r[1] for r in rows):  # the truth about speed, per backend
+        p50 = {r[0]: r[3] for r in rows if r[1] == backend}
+        for name in (n for n in p50 if n.startswith("int8") and base.get(backend)):
+            ratio = p50[name] / base[backend]
+            if ratio > 1.0 - SAME_SPEED_BAND:
+                print(f"note: {speed_verdict(ratio, name, 'fp32', backend)}")
+        if len(p50) > 1:
+            print(
+                f"fastest on {backend}: {recommend(p50)} (check its accuracy with "
+                "`int8-studio evaluate` before choosing it)"
+            )
     write_json(ws.bench_path(), report)
     save_json(args.json_out, report)
     if args.plot:

@@ -7,6 +7,13 @@ with Q/DQ placed the way each target executes them:
   * tensorrt / ort-cuda: int8 symmetric everywhere (TensorRT requires zero points of 0), Q/DQ
     only on the inputs of compute ops so TensorRT can fuse conv + activation, per-channel
     weights on the output-channel axis, opset >= 13.
+Before quantization the graph is prepared (`prepare`: constants folded, pads folded into
+convolutions and pools), so no float node is stranded between a DequantizeLinear and a
+QuantizeLinear. The ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
+uint8 activations with int8 weights (U8S8) beat S8S8 by 1.2-2x on AVX2, and quantized SiLU
+(QLinearSigmoid + QLinearMul) beats a float SiLU between DQ and Q by about 1.3x. With
+`measure_speed` the new INT8 graph is timed against FP32 on this machine, and the result says
+whether INT8 is faster here.
 Every variant is keyed (model hash, preprocessing, calibration key, settings) and reused only
 when its key and file hash match.
 """
@@ -37,11 +44,14 @@ from app.core.quant.graph_rules import (
     name_nodes,
     topological_sort,
 )
+from app.core.quant.placements import apply_placement
+from app.core.quant.prepare import prepare_for_quantization
+from app.core.quant.speed import measure_int8_speed
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 3
+QUANTIZE_VERSION = 4  # 4: graph prepared (pads and constants folded) first
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
 
 
@@ -92,10 +102,14 @@ def weights_on_8bit_grid(model: onnx.ModelProto) -> bool:
 
 
 def recipe(
-    target: str, model: onnx.ModelProto, keep_float: list[str] | None = None
+    target: str,
+    model: onnx.ModelProto,
+    keep_float: list[str] | None = None,
+    seven_bit: bool | None = None,
 ) -> dict[str, Any]:
     """quantize_static arguments for a target; `keep_float` (node names) stay unquantized,
-    by default the leading compute blocks (see `default_stem_blocks`)."""
+    by default the leading compute blocks (see `default_stem_blocks`). `seven_bit` (ort-cpu):
+    7-bit weights (see below why not by default)."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
     if keep_float is None:
@@ -107,10 +121,15 @@ def recipe(
         # per-tensor asymmetric uint8 reproduces that grid, per-channel symmetric int8 breaks
         # it (MobileNetV1 QAT: top-1 agreement with FP32 81% per-channel vs 88-90% per-tensor).
         qat_grid = weights_on_8bit_grid(model)
+        # x86 without VNNI sums pairs of u8 x s8 products in 16 bits (VPMADDUBSW), which can
+        # saturate; 7-bit weights cannot. Measured on an AVX2 EPYC (placement "reduce-range"):
+        # EfficientNet-Lite0 top-1 agreement with FP32 80% -> 87% at the same latency, but
+        # YOLOX-Nano 37.01 -> 35.83 mAP50-95 and ResNet-8 74.8 -> 73.2 top-1, so 8 bits stay
+        # the default. (uint8 weights: 91% agreement on EfficientNet, 5x slower.)
         return {
             "quant_format": QuantFormat.QDQ,
             "per_channel": not qat_grid,
-            "reduce_range": False,
+            "reduce_range": bool(seven_bit) and not qat_grid,  # off unless asked
             "activation_type": QuantType.QUInt8,
             "weight_type": QuantType.QUInt8 if qat_grid else QuantType.QInt8,
             "nodes_to_exclude": sorted(set(exclude)),
@@ -140,9 +159,14 @@ def make_int8(
     out_path: Path,
     target: str,
     keep_float: list[str] | None = None,
+    *,
+    placement: str = "default",
+    prepare: bool = True,
 ) -> dict[str, Any]:
-    """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta)."""
-    from onnxruntime.quantization import quantize_static
+    """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
+    `placement` (ort-cpu only, see `placements`) and `prepare=False` exist for measuring the
+    alternatives; the app itself always uses the defaults."""
+    from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     try:  # ORT insists the cached ranges' method matches the one it is told
@@ -151,8 +175,19 @@ def make_int8(
         raise UserError(
             f"{ranges_path}: calibration ranges unreadable ({exc}); calibrate again"
         ) from exc
+    # Named before preparation, so the names callers pass in `keep_float` (taken from the
+    # original graph) still address the same nodes; the optimizer keeps the names it does not
+    # fold away.
     model = name_nodes(raise_opset(onnx.load(str(source)), MIN_QDQ_OPSET))
+    preparation: dict[str, Any] = {"prepared": False, "reason": "not asked"}
+    if prepare:
+        model, preparation = prepare_for_quantization(model)
+        model = name_nodes(model)
     args = recipe(target, model, keep_float)
+    if placement != "default":
+        if target != "ort-cpu":
+            raise UserError(f"placement '{placement}' exists for target ort-cpu only")
+        args = apply_placement(placement, model, args)
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
@@ -178,10 +213,22 @@ def make_int8(
         "compute_ops": total,
         "compute_ops_kept_float": len(kept),
         "kept_float": kept,
-        "activation": "int8 symmetric" if target != "ort-cpu" else "uint8 asymmetric",
-        "weights": "int8 symmetric per-channel"
+        "preparation": preparation,
+        "placement": placement,
+        "activation": "uint8 asymmetric"
+        if args["activation_type"] == QuantType.QUInt8
+        else "int8 symmetric",
+        "weights": (
+            "int8 symmetric per-channel"
+            + (
+                ", 7-bit (this CPU's U8S8 kernels saturate without VNNI)"
+                if args["reduce_range"]
+                else ""
+            )
+        )
         if args["per_channel"]
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
+        "reduce_range": args["reduce_range"],
     }
 
 
@@ -216,8 +263,11 @@ def quantize(
     variant_name: str | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    measure_speed: bool = False,
 ) -> list[dict[str, Any]]:
-    """Build (or reuse) the requested variants; returns their metadata (see module doc)."""
+    """Build (or reuse) the requested variants; returns their metadata (see module doc). With
+    `measure_speed` an ort-cpu INT8 variant also gets a "speed" entry: its latency against
+    FP32's on this machine, timed for a few seconds (`speed.measure_int8_speed`)."""
     if target not in TARGETS:
         raise UserError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     bad = [p for p in precisions if p not in ("int8", "fp16")]
@@ -266,4 +316,12 @@ def quantize(
         ws.record_variant(name, {**meta, **details, "source": str(source)})
         out.append({**(ws.variant_meta(name) or {}), "reused": False})
         progress(base + 1 / len(precisions), f"{name}: built")
+    if measure_speed and target == "ort-cpu":
+        for entry in out:
+            if entry.get("precision") == "int8":
+                cancel.check()
+                progress(1.0, f"timing {entry['name']} against fp32 on this CPU")
+                entry["speed"] = measure_int8_speed(
+                    source, ws.variant_path(entry["name"]), spec.preprocess.size, name=entry["name"]
+                )
     return out

@@ -1,0 +1,77 @@
+"""Named alternatives to the ort-cpu Q/DQ placement, for measuring which one runs fastest.
+
+Each is a change to `recipe`'s quantize_static arguments. The default stays what measurement
+chose (see `quantize`'s module doc); the others exist so `app.benchmarks.int8_speed` can time
+them on the user's CPU rather than assume:
+  * s8s8: int8 symmetric activations (ORT's S8S8 kernels; without VNNI they run slower);
+  * float-silu: Sigmoid and Mul left float, so a SiLU runs as DQ -> float -> Q;
+  * depthwise-float: depthwise convolutions left float (their integer kernels gain least);
+  * per-tensor: one weight scale per tensor instead of per output channel;
+  * reduce-range: 7-bit weights, so x86 AVX2 without VNNI cannot saturate its 16-bit sums of
+    u8 x s8 products (VPMADDUBSW), at the cost of one bit of weight precision;
+  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import onnx
+
+PLACEMENTS = (
+    "default",
+    "s8s8",
+    "float-silu",
+    "depthwise-float",
+    "per-tensor",
+    "reduce-range",
+    "u8u8",
+)
+
+
+def depthwise_convs(model: onnx.ModelProto) -> list[str]:
+    """Conv nodes with group > 1 (depthwise and grouped convolutions)."""
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
+
+
+def silu_nodes(model: onnx.ModelProto) -> list[str]:
+    """Sigmoid nodes and the Mul nodes that take a Sigmoid's output (x * sigmoid(x))."""
+    sig_out = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Sigmoid"}
+    muls = [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Mul" and any(i in sig_out for i in n.input)
+    ]
+    return list(sig_out.values()) + muls
+
+
+def _exclude(args: dict[str, Any], names: list[str]) -> None:
+    args["nodes_to_exclude"] = sorted(set(args["nodes_to_exclude"]) | set(names))
+
+
+def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> dict[str, Any]:
+    """`args` (an ort-cpu recipe) changed for placement `name`; a new dict."""
+    from onnxruntime.quantization import QuantType
+
+    if name not in PLACEMENTS:
+        raise ValueError(f"unknown placement {name!r}; one of {PLACEMENTS}")
+    args = {**args, "extra_options": dict(args.get("extra_options", {}))}
+    changes: dict[str, Callable[[], None]] = {
+        "default": lambda: None,
+        "s8s8": lambda: (
+            args.update(activation_type=QuantType.QInt8),
+            args["extra_options"].update(ActivationSymmetric=True),
+        ),
+        "float-silu": lambda: _exclude(args, silu_nodes(model)),
+        "depthwise-float": lambda: _exclude(args, depthwise_convs(model)),
+        "per-tensor": lambda: args.update(per_channel=False),
+        "reduce-range": lambda: args.update(reduce_range=True),
+        "u8u8": lambda: args.update(weight_type=QuantType.QUInt8),
+    }
+    changes[name]()
+    return args

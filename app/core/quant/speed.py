@@ -1,0 +1,158 @@
+"""Is INT8 faster here? Interleaved latency of graphs on ONNX Runtime CPU, the CPU's integer
+dot-product features, and the sentence that tells the user the truth about it.
+
+Latency is measured, never assumed: whether INT8 pays off on a CPU depends on its instructions
+(AVX512-VNNI / AVX-VNNI / AMX run 8-bit dot products in one step; plain AVX2 needs three) and on
+the graph. Graphs are timed in turns inside one process, so load from other programs hits them
+alike; the ratio of medians is what is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.timing import percentiles
+
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+# A ratio within this of 1.0 is "about the same": on a loaded machine medians move by a few %.
+SAME_SPEED_BAND = 0.05
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is absent)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def int8_dot_support(flags: set[str] | None = None) -> dict[str, Any]:
+    """Which 8-bit dot-product instructions this CPU has, for recording next to every figure."""
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in INT8_DOT_FLAGS if f in flags]
+    return {"int8_dot": found, "vnni": any("vnni" in f for f in found), "avx2": "avx2" in flags}
+
+
+def u8s8_saturates(flags: set[str] | None = None) -> bool:
+    """True on x86 CPUs with AVX2 but no VNNI: ONNX Runtime's U8S8 kernels there add pairs of
+    u8 x s8 products in 16 bits (VPMADDUBSW), which saturates unless weights use 7 bits."""
+    support = int8_dot_support(flags)
+    return support["avx2"] and not support["vnni"]
+
+
+def cpu_session(path: str | Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def interleaved_latency(
+    paths: Mapping[str, str | Path],
+    feed: np.ndarray,
+    *,
+    seconds: float = 3.0,
+    min_rounds: int = 5,
+    max_rounds: int = 200,
+    threads: int = 1,
+) -> dict[str, dict[str, float]]:
+    """Latency percentiles (ms) of each graph on ORT CPU, run in turns for about `seconds`
+    (at least `min_rounds` turns). One thread by default: on a shared machine two threads wait
+    on each other whenever another program takes a core, which swamps the differences."""
+    sessions = {k: cpu_session(p, threads) for k, p in paths.items()}
+    feeds = {k: {s.get_inputs()[0].name: feed} for k, s in sessions.items()}
+    for k, s in sessions.items():  # warm-up: first runs allocate and pick kernels
+        for _ in range(2):
+            s.run(None, feeds[k])
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    start = time.perf_counter()
+    for rounds in range(max_rounds):
+        if rounds >= min_rounds and time.perf_counter() - start > seconds:
+            break
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, feeds[k])
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
+
+
+def speed_verdict(
+    ratio: float, variant: str = "int8", baseline: str = "fp32", backend: str = "ort-cpu"
+) -> str:
+    """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline)."""
+    if ratio < 1.0 - SAME_SPEED_BAND:
+        return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
+    if ratio <= 1.0 + SAME_SPEED_BAND:
+        return (
+            f"{variant} is not faster than {baseline} on {backend} here ({ratio:.2f}x the "
+            f"latency): {baseline} is as fast and more accurate; prefer it unless the "
+            f"smaller file matters"
+        )
+    return (
+        f"{variant} is SLOWER than {baseline} on {backend} here ({ratio:.2f}x the latency): "
+        f"use {baseline}"
+    )
+
+
+def recommend(
+    latency_ms: Mapping[str, float], meets_accuracy: Mapping[str, bool] | None = None
+) -> str | None:
+    """The fastest variant among those that meet the accuracy target (all, when unknown)."""
+    ok = {
+        k: v for k, v in latency_ms.items() if meets_accuracy is None or meets_accuracy.get(k, True)
+    }
+    return min(ok, key=ok.__getitem__) if ok else None
+
+
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+
+
+def synthetic_feed(path: str | Path, size: list[int] | None = None) -> np.ndarray:
+    """A random input for the graph's first input: batch 1, dynamic height/width from `size`
+    (the preprocessing's [height, width]); pixel-like values 0..255."""
+    inp = cpu_session(path, 1).get_inputs()[0]
+    dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
+    dims[0] = dims[0] or 1
+    spatial = [i for i, d in enumerate(dims) if d is None]
+    for i, value in zip(spatial, size or [], strict=False):
+        dims[i] = value
+    shape = [d or 1 for d in dims]
+    dtype = ORT_DTYPES.get(inp.type, np.float32)
+    data = np.random.default_rng(0).integers(0, 256, shape)
+    return data.astype(dtype)
+
+
+def measure_int8_speed(
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    size: list[int] | None = None,
+    *,
+    seconds: float = 3.0,
+    name: str = "int8",
+) -> dict[str, Any]:
+    """The bounded timing step of `quantize`: INT8 against FP32 on this CPU, with a verdict."""
+    feed = synthetic_feed(fp32_path, size)
+    lat = interleaved_latency({"fp32": fp32_path, name: int8_path}, feed, seconds=seconds)
+    ratio = lat[name]["p50"] / lat["fp32"]["p50"]
+    return {
+        "backend": "ort-cpu",
+        "threads": 1,
+        "fp32_p50_ms": lat["fp32"]["p50"],
+        "int8_p50_ms": lat[name]["p50"],
+        "ratio": round(ratio, 3),
+        "runs": lat[name]["runs"],
+        "faster": ratio < 1.0 - SAME_SPEED_BAND,
+        "verdict": speed_verdict(ratio, name, "fp32"),
+        **int8_dot_support(),
+    }

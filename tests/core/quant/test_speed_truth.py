@@ -1,0 +1,71 @@
+"""The truth about speed: verdicts that follow the measured ratio, CPU features read from the
+kernel's flags, and the `quantize` / `bench` commands saying it, on the real ResNet-8."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from app.cli.main import main
+from app.core.quant.speed import (
+    int8_dot_support,
+    recommend,
+    speed_verdict,
+    synthetic_feed,
+    u8s8_saturates,
+)
+from tests.assets import CIFAR, RESNET8, YOLOX_TUTORIAL, needs_assets
+
+
+@pytest.mark.parametrize(
+    ("ratio", "words"),
+    [(0.6, "runs at 0.60x"), (1.0, "not faster"), (1.03, "not faster"), (1.2, "SLOWER")],
+)
+def test_verdict_follows_the_ratio(ratio, words):
+    assert words in speed_verdict(ratio, "int8", "fp32", "ort-cpu")
+
+
+def test_recommend_picks_the_fastest_that_meets_accuracy():
+    lat = {"fp32": 10.0, "fp16": 30.0, "int8": 7.0}
+    assert recommend(lat) == "int8"
+    assert recommend(lat, {"int8": False}) == "fp32"
+    assert recommend({}, None) is None
+
+
+def test_vnni_is_read_from_the_flags():
+    assert int8_dot_support({"avx2", "fma"}) == {"int8_dot": [], "vnni": False, "avx2": True}
+    found = int8_dot_support({"avx2", "avx512_vnni", "amx_int8"})
+    assert found["vnni"] and found["int8_dot"] == ["avx512_vnni", "amx_int8"]
+
+
+@needs_assets
+def test_feed_fills_dynamic_height_and_width_from_the_preprocessing():
+    onnx_file = next(YOLOX_TUTORIAL.glob("*.onnx"))
+    assert synthetic_feed(onnx_file, [384, 512]).shape == (1, 3, 384, 512)
+
+
+@needs_assets
+def test_quantize_and_bench_say_whether_int8_is_faster(tmp_path, capsys):
+    cal = tmp_path / "cal"
+    for cls_dir in sorted(CIFAR.iterdir()):
+        (cal / cls_dir.name).mkdir(parents=True)
+        for f in sorted(cls_dir.glob("*.jpg"))[:3]:
+            shutil.copy(f, cal / cls_dir.name / f.name)
+    ws = str(tmp_path / "ws")
+    args = ["--images", str(cal), "--workspace", ws, "--method", "minmax"]
+    assert main(["calibrate", "--model", str(RESNET8), *args]) == 0
+    capsys.readouterr()
+    assert main(["quantize", "--workspace", ws, "--precision", "int8"]) == 0
+    out = capsys.readouterr().out
+    speed = next(line for line in out.splitlines() if line.startswith("speed: "))
+    assert "fp32" in speed and "VNNI" in speed
+    assert main(["bench", "--workspace", ws, "--variants", "fp32,int8", "--iterations", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "fastest on ort-cpu: " in out
+
+
+def test_u8s8_saturates_only_on_x86_without_vnni():
+    assert u8s8_saturates({"avx2", "fma"})
+    assert not u8s8_saturates({"avx2", "avx512_vnni"})
+    assert not u8s8_saturates({"asimd", "asimddp"})  # ARM: no VPMADDUBSW
