@@ -10,7 +10,17 @@ import numpy as np
 
 from app.backends.factory import runner_for_pipeline
 from app.backends.registry import status_of
-from app.cli.arguments import add_backends, add_json, add_tf32, add_variants, add_workspace
+from app.cli.arguments import (
+    add_backends,
+    add_json,
+    add_tf32,
+    add_variants,
+    add_workspace,
+    file_to_read,
+    file_to_write,
+    non_negative_int,
+    positive_int,
+)
 from app.cli.output import save_json, table
 from app.core import defaults
 from app.core.atomic import write_json
@@ -27,13 +37,15 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_workspace(p)
     add_variants(p)
     add_backends(p)
-    p.add_argument("--iterations", type=int, default=defaults.BENCH_ITERATIONS)
-    p.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
-    p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
-    p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
+    p.add_argument("--iterations", type=positive_int, default=defaults.BENCH_ITERATIONS)
+    p.add_argument("--warmup", type=non_negative_int, default=defaults.BENCH_WARMUP)
+    p.add_argument(
+        "--image", type=file_to_read, help="a real photo to feed (default: a synthetic frame)"
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
     add_json(p)
-    p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
+    p.add_argument("--plot", type=file_to_write, help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
 
 

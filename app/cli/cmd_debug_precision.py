@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from app.backends.factory import make_runner
-from app.cli.arguments import add_eval_truth, add_json, add_target, add_workspace
+from app.cli.arguments import (
+    add_eval_truth,
+    add_json,
+    add_target,
+    add_workspace,
+    positive_int,
+    probability,
+)
 from app.cli.output import ProgressBar, save_json, table
 from app.core import defaults
 from app.core.atomic import write_json
@@ -27,10 +34,10 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="largest accepted drop vs FP32 (mAP points or top-1 points)",
     )
     add_target(p)
-    p.add_argument("--analysis-images", type=int, default=defaults.ANALYSIS_IMAGES)
+    p.add_argument("--analysis-images", type=positive_int, default=defaults.ANALYSIS_IMAGES)
     p.add_argument(
         "--max-fraction",
-        type=float,
+        type=probability,
         default=defaults.MAX_FLOAT_FRACTION,
         help="most compute ops that may stay out of INT8",
     )

@@ -12,7 +12,16 @@ from typing import Any
 import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.cli.arguments import add_backend, add_json, add_model, add_size, add_tf32
+from app.cli.arguments import (
+    add_backend,
+    add_json,
+    add_model,
+    add_size,
+    add_tf32,
+    folder_to_write,
+    positive_int,
+    probability,
+)
 from app.cli.output import save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -32,12 +41,14 @@ def register(subs: argparse._SubParsersAction) -> None:
         required=True,
         help="image, folder, video file or camera index (repeatable)",
     )
-    p.add_argument("--output", help="folder for annotated images and videos")
+    p.add_argument("--output", type=folder_to_write, help="folder for annotated images and videos")
     add_json(p, "results and timings")
-    p.add_argument("--max-frames", type=int, help="stop each source after N frames")
-    p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
-    p.add_argument("--iou", type=float, help="NMS IoU threshold")
-    p.add_argument("--topk", type=int, help="classifier: how many labels")
+    p.add_argument("--max-frames", type=positive_int, help="stop each source after N frames")
+    p.add_argument(
+        "--conf", type=probability, help="detection score threshold (default from the spec)"
+    )
+    p.add_argument("--iou", type=probability, help="NMS IoU threshold")
+    p.add_argument("--topk", type=positive_int, help="classifier: how many labels")
     add_backend(p)
     p.add_argument(
         "--strict",
