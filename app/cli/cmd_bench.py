@@ -21,15 +21,15 @@ from app.cli.arguments import (
     non_negative_int,
     positive_int,
 )
-from app.cli.output import save_json, table
+from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import workspace_for_work
 from app.core import defaults
-from app.core.atomic import write_json
+from app.core.atomic import atomic_path, write_json
 from app.core.errors import UserError
 from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
-from app.core.frames.imageio import read_image
+from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
-from app.core.model.workspace import Workspace
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -50,14 +50,19 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
     spec = ws.spec()
-    image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
+    try:
+        image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
+    except ImageReadError as exc:
+        raise UserError(f"{args.image}: {exc}; give another photo (or none)") from exc
     feeds = {
         fused: Preprocessor(spec.preprocess, fused=fused)(image)[0].copy()
         for fused in (False, True)
     }
     rows, results = [], []
+    progress = ProgressBar("benchmarking")
+    steps, step = max(1, len(args.backends) * len(args.variants)), 0
     for backend in args.backends:
         status = status_of(backend)
         if not status.available:
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             results.append({"backend": backend, "skipped": status.reason})
             continue
         for name in args.variants:
+            progress(step / steps, f"{name} on {backend}")
+            step += 1
             try:
                 path = variant_model_path(ws, name)
             except UserError as exc:
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                     r["throughput_fps"],
                 )
             )
+    progress(1.0, "done")
     report = {
         "model_sha256": spec.sha256,
         "device": device_info(),
@@ -133,7 +141,8 @@ def _synthetic(size: list[int]) -> np.ndarray:
 
 
 def plot_latency(rows: list[tuple], path: Path) -> None:
-    """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen."""
+    """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen; written
+    atomically (a failed write keeps nothing and says so in one line)."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -142,21 +151,32 @@ def plot_latency(rows: list[tuple], path: Path) -> None:
     app = pg.mkQApp()
     pg.setConfigOptions(antialias=True, foreground="k", background="w")
     win = pg.GraphicsLayoutWidget()
-    win.resize(max(500, 160 * len(rows)), 480)
-    plot = win.addPlot(title="INT8 Studio bench: p50 latency (whisker: p99)")
-    x = np.arange(len(rows), dtype=float)
-    p50 = np.array([r[3] for r in rows], dtype=float)
-    p99 = np.array([r[5] for r in rows], dtype=float)
-    plot.addItem(pg.BarGraphItem(x=x, height=p50, width=0.6, brush="#4a7bd0"))
-    plot.addItem(pg.ErrorBarItem(x=x, y=p50, top=p99 - p50, bottom=np.zeros_like(p50), beam=0.2))
-    plot.getAxis("bottom").setTicks([[(float(i), f"{r[0]} / {r[1]}") for i, r in enumerate(rows)]])
-    plot.setLabel("left", "milliseconds")
-    plot.setYRange(0, float(p99.max()) * 1.1 if len(rows) else 1)
-    plot.setXRange(-0.6, len(rows) - 0.4)
-    win.show()
-    app.processEvents()
-    part = path.with_suffix(".part.png")
-    win.grab().save(str(part))
-    part.replace(path)
-    win.close()
+    try:
+        win.resize(max(500, 160 * len(rows)), 480)
+        plot = win.addPlot(title="INT8 Studio bench: p50 latency (whisker: p99)")
+        x = np.arange(len(rows), dtype=float)
+        p50 = np.array([r[3] for r in rows], dtype=float)
+        p99 = np.array([r[5] for r in rows], dtype=float)
+        plot.addItem(pg.BarGraphItem(x=x, height=p50, width=0.6, brush="#4a7bd0"))
+        plot.addItem(
+            pg.ErrorBarItem(x=x, y=p50, top=p99 - p50, bottom=np.zeros_like(p50), beam=0.2)
+        )
+        ticks = [(float(i), f"{r[0]} / {r[1]}") for i, r in enumerate(rows)]
+        plot.getAxis("bottom").setTicks([ticks])
+        plot.setLabel("left", "milliseconds")
+        plot.setYRange(0, float(p99.max()) * 1.1 if len(rows) else 1)
+        plot.setXRange(-0.6, len(rows) - 0.4)
+        win.show()
+        app.processEvents()
+        image = win.grab()
+        with atomic_path(path) as part:
+            # Qt reports a failed write (full disk, no permission) only by returning False; the
+            # format is named because the temporary file's suffix is `.part`.
+            if not image.save(str(part), "PNG"):
+                raise UserError(
+                    f"{path}: could not write the plot (disk full or not writable?); nothing "
+                    "was kept"
+                )
+    finally:
+        win.close()
     print(f"wrote {path}", file=sys.stderr)

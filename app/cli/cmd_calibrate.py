@@ -32,6 +32,7 @@ def register(subs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = inspect_model(args.model, size=args.size)
     ws = Workspace.for_model(spec, args.workspace)
+    ws.check_writable()
     result = calibrate(
         ws,
         args.images,

@@ -14,9 +14,9 @@ from app.cli.arguments import (
     probability,
 )
 from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import check_calibration_ranges, check_json, workspace_for_work
 from app.core import defaults
 from app.core.atomic import write_json
-from app.core.model.workspace import Workspace
 from app.core.precision.debug import analyse_layers
 from app.core.precision.mixed import search_mixed_precision
 
@@ -49,7 +49,9 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
+    check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
+    check_calibration_ranges(ws)
     analysis = analyse_layers(
         ws, target=args.target, count=args.analysis_images, progress=ProgressBar("analysing")
     )

@@ -29,25 +29,50 @@ def save_json(path: str | Path | None, data: Any) -> None:
 
 
 class ProgressBar:
-    """`callback(fraction, message)` that draws a one-line bar on stderr (rate-limited)."""
+    """`callback(fraction, message)` for long work: a tqdm bar on stderr when it is a terminal,
+    else a plain line at every tenth (logs and pipes get no carriage returns)."""
 
     def __init__(self, label: str, enabled: bool | None = None) -> None:
         self.label = label
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._last = 0.0
-        self._start = time.monotonic()
+        self._tenths = -1  # the last tenth printed as a plain line
+        self._bar: Any = None
 
     def __call__(self, fraction: float, message: str = "") -> None:
+        fraction = max(0.0, min(1.0, fraction))
+        if not self.enabled:
+            self._plain(fraction, message)
+            return
         now = time.monotonic()
         if fraction < 1.0 and now - self._last < 0.2:
             return
         self._last = now
-        if not self.enabled:
-            return
-        width = 30
-        done = int(width * max(0.0, min(1.0, fraction)))
-        bar = "#" * done + "-" * (width - done)
-        sys.stderr.write(f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {message[:60]:<60}")
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=100,
+                desc=self.label,
+                file=sys.stderr,
+                bar_format="{desc} |{bar:30}| {percentage:5.1f}% {elapsed}<{remaining} {postfix}",
+                leave=True,
+            )
+        self._bar.n = round(fraction * 100, 1)
+        self._bar.set_postfix_str(message[:60], refresh=False)
+        self._bar.refresh()
         if fraction >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.close()
+
+    def _plain(self, fraction: float, message: str) -> None:
+        tenths = int(fraction * 10)
+        if tenths <= self._tenths:
+            return
+        self._tenths = tenths
+        print(f"{self.label}: {tenths * 10}% {message[:60]}".rstrip(), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """End the bar's line (done or failed) so what follows starts on its own line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
