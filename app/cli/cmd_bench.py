@@ -24,7 +24,7 @@ from app.cli.arguments import (
 from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import workspace_for_work
 from app.core import defaults
-from app.core.atomic import atomic_path, write_json
+from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
 from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
@@ -142,11 +142,12 @@ def _synthetic(size: list[int]) -> np.ndarray:
 
 def plot_latency(rows: list[tuple], path: Path) -> None:
     """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen; written
-    atomically (a failed write keeps nothing and says so in one line)."""
+    atomically (a failed write keeps nothing; main.py says so in one line naming the file)."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
     app = pg.mkQApp()
     pg.setConfigOptions(antialias=True, foreground="k", background="w")
@@ -168,15 +169,14 @@ def plot_latency(rows: list[tuple], path: Path) -> None:
         plot.setXRange(-0.6, len(rows) - 0.4)
         win.show()
         app.processEvents()
-        image = win.grab()
-        with atomic_path(path) as part:
-            # Qt reports a failed write (full disk, no permission) only by returning False; the
-            # format is named because the temporary file's suffix is `.part`.
-            if not image.save(str(part), "PNG"):
-                raise UserError(
-                    f"{path}: could not write the plot (disk full or not writable?); nothing "
-                    "was kept"
-                )
+        # Encoded in memory, then written atomically by Python: Qt's own file writing reports
+        # a full disk only by returning False (and libpng chatter on stderr).
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not win.grab().save(buffer, "PNG"):
+            raise UserError(f"{path}: the plot could not be drawn; nothing was written")
+        write_bytes(path, bytes(data.data()))
     finally:
         win.close()
     print(f"wrote {path}", file=sys.stderr)

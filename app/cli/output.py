@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -51,8 +52,13 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
+            # A terminal that reports no size (a fresh pty, a serial console) would get no
+            # bar from tqdm (0 columns, 0 rows hides it): fall back to 100x24.
+            cols, rows = shutil.get_terminal_size((100, 24))
             self._bar = tqdm(
                 total=100,
+                ncols=cols,
+                nrows=rows,
                 desc=self.label,
                 file=sys.stderr,
                 bar_format="{desc} |{bar:30}| {percentage:5.1f}% {elapsed}<{remaining} {postfix}",

@@ -90,8 +90,10 @@ def test_bench_image_and_coco_must_be_readable_files(tmp_path: Path, capsys) -> 
 def test_good_values_still_parse(tmp_path: Path) -> None:
     parser = build_parser()
     args = parser.parse_args(
-        ["run", "--model", "m.onnx", "--source", "x", "--iou", "0", "--conf", "1"]
-        + ["--max-frames", "1", "--output", str(tmp_path / "new" / "out")]
+        [
+            *("run", "--model", "m.onnx", "--source", "x", "--iou", "0", "--conf", "1"),
+            *("--max-frames", "1", "--output", str(tmp_path / "new" / "out")),
+        ]
     )
     assert (args.iou, args.conf, args.max_frames) == (0.0, 1.0, 1)
     args = parser.parse_args(["bench", "--workspace", "w", "--warmup", "0", "--json", "r.json"])
