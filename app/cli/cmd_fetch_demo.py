@@ -38,7 +38,7 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bar = ProgressBar("yolox_nano.onnx")
+    bar = ProgressBar("yolox_nano.onnx", plain=False)  # seconds of download: no log lines
     try:
         demo = fetch_demo_model(dest=args.dest, url=args.url, progress=bar, timeout=args.timeout)
     except UserError as exc:

@@ -31,11 +31,12 @@ def save_json(path: str | Path | None, data: Any) -> None:
 
 class ProgressBar:
     """`callback(fraction, message)` for long work: a tqdm bar on stderr when it is a terminal,
-    else a plain line at every tenth (logs and pipes get no carriage returns)."""
+    else (with `plain`) a plain line at every tenth: logs and pipes get no carriage returns."""
 
-    def __init__(self, label: str, enabled: bool | None = None) -> None:
+    def __init__(self, label: str, enabled: bool | None = None, *, plain: bool = True) -> None:
         self.label = label
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.plain = plain
         self._last = 0.0
         self._tenths = -1  # the last tenth printed as a plain line
         self._bar: Any = None
@@ -43,7 +44,8 @@ class ProgressBar:
     def __call__(self, fraction: float, message: str = "") -> None:
         fraction = max(0.0, min(1.0, fraction))
         if not self.enabled:
-            self._plain(fraction, message)
+            if self.plain:
+                self._plain(fraction, message)
             return
         now = time.monotonic()
         if fraction < 1.0 and now - self._last < 0.2:
