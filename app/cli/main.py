@@ -9,6 +9,7 @@ import signal
 import sys
 
 from app import __version__
+from app.cli.output import end_progress
 from app.core.errors import Cancelled, UserError
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "gui":
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            end_progress()
     except UserError as exc:
         print(f"int8-studio: error: {exc}", file=sys.stderr)
         return 2

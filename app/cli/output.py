@@ -29,6 +29,16 @@ def save_json(path: str | Path | None, data: Any) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
+_OPEN_BARS: list[ProgressBar] = []
+
+
+def end_progress() -> None:
+    """Close every bar still drawn (work that failed or was cancelled mid-way), so the message
+    that follows starts on a line of its own."""
+    for bar in list(_OPEN_BARS):
+        bar.close()
+
+
 class ProgressBar:
     """`callback(fraction, message)` for long work: a tqdm bar on stderr when it is a terminal,
     else (with `plain`) a plain line at every tenth: logs and pipes get no carriage returns."""
@@ -66,6 +76,7 @@ class ProgressBar:
                 bar_format="{desc} |{bar:30}| {percentage:5.1f}% {elapsed}<{remaining} {postfix}",
                 leave=True,
             )
+            _OPEN_BARS.append(self)
         self._bar.n = round(fraction * 100, 1)
         self._bar.set_postfix_str(message[:60], refresh=False)
         self._bar.refresh()
@@ -84,3 +95,4 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+            _OPEN_BARS.remove(self)
