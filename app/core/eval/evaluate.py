@@ -156,7 +156,7 @@ def evaluate(
     spec = ws.spec()
     images_dir = Path(images_dir)
     paths = {v: variant_model_path(ws, v) for v in variants}  # fail early on a missing variant
-    image_set = ImageSet(images_dir, cancel)
+    image_set = ImageSet(images_dir)
     names = list(variants)
     if "fp32" not in names:
         names.insert(0, "fp32")  # the reference for agreement
@@ -290,7 +290,7 @@ class Scorer:
         self.images_dir = Path(images_dir)
         self.labels_dir, self.coco_json, self.backend = labels_dir, coco_json, backend
         self.cancel = cancel or CancelToken()
-        self.image_set = ImageSet(self.images_dir, self.cancel)
+        self.image_set = ImageSet(self.images_dir)
         self.fp32 = _run_variant(
             self.spec,
             variant_model_path(ws, "fp32"),

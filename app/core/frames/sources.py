@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.core.errors import CancelToken, UserError
+from app.core.errors import UserError
 from app.core.frames.imageio import ImageReadError, is_image_path, is_video_path, read_image
 
 
@@ -90,11 +90,10 @@ class ImageSet:
     them one at a time, a few ahead, and keeps none: memory does not grow with their number
     (evaluation holding all of them took 396 MB for 256 photos, 652 MB for 512). The first pass
     records each image's size (all the metrics need) and the unreadable ones, which later passes
-    skip."""
+    skip. Cancelling is the consumer's: it checks once per image it takes."""
 
-    def __init__(self, images_dir: Path, cancel: CancelToken) -> None:
+    def __init__(self, images_dir: Path) -> None:
         self.images_dir = images_dir
-        self.cancel = cancel
         self.files = list_images(images_dir)
         if not self.files:
             raise UserError(f"{images_dir}: no images found for evaluation")
@@ -109,7 +108,6 @@ class ImageSet:
         first = not self.scanned
         files = self.files if first else [p for p in self.files if p in self.sizes]
         for path, image in read_ahead(files):
-            self.cancel.check()
             if isinstance(image, ImageReadError):
                 if first:
                     self.skipped.append(Skipped(str(path), str(image)))
