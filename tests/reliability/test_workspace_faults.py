@@ -228,3 +228,23 @@ def test_nothing_is_removed_from_a_workspace_that_cannot_be_written(open_tmp):
         f"result = [str(p) for p in Workspace.open({str(root)!r}).clean_leftovers()]"
     )
     assert got["result"] == [] and stale.exists()
+
+
+def test_a_workspace_in_a_folder_one_may_not_enter_is_one_line_naming_the_file(tmp_path):
+    """pytest's tmp_path sits in a 0700 folder of root's: uid 65534 cannot look inside, and the
+    PermissionError raised by a mere `is_file` becomes main's one line naming the file."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    body = f"""
+import io, contextlib
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = app.cli.main.main(["bench", "--workspace", {str(root)!r}])
+result = {{"code": code, "err": err.getvalue()}}
+"""
+    got = run_as_nobody(body)["result"]
+    assert got["code"] == 2, got
+    assert got["err"].strip().splitlines() == [
+        f"int8-studio: error: cannot use {root / 'spec.json'}: permission denied; choose another "
+        "location (or fix its permissions) and run again"
+    ]
