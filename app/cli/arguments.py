@@ -7,12 +7,18 @@ help everywhere; defaults come from app.core.defaults, which the GUI reads too.
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from pathlib import Path
 
 from app.backends.registry import BACKENDS
 from app.core import defaults
 from app.core.quant.quantize import TARGETS
 
 Parser = argparse.ArgumentParser
+# The model input sizes the app runs (app.core.model.spec's Preprocess.validate): checked while
+# parsing, so a 20000x20000 size never reaches ONNX Runtime (4.8 GB and 40 s before the refusal).
+MIN_SIDE, MAX_SIDE = 8, 8192
 
 
 def parse_size(text: str) -> list[int]:
@@ -21,7 +27,98 @@ def parse_size(text: str) -> list[int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"size must look like 416x416, not '{text}'") from exc
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"size {text}: height and width must be between {MIN_SIDE} and {MAX_SIDE}"
+        )
     return [h, w]
+
+
+def probability(text: str) -> float:
+    """A threshold in [0, 1] (--conf, --iou); NaN and anything outside are usage errors."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from exc
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share of something in (0, 1] (--fraction, --max-fraction)."""
+    value = probability(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 (and at most 1)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1 (--count, --iterations, --max-frames, --topk, --threads...)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A count that may be 0 (--warmup)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
+def folder_to_write(text: str) -> str:
+    """A folder that exists or can be made (--output, --workspace): not an existing file, and
+    the nearest existing parent is a folder we may write in."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; choose a folder")
+    _check_writable_parent(path if path.is_dir() else path.parent, text)
+    return text
+
+
+def file_to_write(text: str) -> str:
+    """A file to (over)write (--json, --plot): not a folder, in a folder we may write in."""
+    if text == "-":
+        return text
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a regular file; give a file name")
+    _check_writable_parent(path.parent, text)
+    return text
+
+
+def file_to_read(text: str) -> str:
+    """An existing, readable regular file (--image, --coco)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not readable (permission denied)")
+    return text
+
+
+def _check_writable_parent(folder: Path, text: str) -> None:
+    """The nearest existing ancestor of `folder` must be a folder we may write in."""
+    probe = folder if str(folder) else Path(".")
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in {probe} (permission denied)")
 
 
 def comma_list(text: str) -> list[str]:
@@ -45,7 +142,11 @@ def add_workspace(p: Parser, *, required: bool = True) -> None:
     if required:
         p.add_argument("--workspace", required=True, help="the folder `calibrate` printed")
     else:
-        p.add_argument("--workspace", help="workspace folder (default: in the user data folder)")
+        p.add_argument(
+            "--workspace",
+            type=folder_to_write,
+            help="workspace folder (default: in the user data folder)",
+        )
 
 
 def add_json(p: Parser, what: str = "the report", *, stdout: bool = False) -> None:
@@ -57,10 +158,11 @@ def add_json(p: Parser, what: str = "the report", *, stdout: bool = False) -> No
             dest="json_out",
             nargs="?",
             const="-",
+            type=file_to_write,
             help="write JSON (to stdout with no file)",
         )
     else:
-        p.add_argument("--json", dest="json_out", help=f"write {what} as JSON")
+        p.add_argument("--json", dest="json_out", type=file_to_write, help=f"write {what} as JSON")
 
 
 def add_variants(p: Parser) -> None:
@@ -113,4 +215,4 @@ def add_eval_truth(p: Parser) -> None:
     group.add_argument(
         "--labels", help="folder of YOLO .txt labels (default: ../labels if present)"
     )
-    group.add_argument("--coco", help="COCO annotation JSON")
+    group.add_argument("--coco", type=file_to_read, help="COCO annotation JSON")

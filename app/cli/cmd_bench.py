@@ -11,16 +11,26 @@ import numpy as np
 from app.backends.factory import runner_for_pipeline
 from app.backends.registry import status_of
 from app.backends.tensorrt.workspace_engines import engine_for_variant
-from app.cli.arguments import add_backends, add_json, add_tf32, add_variants, add_workspace
-from app.cli.output import save_json, table
+from app.cli.arguments import (
+    add_backends,
+    add_json,
+    add_tf32,
+    add_variants,
+    add_workspace,
+    file_to_read,
+    file_to_write,
+    non_negative_int,
+    positive_int,
+)
+from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import workspace_for_work
 from app.core import defaults
-from app.core.atomic import write_json
+from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
 from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
-from app.core.frames.imageio import read_image
+from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
-from app.core.model.workspace import Workspace
 from app.core.quant.speed import SAME_SPEED_BAND, recommend, speed_verdict
 
 
@@ -29,25 +39,32 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_workspace(p)
     add_variants(p)
     add_backends(p)
-    p.add_argument("--iterations", type=int, default=defaults.BENCH_ITERATIONS)
-    p.add_argument("--warmup", type=int, default=defaults.BENCH_WARMUP)
-    p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
-    p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
+    p.add_argument("--iterations", type=positive_int, default=defaults.BENCH_ITERATIONS)
+    p.add_argument("--warmup", type=non_negative_int, default=defaults.BENCH_WARMUP)
+    p.add_argument(
+        "--image", type=file_to_read, help="a real photo to feed (default: a synthetic frame)"
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
     add_json(p)
-    p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
+    p.add_argument("--plot", type=file_to_write, help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
     spec = ws.spec()
-    image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
+    try:
+        image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
+    except ImageReadError as exc:
+        raise UserError(f"{args.image}: {exc}; give another photo (or none)") from exc
     feeds = {
         fused: Preprocessor(spec.preprocess, fused=fused)(image)[0].copy()
         for fused in (False, True)
     }
     rows, results = [], []
+    progress = ProgressBar("benchmarking")
+    steps, step = max(1, len(args.backends) * len(args.variants)), 0
     for backend in args.backends:
         status = status_of(backend)
         if not status.available:
@@ -55,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             results.append({"backend": backend, "skipped": status.reason})
             continue
         for name in args.variants:
+            progress(step / steps, f"{name} on {backend}")
+            step += 1
             try:
                 path = (
                     engine_for_variant(ws, name)
@@ -97,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     r["throughput_fps"],
                 )
             )
+    progress(1.0, "done")
     report = {
         "model_sha256": spec.sha256,
         "device": device_info(),
@@ -138,30 +158,42 @@ def _synthetic(size: list[int]) -> np.ndarray:
 
 
 def plot_latency(rows: list[tuple], path: Path) -> None:
-    """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen."""
+    """Bar chart of p50 (with p99 whisker) per variant/backend, via pyqtgraph offscreen; written
+    atomically (a failed write keeps nothing; main.py says so in one line naming the file)."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
     app = pg.mkQApp()
     pg.setConfigOptions(antialias=True, foreground="k", background="w")
     win = pg.GraphicsLayoutWidget()
-    win.resize(max(500, 160 * len(rows)), 480)
-    plot = win.addPlot(title="INT8 Studio bench: p50 latency (whisker: p99)")
-    x = np.arange(len(rows), dtype=float)
-    p50 = np.array([r[3] for r in rows], dtype=float)
-    p99 = np.array([r[5] for r in rows], dtype=float)
-    plot.addItem(pg.BarGraphItem(x=x, height=p50, width=0.6, brush="#4a7bd0"))
-    plot.addItem(pg.ErrorBarItem(x=x, y=p50, top=p99 - p50, bottom=np.zeros_like(p50), beam=0.2))
-    plot.getAxis("bottom").setTicks([[(float(i), f"{r[0]} / {r[1]}") for i, r in enumerate(rows)]])
-    plot.setLabel("left", "milliseconds")
-    plot.setYRange(0, float(p99.max()) * 1.1 if len(rows) else 1)
-    plot.setXRange(-0.6, len(rows) - 0.4)
-    win.show()
-    app.processEvents()
-    part = path.with_suffix(".part.png")
-    win.grab().save(str(part))
-    part.replace(path)
-    win.close()
+    try:
+        win.resize(max(500, 160 * len(rows)), 480)
+        plot = win.addPlot(title="INT8 Studio bench: p50 latency (whisker: p99)")
+        x = np.arange(len(rows), dtype=float)
+        p50 = np.array([r[3] for r in rows], dtype=float)
+        p99 = np.array([r[5] for r in rows], dtype=float)
+        plot.addItem(pg.BarGraphItem(x=x, height=p50, width=0.6, brush="#4a7bd0"))
+        plot.addItem(
+            pg.ErrorBarItem(x=x, y=p50, top=p99 - p50, bottom=np.zeros_like(p50), beam=0.2)
+        )
+        ticks = [(float(i), f"{r[0]} / {r[1]}") for i, r in enumerate(rows)]
+        plot.getAxis("bottom").setTicks([ticks])
+        plot.setLabel("left", "milliseconds")
+        plot.setYRange(0, float(p99.max()) * 1.1 if len(rows) else 1)
+        plot.setXRange(-0.6, len(rows) - 0.4)
+        win.show()
+        app.processEvents()
+        # Encoded in memory, then written atomically by Python: Qt's own file writing reports
+        # a full disk only by returning False (and libpng chatter on stderr).
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not win.grab().save(buffer, "PNG"):
+            raise UserError(f"{path}: the plot could not be drawn; nothing was written")
+        write_bytes(path, bytes(data.data()))
+    finally:
+        win.close()
     print(f"wrote {path}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.arguments import add_json, add_model, add_size, add_workspace
+from app.cli.arguments import add_json, add_model, add_size, add_workspace, fraction, positive_int
 from app.cli.output import ProgressBar, save_json
 from app.core import defaults
 from app.core.model.inspection import inspect_model
@@ -18,8 +18,8 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_model(p)
     p.add_argument("--images", required=True, help="folder of calibration images (recursive)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--count", type=int, help="use N images, sampled with --seed")
-    group.add_argument("--fraction", type=float, help="use this fraction of the images")
+    group.add_argument("--count", type=positive_int, help="use N images, sampled with --seed")
+    group.add_argument("--fraction", type=fraction, help="use this fraction of the images")
     p.add_argument("--seed", type=int, default=defaults.CALIBRATION_SEED)
     p.add_argument("--method", choices=METHODS, default=defaults.CALIBRATION_METHOD)
     p.add_argument("--percentile", type=float, default=defaults.PERCENTILE)
@@ -32,6 +32,7 @@ def register(subs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = inspect_model(args.model, size=args.size)
     ws = Workspace.for_model(spec, args.workspace)
+    ws.check_writable()
     result = calibrate(
         ws,
         args.images,

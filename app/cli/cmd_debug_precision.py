@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 
 from app.backends.factory import make_runner
-from app.cli.arguments import add_eval_truth, add_json, add_target, add_workspace
+from app.cli.arguments import (
+    add_eval_truth,
+    add_json,
+    add_target,
+    add_workspace,
+    positive_int,
+    probability,
+)
 from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import check_calibration_ranges, check_json, workspace_for_work
 from app.core import defaults
 from app.core.atomic import write_json
-from app.core.model.workspace import Workspace
 from app.core.precision.debug import analyse_layers
 from app.core.precision.mixed import search_mixed_precision
 
@@ -27,10 +34,10 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="largest accepted drop vs FP32 (mAP points or top-1 points)",
     )
     add_target(p)
-    p.add_argument("--analysis-images", type=int, default=defaults.ANALYSIS_IMAGES)
+    p.add_argument("--analysis-images", type=positive_int, default=defaults.ANALYSIS_IMAGES)
     p.add_argument(
         "--max-fraction",
-        type=float,
+        type=probability,
         default=defaults.MAX_FLOAT_FRACTION,
         help="most compute ops that may stay out of INT8",
     )
@@ -42,7 +49,9 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
+    check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
+    check_calibration_ranges(ws)
     analysis = analyse_layers(
         ws, target=args.target, count=args.analysis_images, progress=ProgressBar("analysing")
     )

@@ -7,9 +7,9 @@ import argparse
 from app.backends.factory import make_runner
 from app.cli.arguments import add_backend, add_eval_truth, add_json, add_variants, add_workspace
 from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
-from app.core.model.workspace import Workspace
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -23,7 +23,8 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
+    check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
     report = evaluate(
         ws,
         args.images,

@@ -8,7 +8,13 @@ import sys
 from app.cli.output import ProgressBar
 from app.core import defaults
 from app.core.errors import Cancelled, UserError
-from app.core.model.demo import DEMO_URL, URL_ENV, fetch_demo_model
+from app.core.model.demo import DEMO_URL, NO_NETWORK_HINT, URL_ENV, fetch_demo_model
+
+# What a CLI user can do instead (core's hint names the GUI's File > Open first).
+CLI_HINT = (
+    "use a model of your own with --model PATH (e.g. int8-studio inspect --model my.onnx), or "
+    f"give --url (or ${URL_ENV}) a mirror or a file:// copy"
+)
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -32,8 +38,11 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bar = ProgressBar("yolox_nano.onnx")
-    demo = fetch_demo_model(dest=args.dest, url=args.url, progress=bar, timeout=args.timeout)
+    bar = ProgressBar("yolox_nano.onnx", plain=False)  # seconds of download: no log lines
+    try:
+        demo = fetch_demo_model(dest=args.dest, url=args.url, progress=bar, timeout=args.timeout)
+    except UserError as exc:
+        raise UserError(str(exc).replace(NO_NETWORK_HINT, CLI_HINT)) from exc
     how = f"downloaded from {demo.url}" if demo.downloaded else "already downloaded"
     print(f"{how}; size and SHA-256 verified", file=sys.stderr)
     # stdout carries only the path, so scripts can do MODEL=$(int8-studio fetch-demo).

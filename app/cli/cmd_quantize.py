@@ -6,8 +6,8 @@ import argparse
 
 from app.cli.arguments import add_json, add_target, add_workspace, comma_list
 from app.cli.output import ProgressBar, save_json, table
+from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
-from app.core.model.workspace import Workspace
 from app.core.quant.quantize import quantize
 
 
@@ -26,7 +26,9 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ws = Workspace.open(args.workspace)
+    ws = workspace_for_work(args.workspace)
+    if "int8" in args.precision:
+        check_calibration_ranges(ws)
     variants = quantize(
         ws,
         precisions=args.precision,

@@ -11,7 +11,16 @@ from typing import Any
 import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.cli.arguments import add_backend, add_json, add_model, add_size, add_tf32
+from app.cli.arguments import (
+    add_backend,
+    add_json,
+    add_model,
+    add_size,
+    add_tf32,
+    folder_to_write,
+    positive_int,
+    probability,
+)
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -20,6 +29,7 @@ from app.core.frames.live import run_live
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.sources import FrameSource
 from app.core.model.inspection import inspect_model
+from app.core.model.workspace import remove_leftovers
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -31,12 +41,14 @@ def register(subs: argparse._SubParsersAction) -> None:
         required=True,
         help="image, folder, video file or camera index (repeatable)",
     )
-    p.add_argument("--output", help="folder for annotated images and videos")
+    p.add_argument("--output", type=folder_to_write, help="folder for annotated images and videos")
     add_json(p, "results and timings")
-    p.add_argument("--max-frames", type=int, help="stop each source after N frames")
-    p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
-    p.add_argument("--iou", type=float, help="NMS IoU threshold")
-    p.add_argument("--topk", type=int, help="classifier: how many labels")
+    p.add_argument("--max-frames", type=positive_int, help="stop each source after N frames")
+    p.add_argument(
+        "--conf", type=probability, help="detection score threshold (default from the spec)"
+    )
+    p.add_argument("--iou", type=probability, help="NMS IoU threshold")
+    p.add_argument("--topk", type=positive_int, help="classifier: how many labels")
     add_backend(p)
     p.add_argument(
         "--strict",
@@ -64,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output) if args.output else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out_dir, only_pid_named=True)  # videos of a killed earlier `run`
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
+    written: list[dict[str, Any]] = []
     runner, fused = runner_for_pipeline(
         args.backend, spec.path, spec, strict=args.strict, options={"tf32": args.tf32}
     )
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 skipped.append({"source": source, "reason": _reason(exc, source)})
                 continue
             try:
-                _run_source(src, pipe, spec, out_dir, results)
+                _run_source(src, pipe, spec, out_dir, results, written)
             except OutputWriteError:
                 raise  # the output the user asked for failed: not a bad input to skip
             except (UserError, ImageReadError) as exc:
@@ -103,11 +117,17 @@ def run(args: argparse.Namespace) -> int:
         "fallback": info["fallback"],
         "fused_io": fused,  # uint8 frames into a copy of the model that normalises itself
         "results": results,
+        "written": written,  # the annotated file of each image and video, and any renaming
         "skipped": skipped,
         "timing": timing,
     }
     save_json(args.json_out, report)
     _print_summary(report)
+    if not results and skipped:
+        raise UserError(
+            f"none of the {len(args.source)} source(s) could be run (first: "
+            f"{skipped[0]['source']}: {skipped[0]['reason']})"
+        )
     return 0
 
 
@@ -118,9 +138,10 @@ class _Outputs:
     renamed into place only when the source finished cleanly.
     """
 
-    def __init__(self, out_dir: Path | None, src: FrameSource) -> None:
+    def __init__(self, out_dir: Path | None, src: FrameSource, written: list) -> None:
         self.out_dir = out_dir
         self.src = src
+        self.written_files = written  # {"source", "file", "frames" | "renamed_from"} entries
         self.writer: cv2.VideoWriter | None = None
         self.final: Path | None = None
         self.tmp: Path | None = None
@@ -142,7 +163,7 @@ class _Outputs:
             self.written += 1
             return
         stem = safe_name(Path(frame.source).stem)
-        target = self.out_dir / f"{stem}.jpg"
+        wanted = target = self.out_dir / f"{stem}.jpg"
         n = 1
         while target.exists() and n < 10000:
             target = self.out_dir / f"{stem}_{n}.jpg"
@@ -151,6 +172,10 @@ class _Outputs:
         if ok:
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data.tobytes())
+            entry: dict[str, Any] = {"source": frame.source, "file": str(target)}
+            if target != wanted:
+                entry["renamed_from"] = wanted.name  # another source had that name
+            self.written_files.append(entry)
 
     def close(self, ok: bool) -> None:
         """Keep the video only if the source finished and the file plays back in full."""
@@ -159,6 +184,9 @@ class _Outputs:
         self.writer.release()
         if ok and self._playable():
             os.replace(self.tmp, self.final)
+            self.written_files.append(
+                {"source": self.src.spec, "file": str(self.final), "frames": self.written}
+            )
             return
         self.tmp.unlink(missing_ok=True)
         if ok:
@@ -175,8 +203,10 @@ class _Outputs:
             cap.release()
 
 
-def _run_source(src: FrameSource, pipe: FramePipeline, spec, out_dir: Path | None, results) -> None:
-    outputs = _Outputs(out_dir, src)
+def _run_source(
+    src: FrameSource, pipe: FramePipeline, spec, out_dir: Path | None, results, written
+) -> None:
+    outputs = _Outputs(out_dir, src, written)
 
     def sink(frame, result, annotated) -> None:
         results.append({"source": frame.source, "frame": frame.index, **result.to_json(spec)})
@@ -201,5 +231,8 @@ def _print_summary(report: dict[str, Any]) -> None:
     ]
     if rows:
         print(table(["stage (ms)", "p50", "p90", "p99"], rows))
+    for w in report["written"]:
+        if "renamed_from" in w:
+            print(f"renamed: {w['source']} -> {w['file']} ({w['renamed_from']} was taken)")
     for s in report["skipped"]:
         print(f"skipped: {s['source']}: {s['reason']}")

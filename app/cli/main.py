@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import sys
 
 from app import __version__
+from app.cli.output import end_progress
 from app.core.errors import Cancelled, UserError
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# Errors about the place a file goes (not its content): one line naming the file and what to do.
+CANNOT_WRITE = {
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "not permitted (an immutable file or folder?)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+}
 COMMANDS = [
     "app.cli.cmd_inspect",
     "app.cli.cmd_backends",
@@ -58,6 +68,15 @@ def setup_logging(verbose: bool = False) -> None:
     app_log.propagate = False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a service manager stopping us): unwinds exactly like Ctrl-C, so every
+    atomic write in progress removes its temporary file."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging("-v" in (argv if argv is not None else sys.argv[1:]))
     parser = build_parser()
@@ -72,18 +91,36 @@ def main(argv: list[str] | None = None) -> int:
         if args is None:
             parser.print_help()
             return 0
+    # Not for the GUI: a handler raising inside a Qt slot would not unwind its jobs; it keeps
+    # the default, and what a killed job left is cleaned when its workspace is next opened.
+    if args.command != "gui":
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            end_progress()
     except UserError as exc:
         print(f"int8-studio: error: {exc}", file=sys.stderr)
         return 2
     except Cancelled:
         print("int8-studio: cancelled; nothing half-written was kept", file=sys.stderr)
         return 130
+    except Terminated:
+        print("int8-studio: terminated; nothing half-written was kept", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("\nint8-studio: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
+        if exc.errno in CANNOT_WRITE:
+            where = exc.filename or "a file"
+            print(
+                f"int8-studio: error: cannot use {where}: {CANNOT_WRITE[exc.errno]}; choose "
+                "another location (or fix its permissions) and run again",
+                file=sys.stderr,
+            )
+            return 2
         if exc.errno not in DISK_FULL:
             raise
         where = f" {exc.filename}" if exc.filename else ""

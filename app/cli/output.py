@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -29,29 +30,73 @@ def save_json(path: str | Path | None, data: Any) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
-class ProgressBar:
-    """`callback(fraction, message)` that draws a one-line bar on stderr (rate-limited)."""
+_OPEN_BARS: list[ProgressBar] = []
 
-    def __init__(self, label: str, enabled: bool | None = None) -> None:
+
+def end_progress() -> None:
+    """Close every bar still drawn (work that failed or was cancelled mid-way), so the message
+    that follows starts on a line of its own."""
+    for bar in list(_OPEN_BARS):
+        bar.close()
+
+
+class ProgressBar:
+    """`callback(fraction, message)` for long work: a tqdm bar on stderr when it is a terminal,
+    else (with `plain`) a plain line at every tenth: logs and pipes get no carriage returns."""
+
+    def __init__(self, label: str, enabled: bool | None = None, *, plain: bool = True) -> None:
         self.label = label
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.plain = plain
         self._last = 0.0
-        self._start = time.monotonic()
+        self._tenths = -1  # the last tenth printed as a plain line
+        self._bar: Any = None
 
     def __call__(self, fraction: float, message: str = "") -> None:
+        fraction = max(0.0, min(1.0, fraction))
+        if not self.enabled:
+            if self.plain:
+                self._plain(fraction, message)
+            return
         now = time.monotonic()
         if fraction < 1.0 and now - self._last < 0.2:
             return
         self._last = now
-        if not self.enabled:
-            return
-        width = 30
-        done = int(width * max(0.0, min(1.0, fraction)))
-        bar = "#" * done + "-" * (width - done)
-        sys.stderr.write(f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {message[:60]:<60}")
+        if self._bar is None:
+            from tqdm import tqdm
+
+            # A terminal that reports no size (a fresh pty, a serial console) would get no
+            # bar from tqdm (0 columns, 0 rows hides it): fall back to 100x24.
+            cols, rows = shutil.get_terminal_size((100, 24))
+            self._bar = tqdm(
+                total=100,
+                ncols=cols,
+                nrows=rows,
+                desc=self.label,
+                file=sys.stderr,
+                bar_format="{desc} |{bar:30}| {percentage:5.1f}% {elapsed}<{remaining} {postfix}",
+                leave=True,
+            )
+            _OPEN_BARS.append(self)
+        self._bar.n = round(fraction * 100, 1)
+        self._bar.set_postfix_str(message[:60], refresh=False)
+        self._bar.refresh()
         if fraction >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.close()
+
+    def _plain(self, fraction: float, message: str) -> None:
+        tenths = int(fraction * 10)
+        if tenths <= self._tenths:
+            return
+        self._tenths = tenths
+        print(f"{self.label}: {tenths * 10}% {message[:60]}".rstrip(), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """End the bar's line (done or failed) so what follows starts on its own line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+            _OPEN_BARS.remove(self)
 
 
 def safe_name(text: str) -> str:

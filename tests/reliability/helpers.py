@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -44,12 +45,20 @@ def cli(
     )
 
 
+# The plain progress lines long work prints when stderr is not a terminal (app/cli/output.py):
+# they say how far the work got, they are not part of the error.
+PROGRESS_LINE = re.compile(
+    r"^(calibrating|quantizing|evaluating|analysing|searching|benchmarking): \d{1,3}%( .*)?$"
+)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit code 2, no traceback, exactly one line on stderr that contains every needle."""
+    """Exit code 2, no traceback, exactly one line on stderr (besides progress lines) that
+    contains every needle."""
     err = proc.stderr.strip()
     assert "Traceback" not in err, err[-2000:]
     assert proc.returncode == 2, (proc.returncode, err[-2000:])
-    lines = err.splitlines()
+    lines = [ln for ln in err.splitlines() if not PROGRESS_LINE.match(ln)]
     assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{err[-2000:]}"
     assert lines[0].startswith("int8-studio: error: "), lines[0]
     for needle in needles:

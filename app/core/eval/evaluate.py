@@ -24,10 +24,9 @@ from app.core.eval.metrics import (
     load_coco_json,
     yolo_labels_to_coco,
 )
-from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.postprocess import Detections, class_probabilities
-from app.core.frames.sources import Skipped, list_images
+from app.core.frames.sources import ImageSet
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.timing import percentiles
@@ -57,24 +56,6 @@ def variant_model_path(ws: Workspace, name: str) -> Path:
     if name == "fp32" and not ws.valid_variant("fp32"):
         return Path(ws.spec().path)
     return ws.require_variant(name)
-
-
-def load_images(
-    images_dir: Path, cancel: CancelToken
-) -> tuple[list[tuple[Path, np.ndarray]], list[Skipped]]:
-    files = list_images(images_dir)
-    if not files:
-        raise UserError(f"{images_dir}: no images found for evaluation")
-    images, skipped = [], []
-    for path in files:
-        cancel.check()
-        try:
-            images.append((path, read_image(path)))
-        except ImageReadError as exc:
-            skipped.append(Skipped(str(path), str(exc)))
-    if not images:
-        raise UserError(f"{images_dir}: none of the {len(files)} images could be read")
-    return images, skipped
 
 
 def class_truth(
@@ -130,7 +111,7 @@ def evaluate(
     spec = ws.spec()
     images_dir = Path(images_dir)
     paths = {v: variant_model_path(ws, v) for v in variants}  # fail early on a missing variant
-    images, skipped = load_images(images_dir, cancel)
+    image_set = ImageSet(images_dir)
     names = list(variants)
     if "fp32" not in names:
         names.insert(0, "fp32")  # the reference for agreement
@@ -139,8 +120,17 @@ def evaluate(
     for n, name in enumerate(names):
         share = 0.95 / len(names)
         results[name] = _run_variant(
-            spec, paths[name], runner_factory, backend, images, cancel, progress, n * share, share
+            spec,
+            paths[name],
+            runner_factory,
+            backend,
+            image_set,
+            cancel,
+            progress,
+            n * share,
+            share,
         )
+    images, skipped = image_set.entries(), image_set.skipped
     report = {
         "task": spec.task,
         "model_sha256": spec.sha256,
@@ -173,7 +163,7 @@ def evaluate(
 
 
 def _detection_metrics(spec, images, results, labels_dir, coco_json, images_dir, report):
-    sizes = [(p, img.shape[0], img.shape[1]) for p, img in images]
+    sizes = [(p, hw[0], hw[1]) for p, hw in images]
     gt = None
     if coco_json:
         gt = load_coco_json(Path(coco_json), sizes)
@@ -259,18 +249,19 @@ class Scorer:
         self.images_dir = Path(images_dir)
         self.labels_dir, self.coco_json, self.backend = labels_dir, coco_json, backend
         self.cancel = cancel or CancelToken()
-        self.images, self.skipped = load_images(self.images_dir, self.cancel)
+        self.image_set = ImageSet(self.images_dir)
         self.fp32 = _run_variant(
             self.spec,
             variant_model_path(ws, "fp32"),
             runner_factory,
             backend,
-            self.images,
+            self.image_set,
             self.cancel,
             lambda f, m: None,
             0.0,
             0.0,
         )
+        self.images, self.skipped = self.image_set.entries(), self.image_set.skipped
         self.report: dict[str, Any] = {}
         self.reference = self._metrics(self.fp32)["fp32"]
         labelled = self.report.get("labelled", False)
@@ -302,7 +293,7 @@ class Scorer:
             model_path,
             self.runner_factory,
             self.backend,
-            self.images,
+            self.image_set,
             self.cancel,
             lambda f, m: None,
             0.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import onnx
@@ -11,11 +12,18 @@ from onnx.external_data_helper import uses_external_data
 from app.core.errors import UserError
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
+# The largest input side the app runs (app.core.model.spec's Preprocess.validate): a fixed input
+# beyond it is refused before ONNX Runtime is asked to probe it (20000x20000 took 4.8 GB, 40 s).
+MAX_INPUT_SIDE = 8192
 
 
 def _check_external_data(model: onnx.ModelProto, model_file: Path) -> None:
-    """External weights must be files inside the model's folder (no path escapes)."""
+    """External weights must be plain files inside the model's folder (no path escapes, no hard
+    links to files elsewhere), hold every byte their tensors declare, and with the graph stay
+    under 2 GiB: the app serialises models whole (checker, quantization), which protobuf
+    cannot beyond that, and it must say so before reading gigabytes."""
     folder = model_file.parent.resolve()
+    total = model_file.stat().st_size
     for tensor in model.graph.initializer:
         if not uses_external_data(tensor):
             continue
@@ -31,6 +39,38 @@ def _check_external_data(model: onnx.ModelProto, model_file: Path) -> None:
                 f"{model_file}: external weight file '{location}' is missing; copy it next to "
                 "the model"
             )
+        st = target.stat()
+        if st.st_nlink > 1:
+            raise UserError(
+                f"{model_file}: external weight file '{location}' is a hard link shared with "
+                "another file; refusing to read it. Copy the weights as a file of their own."
+            )
+        offset, length = _external_span(tensor)
+        if offset + length > st.st_size:
+            raise UserError(
+                f"{model_file}: external weight file '{location}' is shorter than declared "
+                f"({st.st_size} bytes, tensor '{tensor.name}' needs {offset + length}); it is "
+                "truncated: copy or export it again"
+            )
+        total += length
+    if total > MAX_MODEL_BYTES:
+        raise UserError(
+            f"{model_file}: the model with its external weights is {total / 1024**3:.1f} GiB; "
+            "INT8 Studio handles models up to 2 GiB (protobuf's limit)"
+        )
+
+
+def _external_span(tensor: onnx.TensorProto) -> tuple[int, int]:
+    """(offset, length in bytes) of an external tensor: declared, else from its shape."""
+    info = {e.key: e.value for e in tensor.external_data}
+    try:
+        offset = int(info.get("offset", 0))
+        if "length" in info:
+            return offset, int(info["length"])
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (ValueError, KeyError, TypeError):
+        return 0, 0  # an odd declaration: left to onnx's own loader to refuse
+    return offset, itemsize * math.prod(tensor.dims)
 
 
 def load_checked_model(model_file: Path) -> onnx.ModelProto:
@@ -103,4 +143,18 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         raise UserError(
             f"{model_file}: has {len(inputs)} inputs ({names}); INT8 Studio runs models with one "
             "image input"
+        )
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None
+        for d in images[0].type.tensor_type.shape.dim
+    ]
+    if dims[0] is not None and dims[0] > 1:
+        raise UserError(
+            f"{model_file}: its input has a fixed batch of {dims[0]} images; INT8 Studio feeds "
+            "one image at a time: export it with batch 1 or a dynamic batch"
+        )
+    if any(d is not None and d > MAX_INPUT_SIDE for d in dims[1:]):
+        raise UserError(
+            f"{model_file}: input shape {dims} is larger than INT8 Studio runs (sides up to "
+            f"{MAX_INPUT_SIDE}); export it at a smaller input size"
         )

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,18 @@ from typing import Any
 from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.model.files import file_sha256
-from app.core.model.spec import ModelSpec
+from app.core.model.spec import DECODERS, ModelSpec
 from app.core.safe_json import load_json
+
+log = logging.getLogger(__name__)
+# A hidden `.part` file or folder (an atomic write in progress) older than this was left by a
+# killed job: the app's longest single write (quantize_static into its `.part`) takes about a
+# minute on the largest vision models, so a running job's are never this old.
+LEFTOVER_AGE_S = 10 * 60
+_PID_PART = re.compile(r"\.(\d+)\.part\.[A-Za-z0-9]+$")  # `.NAME.PID.part.mp4`, not atomic.py's
+# (path, size, mtime, inode) -> sha256 of the model files this process has checked: re-checking
+# an unchanged model costs one stat.
+_MODEL_HASHES: dict[tuple[str, int, int, int], str] = {}
 
 
 def default_root() -> Path:
@@ -56,6 +71,7 @@ class Workspace:
             root = default_root() / f"{safe_component(Path(spec.path).stem)}-{spec.sha256[:8]}"
         ws = cls(Path(root))
         ws.root.mkdir(parents=True, exist_ok=True)
+        ws.clean_leftovers()
         existing = ws.root / "spec.json"
         if existing.exists():
             old = ModelSpec.load(existing)
@@ -77,11 +93,31 @@ class Workspace:
             raise UserError(
                 f"{root}: not an INT8 Studio workspace (no spec.json); run `calibrate` first"
             )
+        ws.clean_leftovers()
         return ws
+
+    def clean_leftovers(self, max_age_s: float = LEFTOVER_AGE_S) -> list[Path]:
+        """Remove hidden `.part` files and folders that killed jobs left (see LEFTOVER_AGE_S);
+        a running job's are kept. Returns what was removed; a read-only workspace is left be."""
+        return remove_leftovers(self.root, max_age_s)
+
+    def check_writable(self) -> None:
+        """Refuse, before any work, a workspace this process cannot write in (read-only disk,
+        immutable folder, no permission)."""
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".part", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise UserError(
+                f"{self.root}: cannot write in this workspace ({exc.strerror}); make it "
+                "writable or copy it to a writable folder and use that"
+            ) from exc
 
     # paths ---------------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
-        """A path inside the workspace; refuses anything that would leave it."""
+        """A path to write inside the workspace (its folder is made); refuses anything that
+        would leave it."""
         target = self.root.joinpath(*parts).resolve()
         if not target.is_relative_to(self.root.resolve()):
             raise UserError(f"refusing to write outside the workspace: {'/'.join(parts)}")
@@ -92,14 +128,39 @@ class Workspace:
     def spec_path(self) -> Path:
         return self.root / "spec.json"
 
+    def _read_path(self, *parts: str) -> Path:
+        """A path to read inside the workspace: nothing made, no write rule applied (a graph
+        that is a link is read and checked against its recorded hash like any other)."""
+        return self.root.joinpath(*parts)
+
     def spec(self) -> ModelSpec:
-        return ModelSpec.load(self.spec_path)
+        """The workspace's spec, checked: a hand-edited value the app cannot run, or a model
+        file changed since the spec was made from it, is refused here, before any work."""
+        spec = ModelSpec.load(self.spec_path)
+        try:
+            spec.preprocess.validate()
+        except UserError as exc:
+            raise UserError(f"{self.spec_path}: {exc}; fix it or delete it to re-inspect") from exc
+        if spec.postprocess.decoder not in DECODERS:
+            raise UserError(
+                f"{self.spec_path}: unknown decoder '{spec.postprocess.decoder}' (known: "
+                f"{', '.join(DECODERS)}); fix it or delete it to re-inspect"
+            )
+        _check_model_unchanged(spec, self.root)
+        return spec
 
     def variant_path(self, name: str) -> Path:
         return self.path("variants", f"{safe_component(name)}.onnx")
 
     def variant_meta_path(self, name: str) -> Path:
         return self.path("variants", f"{safe_component(name)}.json")
+
+    def _variant_read_paths(self, name: str) -> tuple[Path, Path]:
+        """(graph, record) of a variant, for reading."""
+        stem = safe_component(name)
+        return self._read_path("variants", f"{stem}.onnx"), self._read_path(
+            "variants", f"{stem}.json"
+        )
 
     # results -------------------------------------------------------------------------------
     @property
@@ -141,14 +202,14 @@ class Workspace:
     def variant_meta(self, name: str) -> dict[str, Any] | None:
         """The variant's record, or None when it is missing or not a well-formed record."""
         try:
-            return load_json(self.variant_meta_path(name))
+            return load_json(self._variant_read_paths(name)[1])
         except (OSError, ValueError):
             return None
 
     def valid_variant(self, name: str, key: str | None = None) -> bool:
         """True when the variant's graph exists, matches its recorded sha256 and (if given) key."""
         meta = self.variant_meta(name)
-        graph = self.variant_path(name)
+        graph = self._variant_read_paths(name)[0]
         if not meta or not graph.is_file():
             return False
         if key is not None and meta.get("key") != key:
@@ -165,7 +226,7 @@ class Workspace:
             name = meta_file.stem
             meta = self.variant_meta(name) or {"name": name}
             meta["valid"] = self.valid_variant(name)
-            graph = self.variant_path(name)
+            graph = self._variant_read_paths(name)[0]
             meta["bytes"] = graph.stat().st_size if graph.is_file() else 0
             out.append(meta)
         return out
@@ -183,4 +244,83 @@ class Workspace:
                 f"variant '{name}' is missing or damaged in {self.root} (have: {have}); "
                 "run `int8-studio quantize` to (re)build it"
             )
-        return self.variant_path(name)
+        return self._variant_read_paths(name)[0]
+
+
+def _check_model_unchanged(spec: ModelSpec, root: Path) -> None:
+    """The model file at the spec's path must still be the one the spec was made from (its
+    SHA-256, memoised by path, size, mtime and inode). A missing file is left to the step that
+    needs it (the workspace may hold its own fp32 copy)."""
+    path = Path(spec.path)
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    digest = _MODEL_HASHES.get(key)
+    if digest is None:
+        try:
+            digest = file_sha256(path)
+        except OSError:
+            return
+        _MODEL_HASHES[key] = digest
+    if digest != spec.sha256:
+        raise UserError(
+            f"{path} has changed since the workspace {root} was made from it (SHA-256 differs); "
+            "restore the original file, or re-open the changed model (`int8-studio calibrate "
+            "--model` with a new workspace) and recalibrate"
+        )
+
+
+def remove_leftovers(
+    folder: Path, max_age_s: float = LEFTOVER_AGE_S, *, only_pid_named: bool = False
+) -> list[Path]:
+    """Remove hidden `.part` files and folders under `folder` whose writer is gone: the PID in
+    the name (`.NAME.PID.part.mp4`) is not running, or (no PID) they are older than
+    `max_age_s`. With `only_pid_named` (a user's --output folder, where the app owns only the
+    files it named) just those, in `folder` itself. Links are not followed; what cannot be
+    removed is left."""
+    removed: list[Path] = []
+    now = time.time()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*dirnames, *filenames]:
+            if not (name.startswith(".") and ".part" in name):
+                continue
+            if only_pid_named and not _PID_PART.search(name):
+                continue
+            path = Path(dirpath) / name
+            if not _abandoned(path, name, now, max_age_s):
+                continue
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                log.debug("could not remove leftover %s: %s", path, exc)
+                continue
+            removed.append(path)
+            log.info("removed %s (left by an interrupted job)", path)
+        dirnames[:] = [
+            d for d in dirnames if not only_pid_named and not (d.startswith(".") and ".part" in d)
+        ]
+    return removed
+
+
+def _abandoned(path: Path, name: str, now: float, max_age_s: float) -> bool:
+    match = _PID_PART.search(name)
+    if match:
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # another user's running process
+        return False
+    try:
+        return now - path.lstat().st_mtime > max_age_s
+    except OSError:
+        return False
