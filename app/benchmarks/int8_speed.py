@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from app.backends.factory import make_runner
 from app.cli.main import setup_logging
 from app.cli.output import save_json, table
 from app.core.eval.bench import device_info
@@ -111,7 +112,12 @@ def top1_agreement(ws: Workspace, names: list[str], assets: Path) -> dict[str, f
 
 
 def map_on_dev64(ws: Workspace, names: list[str], assets: Path) -> dict[str, float]:
-    ev = evaluate(ws, assets / "images" / "coco-val-dev64" / "images", variants=names)
+    ev = evaluate(
+        ws,
+        assets / "images" / "coco-val-dev64" / "images",
+        variants=names,
+        runner_factory=make_runner,
+    )
     return {v["name"]: v["metrics"]["mAP50_95"] for v in ev["variants"]}
 
 

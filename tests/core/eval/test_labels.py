@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.backends.factory import make_runner
 from app.core.errors import UserError
 from app.core.eval.evaluate import evaluate
 from app.core.eval.labels import class_labels, read_csv_labels
@@ -113,12 +114,12 @@ def test_evaluate_scores_against_a_labels_csv_given_anywhere(tmp_path, ws, flat)
     """Old code ignored a CSV outside the image folder and gave agreement ("vs fp32")."""
     folder, truth = flat
     labels = _csv(tmp_path / "labels.csv", sorted(truth.items()))
-    report = evaluate(ws, folder, labels_dir=labels, variants=("fp32",))
+    report = evaluate(ws, folder, labels_dir=labels, variants=("fp32",), runner_factory=make_runner)
     assert report["labelled"] and report["labelled_images"] == len(truth)
     assert report["labels"] == str(labels) and "labels_note" not in report
     metrics = report["variants"][0]["metrics"]
     assert 40.0 < metrics["top1"] <= 100.0 and metrics["top5"] >= metrics["top1"]
-    bare = evaluate(ws, folder, variants=("fp32",))
+    bare = evaluate(ws, folder, variants=("fp32",), runner_factory=make_runner)
     assert not bare["labelled"] and "no class labels found" in bare["labels_note"]
     assert "top1" not in bare["variants"][0]["metrics"]
 
@@ -131,7 +132,13 @@ def test_two_class_model_reports_top2_not_top5(tmp_path, flat):
     spec = inspect_model(two_class_model(tmp_path / "two"))
     ws = Workspace.for_model(spec, tmp_path / "ws")
     rows = [(n, LABELS[i % 2]) for i, n in enumerate(sorted(truth))]
-    report = evaluate(ws, folder, labels_dir=_csv(tmp_path / "l.csv", rows), variants=("fp32",))
+    report = evaluate(
+        ws,
+        folder,
+        labels_dir=_csv(tmp_path / "l.csv", rows),
+        variants=("fp32",),
+        runner_factory=make_runner,
+    )
     metrics = report["variants"][0]["metrics"]
     assert report["labelled"] and "top2" in metrics and "top5" not in metrics
     assert metrics["top2"] == 100.0
