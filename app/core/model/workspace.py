@@ -190,11 +190,12 @@ class Workspace:
     # variants ------------------------------------------------------------------------------
     def record_variant(self, name: str, meta: dict[str, Any]) -> None:
         """Write a variant's metadata (after its graph), with the graph's and the model's sha256
-        for checking."""
+        for checking. A builder passes the sha256 of the file it wrote (hashed before its rename),
+        so a graph another job renamed onto the same name since is not recorded as this one."""
         meta = dict(
             meta,
             name=name,
-            sha256=file_sha256(self.variant_path(name)),
+            sha256=meta.get("sha256") or file_sha256(self.variant_path(name)),
             model_sha256=self.spec().sha256,
         )
         write_json(self.variant_meta_path(name), meta)

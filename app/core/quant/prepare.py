@@ -26,15 +26,19 @@ from app.core.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def prepare_for_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """The model after ORT's quantization pre-processing, and what changed (node counts)."""
+def prepare_for_quantization(
+    model: onnx.ModelProto, workdir: Path | None = None
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The model after ORT's quantization pre-processing, and what changed (node counts).
+    `workdir`: where its working copies go (a hidden .part folder; the workspace cleans those
+    up after a killed job, /tmp would keep them)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     before = Counter(n.op_type for n in model.graph.node)
     # Symbolic shape inference needs sympy, which the app does not otherwise depend on; ONNX's
     # own shape inference still runs, which is enough for the static-shape graphs quantized here.
     symbolic = importlib.util.find_spec("sympy") is not None
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=".prepare.", suffix=".part", dir=workdir) as tmp:
         src, out = Path(tmp) / "in.onnx", Path(tmp) / "prepared.onnx"
         onnx.save(model, str(src))
         try:

@@ -32,6 +32,7 @@ import onnx
 
 from app.core.atomic import atomic_path
 from app.core.errors import CancelToken, UserError
+from app.core.model.files import file_sha256
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.graph_rules import (
@@ -181,14 +182,20 @@ def make_int8(
     model = name_nodes(raise_opset(onnx.load(str(source)), MIN_QDQ_OPSET))
     preparation: dict[str, Any] = {"prepared": False, "reason": "not asked"}
     if prepare:
-        model, preparation = prepare_for_quantization(model)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        model, preparation = prepare_for_quantization(model, workdir=out_path.parent)
         model = name_nodes(model)
     args = recipe(target, model, keep_float)
     if placement != "default":
         if target != "ort-cpu":
             raise UserError(f"placement '{placement}' exists for target ort-cpu only")
         args = apply_placement(placement, model, args)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The named copy sits beside the output as a hidden .part folder, not in /tmp: a killed
+    # quantize leaves it where opening the workspace cleans leftovers up.
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(
+        prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent
+    ) as tmp:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -201,6 +208,7 @@ def make_int8(
                 **args,
             )
             onnx.checker.check_model(str(part))
+            written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
     n_q = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
     if n_q == 0:
@@ -208,6 +216,7 @@ def make_int8(
     total = len(compute_nodes(model))
     kept = [n for n in args["nodes_to_exclude"] if n in set(compute_nodes(model))]
     return {
+        "sha256": written,
         "quantize_nodes": n_q,
         "opset": max(o.version for o in qmodel.opset_import if o.domain in ("", "ai.onnx")),
         "compute_ops": total,
@@ -244,7 +253,8 @@ def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))
-    return {"keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
+        written = file_sha256(part)
+    return {"sha256": written, "keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
 
 
 def _int8_at(
