@@ -1,0 +1,352 @@
+"""Find how a classifier wants its pixels by trying the usual preprocessings on the user's images.
+
+Where nothing says (no preset, no metadata, no normalisation in the graph), each candidate
+(raw 0..255, /255, [-1, 1] two ways, ImageNet mean/std; RGB or BGR; the resize modes) is run on
+a small sample of the user's own images. A misfed classifier answers the same class for most
+photos, or is unsure of everything; the right preprocessing gives confident, varied answers,
+and with labels the best accuracy. Every candidate's evidence is returned, with the choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.core.errors import UserError
+from app.core.model.spec import ModelSpec, Preprocess
+from app.core.ort_session import cpu_session
+
+SAMPLE_SIZE = 32  # images tried per candidate: enough to see a collapse, seconds not minutes
+COLLAPSE_SHARE = 0.9  # one class for >= 90% of images: the model is being misfed
+CHANCE_FACTOR = 1.5  # labelled accuracy <= 1.5 x chance: the model is being misfed
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+# (name, scale, mean, std): value = (pixel * scale - mean) / std
+NORMALISATIONS: list[tuple[str, float, list[float], list[float]]] = [
+    ("raw 0..255", 1.0, [0.0] * 3, [1.0] * 3),
+    ("/255", 1 / 255, [0.0] * 3, [1.0] * 3),
+    ("(x-127.5)/127.5", 1.0, [127.5] * 3, [127.5] * 3),
+    ("(x-127)/128", 1.0, [127.0] * 3, [128.0] * 3),
+    ("ImageNet mean/std", 1 / 255, IMAGENET_MEAN, IMAGENET_STD),
+]
+COLORS = ("RGB", "BGR")
+RESIZES = ("resize_crop", "letterbox", "stretch")
+CROP_FRACTION = 0.875  # resize + crop: the usual 256 -> 224 short-side crop
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of turning pixels into the model's input."""
+
+    norm: str
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    color: str
+    resize: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.norm}, {self.color}, {self.resize}"
+
+    def apply(self, pre: Preprocess) -> Preprocess:
+        """`pre` with this candidate's pixel handling (size and layout kept)."""
+        crop = CROP_FRACTION if self.resize == "resize_crop" else pre.crop_fraction
+        return replace(
+            pre,
+            scale=self.scale,
+            mean=list(self.mean),
+            std=list(self.std),
+            color=self.color,
+            resize=self.resize,
+            crop_fraction=crop if self.resize == "resize_crop" else 1.0,
+            short_side=None,
+        )
+
+
+@dataclass
+class Evidence:
+    """How the model answered one candidate's inputs on the sample."""
+
+    candidate: Candidate
+    score: float  # what the choice maximises (accuracy when labelled, else confident x varied)
+    top_share: float  # fraction of images given the single most common class
+    mean_confidence: float  # mean top-1 probability
+    classes_seen: int  # distinct top-1 classes over the sample
+    accuracy: float | None  # top-1 over labelled images, None without labels
+    alarm: str  # "check preprocessing" message, "" when predictions look healthy
+
+    def row(self) -> dict[str, object]:
+        acc = None if self.accuracy is None else round(self.accuracy, 4)
+        return {
+            "candidate": self.candidate.name,
+            "norm": self.candidate.norm,
+            "color": self.candidate.color,
+            "resize": self.candidate.resize,
+            "score": round(self.score, 4),
+            "top_class_share": round(self.top_share, 4),
+            "mean_confidence": round(self.mean_confidence, 4),
+            "classes_seen": self.classes_seen,
+            "accuracy": acc,
+            "alarm": self.alarm,
+        }
+
+
+@dataclass
+class SearchResult:
+    """Every candidate's evidence (in the order tried), the chosen one and what was pruned."""
+
+    evidence: list[Evidence]
+    chosen: int  # index into evidence
+    images: int
+    labelled: int
+    classes: int
+    notes: list[str]
+
+    @property
+    def choice(self) -> Evidence:
+        return self.evidence[self.chosen]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "images": self.images,
+            "labelled": self.labelled,
+            "classes": self.classes,
+            "chosen": self.choice.candidate.name,
+            "rows": [e.row() | {"chosen": i == self.chosen} for i, e in enumerate(self.evidence)],
+            "notes": self.notes,
+        }
+
+
+def collapse_alarm(top_share: float, classes: int, accuracy: float | None = None) -> str:
+    """'check preprocessing' with the figures when predictions collapse onto one class or
+    labelled accuracy is near chance; '' otherwise. Shares and accuracy are fractions 0..1."""
+    if classes < 2:
+        return ""
+    chance = 1 / classes
+    if top_share >= COLLAPSE_SHARE:
+        return (
+            f"check preprocessing: {top_share:.0%} of the images get the same class "
+            f"(a healthy classifier spreads its answers over the {classes} classes)"
+        )
+    if accuracy is not None and accuracy <= CHANCE_FACTOR * chance:
+        return (
+            f"check preprocessing: top-1 accuracy {accuracy:.1%} is near chance "
+            f"({chance:.1%} for {classes} classes)"
+        )
+    return ""
+
+
+def sample(paths: list[Path], n: int = SAMPLE_SIZE) -> list[Path]:
+    """`n` paths spread evenly over the sorted list (class-named folders all get some)."""
+    if len(paths) <= n:
+        return list(paths)
+    step = len(paths) / n
+    return [paths[int(i * step)] for i in range(n)]
+
+
+def _resized(bgr: np.ndarray, resize: str, th: int, tw: int) -> np.ndarray:
+    """Uint8 BGR at [th, tw] by one resize mode (the frames package's geometry, without its
+    buffers: this layer sits below it)."""
+    h, w = bgr.shape[:2]
+    if resize == "stretch":
+        interp = cv2.INTER_AREA if min(th / h, tw / w) < 1 else cv2.INTER_LINEAR
+        return cv2.resize(bgr, (tw, th), interpolation=interp)
+    if resize == "letterbox":
+        r = min(th / h, tw / w)
+        nh, nw = max(1, int(h * r)), max(1, int(w * r))
+        canvas = np.full((th, tw, 3), 114, np.uint8)
+        interp = cv2.INTER_AREA if r < 0.5 else cv2.INTER_LINEAR
+        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=interp)
+        return canvas
+    s = max(th / h, tw / w) / CROP_FRACTION
+    nh, nw = max(th, round(h * s)), max(tw, round(w * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    big = cv2.resize(bgr, (nw, nh), interpolation=interp)
+    y0, x0 = (nh - th) // 2, (nw - tw) // 2
+    return big[y0 : y0 + th, x0 : x0 + tw]
+
+
+def _probabilities(rows: np.ndarray) -> np.ndarray:
+    rows = rows.reshape(rows.shape[0], -1).astype(np.float64)
+    if np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        return rows
+    z = rows - rows.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _judge(cand: Candidate, probs: np.ndarray, truth: list[set[int]] | None) -> Evidence:
+    top = probs.argmax(axis=1)
+    n, classes = probs.shape
+    counts = np.bincount(top, minlength=classes)
+    share = float(counts.max() / n)
+    conf = float(probs.max(axis=1).mean())
+    p = counts[counts > 0] / n
+    # entropy of the answers relative to its most possible: 1 = every image its own class
+    spread = float(-(p * np.log(p)).sum() / math.log(min(n, classes))) if n > 1 else 0.0
+    accuracy = None
+    if truth and any(truth):
+        rows = [i for i, t in enumerate(truth) if t]
+        accuracy = float(np.mean([top[i] in truth[i] for i in rows]))
+    score = accuracy if accuracy is not None else conf * spread
+    if accuracy is None and share >= COLLAPSE_SHARE:
+        score *= 0.1  # a collapse is misfeeding even when the model is sure of itself
+    alarm = collapse_alarm(share, classes, accuracy)
+    return Evidence(cand, score, share, conf, int((counts > 0).sum()), accuracy, alarm)
+
+
+class _Runner:
+    """Runs the model on the sample under one candidate; resized images cached per mode."""
+
+    def __init__(self, spec: ModelSpec, model_file: Path, images: list[np.ndarray]) -> None:
+        self.spec, self.images = spec, images
+        self.sess = cpu_session(model_file, log_severity=4)
+        batch = spec.input_shape[0] if spec.input_shape else 1
+        self.batch_all = not isinstance(batch, int) or batch == len(images)
+        self.fixed_batch = batch if isinstance(batch, int) else 1
+        self.dtype = np.uint8 if spec.preprocess.input_dtype == "uint8" else np.float32
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _stack(self, resize: str) -> np.ndarray:
+        if resize not in self._cache:
+            th, tw = self.spec.preprocess.size
+            self._cache[resize] = np.stack([_resized(im, resize, th, tw) for im in self.images])
+        return self._cache[resize]
+
+    def run(self, cand: Candidate) -> np.ndarray:
+        x = self._stack(cand.resize)
+        if cand.color == "RGB":
+            x = x[..., ::-1]
+        x = (x.astype(np.float32) * np.float32(cand.scale) - np.float32(cand.mean)) / np.float32(
+            cand.std
+        )
+        if self.spec.preprocess.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        name = self.spec.input_name
+        if self.batch_all:
+            return np.asarray(self.sess.run(None, {name: x})[0])
+        outs = [
+            self.sess.run(None, {name: np.repeat(x[i : i + 1], self.fixed_batch, 0)})[0][:1]
+            for i in range(len(x))
+        ]
+        return np.concatenate([np.asarray(o) for o in outs])
+
+
+def _same_aspect(images: list[np.ndarray], size: list[int]) -> bool:
+    """Every image already has the model's aspect ratio: the resize modes give one input."""
+    want = size[1] / size[0]
+    return all(abs(im.shape[1] / im.shape[0] - want) < 0.02 for im in images)
+
+
+def search_preprocessing(
+    spec: ModelSpec,
+    images: list[np.ndarray],
+    truth: list[set[int]] | None = None,
+    *,
+    model_file: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> SearchResult:
+    """Try the candidates on `images` (BGR uint8, ~32) for a classifier `spec`; `truth` gives
+    each image's accepted classes (empty set: unknown). Pruned in two rounds: every scaling and
+    colour order at the spec's resize mode, then the other resize modes for the winner (none
+    when all images already have the model's aspect ratio: the modes would feed the same
+    pixels). UserError for a detector, no images, or a uint8 input (it takes pixels as is)."""
+    model_file = Path(model_file or spec.path)
+    if spec.task != "classification" or spec.postprocess.decoder != "classifier":
+        raise UserError(
+            f"{model_file}: finding preprocessing works on classifiers; this model is a "
+            f"{spec.task or 'model'} ({spec.postprocess.decoder}): set its preprocessing by hand"
+        )
+    if spec.preprocess.input_dtype == "uint8":
+        raise UserError(f"{model_file}: a uint8 input takes pixels as they are; nothing to find")
+    if not images:
+        raise UserError("no readable images to try preprocessings on: choose a folder of photos")
+    report = progress or (lambda f, m: None)
+    stop = cancelled or (lambda: False)
+    runner = _Runner(spec, model_file, images)
+    notes: list[str] = []
+    first = spec.preprocess.resize if spec.preprocess.resize in RESIZES else "resize_crop"
+    round1 = [
+        Candidate(n, s, tuple(m), tuple(d), c, first)
+        for n, s, m, d in NORMALISATIONS
+        for c in COLORS
+    ]
+    same = _same_aspect(images, spec.preprocess.size)
+    total = len(round1) + (0 if same else len(RESIZES) - 1)
+    evidence: list[Evidence] = []
+    classes: list[int] = []
+
+    def judge(cand: Candidate) -> Evidence:
+        if stop():
+            raise UserError("finding preprocessing was cancelled")
+        report(len(evidence) / total, cand.name)
+        probs = _probabilities(runner.run(cand))
+        classes.append(probs.shape[1])
+        ev = _judge(cand, probs, truth)
+        evidence.append(ev)
+        return ev
+
+    try:
+        best = max((judge(c) for c in round1), key=lambda e: e.score)
+        if same:
+            notes.append("every image already has the model's aspect ratio: resize modes not tried")
+        else:
+            for mode in RESIZES:
+                if mode != first:
+                    judge(replace(best.candidate, resize=mode))
+    except UserError:
+        raise
+    except Exception as exc:  # ORT raises several unrelated types for inputs it cannot take
+        first_line = str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"{model_file}: ONNX Runtime cannot run these inputs ({first_line})"
+        ) from exc
+    # ties (e.g. two near-identical [-1, 1] scalings) go to the first tried
+    chosen = max(range(len(evidence)), key=lambda i: (round(evidence[i].score, 4), -i))
+    labelled = sum(1 for t in truth or [] if t)
+    notes.insert(0, "chosen by accuracy" if labelled else "chosen by confident, varied answers")
+    report(1.0, "done")
+    return SearchResult(evidence, chosen, len(images), labelled, classes[0], notes)
+
+
+def accepted_notes(notes: list[str], result: SearchResult) -> list[str]:
+    """The spec's notes once the user accepted the found preprocessing: guesses about pixels
+    are replaced by what the user chose, and on what evidence."""
+    keep = [
+        n
+        for n in notes
+        if not (
+            ("guessed" in n and ("mean/std" in n or "resize mode" in n or "normalis" in n))
+            or n.startswith("preprocessing found on")
+        )
+    ]
+    ev = result.choice
+    how = (
+        f"accuracy {ev.accuracy:.0%}"
+        if ev.accuracy is not None
+        else (f"top class share {ev.top_share:.0%}, mean confidence {ev.mean_confidence:.2f}")
+    )
+    keep.append(
+        f"preprocessing found on {result.images} of your images: {ev.candidate.name} "
+        f"({how}; set by you)"
+    )
+    return keep
+
+
+def read_images(paths: list[Path]) -> tuple[list[np.ndarray], list[Path]]:
+    """(BGR images, their paths) of the readable ones among `paths`."""
+    images, kept = [], []
+    for path in paths:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is not None and img.size:
+            images.append(img)
+            kept.append(path)
+    return images, kept
