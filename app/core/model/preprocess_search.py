@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.core.errors import UserError
+from app.core.errors import Cancelled, UserError
 from app.core.model.spec import ModelSpec, Preprocess
 from app.core.ort_session import cpu_session
 
@@ -112,6 +112,16 @@ class SearchResult:
     def choice(self) -> Evidence:
         return self.evidence[self.chosen]
 
+    def matching(self, pre: Preprocess) -> Evidence | None:
+        """The evidence for the candidate that feeds what `pre` feeds, if one was tried."""
+        for ev in self.evidence:
+            c = ev.candidate
+            if (c.color, c.resize) == (pre.color, pre.resize) and np.allclose(
+                [c.scale, *c.mean, *c.std], [pre.scale, *pre.mean, *pre.std], rtol=1e-3
+            ):
+                return ev
+        return None
+
     def to_dict(self) -> dict[str, object]:
         return {
             "images": self.images,
@@ -189,7 +199,7 @@ def _judge(cand: Candidate, probs: np.ndarray, truth: list[set[int]] | None) -> 
     conf = float(probs.max(axis=1).mean())
     p = counts[counts > 0] / n
     # entropy of the answers relative to its most possible: 1 = every image its own class
-    spread = float(-(p * np.log(p)).sum() / math.log(min(n, classes))) if n > 1 else 0.0
+    spread = max(0.0, float(-(p * np.log(p)).sum() / math.log(min(n, classes)))) if n > 1 else 0.0
     accuracy = None
     if truth and any(truth):
         rows = [i for i, t in enumerate(truth) if t]
@@ -286,7 +296,7 @@ def search_preprocessing(
 
     def judge(cand: Candidate) -> Evidence:
         if stop():
-            raise UserError("finding preprocessing was cancelled")
+            raise Cancelled()
         report(len(evidence) / total, cand.name)
         probs = _probabilities(runner.run(cand))
         classes.append(probs.shape[1])
@@ -302,7 +312,7 @@ def search_preprocessing(
             for mode in RESIZES:
                 if mode != first:
                     judge(replace(best.candidate, resize=mode))
-    except UserError:
+    except (UserError, Cancelled):
         raise
     except Exception as exc:  # ORT raises several unrelated types for inputs it cannot take
         first_line = str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
