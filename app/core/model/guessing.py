@@ -161,7 +161,8 @@ def _guess_spec(
     pre = Preprocess(layout=layout)
     post = Postprocess()
     if preset:
-        notes.append(f"preset: {preset['name']} ({preset['_file']})")
+        how = preset.get("_matched_by", "file hash")
+        notes.append(f"preset: {preset['name']} ({preset['_file']}, matched by {how})")
         pre = Preprocess(**{**pre.__dict__, **preset.get("preprocess", {}), "layout": layout})
         post = Postprocess(**{**post.__dict__, **preset.get("postprocess", {})})
     elif meta.ultralytics:
@@ -205,7 +206,8 @@ def _guess_spec(
             raise
         task, guessed_post, n_classes, decoder_notes = preset.get("task", ""), post, 0, []
         weighed = str(exc)
-    by_hash = bool(preset) and sha in preset.get("match", {}).get("sha256", [])
+    # a hash or whole-structure match is this network; names alone may be another one
+    by_hash = bool(preset) and preset.get("_matched_by", "file hash") != "input/output names"
     if preset and not by_hash and f"not {post.decoder}:" in weighed:
         raise _PresetDoesNotFit(
             f"preset {preset['name']} matched only by input/output names, and its "

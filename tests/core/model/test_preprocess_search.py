@@ -21,6 +21,7 @@ from tests.core.model.unknown_copies import (
     EFFICIENTNET_ONNX,
     RESNET8_ONNX,
     div255_resnet8,
+    resaved,
     unknown_copy,
 )
 
@@ -114,3 +115,16 @@ def test_detector_is_refused_with_a_reason(assets: Path) -> None:
     spec = inspect_model(assets / "models" / "yolox-nano-coco")
     with pytest.raises(Exception, match="works on classifiers"):
         search_preprocessing(spec, [], None)
+
+
+def test_presets_match_a_reexport_by_graph_structure(tmp_path: Path) -> None:
+    copy = resaved(RESNET8_ONNX, tmp_path / "m")
+    spec = inspect_model(copy)
+    assert spec.sha256 != inspect_model(RESNET8_ONNX).sha256
+    assert spec.preset == "resnet8-cifar10.json"
+    assert any("matched by graph structure" in n for n in spec.notes)
+    assert (spec.preprocess.scale, spec.preprocess.std) == (1.0, [1, 1, 1])
+    original = inspect_model(RESNET8_ONNX)
+    assert any("matched by file hash" in n for n in original.notes)
+    # another input name: another exporter's network, the structure no longer vouches for it
+    assert inspect_model(unknown_copy(RESNET8_ONNX, tmp_path / "u")).preset == ""

@@ -1,8 +1,10 @@
 """Copies of the real classifiers that no preset, metadata or sidecar describes.
 
-Each copy's hash differs from the original (a metadata prop is added and the graph re-saved)
-and it is written alone into its own folder (no labels, no norm_stats), so whatever
-preprocessing the app ends up with was found, not looked up.
+Each copy's hash differs from the original (a metadata prop is added and the graph re-saved),
+its input is renamed (as another exporter would name it: the graph-structure match of presets
+then fails too) and it is written alone into its own folder (no labels, no norm_stats), so
+whatever preprocessing the app ends up with was found, not looked up. `resaved` keeps the
+input's name: a re-export that presets still recognise by structure.
 """
 
 from __future__ import annotations
@@ -27,9 +29,23 @@ def _save(model: onnx.ModelProto, folder: Path, name: str) -> Path:
     return path
 
 
-def unknown_copy(source: Path, folder: Path) -> Path:
+def _rename_input(model: onnx.ModelProto, new_name: str) -> None:
+    old = model.graph.input[0].name
+    for node in model.graph.node:
+        node.input[:] = [new_name if i == old else i for i in node.input]
+    model.graph.input[0].name = new_name
+
+
+def resaved(source: Path, folder: Path) -> Path:
     """`source` re-saved with another hash into `folder`, without its sidecars."""
-    return _save(onnx.load(str(source)), folder, f"unknown_{source.name}")
+    return _save(onnx.load(str(source)), folder, f"resaved_{source.name}")
+
+
+def unknown_copy(source: Path, folder: Path) -> Path:
+    """`source` with its input renamed and another hash, alone in `folder`."""
+    model = onnx.load(str(source))
+    _rename_input(model, "pixels")
+    return _save(model, folder, f"unknown_{source.name}")
 
 
 def div255_resnet8(folder: Path) -> Path:
