@@ -95,3 +95,19 @@ def test_results_panel_warns_on_collapse(qtbot, tmp_path, make_panel, capsys):
     healthy.pop("preprocessing_alarm")
     assert panel.load(healthy)
     assert not panel.messages.has("preprocessing")
+
+
+def test_current_misfed_preprocessing_is_flagged_inline(qtbot, tmp_path, make_panel):
+    panel = _open(qtbot, make_panel, unknown_copy(RESNET8_ONNX, tmp_path / "m"))
+    # the user (wrongly) sets /255: ResNet-8 then answers one class for every image
+    panel.scale.setValue(1 / 255)
+    panel.mean.setText("0")
+    panel.std.setText("1")
+    assert panel.apply_edits()
+    panel.finder.folder.setText(str(CIFAR))
+    panel.finder.choose_and_find()
+    qtbot.waitUntil(lambda: panel.finder.accept_btn.isEnabled(), timeout=60000)
+    warning = panel.messages.text("preprocessing")
+    assert "current preprocessing (/255, RGB" in warning and "check preprocessing: 100%" in warning
+    assert panel.finder.accept_choice()
+    assert "set to raw 0..255" in panel.messages.text("preprocessing")

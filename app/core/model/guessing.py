@@ -273,7 +273,10 @@ def _guess_preprocess(
         notes.append("the graph normalises its input; feeding RGB 0..1 (guessed)")
     else:
         pre.scale, pre.mean, pre.std = 1 / 255, IMAGENET_MEAN, IMAGENET_STD
-        notes.append("no normalisation info: ImageNet mean/std assumed (guessed; check it)")
+        notes.append(
+            "no normalisation info: ImageNet mean/std assumed (guessed; check it: Find "
+            "preprocessing, or inspect --find-preprocessing DIR, tries the others on your images)"
+        )
     notes.append(f"resize mode '{pre.resize}', RGB (guessed)")
 
 
