@@ -74,7 +74,8 @@ class Evidence:
     """How the model answered one candidate's inputs on the sample."""
 
     candidate: Candidate
-    score: float  # what the choice maximises (accuracy when labelled, else confident x varied)
+    score: float  # what the choice maximises: labelled, accuracy and the right class's
+    # probability; else mean confidence x how evenly the answers spread over classes
     top_share: float  # fraction of images given the single most common class
     mean_confidence: float  # mean top-1 probability
     classes_seen: int  # distinct top-1 classes over the sample
@@ -201,10 +202,14 @@ def _judge(cand: Candidate, probs: np.ndarray, truth: list[set[int]] | None) -> 
     # entropy of the answers relative to its most possible: 1 = every image its own class
     spread = max(0.0, float(-(p * np.log(p)).sum() / math.log(min(n, classes)))) if n > 1 else 0.0
     accuracy = None
+    score = conf * spread
     if truth and any(truth):
         rows = [i for i, t in enumerate(truth) if t]
         accuracy = float(np.mean([top[i] in truth[i] for i in rows]))
-    score = accuracy if accuracy is not None else conf * spread
+        # the probability given to the right class: accuracy that also counts near misses,
+        # so a handful of labelled images does not decide by one image's flip
+        right = float(np.mean([max(probs[i, c] for c in truth[i]) for i in rows]))
+        score = 0.5 * accuracy + 0.5 * right
     if accuracy is None and share >= COLLAPSE_SHARE:
         score *= 0.1  # a collapse is misfeeding even when the model is sure of itself
     alarm = collapse_alarm(share, classes, accuracy)
@@ -322,7 +327,12 @@ def search_preprocessing(
     # ties (e.g. two near-identical [-1, 1] scalings) go to the first tried
     chosen = max(range(len(evidence)), key=lambda i: (round(evidence[i].score, 4), -i))
     labelled = sum(1 for t in truth or [] if t)
-    notes.insert(0, "chosen by accuracy" if labelled else "chosen by confident, varied answers")
+    notes.insert(
+        0,
+        "chosen by accuracy and the right class's probability"
+        if labelled
+        else "chosen by confident, varied answers",
+    )
     report(1.0, "done")
     return SearchResult(evidence, chosen, len(images), labelled, classes[0], notes)
 

@@ -61,7 +61,7 @@ def test_nhwc_raw_classifier_found_without_labels(tmp_path: Path) -> None:
 def test_labelled_search_picks_by_accuracy(tmp_path: Path) -> None:
     spec = _unpreset(unknown_copy(RESNET8_ONNX, tmp_path / "m"))
     result = _found(spec, CIFAR, labelled=True)
-    assert result.labelled == 32 and result.notes[0] == "chosen by accuracy"
+    assert result.labelled == 32 and result.notes[0].startswith("chosen by accuracy")
     choice = result.choice
     assert (choice.candidate.norm, choice.candidate.color) == ("raw 0..255", "RGB")
     assert choice.accuracy is not None and choice.accuracy >= 0.55
@@ -128,3 +128,25 @@ def test_presets_match_a_reexport_by_graph_structure(tmp_path: Path) -> None:
     assert any("matched by file hash" in n for n in original.notes)
     # another input name: another exporter's network, the structure no longer vouches for it
     assert inspect_model(unknown_copy(RESNET8_ONNX, tmp_path / "u")).preset == ""
+
+
+def test_minus127_over128_model_found_by_labels(tmp_path: Path) -> None:
+    """EfficientNet-Lite0 with its class names (labels are not preprocessing) on the ImageNet
+    samples' CSV: ten images, so the choice weighs the right class's probability too."""
+    folder = tmp_path / "m"
+    copy = unknown_copy(EFFICIENTNET_ONNX, folder)
+    (folder / "imagenet_classes.txt").write_bytes(
+        (EFFICIENTNET_ONNX.parent / "imagenet_classes.txt").read_bytes()
+    )
+    spec = _unpreset(copy)
+    assert len(spec.labels) == 1000 and spec.labels[0] != "class 0"
+    samples = IMAGES / "imagenet-samples"
+    images, paths = read_images(sample(list_images(samples)))
+    truth = class_labels(spec.labels, paths, samples).truth
+    result = search_preprocessing(spec, images, truth)
+    assert result.labelled >= 9
+    choice = result.choice
+    assert choice.candidate.norm in ("(x-127)/128", "(x-127.5)/127.5")
+    assert choice.candidate.color == "RGB" and choice.accuracy >= 0.75
+    raw = next(e for e in result.evidence if e.candidate.norm == "raw 0..255")
+    assert raw.accuracy <= 0.15
