@@ -11,6 +11,7 @@ from app.cli.output import ProgressBar, save_json, table
 from app.core.eval.preprocess_finder import find_preprocessing
 from app.core.model.inspection import inspect_model
 from app.core.model.preprocess_search import SearchResult
+from app.core.model.search_report import evidence_table
 from app.core.model.spec import ModelSpec
 
 
@@ -84,21 +85,9 @@ def print_spec(spec: ModelSpec) -> None:
 def print_search(found: SearchResult) -> None:
     """The evidence table, the choice marked, and the alarm when even the choice looks misfed."""
     labelled = f", {found.labelled} labelled" if found.labelled else ", no labels"
-    print(f"\npreprocessing tried on {found.images} images{labelled} ({found.classes} classes)")
-    rows = [
-        (
-            "*" if i == found.chosen else "",
-            e.candidate.name,
-            f"{e.score:.3f}",
-            f"{e.top_share:.0%}",
-            f"{e.mean_confidence:.2f}",
-            e.classes_seen,
-            "" if e.accuracy is None else f"{e.accuracy:.0%}",
-            "check preprocessing" if e.alarm else "",
-        )
-        for i, e in enumerate(found.evidence)
-    ]
-    heads = ["", "candidate", "score", "top class", "confidence", "classes", "accuracy", "alarm"]
+    what = "a detector" if found.task == "detection" else f"{found.classes} classes"
+    print(f"\npreprocessing tried on {found.images} images{labelled} ({what})")
+    heads, rows = evidence_table(found)
     print(table(heads, rows))
     for note in found.notes:
         print(f"note        {note}")

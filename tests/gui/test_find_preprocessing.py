@@ -10,7 +10,7 @@ from app.cli.main import main
 from app.gui.panels.model import ModelPanel
 from app.gui.panels.results import ResultsPanel
 from app.gui.state import AppState
-from tests.assets import CIFAR, IMAGES, needs_assets
+from tests.assets import CIFAR, IMAGES, MODELS, needs_assets
 from tests.cli.test_find_preprocessing import misfed_workspace
 from tests.core.model.unknown_copies import EFFICIENTNET_ONNX, RESNET8_ONNX, unknown_copy
 
@@ -77,10 +77,12 @@ def test_another_model_clears_the_evidence(qtbot, tmp_path, make_panel, paths):
     panel.open_model(str(paths["model"]))
     qtbot.waitUntil(lambda: panel.state.spec.task == "detection", timeout=30000)
     assert panel.finder.table.rowCount() == 0 and not panel.finder.accept_btn.isEnabled()
-    # a detector: refused inline, with the reason
+    # a uint8 input takes pixels as they are: refused inline, with the reason
+    panel.open_model(str(MODELS / "ssd-mobilenet-v2-coco"))
+    qtbot.waitUntil(lambda: panel.state.spec.preprocess.input_dtype == "uint8", timeout=30000)
     panel.finder.find(str(CIFAR))
     qtbot.waitUntil(lambda: panel.messages.has("job"), timeout=30000)
-    assert "works on classifiers" in panel.messages.text("job")
+    assert "uint8 input takes pixels as they are" in panel.messages.text("job")
 
 
 def test_results_panel_warns_on_collapse(qtbot, tmp_path, make_panel, capsys):

@@ -1,4 +1,4 @@
-"""Find how a classifier wants its pixels by trying the usual preprocessings on the user's images.
+"""Find how a model wants its pixels by trying the usual preprocessings on the user's images.
 
 Where nothing says (no preset, no metadata, no normalisation in the graph), each candidate
 (raw 0..255, /255, [-1, 1] two ways, ImageNet mean/std; RGB or BGR; the resize modes) is run on
@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from app.core.errors import Cancelled, UserError
+from app.core.model.candidate_runner import CROP_FRACTION, CandidateRunner
 from app.core.model.spec import ModelSpec, Preprocess
-from app.core.ort_session import cpu_session
 
 SAMPLE_SIZE = 32  # images tried per candidate: enough to see a collapse, seconds not minutes
 COLLAPSE_SHARE = 0.9  # one class for >= 90% of images: the model is being misfed
+FIRST_LOOK = 8  # a detector finding nothing on this many images is not run on the rest
 CHANCE_FACTOR = 1.5  # labelled accuracy <= 1.5 x chance: the model is being misfed
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -36,7 +36,6 @@ NORMALISATIONS: list[tuple[str, float, list[float], list[float]]] = [
 ]
 COLORS = ("RGB", "BGR")
 RESIZES = ("resize_crop", "letterbox", "stretch")
-CROP_FRACTION = 0.875  # resize + crop: the usual 256 -> 224 short-side crop
 
 
 @dataclass(frozen=True)
@@ -81,10 +80,21 @@ class Evidence:
     classes_seen: int  # distinct top-1 classes over the sample
     accuracy: float | None  # top-1 over labelled images, None without labels
     alarm: str  # "check preprocessing" message, "" when predictions look healthy
+    # detectors: share of images where something was found, and objects found per image
+    found_share: float | None = None
+    objects: float | None = None
 
     def row(self) -> dict[str, object]:
         acc = None if self.accuracy is None else round(self.accuracy, 4)
-        return {
+        more = (
+            {}
+            if self.objects is None
+            else {
+                "images_with_finds": round(self.found_share or 0.0, 4),
+                "objects_per_image": round(self.objects, 2),
+            }
+        )
+        return more | {
             "candidate": self.candidate.name,
             "norm": self.candidate.norm,
             "color": self.candidate.color,
@@ -108,6 +118,7 @@ class SearchResult:
     labelled: int
     classes: int
     notes: list[str]
+    task: str = "classification"
 
     @property
     def choice(self) -> Evidence:
@@ -128,6 +139,7 @@ class SearchResult:
             "images": self.images,
             "labelled": self.labelled,
             "classes": self.classes,
+            "task": self.task,
             "chosen": self.choice.candidate.name,
             "rows": [e.row() | {"chosen": i == self.chosen} for i, e in enumerate(self.evidence)],
             "notes": self.notes,
@@ -159,28 +171,6 @@ def sample(paths: list[Path], n: int = SAMPLE_SIZE) -> list[Path]:
         return list(paths)
     step = len(paths) / n
     return [paths[int(i * step)] for i in range(n)]
-
-
-def _resized(bgr: np.ndarray, resize: str, th: int, tw: int) -> np.ndarray:
-    """Uint8 BGR at [th, tw] by one resize mode (the frames package's geometry, without its
-    buffers: this layer sits below it)."""
-    h, w = bgr.shape[:2]
-    if resize == "stretch":
-        interp = cv2.INTER_AREA if min(th / h, tw / w) < 1 else cv2.INTER_LINEAR
-        return cv2.resize(bgr, (tw, th), interpolation=interp)
-    if resize == "letterbox":
-        r = min(th / h, tw / w)
-        nh, nw = max(1, int(h * r)), max(1, int(w * r))
-        canvas = np.full((th, tw, 3), 114, np.uint8)
-        interp = cv2.INTER_AREA if r < 0.5 else cv2.INTER_LINEAR
-        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=interp)
-        return canvas
-    s = max(th / h, tw / w) / CROP_FRACTION
-    nh, nw = max(th, round(h * s)), max(tw, round(w * s))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    big = cv2.resize(bgr, (nw, nh), interpolation=interp)
-    y0, x0 = (nh - th) // 2, (nw - tw) // 2
-    return big[y0 : y0 + th, x0 : x0 + tw]
 
 
 def _probabilities(rows: np.ndarray) -> np.ndarray:
@@ -216,42 +206,24 @@ def _judge(cand: Candidate, probs: np.ndarray, truth: list[set[int]] | None) -> 
     return Evidence(cand, score, share, conf, int((counts > 0).sum()), accuracy, alarm)
 
 
-class _Runner:
-    """Runs the model on the sample under one candidate; resized images cached per mode."""
-
-    def __init__(self, spec: ModelSpec, model_file: Path, images: list[np.ndarray]) -> None:
-        self.spec, self.images = spec, images
-        self.sess = cpu_session(model_file, log_severity=4)
-        batch = spec.input_shape[0] if spec.input_shape else 1
-        self.batch_all = not isinstance(batch, int) or batch == len(images)
-        self.fixed_batch = batch if isinstance(batch, int) else 1
-        self.dtype = np.uint8 if spec.preprocess.input_dtype == "uint8" else np.float32
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _stack(self, resize: str) -> np.ndarray:
-        if resize not in self._cache:
-            th, tw = self.spec.preprocess.size
-            self._cache[resize] = np.stack([_resized(im, resize, th, tw) for im in self.images])
-        return self._cache[resize]
-
-    def run(self, cand: Candidate) -> np.ndarray:
-        x = self._stack(cand.resize)
-        if cand.color == "RGB":
-            x = x[..., ::-1]
-        x = (x.astype(np.float32) * np.float32(cand.scale) - np.float32(cand.mean)) / np.float32(
-            cand.std
+def _judge_detections(cand: Candidate, finds: list[tuple[int, float]], cap: int) -> Evidence:
+    """A detector is well fed when it finds a few objects in most photos, surely: nothing on
+    most images, or `cap` (max detections) on many, is misfeeding. `finds`: (objects, best
+    score) per image."""
+    counts = np.array([c for c, _ in finds], float)
+    found = (counts > 0) & (counts < cap)
+    share = float(found.mean())
+    best = float(np.mean([b for (c, b), f in zip(finds, found) if f])) if found.any() else 0.0
+    alarm = ""
+    if (counts == 0).mean() >= COLLAPSE_SHARE:
+        alarm = f"check preprocessing: nothing found on {(counts == 0).mean():.0%} of the images"
+    elif (counts >= cap).mean() >= 0.5:
+        alarm = (
+            f"check preprocessing: {cap} or more objects on {(counts >= cap).mean():.0%} of the "
+            "images (it finds everything)"
         )
-        if self.spec.preprocess.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        name = self.spec.input_name
-        if self.batch_all:
-            return np.asarray(self.sess.run(None, {name: x})[0])
-        outs = [
-            self.sess.run(None, {name: np.repeat(x[i : i + 1], self.fixed_batch, 0)})[0][:1]
-            for i in range(len(x))
-        ]
-        return np.concatenate([np.asarray(o) for o in outs])
+    score = share * best * (0.1 if alarm else 1.0)
+    return Evidence(cand, score, 0.0, best, 0, None, alarm, share, float(counts.mean()))
 
 
 def _same_aspect(images: list[np.ndarray], size: list[int]) -> bool:
@@ -268,17 +240,23 @@ def search_preprocessing(
     model_file: Path | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    count_objects: Callable[[list[np.ndarray], Preprocess], tuple[int, float]] | None = None,
 ) -> SearchResult:
-    """Try the candidates on `images` (BGR uint8, ~32) for a classifier `spec`; `truth` gives
-    each image's accepted classes (empty set: unknown). Pruned in two rounds: every scaling and
-    colour order at the spec's resize mode, then the other resize modes for the winner (none
-    when all images already have the model's aspect ratio: the modes would feed the same
-    pixels). UserError for a detector, no images, or a uint8 input (it takes pixels as is)."""
+    """Try the candidates on `images` (BGR uint8, ~32); `truth` gives each image's accepted
+    classes (empty set: unknown). A detector needs `count_objects(outputs, preprocess)` ->
+    (objects found, best score) for one image (its decoders sit above this package). Pruned
+    in two rounds: every scaling and colour order at the spec's resize mode, then the other
+    resize modes for the winner (none when all images already have the model's aspect ratio:
+    the modes would feed the same pixels). UserError for no images or a uint8 input."""
     model_file = Path(model_file or spec.path)
-    if spec.task != "classification" or spec.postprocess.decoder != "classifier":
+    detector = spec.task == "detection"
+    if (detector and count_objects is None) or (
+        not detector and spec.postprocess.decoder != "classifier"
+    ):
         raise UserError(
-            f"{model_file}: finding preprocessing works on classifiers; this model is a "
-            f"{spec.task or 'model'} ({spec.postprocess.decoder}): set its preprocessing by hand"
+            f"{model_file}: finding preprocessing works on classifiers and decoded detectors; "
+            f"this model is a {spec.task or 'model'} ({spec.postprocess.decoder}): set its "
+            "preprocessing by hand"
         )
     if spec.preprocess.input_dtype == "uint8":
         raise UserError(f"{model_file}: a uint8 input takes pixels as they are; nothing to find")
@@ -286,7 +264,7 @@ def search_preprocessing(
         raise UserError("no readable images to try preprocessings on: choose a folder of photos")
     report = progress or (lambda f, m: None)
     stop = cancelled or (lambda: False)
-    runner = _Runner(spec, model_file, images)
+    runner = CandidateRunner(spec, model_file, images)
     notes: list[str] = []
     first = spec.preprocess.resize if spec.preprocess.resize in RESIZES else "resize_crop"
     round1 = [
@@ -303,9 +281,17 @@ def search_preprocessing(
         if stop():
             raise Cancelled()
         report(len(evidence) / total, cand.name)
-        probs = _probabilities(runner.run(cand))
-        classes.append(probs.shape[1])
-        ev = _judge(cand, probs, truth)
+        if detector and count_objects is not None:
+            pre = cand.apply(spec.preprocess)
+            finds = [count_objects(outs, pre) for outs in runner.run_each(cand, 0, FIRST_LOOK)]
+            if any(n for n, _ in finds):  # nothing on the first few: misfed, no need for more
+                finds += [count_objects(o, pre) for o in runner.run_each(cand, FIRST_LOOK)]
+            ev = _judge_detections(cand, finds, spec.postprocess.max_det)
+            classes.append(len(spec.labels))
+        else:
+            probs = _probabilities(runner.run(cand))
+            classes.append(probs.shape[1])
+            ev = _judge(cand, probs, truth)
         evidence.append(ev)
         return ev
 
@@ -329,44 +315,12 @@ def search_preprocessing(
     labelled = sum(1 for t in truth or [] if t)
     notes.insert(
         0,
-        "chosen by accuracy and the right class's probability"
+        "chosen by objects found in most images, surely"
+        if detector
+        else "chosen by accuracy and the right class's probability"
         if labelled
         else "chosen by confident, varied answers",
     )
     report(1.0, "done")
-    return SearchResult(evidence, chosen, len(images), labelled, classes[0], notes)
-
-
-def accepted_notes(notes: list[str], result: SearchResult) -> list[str]:
-    """The spec's notes once the user accepted the found preprocessing: guesses about pixels
-    are replaced by what the user chose, and on what evidence."""
-    keep = [
-        n
-        for n in notes
-        if not (
-            ("guessed" in n and ("mean/std" in n or "resize mode" in n or "normalis" in n))
-            or n.startswith("preprocessing found on")
-        )
-    ]
-    ev = result.choice
-    how = (
-        f"accuracy {ev.accuracy:.0%}"
-        if ev.accuracy is not None
-        else (f"top class share {ev.top_share:.0%}, mean confidence {ev.mean_confidence:.2f}")
-    )
-    keep.append(
-        f"preprocessing found on {result.images} of your images: {ev.candidate.name} "
-        f"({how}; set by you)"
-    )
-    return keep
-
-
-def read_images(paths: list[Path]) -> tuple[list[np.ndarray], list[Path]]:
-    """(BGR images, their paths) of the readable ones among `paths`."""
-    images, kept = [], []
-    for path in paths:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is not None and img.size:
-            images.append(img)
-            kept.append(path)
-    return images, kept
+    task = "detection" if detector else "classification"
+    return SearchResult(evidence, chosen, len(images), labelled, classes[0], notes, task)

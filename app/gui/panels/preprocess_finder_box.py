@@ -20,11 +20,10 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import UserError
 from app.core.eval.preprocess_finder import find_preprocessing
-from app.core.model.preprocess_search import SearchResult, accepted_notes
+from app.core.model.preprocess_search import SearchResult
+from app.core.model.search_report import accepted_notes, evidence_table
 from app.core.model.spec import ModelSpec
 from app.gui.panels.base import Panel
-
-COLUMNS = ["", "candidate", "score", "top class", "confidence", "classes", "accuracy", "alarm"]
 
 
 class PreprocessFinder(QGroupBox):
@@ -50,8 +49,7 @@ class PreprocessFinder(QGroupBox):
             row.addWidget(w, 1 if w is self.folder else 0)
         col.addLayout(row)
         col.addWidget(panel.make_job_bar("", [self.find_btn]))
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)  # all 12 candidates in view
@@ -88,21 +86,14 @@ class PreprocessFinder(QGroupBox):
     def show_result(self, result: SearchResult) -> None:
         spec = self.panel.state.spec
         self.result, self.result_sha = result, spec.sha256 if spec else ""
-        self.table.setRowCount(len(result.evidence))
+        heads, rows = evidence_table(result)
+        self.table.setColumnCount(len(heads))
+        self.table.setHorizontalHeaderLabels(heads)
+        self.table.setRowCount(len(rows))
         bold = QFont()
         bold.setBold(True)
-        for r, ev in enumerate(result.evidence):
-            acc = "" if ev.accuracy is None else f"{ev.accuracy:.0%}"
-            cells = [
-                "✔ chosen" if r == result.chosen else "",
-                ev.candidate.name,
-                f"{ev.score:.3f}",
-                f"{ev.top_share:.0%}",
-                f"{ev.mean_confidence:.2f}",
-                str(ev.classes_seen),
-                acc,
-                "check preprocessing" if ev.alarm else "",
-            ]
+        for r, (ev, cells) in enumerate(zip(result.evidence, rows)):
+            cells[0] = "✔ chosen" if cells[0] else ""
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if r == result.chosen:

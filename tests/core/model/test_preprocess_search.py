@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from app.core.errors import UserError
 from app.core.eval.labels import class_labels
+from app.core.eval.preprocess_finder import find_preprocessing
 from app.core.frames.sources import list_images
 from app.core.model.inspection import inspect_model
-from app.core.model.preprocess_search import (
-    collapse_alarm,
-    read_images,
-    sample,
-    search_preprocessing,
-)
+from app.core.model.preprocess_search import collapse_alarm, sample, search_preprocessing
+from app.core.model.search_report import read_images
 from app.core.model.spec import ModelSpec
-from tests.assets import CIFAR, IMAGES, needs_assets
+from tests.assets import CIFAR, IMAGES, YOLOX_ONNX, needs_assets
 from tests.core.model.unknown_copies import (
     EFFICIENTNET_ONNX,
     RESNET8_ONNX,
@@ -111,10 +110,23 @@ def test_collapse_alarm_thresholds() -> None:
     assert collapse_alarm(1.0, 1) == ""
 
 
-def test_detector_is_refused_with_a_reason(assets: Path) -> None:
+def test_detector_without_a_decoder_is_refused_with_a_reason(assets: Path) -> None:
     spec = inspect_model(assets / "models" / "yolox-nano-coco")
-    with pytest.raises(Exception, match="works on classifiers"):
+    with pytest.raises(UserError, match="works on classifiers and decoded detectors"):
         search_preprocessing(spec, [], None)
+
+
+def test_detector_preprocessing_found_on_coco_photos(tmp_path: Path) -> None:
+    """YOLOX-Nano (BGR 0..255) under another input name: the misfed candidates find nothing."""
+    spec = _unpreset(unknown_copy(YOLOX_ONNX, tmp_path / "m"))
+    # what the guess would be without YOLOX's decoder convention
+    spec.preprocess = replace(spec.preprocess, scale=1 / 255, color="RGB")
+    result = find_preprocessing(spec, IMAGES / "coco-val-dev64")
+    choice = result.choice
+    assert (choice.candidate.norm, choice.candidate.color) == ("raw 0..255", "BGR")
+    assert choice.found_share >= 0.9 and choice.alarm == ""
+    div = next(e for e in result.evidence if e.candidate.norm == "/255")
+    assert div.alarm.startswith("check preprocessing: nothing found")
 
 
 def test_presets_match_a_reexport_by_graph_structure(tmp_path: Path) -> None:
