@@ -111,5 +111,8 @@ def test_current_misfed_preprocessing_is_flagged_inline(qtbot, tmp_path, make_pa
     qtbot.waitUntil(lambda: panel.finder.accept_btn.isEnabled(), timeout=60000)
     warning = panel.messages.text("preprocessing")
     assert "current preprocessing (/255, RGB" in warning and "check preprocessing: 100%" in warning
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        assert panel.grab().save(str(SHOTS / "model-find-preprocessing-alarm.png"))
     assert panel.finder.accept_choice()
     assert "set to raw 0..255" in panel.messages.text("preprocessing")
