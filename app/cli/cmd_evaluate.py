@@ -63,5 +63,7 @@ def print_report(report: dict) -> None:
     for v in report["variants"]:
         if v.get("fallback"):
             print(f"warning: {v['name']}: {v['fallback']}")
+    if report.get("preprocessing_alarm"):
+        print(f"warning: {report['preprocessing_alarm']}")
     for s in report.get("skipped", []):
         print(f"skipped: {s['source']}: {s['reason']}")

@@ -1,4 +1,5 @@
-"""`int8-studio inspect`: what a model expects and produces, as text or JSON."""
+"""`int8-studio inspect`: what a model expects and produces, as text or JSON; with
+`--find-preprocessing DIR`, the preprocessing found on the user's images, with its evidence."""
 
 from __future__ import annotations
 
@@ -6,24 +7,57 @@ import argparse
 import json
 
 from app.cli.arguments import add_json, add_model, add_size
-from app.cli.output import save_json
+from app.cli.output import ProgressBar, save_json, table
+from app.core.eval.preprocess_finder import find_preprocessing
 from app.core.model.inspection import inspect_model
+from app.core.model.preprocess_search import SearchResult
+from app.core.model.search_report import evidence_table
+from app.core.model.spec import ModelSpec
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("inspect", help="show a model's inputs, outputs, task and preprocessing")
     add_model(p)
     add_size(p)
+    p.add_argument(
+        "--find-preprocessing",
+        metavar="DIR",
+        help="classifiers: try the usual preprocessings on ~32 images of DIR and show which "
+        "one the model answers best under (labels: class-named subfolders or a CSV in DIR)",
+    )
+    p.add_argument(
+        "--find-labels", metavar="PATH", help="labels for --find-preprocessing (CSV or folder)"
+    )
     add_json(p, stdout=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     spec = inspect_model(args.model, size=args.size)
+    found = None
+    if args.find_preprocessing:
+        progress = None if args.json_out == "-" else ProgressBar("trying preprocessings")
+        found = find_preprocessing(
+            spec, args.find_preprocessing, args.find_labels, progress=progress
+        )
+    data = spec.to_dict() | ({"preprocessing_search": found.to_dict()} if found else {})
     if args.json_out == "-":
-        print(json.dumps(spec.to_dict(), indent=2))
+        print(json.dumps(data, indent=2))
         return 0
-    save_json(args.json_out, spec.to_dict())
+    save_json(args.json_out, data)
+    print_spec(spec)
+    if found is not None:
+        print_search(found)
+        current = found.matching(spec.preprocess)
+        if current is not None and current.alarm:
+            print(
+                f"warning     the model's current preprocessing ({current.candidate.name}): "
+                f"{current.alarm}"
+            )
+    return 0
+
+
+def print_spec(spec: ModelSpec) -> None:
     pre, post = spec.preprocess, spec.postprocess
     print(f"model       {spec.path}")
     print(f"sha256      {spec.sha256[:16]}...")
@@ -46,4 +80,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"note        {note}")
     for problem in spec.problems:
         print(f"warning     {problem}")
-    return 0
+
+
+def print_search(found: SearchResult) -> None:
+    """The evidence table, the choice marked, and the alarm when even the choice looks misfed."""
+    labelled = f", {found.labelled} labelled" if found.labelled else ", no labels"
+    what = "a detector" if found.task == "detection" else f"{found.classes} classes"
+    print(f"\npreprocessing tried on {found.images} images{labelled} ({what})")
+    heads, rows = evidence_table(found)
+    print(table(heads, rows))
+    for note in found.notes:
+        print(f"note        {note}")
+    choice = found.choice
+    print(f"found       {choice.candidate.name}")
+    if choice.alarm:
+        print(f"warning     {choice.alarm}")

@@ -27,6 +27,7 @@ from app.core.eval.metrics import (
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.postprocess import Detections, class_probabilities
 from app.core.frames.sources import ImageSet
+from app.core.model.preprocess_search import collapse_alarm
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.timing import percentiles
@@ -225,6 +226,13 @@ def _classification_metrics(spec, images, results, images_dir, report, labels_di
                 100 * float(np.mean([bool(set(order[i, :k]) & truth[i]) for i in rows])), 2
             )
         metrics[name] = m
+    # FP32 answering one class for most images, or near chance, means misfed pixels
+    share = float(np.bincount(ref).max() / len(ref)) if len(ref) else 0.0
+    report["fp32_top_class_share"] = round(share, 4)
+    top1 = metrics["fp32"].get("top1")
+    classes = int(np.stack(results["fp32"][0]).shape[1])
+    alarm = collapse_alarm(share, classes, None if top1 is None else top1 / 100)
+    report.update({"preprocessing_alarm": alarm} if alarm else {})
     return metrics
 
 

@@ -161,7 +161,8 @@ def _guess_spec(
     pre = Preprocess(layout=layout)
     post = Postprocess()
     if preset:
-        notes.append(f"preset: {preset['name']} ({preset['_file']})")
+        how = preset.get("_matched_by", "file hash")
+        notes.append(f"preset: {preset['name']} ({preset['_file']}, matched by {how})")
         pre = Preprocess(**{**pre.__dict__, **preset.get("preprocess", {}), "layout": layout})
         post = Postprocess(**{**post.__dict__, **preset.get("postprocess", {})})
     elif meta.ultralytics:
@@ -205,7 +206,8 @@ def _guess_spec(
             raise
         task, guessed_post, n_classes, decoder_notes = preset.get("task", ""), post, 0, []
         weighed = str(exc)
-    by_hash = bool(preset) and sha in preset.get("match", {}).get("sha256", [])
+    # a hash or whole-structure match is this network; names alone may be another one
+    by_hash = bool(preset) and preset.get("_matched_by", "file hash") != "input/output names"
     if preset and not by_hash and f"not {post.decoder}:" in weighed:
         raise _PresetDoesNotFit(
             f"preset {preset['name']} matched only by input/output names, and its "
@@ -271,7 +273,10 @@ def _guess_preprocess(
         notes.append("the graph normalises its input; feeding RGB 0..1 (guessed)")
     else:
         pre.scale, pre.mean, pre.std = 1 / 255, IMAGENET_MEAN, IMAGENET_STD
-        notes.append("no normalisation info: ImageNet mean/std assumed (guessed; check it)")
+        notes.append(
+            "no normalisation info: ImageNet mean/std assumed (guessed; check it: Find "
+            "preprocessing, or inspect --find-preprocessing DIR, tries the others on your images)"
+        )
     notes.append(f"resize mode '{pre.resize}', RGB (guessed)")
 
 

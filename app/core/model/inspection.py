@@ -41,6 +41,6 @@ def inspect_model(
     inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in init_names}
     outputs = {vi.name: _dims(vi) for vi in graph.output}
     sidecars = read_sidecars(model_file.parent, model_file)
-    preset = match_preset(sha, inputs, outputs)
+    preset = match_preset(sha, inputs, outputs, model)
     spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size, probe_images)
     return spec

@@ -31,6 +31,7 @@ from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
+from app.gui.panels.preprocess_finder_box import PreprocessFinder
 from app.gui.workers import Job
 
 
@@ -174,6 +175,8 @@ class ModelPanel(Panel):
         self.labels.setSpacing(1)
         labels_layout.addWidget(self.labels)
         lower.addWidget(labels_box, 1)
+        self.finder = PreprocessFinder(self)  # "Find preprocessing…" and its evidence
+        self.body.addWidget(self.finder, 1)
         if self.state.spec is not None:
             self.on_spec_changed(self.state.spec)
 

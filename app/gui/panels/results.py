@@ -286,6 +286,7 @@ class ResultsPanel(Panel):
         self.point_labels.clear()
         self.caption.setText("No results yet: evaluate above, or `int8-studio evaluate`.")
         self.messages.clear("labels")
+        self.messages.clear("preprocessing")
 
     def load(self, report: dict[str, Any]) -> bool:
         """Show an evaluate()-shaped dict."""
@@ -319,6 +320,10 @@ class ResultsPanel(Panel):
             self.messages.set("labels", note, "warning")
         else:
             self.messages.clear("labels")
+        if report.get("preprocessing_alarm"):  # FP32 itself misfed: INT8 figures mean little
+            self.messages.set("preprocessing", report["preprocessing_alarm"], "warning")
+        else:
+            self.messages.clear("preprocessing")
         self._plot()
         return True
 
