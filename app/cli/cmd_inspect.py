@@ -9,9 +9,9 @@ import json
 from app.cli.arguments import add_json, add_model, add_size
 from app.cli.output import ProgressBar, save_json, table
 from app.core.eval.preprocess_finder import find_preprocessing
+from app.core.eval.preprocess_search import SearchResult
+from app.core.eval.search_report import evidence_table
 from app.core.model.inspection import inspect_model
-from app.core.model.preprocess_search import SearchResult
-from app.core.model.search_report import evidence_table
 from app.core.model.spec import ModelSpec
 
 

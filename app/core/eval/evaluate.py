@@ -24,10 +24,10 @@ from app.core.eval.metrics import (
     load_coco_json,
     yolo_labels_to_coco,
 )
+from app.core.eval.preprocess_search import collapse_alarm
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.postprocess import Detections, class_probabilities
 from app.core.frames.sources import ImageSet
-from app.core.model.preprocess_search import collapse_alarm
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.timing import percentiles

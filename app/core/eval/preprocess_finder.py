@@ -11,11 +11,11 @@ from pathlib import Path
 
 from app.core.errors import CancelToken, UserError
 from app.core.eval.labels import class_labels
+from app.core.eval.preprocess_search import SAMPLE_SIZE, SearchResult, sample, search_preprocessing
+from app.core.eval.search_report import read_images
 from app.core.frames.postprocess import postprocess_detections
 from app.core.frames.preprocess import Geometry
 from app.core.frames.sources import list_images
-from app.core.model.preprocess_search import SAMPLE_SIZE, SearchResult, sample, search_preprocessing
-from app.core.model.search_report import read_images
 from app.core.model.spec import ModelSpec, Preprocess
 
 

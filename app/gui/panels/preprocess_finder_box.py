@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import UserError
 from app.core.eval.preprocess_finder import find_preprocessing
-from app.core.model.preprocess_search import SearchResult
-from app.core.model.search_report import accepted_notes, evidence_table
+from app.core.eval.preprocess_search import SearchResult
+from app.core.eval.search_report import accepted_notes, evidence_table
 from app.core.model.spec import ModelSpec
 from app.gui.panels.base import Panel
 

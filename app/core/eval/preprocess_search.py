@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.errors import Cancelled, UserError
-from app.core.model.candidate_runner import CROP_FRACTION, CandidateRunner
+from app.core.eval.candidate_runner import CROP_FRACTION, CandidateRunner
 from app.core.model.spec import ModelSpec, Preprocess
 
 SAMPLE_SIZE = 32  # images tried per candidate: enough to see a collapse, seconds not minutes

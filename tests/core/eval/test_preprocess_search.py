@@ -10,10 +10,10 @@ import pytest
 from app.core.errors import UserError
 from app.core.eval.labels import class_labels
 from app.core.eval.preprocess_finder import find_preprocessing
+from app.core.eval.preprocess_search import collapse_alarm, sample, search_preprocessing
+from app.core.eval.search_report import read_images
 from app.core.frames.sources import list_images
 from app.core.model.inspection import inspect_model
-from app.core.model.preprocess_search import collapse_alarm, sample, search_preprocessing
-from app.core.model.search_report import read_images
 from app.core.model.spec import ModelSpec
 from tests.assets import CIFAR, IMAGES, YOLOX_ONNX, needs_assets
 from tests.core.model.unknown_copies import (

@@ -1,8 +1,7 @@
 """Run one model on a sample of images under candidate preprocessings (the search's engine).
 
-The resize modes repeat the frames package's geometry without its buffers (this package sits
-below it); each mode's resized sample is cached, so a candidate costs only its arithmetic and
-the inference.
+The resize modes are the frames package's own (`resize_frame`); each mode's resized sample is
+cached, so a candidate costs only its arithmetic and the inference.
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from app.core.model.spec import ModelSpec
+from app.core.frames.preprocess import resize_frame
+from app.core.model.spec import ModelSpec, Preprocess
 from app.core.ort_session import cpu_session
 
 CROP_FRACTION = 0.875  # resize + crop: the usual 256 -> 224 short-side crop
@@ -30,25 +29,11 @@ class Pixels(Protocol):
 
 
 def resized(bgr: np.ndarray, resize: str, th: int, tw: int) -> np.ndarray:
-    """Uint8 BGR at [th, tw] by one resize mode (the frames package's geometry, without its
-    buffers: this layer sits below it)."""
-    h, w = bgr.shape[:2]
-    if resize == "stretch":
-        interp = cv2.INTER_AREA if min(th / h, tw / w) < 1 else cv2.INTER_LINEAR
-        return cv2.resize(bgr, (tw, th), interpolation=interp)
-    if resize == "letterbox":
-        r = min(th / h, tw / w)
-        nh, nw = max(1, int(h * r)), max(1, int(w * r))
-        canvas = np.full((th, tw, 3), 114, np.uint8)
-        interp = cv2.INTER_AREA if r < 0.5 else cv2.INTER_LINEAR
-        canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=interp)
-        return canvas
-    s = max(th / h, tw / w) / CROP_FRACTION
-    nh, nw = max(th, round(h * s)), max(tw, round(w * s))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    big = cv2.resize(bgr, (nw, nh), interpolation=interp)
-    y0, x0 = (nh - th) // 2, (nw - tw) // 2
-    return big[y0 : y0 + th, x0 : x0 + tw]
+    """Uint8 BGR at [th, tw] by one resize mode: the frames package's own geometry and
+    interpolation (resize + crop with the usual 256 -> 224 crop)."""
+    pre = Preprocess(resize=resize, size=[th, tw], crop_fraction=CROP_FRACTION)
+    out, _ = resize_frame(bgr, pre)
+    return out
 
 
 class CandidateRunner:

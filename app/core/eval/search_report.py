@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.core.model.preprocess_search import SearchResult
+from app.core.eval.preprocess_search import SearchResult
 
 
 def evidence_table(result: SearchResult) -> tuple[list[str], list[list[str]]]:
