@@ -55,7 +55,7 @@ def test_bad_corrections_name_the_file(tmp_path):
     with pytest.raises(UserError, match=r"spec\.json: 'std' must be"):
         load_spec_file(tmp_path / "spec.json")
     (tmp_path / "user.json").write_text(json.dumps({"colour": "RGB"}))
-    with pytest.raises(UserError, match="user.json: 'colour'"):
+    with pytest.raises(UserError, match=r"user\.json: 'colour'"):
         load_overrides(tmp_path)
     with pytest.raises(UserError, match="fixed at 32x32"):
         corrected_spec(inspect_model(RESNET8), None, {"size": [64, 64]})
