@@ -11,7 +11,14 @@ import numpy as np
 from app.backends.factory import runner_for_pipeline
 from app.backends.registry import status_of
 from app.backends.tensorrt.workspace_engines import engine_for_variant
-from app.cli.arguments import add_backends, add_json, add_tf32, add_variants, add_workspace
+from app.cli.arguments import (
+    add_allow_stale,
+    add_backends,
+    add_json,
+    add_tf32,
+    add_variants,
+    add_workspace,
+)
 from app.cli.output import save_json, table
 from app.core import defaults
 from app.core.atomic import write_json
@@ -20,6 +27,7 @@ from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
+from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
 
 
@@ -33,6 +41,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--image", help="a real photo to feed (default: a synthetic frame)")
     p.add_argument("--threads", type=int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
+    add_allow_stale(p)
     add_json(p)
     p.add_argument("--plot", help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
@@ -41,6 +50,8 @@ def register(subs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     spec = ws.spec()
+    for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
+        print(f"warning: {warning}", file=sys.stderr)
     image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
     feeds = {
         fused: Preprocessor(spec.preprocess, fused=fused)(image)[0].copy()

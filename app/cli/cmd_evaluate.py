@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from app.backends.factory import make_runner
-from app.cli.arguments import add_backend, add_eval_truth, add_json, add_variants, add_workspace
+from app.cli.arguments import (
+    add_allow_stale,
+    add_backend,
+    add_eval_truth,
+    add_json,
+    add_variants,
+    add_workspace,
+)
 from app.cli.output import ProgressBar, save_json, table
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
+from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
 
 
@@ -18,12 +27,15 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_eval_truth(p)
     add_variants(p)
     add_backend(p)
+    add_allow_stale(p)
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
+    for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
+        print(f"warning: {warning}", file=sys.stderr)
     report = evaluate(
         ws,
         args.images,

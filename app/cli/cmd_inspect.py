@@ -5,21 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.cli.arguments import add_json, add_model, add_size
+from app.cli.arguments import add_corrections, add_json, add_model
+from app.cli.model_spec import model_spec
 from app.cli.output import save_json
-from app.core.model.inspection import inspect_model
+from app.core.atomic import write_json
+from app.core.model.overrides import spec_fields
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("inspect", help="show a model's inputs, outputs, task and preprocessing")
     add_model(p)
-    add_size(p)
+    add_corrections(p)
+    p.add_argument("--write-spec", help="write the settable fields as JSON, to edit for --spec")
     add_json(p, stdout=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = inspect_model(args.model, size=args.size)
+    spec, merged, root = model_spec(args)
+    if args.write_spec:
+        write_json(args.write_spec, spec_fields(spec))
     if args.json_out == "-":
         print(json.dumps(spec.to_dict(), indent=2))
         return 0
@@ -46,4 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note        {note}")
     for problem in spec.problems:
         print(f"warning     {problem}")
+    if merged:
+        print(f"corrections {', '.join(merged)} ({root or 'this command only; not saved'})")
+    if args.write_spec:
+        print(f"spec file   {args.write_spec} (edit it, then pass --spec {args.write_spec})")
     return 0

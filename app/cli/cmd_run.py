@@ -11,7 +11,16 @@ from typing import Any
 import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
-from app.cli.arguments import add_backend, add_json, add_model, add_size, add_tf32
+from app.cli.arguments import (
+    add_allow_stale,
+    add_backend,
+    add_corrections,
+    add_json,
+    add_model,
+    add_tf32,
+    add_workspace,
+)
+from app.cli.model_spec import variant_to_run
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -19,12 +28,14 @@ from app.core.frames.imageio import ImageReadError
 from app.core.frames.live import run_live
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.sources import FrameSource
-from app.core.model.inspection import inspect_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("run", help="run a model on images, a folder, a video or a camera")
-    add_model(p)
+    add_model(p, required=False)
+    add_workspace(p, required=False)
+    p.add_argument("--variant", default="fp32", help="which variant of the workspace to run")
+    add_allow_stale(p)
     p.add_argument(
         "--source",
         action="append",
@@ -43,7 +54,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="refuse to run if the backend falls back to another provider",
     )
-    add_size(p)
+    add_corrections(p)
     add_tf32(p)
     p.set_defaults(func=run)
 
@@ -58,7 +69,7 @@ def _reason(exc: Exception, source: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = inspect_model(args.model, size=args.size)
+    spec, model_path = variant_to_run(args)
     if args.topk:
         spec.postprocess.topk = args.topk
     out_dir = Path(args.output) if args.output else None
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     runner, fused = runner_for_pipeline(
-        args.backend, spec.path, spec, strict=args.strict, options={"tf32": args.tf32}
+        args.backend, model_path, spec, strict=args.strict, options={"tf32": args.tf32}
     )
     with runner:
         if runner.fallback_note:

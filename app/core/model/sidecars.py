@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import UserError
 from app.core.model.label_names import indexed_labels
 from app.core.model.spec import ModelSpec, palette_color
 from app.core.safe_json import load_json
@@ -164,3 +165,25 @@ def drop_mismatched_labels(spec: ModelSpec, found: Sidecars) -> ModelSpec:
     labels = [f"class {i}" for i in range(n_classes)]
     colors = [list(palette_color(i)[::-1]) for i in range(n_classes)]
     return dataclasses.replace(spec, labels=labels, colors=colors, problems=problems, notes=notes)
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """A class list the user chose: .txt (one name a line), JSON {"classes": [...]}, a bare JSON
+    list or a colormap; UserError naming the file when it is none of these."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".json":
+            data = _load_json(path)
+            if isinstance(data, dict) and "items" in data:
+                return parse_colormap(data)[0]
+            return parse_classes(data)
+        if path.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ValueError("file is larger than 4 MiB")
+        return indexed_labels(parse_labels_txt(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the class names ({exc.strerror or exc})") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"{path}: not a class list ({exc}); give a .txt with one name a line or JSON "
+            '{"classes": [...]}'
+        ) from exc
