@@ -59,7 +59,7 @@ def test_model_tab_corrections_survive_reopening(qtbot, make_panel, model, tmp_p
 
 
 def test_label_file_with_wrong_count_is_refused_inline(qtbot, make_panel, model, tmp_path):
-    state, panel = _open(qtbot, make_panel, model)
+    _, panel = _open(qtbot, make_panel, model)
     two = tmp_path / "labels.txt"
     two.write_text("person\nnotperson\n")
     assert not panel.labels_box.load_file(str(two))
@@ -96,7 +96,7 @@ def test_stale_int8_is_refused_until_rebuilt_or_allowed(qtbot, make_panel, model
     )
     assert variants.table.item(row, 3).text() == "stale"
     assert "int8" in variants.messages.text("stale")
-    with pytest.raises(UserError, match="stale variant 'int8'.*Rebuild"):
+    with pytest.raises(UserError, match=r"stale variant 'int8'.*Rebuild"):
         state.variant_path("int8")
     variants.use_stale.setChecked(True)  # the user's explicit choice
     assert state.variant_path("int8").endswith("int8.onnx")
