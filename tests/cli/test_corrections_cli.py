@@ -136,12 +136,13 @@ def test_moved_model_keeps_its_workspace_cli(capsys, tmp_path, model, images):
     moved = tmp_path / "elsewhere" / "renamed.onnx"
     moved.parent.mkdir()
     shutil.move(model, moved)
+    evaluate = ["evaluate", "--workspace", root, "--images", images, "--variants", "fp32"]
+    code, out, err = _run(capsys, *evaluate)  # not opened at its new place yet: says how
+    assert code == 2 and "gone (moved?)" in err and "calibrate --model" in err
     code, out, err = _run(capsys, "calibrate", "--model", moved, "--images", images, "--count", 4)
     assert code == 0, err
     assert f"moved from {model}" in out and _workspace(out) == root
     assert Workspace.open(root).spec().path == str(moved)
     assert Workspace.open(root).spec().preprocess.color == "BGR"
-    code, out, err = _run(
-        capsys, "evaluate", "--workspace", root, "--images", images, "--variants", "fp32"
-    )
+    code, out, err = _run(capsys, *evaluate)
     assert code == 0, err
