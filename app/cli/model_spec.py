@@ -54,6 +54,14 @@ def model_spec(
     spec = inspect_model(args.model, size=size)
     if not spec.dynamic_size:
         extra.pop("size", None)  # a fixed input has one size; --size is for dynamic ones
+    names = extra.get("labels")
+    if names and spec.labels and len(names) != len(spec.labels):
+        print(
+            f"warning: --class-names {args.class_names}: {len(names)} names but the model has "
+            f"{len(spec.labels)} classes; not used",
+            file=sys.stderr,
+        )
+        extra.pop("labels")
     root = workspace_of(spec, workspace)
     spec, merged = corrected_spec(spec, root, extra)
     return spec, merged, root

@@ -59,7 +59,11 @@ class AppState(QObject):
         """A freshly inspected model: its workspace's corrections (found by the model's hash)
         go on top of the guess, and a model that moved says so, before every panel sees it."""
         root = self._workspace_root_of(spec)
-        spec, self.corrections = corrected_spec(spec, root)
+        try:
+            spec, self.corrections = corrected_spec(spec, root)
+        except UserError as exc:  # a damaged user.json: the model still opens, and says so
+            spec.problems.append(f"{exc} (your corrections were not applied)")
+            self.corrections = {}
         if root is not None:
             recorded = ModelSpec.load(Path(root) / "spec.json").path
             if Path(recorded) != Path(spec.path):

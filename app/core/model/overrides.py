@@ -107,10 +107,19 @@ def spec_fields(spec: ModelSpec) -> dict[str, Any]:
     return out
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal, numbers up to a form's rounding (a scale of 1/255 shown as 0.003922)."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+    return a == b
+
+
 def changed_fields(old: ModelSpec, new: ModelSpec) -> dict[str, Any]:
     """The settable fields whose value differs between `old` and `new` (the user's edits)."""
     before, after = spec_fields(old), spec_fields(new)
-    return {name: after[name] for name in FIELDS if after[name] != before[name]}
+    return {name: after[name] for name in FIELDS if not _same(after[name], before[name])}
 
 
 def apply_overrides(spec: ModelSpec, overrides: dict[str, Any], source: str) -> ModelSpec:
@@ -137,14 +146,16 @@ def apply_overrides(spec: ModelSpec, overrides: dict[str, Any], source: str) -> 
     )
     notes, problems = list(spec.notes), list(spec.problems)
     labels = spec.labels
-    if "labels" in overrides:
+    if "labels" in overrides and spec.labels and len(overrides["labels"]) != len(spec.labels):
+        problems.append(  # names for another model would label every result wrong
+            f"{source}: {len(overrides['labels'])} class names set by you but the model has "
+            f"{len(spec.labels)} classes; not used"
+        )
+        overrides = {k: v for k, v in overrides.items() if k != "labels"}
+    elif "labels" in overrides:
         labels = list(overrides["labels"])
-        if spec.labels and len(labels) != len(spec.labels):
-            problems.append(
-                f"{source}: {len(labels)} labels set by you, the model was read as having "
-                f"{len(spec.labels)} classes; check them"
-            )
-    notes.append(f"set by you ({source}): {', '.join(k for k in FIELDS if k in overrides)}")
+    if overrides:
+        notes.append(f"set by you ({source}): {', '.join(k for k in FIELDS if k in overrides)}")
     return dataclasses.replace(
         spec, preprocess=pre, postprocess=post, labels=labels, notes=notes, problems=problems
     )

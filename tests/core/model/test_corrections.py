@@ -61,6 +61,14 @@ def test_bad_corrections_name_the_file(tmp_path):
         corrected_spec(inspect_model(RESNET8), None, {"size": [64, 64]})
 
 
+def test_corrected_names_for_another_model_are_not_used(tmp_path):
+    spec, _ = corrected_spec(inspect_model(RESNET8), None, {"labels": ["a", "b"], "scale": 2.0})
+    assert spec.labels[0] == "airplane" and spec.preprocess.scale == 2.0
+    assert any(
+        "2 class names" in p and "10 classes" in p and "not used" in p for p in spec.problems
+    )
+
+
 def test_label_file_for_another_model_is_not_used(tmp_path):
     folder = _copy(RESNET8, tmp_path / "m")
     (folder / "labels_cifar10.txt").write_text("cat\ndog\n")  # two names, ten classes
