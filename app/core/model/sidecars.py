@@ -158,7 +158,7 @@ def drop_mismatched_labels(spec: ModelSpec, found: Sidecars) -> ModelSpec:
     why = (
         f"{found.labels_file}: not used: it has {len(names)} names but the model has "
         f"{n_classes} classes (a list for another model?); classes are shown as numbers. "
-        "Load the model's own label list (Model tab, or --labels)"
+        "Load the model's own label list (Model tab, or --class-names)"
     )
     problems = [p for p in spec.problems if not p.startswith("the label list has")] + [why]
     notes = [n for n in spec.notes if Path(found.labels_file).name not in n]
