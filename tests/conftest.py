@@ -27,6 +27,13 @@ from tests.assets import (  # noqa: F401  (re-exported: tests import them from h
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory, monkeypatch):
+    """Default workspaces and the workspace index (found by model hash) go to a data dir of the
+    test's own: never the user's, and no test finds another test's workspace."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture(scope="session")
 def assets() -> Path:
     if not MODELS.is_dir():

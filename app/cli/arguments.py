@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.backends.registry import BACKENDS
 from app.core import defaults
+from app.core.model.spec import RESIZE_MODES
 from app.core.quant.quantize import TARGETS
 
 Parser = argparse.ArgumentParser
@@ -216,3 +217,44 @@ def add_eval_truth(p: Parser) -> None:
         "--labels", help="folder of YOLO .txt labels (default: ../labels if present)"
     )
     group.add_argument("--coco", type=file_to_read, help="COCO annotation JSON")
+
+
+def add_corrections(p: Parser) -> None:
+    """What the Model tab can set: a spec file and/or one flag per field (`corrections`)."""
+    add_size(p)
+    p.add_argument(
+        "--spec",
+        dest="spec_file",
+        help="JSON of the fields below (`inspect --write-spec FILE` writes one to edit)",
+    )
+    p.add_argument("--resize", choices=RESIZE_MODES, help="how frames are resized to the input")
+    p.add_argument("--color", choices=("RGB", "BGR"), help="channel order the model wants")
+    p.add_argument("--scale", type=float, help="pixel multiplier before mean/std, e.g. 0.0039216")
+    p.add_argument("--mean", type=three_floats, help="per-channel mean, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", type=three_floats, help="per-channel std, e.g. 0.229,0.224,0.225")
+    p.add_argument(
+        "--class-names", help='class names: a .txt (one per line) or JSON {"classes": [...]}'
+    )
+
+
+def three_floats(text: str) -> list[float]:
+    """'0.5,0.5,0.5' (or one number for all three) -> three floats."""
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"give three numbers like 0.5,0.5,0.5, not '{text}'"
+        ) from exc
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"give three numbers like 0.5,0.5,0.5, not '{text}'")
+    return values
+
+
+def add_allow_stale(p: Parser) -> None:
+    p.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="use variants built from an older calibration or preprocessing (else refused)",
+    )

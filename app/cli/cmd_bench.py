@@ -12,6 +12,7 @@ from app.backends.factory import runner_for_pipeline
 from app.backends.registry import status_of
 from app.backends.tensorrt.workspace_engines import engine_for_variant
 from app.cli.arguments import (
+    add_allow_stale,
     add_backends,
     add_json,
     add_tf32,
@@ -31,6 +32,7 @@ from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
 from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
+from app.core.model.staleness import refuse_stale
 from app.core.quant.speed import SAME_SPEED_BAND, recommend, speed_verdict
 
 
@@ -46,6 +48,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
+    add_allow_stale(p)
     add_json(p)
     p.add_argument("--plot", type=file_to_write, help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
@@ -54,6 +57,8 @@ def register(subs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     ws = workspace_for_work(args.workspace)
     spec = ws.spec()
+    for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
     except ImageReadError as exc:

@@ -23,9 +23,10 @@ from app.backends.tensorrt.engines import (
 from app.backends.tensorrt.settings import CALIBRATORS, ProfileShapes
 from app.backends.tensorrt.trtexec import trtexec_command
 from app.backends.tensorrt.workspace_engines import build_engines, build_with_provider_engines
-from app.cli.arguments import add_json, add_variants, add_workspace
+from app.cli.arguments import add_allow_stale, add_json, add_variants, add_workspace
 from app.cli.output import ProgressBar, save_json, table
 from app.core.errors import CancelToken, UserError
+from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
 
 
@@ -79,6 +80,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         choices=(10, 11),
         help="TensorRT generation for --print-trtexec (default: the installed one, else 10)",
     )
+    add_allow_stale(p)
     add_json(p, "the engines and their records")
     p.set_defaults(func=run)
 
@@ -171,6 +173,8 @@ def execute(args: argparse.Namespace, *, trt: Any = None, cudart: Any = None) ->
     """The command; `trt` / `cudart` are the modules (tests pass the recording stand-ins)."""
     ws = Workspace.open(args.workspace)
     variants, options = _variants(args.variants), _options(args)
+    for warning in refuse_stale(ws, variants, allow=args.allow_stale):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.print_trtexec:
         major = args.trt_major or _installed_major(trt)
         print_trtexec(ws, variants, options, major)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.arguments import add_json, add_model, add_size, add_workspace, fraction, positive_int
+from app.cli.arguments import (
+    add_corrections,
+    add_json,
+    add_model,
+    add_workspace,
+    fraction,
+    positive_int,
+)
+from app.cli.model_spec import corrections, model_spec, moved_line
 from app.cli.output import ProgressBar, save_json
 from app.core import defaults
-from app.core.model.inspection import inspect_model
+from app.core.model.overrides import save_overrides
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import METHODS, calibrate
 
@@ -23,16 +31,20 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=defaults.CALIBRATION_SEED)
     p.add_argument("--method", choices=METHODS, default=defaults.CALIBRATION_METHOD)
     p.add_argument("--percentile", type=float, default=defaults.PERCENTILE)
-    add_size(p)
+    add_corrections(p)
     add_workspace(p, required=False)
     add_json(p, "the result")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = inspect_model(args.model, size=args.size)
+    spec, merged, _ = model_spec(args, args.workspace)
     ws = Workspace.for_model(spec, args.workspace)
     ws.check_writable()
+    if corrections(args):  # this command's flags join the corrections the workspace keeps
+        save_overrides(ws.root, merged)
+    if moved_line(ws):
+        print(moved_line(ws))
     result = calibrate(
         ws,
         args.images,

@@ -15,7 +15,7 @@ import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.backends.registry import BACKENDS
-from app.cli.arguments import add_json, add_model, add_workspace
+from app.cli.arguments import add_allow_stale, add_json, add_model, add_workspace
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -27,6 +27,7 @@ from app.core.frames.sources import Frame, FrameSource
 from app.core.frames.stages import run_stages
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
+from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
 
 TABLE_ROWS = 20  # disagreeing frames listed on the terminal (all of them are in the JSON)
@@ -52,6 +53,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="stop each source after N frames")
     p.add_argument("--output", help="folder for side-by-side images of the disagreeing frames")
     p.add_argument("--max-images", type=int, default=100, help="at most this many images (100)")
+    add_allow_stale(p)
     add_json(p, "every frame's record and the summary")
     p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
     p.add_argument(
@@ -106,6 +108,9 @@ def resolve(args: argparse.Namespace, variants: list[str]) -> tuple[ModelSpec, l
     else:
         ws = Workspace.open(args.workspace)
         spec = ws.spec()
+    if ws is not None:
+        for warning in refuse_stale(ws, variants, allow=args.allow_stale):
+            print(f"warning: {warning}", file=sys.stderr)
     paths = [spec.path if v == "fp32" else str(ws.require_variant(v)) for v in variants]
     return spec, paths
 

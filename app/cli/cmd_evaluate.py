@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from app.backends.factory import make_runner
-from app.cli.arguments import add_backend, add_eval_truth, add_json, add_variants, add_workspace
+from app.cli.arguments import (
+    add_allow_stale,
+    add_backend,
+    add_eval_truth,
+    add_json,
+    add_variants,
+    add_workspace,
+)
 from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
+from app.core.model.staleness import refuse_stale
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -18,6 +27,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_eval_truth(p)
     add_variants(p)
     add_backend(p)
+    add_allow_stale(p)
     add_json(p)
     p.set_defaults(func=run)
 
@@ -25,6 +35,8 @@ def register(subs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     ws = workspace_for_work(args.workspace)
     check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
+    for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
+        print(f"warning: {warning}", file=sys.stderr)
     report = evaluate(
         ws,
         args.images,

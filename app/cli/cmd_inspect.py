@@ -6,19 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.cli.arguments import add_json, add_model, add_size
+from app.cli.arguments import add_corrections, add_json, add_model
+from app.cli.model_spec import model_spec
 from app.cli.output import ProgressBar, save_json, table
+from app.core.atomic import write_json
 from app.core.eval.preprocess_finder import find_preprocessing
 from app.core.eval.preprocess_search import SearchResult
 from app.core.eval.search_report import evidence_table
-from app.core.model.inspection import inspect_model
+from app.core.model.overrides import spec_fields
 from app.core.model.spec import ModelSpec
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("inspect", help="show a model's inputs, outputs, task and preprocessing")
     add_model(p)
-    add_size(p)
+    add_corrections(p)
+    p.add_argument("--write-spec", help="write the settable fields as JSON, to edit for --spec")
     p.add_argument(
         "--find-preprocessing",
         metavar="DIR",
@@ -33,7 +36,9 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = inspect_model(args.model, size=args.size)
+    spec, merged, root = model_spec(args)
+    if args.write_spec:
+        write_json(args.write_spec, spec_fields(spec))
     found = None
     if args.find_preprocessing:
         progress = None if args.json_out == "-" else ProgressBar("trying preprocessings")
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     save_json(args.json_out, data)
     print_spec(spec)
+    if merged:
+        print(f"corrections {', '.join(merged)} ({root or 'this command only; not saved'})")
+    if args.write_spec:
+        print(f"spec file   {args.write_spec} (edit it, then pass --spec {args.write_spec})")
     if found is not None:
         print_search(found)
         current = found.matching(spec.preprocess)

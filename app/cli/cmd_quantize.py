@@ -8,6 +8,7 @@ from app.cli.arguments import add_json, add_target, add_workspace, comma_list
 from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
+from app.core.model.staleness import mark_stale
 from app.core.quant.quantize import quantize
 
 
@@ -36,17 +37,22 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar("quantizing"),
         measure_speed=args.target == "ort-cpu",
     )
-    rows = [
+    done = {v["name"]: "reused" if v["reused"] else "built" for v in variants}
+    listed = mark_stale(ws, ws.variants())
+    rows = [  # every variant of the workspace: one left from an older calibration says so
         (
             v["name"],
-            v["precision"],
+            v.get("precision", ""),
             v.get("target", ""),
-            "reused" if v["reused"] else "built",
-            f"{ws.variant_path(v['name']).stat().st_size / 1e6:.2f} MB",
+            done.get(v["name"]) or ("stale" if v["stale"] else "ok" if v["valid"] else "damaged"),
+            f"{v['bytes'] / 1e6:.2f} MB",
         )
-        for v in variants
+        for v in listed
     ]
     print(table(["variant", "precision", "target", "state", "size"], rows))
+    for v in listed:
+        if v["stale"] and v["name"] not in done:
+            print(f"stale: {v['name']}: {v['stale']}; rebuild it with --target {v.get('target')}")
     for v in variants:
         speed = v.get("speed")
         if speed:  # measured here, on this CPU: INT8 is not assumed to be faster

@@ -12,15 +12,18 @@ import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.cli.arguments import (
+    add_allow_stale,
     add_backend,
+    add_corrections,
     add_json,
     add_model,
-    add_size,
     add_tf32,
+    add_workspace,
     folder_to_write,
     positive_int,
     probability,
 )
+from app.cli.model_spec import variant_to_run
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
@@ -28,13 +31,15 @@ from app.core.frames.imageio import ImageReadError
 from app.core.frames.live import run_live
 from app.core.frames.pipeline import FramePipeline
 from app.core.frames.sources import FrameSource
-from app.core.model.inspection import inspect_model
 from app.core.model.workspace import remove_leftovers
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("run", help="run a model on images, a folder, a video or a camera")
-    add_model(p)
+    add_model(p, required=False)
+    add_workspace(p, required=False)
+    p.add_argument("--variant", default="fp32", help="which variant of the workspace to run")
+    add_allow_stale(p)
     p.add_argument(
         "--source",
         action="append",
@@ -55,7 +60,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="refuse to run if the backend falls back to another provider",
     )
-    add_size(p)
+    add_corrections(p)
     add_tf32(p)
     p.set_defaults(func=run)
 
@@ -70,7 +75,7 @@ def _reason(exc: Exception, source: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = inspect_model(args.model, size=args.size)
+    spec, model_path = variant_to_run(args)
     if args.topk:
         spec.postprocess.topk = args.topk
     out_dir = Path(args.output) if args.output else None
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[dict[str, str]] = []
     written: list[dict[str, Any]] = []
     runner, fused = runner_for_pipeline(
-        args.backend, spec.path, spec, strict=args.strict, options={"tf32": args.tf32}
+        args.backend, model_path, spec, strict=args.strict, options={"tf32": args.tf32}
     )
     with runner:
         if runner.fallback_note:

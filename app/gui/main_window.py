@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from app.gui.model_reset import clear_previous_model
 from app.gui.panels.calibration import CalibrationPanel
 from app.gui.panels.compare import ComparePanel
 from app.gui.panels.live import LivePanel
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.pool.error.connect(self._job_failed)
         self.state.message.connect(self.log_line)
         self.state.runner_info.connect(self._runner_info)
+        self.state.model_changed.connect(lambda spec: clear_previous_model(self, spec))
         self.state.spec_changed.connect(self._spec_changed)
         self.model_panel.model_opened.connect(self._remember_model)
         self.restore()

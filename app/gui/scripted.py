@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     outcome: dict[str, Any] = {"code": 0}
     if args.model:
         # Synchronously on purpose: scripted runs need the spec before anything else happens.
-        window.state.set_spec(inspect_model(args.model))
+        window.state.open_spec(inspect_model(args.model))  # with the workspace's corrections
     variants = [v.strip() for v in (args.variants or "fp32").split(",") if v.strip()]
     if not (args.source and window.state.spec is not None):
         if args.exit_after:

@@ -9,14 +9,18 @@ from PySide6.QtCore import QObject, Signal
 
 from app.backends.tensorrt.workspace_engines import built_variants, engine_for_variant
 from app.core.errors import UserError
+from app.core.model.overrides import changed_fields, corrected_spec, save_overrides
 from app.core.model.spec import ModelSpec
-from app.core.model.workspace import Workspace
+from app.core.model.staleness import mark_stale, stale_variants
+from app.core.model.workspace import Workspace, default_root
+from app.core.model.workspace_index import find_workspace, workspace_holds
 
 
 class AppState(QObject):
     """What every panel shares; panels subscribe to its signals instead of to each other."""
 
     spec_changed = Signal(object)  # ModelSpec or None
+    model_changed = Signal(object)  # another model (not an edit): before spec_changed
     variants_changed = Signal()
     runner_info = Signal(dict)  # {backend, provider, fallback} of the runner that is running
     message = Signal(str)  # a line for the log view
@@ -28,6 +32,8 @@ class AppState(QObject):
         self.workspace_root = Path(workspace_root) if workspace_root else None
         self._workspace: Workspace | None = None
         self._metas: list[dict[str, Any]] | None = None
+        self.corrections: dict[str, Any] = {}  # the fields the user set (workspace's user.json)
+        self.allow_stale = False  # the user chose to use stale variants (Variants tab)
         # One source for Live and Compare: the user chose it once, both views play it.
         self.source = ""
         # First connection, so it runs before any panel re-reads: one check of the variant
@@ -38,12 +44,60 @@ class AppState(QObject):
         self._metas = None
 
     def set_spec(self, spec: ModelSpec | None) -> None:
+        other_model = (spec.sha256 if spec else None) != (self.spec.sha256 if self.spec else None)
         self.spec = spec
         self._workspace = None
         self._metas = None
+        if other_model:
+            self.allow_stale = False  # a choice made for the old model's variants
+            self.model_changed.emit(spec)
         if spec is not None:
             self.message.emit(f"model: {spec.path} ({spec.task})")
         self.spec_changed.emit(spec)
+
+    def open_spec(self, spec: ModelSpec) -> None:
+        """A freshly inspected model: its workspace's corrections (found by the model's hash)
+        go on top of the guess, and a model that moved says so, before every panel sees it."""
+        root = self._workspace_root_of(spec)
+        try:
+            spec, self.corrections = corrected_spec(spec, root)
+        except UserError as exc:  # a damaged user.json: the model still opens, and says so
+            spec.problems.append(f"{exc} (your corrections were not applied)")
+            self.corrections = {}
+        if root is not None:
+            recorded = ModelSpec.load(Path(root) / "spec.json").path
+            if Path(recorded) != Path(spec.path):
+                spec.notes.append(
+                    f"the model moved from {recorded}; its workspace {root} follows it"
+                )
+        self.set_spec(spec)
+
+    def _workspace_root_of(self, spec: ModelSpec) -> Path | None:
+        if self.workspace_root is not None:
+            held = workspace_holds(self.workspace_root, spec.sha256)
+            return self.workspace_root if held else None
+        return find_workspace(spec.sha256, default_root())
+
+    def correct(self, edited: ModelSpec) -> None:
+        """The user edited the spec (Model tab): the changed fields join the corrections kept in
+        the workspace's user.json, so re-opening the model keeps them."""
+        current = self.require_spec()
+        self.corrections = {**self.corrections, **changed_fields(current, edited)}
+        self.set_spec(edited)
+        if self.corrections:
+            save_overrides(self.workspace().root, self.corrections)
+
+    def check_stale(self, names: list[str]) -> None:
+        """UserError naming each stale variant of `names` unless the user chose to use them."""
+        if self.allow_stale or not [n for n in names if n != "fp32"]:
+            return
+        stale = stale_variants(self.workspace(), names)
+        if stale:
+            what = "; ".join(f"'{n}' {why}" for n, why in stale.items())
+            raise UserError(
+                f"stale variant {what}. Rebuild it in the Variants tab (Build / rebuild), or "
+                "tick 'Use stale variants' there to use it anyway"
+            )
 
     def set_source(self, source: str) -> None:
         """The source every stream view shows; `source_changed` only when it changes."""
@@ -67,7 +121,7 @@ class AppState(QObject):
         """The workspace's variant records (cached until `variants_changed`); may raise
         UserError when the workspace cannot be opened."""
         if self._metas is None:
-            self._metas = [dict(m) for m in self.workspace().variants()]
+            self._metas = mark_stale(self.workspace(), self.workspace().variants())
         return [dict(m) for m in self._metas]
 
     def variant_names(self) -> list[str]:
@@ -87,9 +141,11 @@ class AppState(QObject):
         on the `tensorrt` backend the variant's built engine (UserError saying how to build)."""
         spec = self.require_spec()
         if backend == "tensorrt":
+            self.check_stale([name])
             return str(engine_for_variant(self.workspace(), name))
         if name == "fp32":
             return spec.path
+        self.check_stale([name])
         return str(self.workspace().require_variant(name))
 
     def describe(self) -> dict[str, Any]:

@@ -55,7 +55,13 @@ RunnerFactory = Callable[[str, Path], Runner]
 def variant_model_path(ws: Workspace, name: str) -> Path:
     """The ONNX file of a variant; fp32 is the user's model unless the workspace holds a copy."""
     if name == "fp32" and not ws.valid_variant("fp32"):
-        return Path(ws.spec().path)
+        path = Path(ws.spec().path)
+        if not path.is_file():  # moved: the workspace learns the new place when it is opened
+            raise UserError(
+                f"{path}: the model file is gone (moved?); open it where it is now (`int8-studio "
+                f"calibrate --model NEW_PATH` or the GUI) and the workspace {ws.root} follows it"
+            )
+        return path
     return ws.require_variant(name)
 
 

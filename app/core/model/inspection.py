@@ -9,7 +9,7 @@ from app.core.model.checks import load_checked_model
 from app.core.model.files import file_sha256, find_model_file
 from app.core.model.guessing import guess_spec
 from app.core.model.presets import match_preset
-from app.core.model.sidecars import read_sidecars
+from app.core.model.sidecars import drop_mismatched_labels, read_sidecars
 from app.core.model.spec import ModelSpec
 
 
@@ -43,4 +43,4 @@ def inspect_model(
     sidecars = read_sidecars(model_file.parent, model_file)
     preset = match_preset(sha, inputs, outputs, model)
     spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size, probe_images)
-    return spec
+    return drop_mismatched_labels(spec, sidecars)

@@ -28,6 +28,7 @@ from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.model.files import file_sha256
 from app.core.model.spec import DECODERS, ModelSpec
+from app.core.model.workspace_index import find_workspace, remember_workspace
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,15 @@ def safe_component(name: str) -> str:
 @dataclass
 class Workspace:
     root: Path
+    moved_from: str | None = None  # the model's old path, when it was found at a new one
 
     @classmethod
     def for_model(cls, spec: ModelSpec, root: str | Path | None = None) -> Workspace:
         """Create (or reopen) the workspace for this model; saves the spec if it is new."""
-        if root is None:
-            root = default_root() / f"{safe_component(Path(spec.path).stem)}-{spec.sha256[:8]}"
+        if root is None:  # found by the model's content first: a moved model keeps its own
+            root = find_workspace(spec.sha256, default_root()) or (
+                default_root() / f"{safe_component(Path(spec.path).stem)}-{spec.sha256[:8]}"
+            )
         ws = cls(Path(root))
         ws.root.mkdir(parents=True, exist_ok=True)
         ws.clean_leftovers()
@@ -80,10 +84,17 @@ class Workspace:
                     f"{ws.root} belongs to another model ({Path(old.path).name}); choose another "
                     "workspace folder"
                 )
-            if old.preprocess != spec.preprocess or old.postprocess != spec.postprocess:
-                spec.save(existing)  # the user corrected the spec: later keys change with it
+            ws.moved_from = old.path if Path(old.path) != Path(spec.path) else None
+            if (old.preprocess, old.postprocess, old.labels, old.path) != (
+                spec.preprocess,
+                spec.postprocess,
+                spec.labels,
+                spec.path,
+            ):
+                spec.save(existing)  # corrected or moved: later keys and steps follow it
         else:
             spec.save(existing)
+        remember_workspace(spec.sha256, ws.root, default_root())
         return ws
 
     @classmethod

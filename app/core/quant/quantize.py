@@ -33,6 +33,7 @@ import onnx
 from app.core.atomic import atomic_path
 from app.core.errors import CancelToken, UserError
 from app.core.model.files import file_sha256
+from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.graph_rules import (
@@ -323,6 +324,7 @@ def quantize(
         progress(base, f"building {name}")
         details = build(ws.variant_path(name))
         cancel.check()
+        meta.update(built_from(spec, meta))  # what it was built from: stale when they change
         ws.record_variant(name, {**meta, **details, "source": str(source)})
         out.append({**(ws.variant_meta(name) or {}), "reused": False})
         progress(base + 1 / len(precisions), f"{name}: built")

@@ -229,7 +229,7 @@ def run_panel(factory: Callable[[AppState], Panel], load_model: bool = True) -> 
         from app.core.model.inspection import inspect_model
 
         try:
-            state.set_spec(inspect_model(model))
+            state.open_spec(inspect_model(model))  # with the workspace's corrections
         except UserError as exc:
             panel.messages.set("model", str(exc))
     panel.show()

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -19,8 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -31,6 +28,7 @@ from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
+from app.gui.panels.labels_box import LabelsBox
 from app.gui.panels.preprocess_finder_box import PreprocessFinder
 from app.gui.workers import Job
 
@@ -161,20 +159,12 @@ class ModelPanel(Panel):
         lower = QHBoxLayout()
         self.body.addLayout(lower, 1)
         lower.addWidget(self._build_form(), 0)
-        labels_box = QGroupBox("Labels")
-        labels_layout = QHBoxLayout(labels_box)
-        self.labels = QListWidget()
-        self.labels.setViewMode(QListWidget.ViewMode.ListMode)
-        # Columns that fill the width: all 80 COCO names visible without scrolling.
-        self.labels.setFlow(QListWidget.Flow.TopToBottom)
-        self.labels.setWrapping(True)
-        self.labels.setResizeMode(QListWidget.ResizeMode.Adjust)
-        # Not uniform: Qt then sizes every item like the LAST one, and a short last label
-        # cut the others ("0: notp…" beside "1: person"); each column now fits its widest.
-        self.labels.setUniformItemSizes(False)
-        self.labels.setSpacing(1)
-        labels_layout.addWidget(self.labels)
-        lower.addWidget(labels_box, 1)
+        self.labels_box = LabelsBox(self.pick_file)
+        self.labels = self.labels_box.list
+        self.labels_box.problem.connect(
+            lambda text: self.messages.set("labels", text, "error") if text else None
+        )
+        lower.addWidget(self.labels_box, 1)
         self.finder = PreprocessFinder(self)  # "Find preprocessing…" and its evidence
         self.body.addWidget(self.finder, 1)
         if self.state.spec is not None:
@@ -305,7 +295,10 @@ class ModelPanel(Panel):
 
     def _opened(self, path: str, spec: ModelSpec) -> None:
         self.model_opened.emit(path)
-        self.state.set_spec(spec)
+        try:
+            self.state.open_spec(spec)  # the user's corrections (workspace) on top of the guess
+        except UserError as exc:
+            self._open_failed(str(exc), "")
 
     def _open_failed(self, message: str, _tb: str) -> None:
         self.messages.set("model", message, "error")
@@ -352,12 +345,8 @@ class ModelPanel(Panel):
         self._fill_labels(spec)
 
     def _fill_labels(self, spec: ModelSpec) -> None:
-        self.labels.clear()
-        for i, name in enumerate(spec.labels):
-            b, g, r = spec.color(i)
-            swatch = QPixmap(14, 14)
-            swatch.fill(QColor(r, g, b))
-            QListWidgetItem(QIcon(swatch), f"{i}: {name}", self.labels)
+        self.messages.clear("labels")
+        self.labels_box.show_spec(spec)
 
     def apply_edits(self) -> bool:
         """Validate the edited fields into a new spec; inline message when they are invalid."""
@@ -381,8 +370,9 @@ class ModelPanel(Panel):
         self.messages.clear("preprocess")
         post = dataclasses.replace(spec.postprocess, conf=self.conf.value(), iou=self.iou.value())
         notes = edited_notes(spec.notes, spec.preprocess, pre)
-        self.state.set_spec(
-            dataclasses.replace(spec, preprocess=pre, postprocess=post, notes=notes)
+        labels = self.labels_box.names()  # renamed or loaded in the Labels box
+        self.state.correct(
+            dataclasses.replace(spec, preprocess=pre, postprocess=post, notes=notes, labels=labels)
         )
         return True
 

@@ -133,7 +133,7 @@ class PreprocessFinder(QGroupBox):
             self.panel.messages.set("preprocess", str(exc), "error")
             return False
         notes = accepted_notes(spec.notes, result)
-        self.panel.state.set_spec(dataclasses.replace(spec, preprocess=pre, notes=notes))
+        self.panel.state.correct(dataclasses.replace(spec, preprocess=pre, notes=notes))
         self.panel.messages.clear("preprocessing")
         self.panel.messages.set(
             "preprocessing", f"preprocessing set to {result.choice.candidate.name}", "info"

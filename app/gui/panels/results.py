@@ -233,6 +233,7 @@ class ResultsPanel(Panel):
                 )
             if not variants:
                 raise UserError("tick at least one variant to evaluate")
+            self.state.check_stale(variants)  # a stale variant only by the user's choice
         except UserError as exc:
             self.messages.set("evaluate", str(exc))
             return False

@@ -77,6 +77,11 @@ class VariantsPanel(Panel):
             row.addWidget(w)
         self.body.addLayout(row)
         self.body.addWidget(self.make_job_bar("", [self.build_btn]))
+        # Stale variants (built from an older calibration or preprocessing) are refused by Live,
+        # Compare and Results until rebuilt; this is the user's explicit choice to use them.
+        self.use_stale = QCheckBox("Use stale variants (built from an older calibration)")
+        self.use_stale.toggled.connect(self._use_stale)
+        self.body.addWidget(self.use_stale)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -107,7 +112,11 @@ class VariantsPanel(Panel):
             QTreeWidgetItem(self.backends, [s.name, "yes" if s.available else "no", s.reason])
 
     def on_spec_changed(self, spec: object) -> None:
+        self.use_stale.setChecked(self.state.allow_stale)  # reset for another model
         self.refresh()
+
+    def _use_stale(self, on: bool) -> None:
+        self.state.allow_stale = on
 
     def refresh(self) -> None:
         """Re-read the workspace's variants (cheap: metadata files and sizes)."""
@@ -142,7 +151,7 @@ class VariantsPanel(Panel):
                 meta.get("name", ""),
                 meta.get("precision", meta.get("name", "")),
                 meta.get("target", meta.get("backend", "")),
-                "yes" if meta.get("valid") else "damaged",
+                "damaged" if not meta.get("valid") else "stale" if meta.get("stale") else "yes",
                 human_size(int(meta.get("bytes", 0))),
                 str(meta.get("file", "")),
             ]
@@ -150,9 +159,21 @@ class VariantsPanel(Panel):
                 item = SortItem(str(value))
                 if c == 4:
                     item.setData(Qt.ItemDataRole.UserRole, int(meta.get("bytes", 0)))
+                if c == 3 and meta.get("stale"):
+                    item.setToolTip(f"{meta['stale']}: rebuild it (Build / rebuild)")
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
+        stale = [f"'{m['name']}' {m['stale']}" for m in rows if m.get("stale")]
+        if stale:
+            self.messages.set(
+                "stale",
+                f"stale: {'; '.join(stale)}. Live, Compare and Results refuse it until you "
+                "rebuild it (Build / rebuild) or tick 'Use stale variants'",
+                "warning",
+            )
+        else:
+            self.messages.clear("stale")
 
     def build(self) -> bool:
         """Build the ticked precisions in the worker; False with an inline message when it

@@ -73,7 +73,10 @@ def test_unknown_classifier_is_guessed_and_says_so(tmp_path):
     spec = inspect_model(model)
     assert spec.task == "classification" and spec.postprocess.apply_softmax
     assert any("guessed" in n for n in spec.notes)
-    assert spec.labels == ["cat", "dog", "class 2"] and "2 names" in spec.problems[0]
+    # issue 15: a label file whose count is not the model's classes is not used, and says so
+    problem = next(p for p in spec.problems if "labels.txt" in p)
+    assert spec.labels == ["class 0", "class 1", "class 2"]
+    assert "2 names" in problem and "3 classes" in problem and "not used" in problem
 
 
 def test_sidecar_with_bad_json_is_reported_not_fatal(tmp_path):
