@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from app.backends.factory import make_runner
+from app.cli.cmd_evaluate import print_report
 from app.cli.main import main
 from app.core.eval import bootstrap
 from app.core.eval.coco_matches import CocoMatches
@@ -61,6 +62,13 @@ def test_classifier_intervals_and_paired_difference(resnet_report, capsys):
     # paired: the same photos are hard for both, so the difference is far better pinned down
     # than either score
     assert hi - lo < 0.5 * np.diff(int8["metrics_ci"]["top1"])[0]
+    print_report(report)  # what `int8-studio evaluate` prints
+    out = capsys.readouterr().out
+    top1_lo, top1_hi = fp32["metrics_ci"]["top1"]
+    assert f"{fp32['metrics']['top1']:.4g} [{top1_lo:.4g}, {top1_hi:.4g}]" in out
+    diff_line = next(line for line in out.splitlines() if line.startswith("int8 - fp32: "))
+    assert f" top1 {round(diff, 2):.4g} [{lo:.4g}, {hi:.4g}]" in diff_line
+    assert "95% interval, bootstrap over images (1000)" in out
 
 
 def test_resampled_mean_is_the_mean_of_the_replicated_images():
