@@ -60,7 +60,7 @@ def _interval(samples: np.ndarray) -> list[float] | None:
         return None
     tail = (100 - LEVEL) / 2
     lo, hi = np.percentile(samples, [tail, 100 - tail])
-    return [round(float(lo), 2), round(float(hi), 2)]
+    return [round(float(lo), 2) + 0.0, round(float(hi), 2) + 0.0]  # + 0.0: no "-0" printed
 
 
 def intervals(
