@@ -122,34 +122,55 @@ class CocoMatches:
                 )
             )
 
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """Every class's detections in one array (class after class, by score within each), so
+        a resample is a few whole-array operations instead of a loop over classes."""
+        cats = self.categories
+        n_t = len(IOU_THRESHOLDS)
+        self.cat = np.concatenate([np.full(len(c.image), k) for k, c in enumerate(cats)] + [[]])
+        self.cat = self.cat.astype(int)
+        self.image = np.concatenate([c.image for c in cats] + [np.zeros(0, int)]).astype(int)
+        self.tp = np.concatenate([c.tp for c in cats] + [np.zeros((n_t, 0), bool)], axis=1)
+        self.fp = np.concatenate([c.fp for c in cats] + [np.zeros((n_t, 0), bool)], axis=1)
+        sizes = np.array([len(c.image) for c in cats], int)
+        self.ends = np.cumsum(sizes)
+        self.starts = self.ends - sizes
+        self.positives = np.array([c.positives for c in cats]).reshape(len(cats), self.n_images)
+
     def values(self, weights: np.ndarray | None = None) -> dict[str, float]:
         """{prefix + 'mAP50_95': ..., prefix + 'mAP50': ...} with image i counted weights[i]
-        times."""
+        times (pycocotools' accumulate, vectorised over classes and IoU thresholds)."""
         w = np.ones(self.n_images) if weights is None else np.asarray(weights, float)
-        precision = []  # [T, R] per category that has ground truth in this weighting
-        for c in self.categories:
-            npig = float(w @ c.positives)
-            if npig == 0:
-                continue
-            wd = w[c.image]
-            keep = wd > 0
-            wd = wd[keep]
-            q = np.zeros((len(IOU_THRESHOLDS), len(RECALL_POINTS)))
-            if wd.size:
-                tp = np.cumsum(c.tp[:, keep] * wd, axis=1)
-                fp = np.cumsum(c.fp[:, keep] * wd, axis=1)
-                recall = tp / npig
-                prec = tp / (tp + fp + np.spacing(1))
-                prec = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]
-                for t in range(len(IOU_THRESHOLDS)):
-                    at = np.searchsorted(recall[t], RECALL_POINTS, side="left")
-                    ok = at < wd.size
-                    q[t, ok] = prec[t, at[ok]]
-            precision.append(q)
-        if not precision:
+        n_k, n_t, n_d = len(self.categories), len(IOU_THRESHOLDS), self.cat.size
+        npig = self.positives @ w
+        valid = np.flatnonzero(npig > 0)  # a class absent from this resample is left out
+        if not valid.size:
             return {self.prefix + "mAP50_95": 0.0, self.prefix + "mAP50": 0.0}
-        p = np.stack(precision)  # [K, T, R]
+        # A detection of an image drawn 0 times adds nothing: its point repeats the previous
+        # one on the curve, which changes neither the interpolated precision nor the recall
+        # thresholds it reaches, so no filtering is needed.
+        wd = w[self.image]
+        tp = np.cumsum(self.tp * wd, axis=1)
+        fp = np.cumsum(self.fp * wd, axis=1)
+        before = lambda c: np.concatenate([np.zeros((n_t, 1)), c], axis=1)[:, self.starts]  # noqa: E731
+        tp -= before(tp)[:, self.cat]
+        fp -= before(fp)[:, self.cat]
+        recall = tp / np.where(npig > 0, npig, 1)[self.cat]
+        prec = tp / (tp + fp + np.spacing(1))
+        # Offsets of 2 per class (values lie in [0, 1]) keep one running max or one sorted
+        # search from crossing into the next class.
+        rank = 2.0 * (n_k - 1 - self.cat)
+        prec = np.maximum.accumulate((prec + rank)[:, ::-1], axis=1)[:, ::-1] - rank
+        shift = 2.0 * self.cat[None, :] + 2.0 * n_k * np.arange(n_t)[:, None]
+        flat = (recall + shift).ravel()
+        t_ix = np.arange(n_t)[:, None, None]
+        query = RECALL_POINTS[None, None, :] + 2.0 * valid[None, :, None] + 2.0 * n_k * t_ix
+        at = np.searchsorted(flat, query.ravel(), side="left").reshape(query.shape)
+        end = (t_ix * n_d + self.ends[valid][None, :, None]) if n_d else np.zeros_like(at)
+        q = np.where(at < end, prec.ravel()[np.minimum(at, max(n_d * n_t - 1, 0))], 0.0)
         return {
-            self.prefix + "mAP50_95": float(p.mean() * 100),
-            self.prefix + "mAP50": float(p[:, 0].mean() * 100),
+            self.prefix + "mAP50_95": float(q.mean() * 100),
+            self.prefix + "mAP50": float(q[0].mean() * 100),
         }
