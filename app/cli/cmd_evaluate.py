@@ -18,6 +18,7 @@ from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
+from app.core.eval.reports import interval_of, with_interval
 from app.core.model.staleness import refuse_stale
 
 
@@ -61,7 +62,7 @@ def print_report(report: dict) -> None:
         (
             v["name"],
             v["provider"].removesuffix("ExecutionProvider"),
-            *[v["metrics"].get(k, "") for k in keys],
+            *[with_interval(v["metrics"].get(k, ""), interval_of(v, k)) for k in keys],
             v["latency_ms"]["p50"],
             v["latency_ms"]["p99"],
         )
@@ -72,6 +73,17 @@ def print_report(report: dict) -> None:
         + ("" if report.get("labelled") else " (no labels: agreement with fp32)")
     )
     print(table(["variant", "provider", *keys, "p50 ms", "p99 ms"], rows))
+    fp32 = next((v for v in report["variants"] if v["name"] == "fp32"), None)
+    for v in report["variants"]:
+        diffs = [
+            f"{k} {with_interval(round(v['metrics'][k] - fp32['metrics'][k], 2), ci)}"
+            for k, ci in (v.get("diff_ci") or {}).items()
+            if fp32 and k in v["metrics"] and k in fp32["metrics"]
+        ]
+        if diffs:
+            print(f"{v['name']} - fp32: " + ", ".join(diffs))
+    if report.get("intervals"):
+        print(f"[lo, hi]: 95% interval, bootstrap over images ({report['intervals']['resamples']})")
     for v in report["variants"]:
         if v.get("fallback"):
             print(f"warning: {v['name']}: {v['fallback']}")

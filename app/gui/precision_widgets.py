@@ -171,6 +171,7 @@ class TensorHistogram(QWidget):
             self.plot.addItem(line)
         self.stats = QLabel("")
         self.stats.setWordWrap(True)
+        self.stats.setToolTip(SQNR_TIP)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -210,6 +211,14 @@ class TensorHistogram(QWidget):
         )
 
 
+SQNR_TIP = (
+    "Local SQNR: this tensor's own rounding and clipping, the INT8 graph's value at this point "
+    "before vs after its Q/DQ (after any ReLU/Clip the quantizer folded into the Q).\n"
+    "Accumulated SQNR: FP32's value vs the INT8 graph's at this point, every earlier layer's "
+    "noise included, so it is normally the lower of the two."
+)
+
+
 BLOCK_COLUMNS = ["#", "block", "op", "output SQNR", "worst local", "weight SQNR", "keep float"]
 KEEP_COL = BLOCK_COLUMNS.index("keep float")
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -233,7 +242,11 @@ class BlockTable(QTableWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         for col, tip in (
             (3, "Model-output SQNR vs FP32 with only this block INT8 (the ranking)"),
-            (4, "Worst local SQNR of the block's activations: its own quantization noise"),
+            (
+                4,
+                "Worst local SQNR of the block's activations: its own quantization noise "
+                "(accumulated SQNR, with every earlier layer's noise, is normally lower)",
+            ),
             (5, "SQNR of the block's INT8 weights"),
         ):
             self.horizontalHeaderItem(col).setToolTip(tip)

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.core.errors import CancelToken, UserError
+from app.core.eval import bootstrap
 from app.core.eval.agreement import compare_detections
+from app.core.eval.coco_matches import CocoMatches
 from app.core.eval.labels import ClassLabels, class_labels
 from app.core.eval.metrics import (
     agreement_gt,
@@ -146,12 +148,19 @@ def evaluate(
         "skipped": [s.__dict__ for s in skipped],
         "variants": [],
     }
+    per_image: dict[str, list] = {}  # per-image scores of each variant, for the intervals
     if spec.task == "detection":
         metrics = _detection_metrics(
-            spec, images, results, labels_dir, coco_json, images_dir, report
+            spec, images, results, labels_dir, coco_json, images_dir, report, per_image
         )
     else:
-        metrics = _classification_metrics(spec, images, results, images_dir, report, labels_dir)
+        metrics = _classification_metrics(
+            spec, images, results, images_dir, report, labels_dir, per_image
+        )
+    progress(0.97, "confidence intervals")
+    resamples = bootstrap.default_resamples(per_image)
+    intervals = bootstrap.intervals(per_image, resamples=resamples)
+    report["intervals"] = bootstrap.settings(resamples)
     for name in variants:
         _, info, lat = results[name]
         report["variants"].append(
@@ -162,6 +171,7 @@ def evaluate(
                 "fallback": info["fallback"],
                 "model": str(paths[name]),
                 "metrics": metrics[name],
+                **intervals.get(name, {}),
                 "latency_ms": lat,
             }
         )
@@ -169,7 +179,9 @@ def evaluate(
     return report
 
 
-def _detection_metrics(spec, images, results, labels_dir, coco_json, images_dir, report):
+def _detection_metrics(
+    spec, images, results, labels_dir, coco_json, images_dir, report, per_image=None
+):
     sizes = [(p, hw[0], hw[1]) for p, hw in images]
     gt = None
     if coco_json:
@@ -195,6 +207,10 @@ def _detection_metrics(spec, images, results, labels_dir, coco_json, images_dir,
             m["agreement_mAP50"] = agree["mAP50"]
         m["matched_fp32"] = round(_matched_fraction(reference, dets), 4)
         metrics[name] = m
+        if per_image is not None:
+            per_image[name] = [CocoMatches(gt, coco_dets)] if gt is not None else []
+            if agree_gt["annotations"]:
+                per_image[name].append(CocoMatches(agree_gt, coco_dets, prefix="agreement_"))
     report["labelled"] = gt is not None
     return metrics
 
@@ -210,7 +226,9 @@ def _matched_fraction(reference: list[Detections], dets: list[Detections], conf:
     return found / total if total else 1.0
 
 
-def _classification_metrics(spec, images, results, images_dir, report, labels_dir=None):
+def _classification_metrics(
+    spec, images, results, images_dir, report, labels_dir=None, per_image=None
+):
     found = class_truth(spec, images, images_dir, labels_dir)
     truth = found.truth
     labelled = np.array([bool(t) for t in truth])
@@ -224,6 +242,7 @@ def _classification_metrics(spec, images, results, images_dir, report, labels_di
     for name, (probs_list, _, _) in results.items():
         probs = np.stack(probs_list)
         m = {"top1_agreement": round(float((np.argmax(probs, axis=1) == ref).mean() * 100), 2)}
+        hits = {"top1_agreement": (np.argmax(probs, axis=1) == ref).astype(float)}
         if labelled.any():
             order = np.argsort(-probs, axis=1)
             rows = [i for i in range(len(truth)) if truth[i]]
@@ -231,7 +250,15 @@ def _classification_metrics(spec, images, results, images_dir, report, labels_di
             m[f"top{k}"] = round(
                 100 * float(np.mean([bool(set(order[i, :k]) & truth[i]) for i in rows])), 2
             )
+            hits["top1"] = np.array(
+                [float(order[i, 0] in t) if t else np.nan for i, t in enumerate(truth)]
+            )
+            hits[f"top{k}"] = np.array(
+                [float(bool(set(order[i, :k]) & t)) if t else np.nan for i, t in enumerate(truth)]
+            )
         metrics[name] = m
+        if per_image is not None:
+            per_image[name] = [bootstrap.MeanOfImages(hits)]
     # FP32 answering one class for most images, or near chance, means misfed pixels
     share = float(np.bincount(ref).max() / len(ref)) if len(ref) else 0.0
     report["fp32_top_class_share"] = round(share, 4)

@@ -162,6 +162,30 @@ def cell_text(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def with_interval(value: Any, ci: Any = None) -> str:
+    """A metric and its 95% interval, '74.4 [70.8, 78.0]'; the bare cell without one."""
+    if not (isinstance(ci, (list, tuple)) and len(ci) == 2 and isinstance(value, (int, float))):
+        return cell_text(value)
+    return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def interval_of(variant: dict[str, Any], metric: str, kind: str = "metrics_ci") -> Any:
+    """A variant's [lo, hi] for `metric` ("metrics_ci") or for its difference to fp32
+    ("diff_ci"); None when the report has none (older reports, unscored metrics)."""
+    found = variant.get(kind)
+    return found.get(metric) if isinstance(found, dict) else None
+
+
+def diff_text(variant: dict[str, Any], reference: dict[str, Any] | None, metric: str) -> str:
+    """'int8 - fp32: -0.4 [-1.6, 0.8]' for one metric ('' without a paired interval)."""
+    ci = interval_of(variant, metric, "diff_ci")
+    a = (variant.get("metrics") or {}).get(metric)
+    b = ((reference or {}).get("metrics") or {}).get(metric)
+    if ci is None or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return ""
+    return f"{variant.get('name')} - fp32: {with_interval(round(a - b, 2), ci)}"
+
+
 LABELLED_FIRST = ("mAP50_95", "top1", "mAP50")  # what a first look at accuracy should show
 
 

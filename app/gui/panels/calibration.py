@@ -96,11 +96,24 @@ class CalibrationPanel(Panel):
         self.method = QComboBox()
         self.method.addItems(list(calib.METHODS))
         self.method.setCurrentText(str(self.setting("method", defaults.CALIBRATION_METHOD)))
+        self.percentile = QDoubleSpinBox()
+        # (0, 100]: the lowest step above zero stands in for the open end
+        self.percentile.setDecimals(4)
+        self.percentile.setRange(0.0001, 100.0)
+        self.percentile.setSingleStep(0.001)
+        self.percentile.setValue(float(self.setting("percentile", defaults.PERCENTILE)))
+        self.percentile.setToolTip(
+            "Percentile method only: the share of |values| each range keeps (above 0, at most "
+            "100); the rest are clipped as outliers"
+        )
+        self.method.currentTextChanged.connect(self._method_changed)
+        self._method_changed(self.method.currentText())
         for label, w in (
             ("Count", self.count),
             ("or fraction", self.fraction),
             ("Seed", self.seed),
             ("Method", self.method),
+            ("Percentile", self.percentile),
         ):
             opts.addWidget(QLabel(label))
             opts.addWidget(w)
@@ -132,6 +145,9 @@ class CalibrationPanel(Panel):
         self.skipped.setColumnWidth(0, 380)
         self.skipped.setMinimumHeight(80)
         self.body.addWidget(self.skipped, 1)
+
+    def _method_changed(self, method: str) -> None:
+        self.percentile.setEnabled(method == "percentile")
 
     def _browse(self) -> None:
         path = self.pick_folder("Calibration images", self.folder.text())
@@ -198,6 +214,7 @@ class CalibrationPanel(Panel):
         self.set_setting("folder", folder)
         self.set_setting("count", self.count.value())
         self.set_setting("method", self.method.currentText())
+        self.set_setting("percentile", self.percentile.value())
         self.preview()
         self.skipped.clear()
         return self.run_job(
@@ -205,7 +222,7 @@ class CalibrationPanel(Panel):
             ws,
             folder,
             method=self.method.currentText(),
-            percentile=defaults.PERCENTILE,  # what the CLI uses (no field for it here)
+            percentile=self.percentile.value(),  # calibrate() rejects values outside (0, 100]
             name="calibration",
             on_finished=self._finished,
             cancelled="Cancelled; nothing was kept.",

@@ -28,15 +28,22 @@ from app.core.eval.reports import (
     caption,
     cell_text,
     default_metric,
+    diff_text,
     flatten,
+    interval_of,
     labels_note,
     load_results,
     metric_columns,
     scatter_points,
+    with_interval,
 )
 from app.core.model.workspace import Workspace
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.widgets import EvalFolderRow
+
+INTERVALS_NOTE = (
+    " · [lo, hi]: 95% interval, bootstrap over images; hover for the difference to fp32"
+)
 
 
 def run_evaluation(
@@ -298,10 +305,17 @@ class ResultsPanel(Panel):
         columns, rows = flatten(report)
         self.model.clear()
         self.model.setHorizontalHeaderLabels(columns)
-        for values in rows:
+        measured = set(metric_columns(columns))
+        variants = report.get("variants", [])
+        fp32 = next((v for v in variants if v.get("name") == "fp32"), None)
+        for variant, values in zip(variants, rows):
             items = []
-            for value in values:
-                item = QStandardItem(cell_text(value))
+            for column, value in zip(columns, values):
+                if column in measured:  # with its interval; the difference to fp32 on hover
+                    item = QStandardItem(with_interval(value, interval_of(variant, column)))
+                    item.setToolTip(diff_text(variant, fp32, column))
+                else:
+                    item = QStandardItem(cell_text(value))
                 sort_key = value if value is not None else float("-inf")
                 item.setData(sort_key, Qt.ItemDataRole.UserRole)
                 item.setEditable(False)
@@ -315,7 +329,7 @@ class ResultsPanel(Panel):
         self.metric_box.addItems(metrics)
         self.metric_box.setCurrentText(keep)
         self.metric_box.blockSignals(False)
-        self.caption.setText(caption(report))
+        self.caption.setText(caption(report) + (INTERVALS_NOTE if report.get("intervals") else ""))
         note = labels_note(report)
         if note:
             self.messages.set("labels", note, "warning")
