@@ -15,8 +15,9 @@ from app.cli.cmd_evaluate import print_report
 from app.cli.main import main
 from app.core.eval import bootstrap
 from app.core.eval.coco_matches import CocoMatches
-from app.core.eval.evaluate import CancelToken, _run_variant, evaluate, load_images
+from app.core.eval.evaluate import CancelToken, _run_variant, evaluate
 from app.core.eval.metrics import coco_map, detections_to_coco, yolo_labels_to_coco
+from app.core.frames.sources import ImageSet
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
@@ -100,11 +101,11 @@ def coco12(tmp_path_factory):
 def test_per_image_coco_matching_equals_faster_coco_eval(coco12):
     ws = Workspace.for_model(inspect_model(YOLOX), coco12 / "ws")
     spec = ws.spec()
-    images, _ = load_images(coco12 / "images", CancelToken())
+    images = ImageSet(coco12 / "images")
     dets, _, _ = _run_variant(
         spec, spec.path, make_runner, "ort-cpu", images, CancelToken(), lambda f, m: None, 0, 0
     )
-    sizes = [(p, im.shape[0], im.shape[1]) for p, im in images]
+    sizes = [(p, hw[0], hw[1]) for p, hw in images.entries()]
     gt = yolo_labels_to_coco(sizes, coco12 / "labels", 80)
     coco_dets = detections_to_coco(dets)
     matches = CocoMatches(gt, coco_dets)
