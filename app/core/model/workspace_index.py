@@ -46,10 +46,13 @@ def find_workspace(sha256: str, workspaces_dir: Path) -> Path | None:
     if isinstance(named, str) and workspace_holds(Path(named), sha256):
         return Path(named)
     folder = Path(workspaces_dir)
-    if folder.is_dir():
-        for candidate in sorted(folder.glob(f"*-{sha256[:8]}")):
-            if workspace_holds(candidate, sha256):
-                return candidate
+    try:
+        candidates = sorted(folder.glob(f"*-{sha256[:8]}")) if folder.is_dir() else []
+    except OSError:  # a data dir this user cannot list: no workspace found, nothing refused
+        return None
+    for candidate in candidates:
+        if workspace_holds(candidate, sha256):
+            return candidate
     return None
 
 
