@@ -4,19 +4,15 @@ difference to fp32, from a real `evaluate` of ResNet-8 FP32 and INT8 on 500 CIFA
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from PySide6.QtCore import Qt
 
 from app.backends.factory import make_runner
 from app.core.eval.evaluate import evaluate
-from app.core.model.inspection import inspect_model
-from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate
-from app.core.quant.quantize import quantize
 from app.gui.panels.results import ResultsPanel
-from tests.assets import CIFAR, RESNET8, needs_assets
+from tests.assets import CIFAR, needs_assets
+from tests.workspaces import resnet8_int8_workspace
 
 pytestmark = needs_assets
 
@@ -24,14 +20,7 @@ pytestmark = needs_assets
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("r8gui")
-    cal = root / "cal"
-    for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir()):
-        (cal / cls.name).mkdir(parents=True)
-        for f in sorted(cls.glob("*.jpg"))[:5]:
-            shutil.copy(f, cal / cls.name / f.name)
-    ws = Workspace.for_model(inspect_model(RESNET8), root / "ws")
-    calibrate(ws, cal, method="minmax")
-    quantize(ws, precisions=("int8",))
+    ws = resnet8_int8_workspace(root)
     report = evaluate(ws, CIFAR, variants=("fp32", "int8"), runner_factory=make_runner)
     path = root / "evaluate.json"
     path.write_text(json.dumps(report))

@@ -20,9 +20,9 @@ from app.core.eval.metrics import coco_map, detections_to_coco, yolo_labels_to_c
 from app.core.frames.sources import ImageSet
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
-from tests.assets import CIFAR, COCO_DEV64, RESNET8, YOLOX, needs_assets
+from tests.assets import CIFAR, COCO_DEV64, YOLOX, needs_assets
+from tests.workspaces import resnet8_int8_workspace
 
 pytestmark = needs_assets
 
@@ -31,14 +31,7 @@ pytestmark = needs_assets
 def resnet_report(tmp_path_factory):
     """`int8-studio evaluate` of ResNet-8 FP32 and INT8 (MinMax on 50 of the photos)."""
     root = tmp_path_factory.mktemp("r8boot")
-    cal = root / "cal"
-    for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir()):
-        (cal / cls.name).mkdir(parents=True)
-        for f in sorted(cls.glob("*.jpg"))[:5]:
-            shutil.copy(f, cal / cls.name / f.name)
-    ws = Workspace.for_model(inspect_model(RESNET8), root / "ws")
-    calibrate(ws, cal, method="minmax")
-    quantize(ws, precisions=("int8",))
+    ws = resnet8_int8_workspace(root)
     out = root / "report.json"
     args = ["--workspace", str(ws.root), "--variants", "fp32,int8", "--images", str(CIFAR)]
     assert main(["evaluate", *args, "--json", str(out)]) == 0

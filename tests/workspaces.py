@@ -1,0 +1,26 @@
+"""Real workspaces several test modules build the same way."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate
+from app.core.quant.quantize import quantize
+from tests.assets import CIFAR, RESNET8
+
+
+def resnet8_int8_workspace(root: Path, per_class: int = 5) -> Workspace:
+    """ResNet-8 with an INT8 variant from a MinMax calibration on `per_class` CIFAR photos of
+    each class (copied under `root/cal`), its workspace in `root/ws`."""
+    cal = root / "cal"
+    for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir()):
+        (cal / cls.name).mkdir(parents=True)
+        for f in sorted(cls.glob("*.jpg"))[:per_class]:
+            shutil.copy(f, cal / cls.name / f.name)
+    ws = Workspace.for_model(inspect_model(RESNET8), root / "ws")
+    calibrate(ws, cal, method="minmax")
+    quantize(ws, precisions=("int8",))
+    return ws
