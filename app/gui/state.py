@@ -114,7 +114,14 @@ class AppState(QObject):
         """The current model's workspace (created on first use; saves the spec as edited)."""
         spec = self.require_spec()
         if self._workspace is None:
-            self._workspace = Workspace.for_model(spec, self.workspace_root)
+            try:
+                self._workspace = Workspace.for_model(spec, self.workspace_root)
+            except OSError as exc:  # a full disk, a read-only folder: said in the panel
+                where = exc.filename or self.workspace_root or "the workspace folder"
+                raise UserError(
+                    f"{where}: cannot use this workspace folder ({exc.strerror or exc}); free "
+                    "some space, fix its permissions or choose another folder"
+                ) from exc
         return self._workspace
 
     def variant_metas(self) -> list[dict[str, Any]]:
