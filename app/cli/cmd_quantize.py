@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar("quantizing"),
         measure_speed=args.target == "ort-cpu",
     )
-    done = {v["name"]: "reused" if v["reused"] else "built" for v in variants}
+    done = {v["name"]: "reused" if v["reused"] else "built" for v in variants if "skipped" not in v}
     listed = mark_stale(ws, ws.variants())
     rows = [  # every variant of the workspace: one left from an older calibration says so
         (
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         if v["stale"] and v["name"] not in done:
             print(f"stale: {v['name']}: {v['stale']}; rebuild it with --target {v.get('target')}")
     for v in variants:
+        if v.get("skipped"):
+            print(f"not made: {v['name']}: {v['skipped']}")
         speed = v.get("speed")
         if speed:  # measured here, on this CPU: INT8 is not assumed to be faster
             vnni = "with" if speed["vnni"] else "without"

@@ -158,3 +158,33 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
             f"{model_file}: input shape {dims} is larger than INT8 Studio runs (sides up to "
             f"{MAX_INPUT_SIDE}); export it at a smaller input size"
         )
+
+
+# Ops that only exist in an already-quantized graph: explicit Q/DQ pairs, or ONNX Runtime's
+# fused integer kernels.
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
+
+
+def quantized_node_count(model: onnx.ModelProto) -> int:
+    """How many nodes of the main graph are quantization ops (0: a float model)."""
+    return sum(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+
+
+def already_int8_note(model_file: Path, count: int) -> str:
+    """What the app says of a model that is INT8 already, in spec notes and in `quantize`."""
+    return (
+        f"{model_file.name} is already INT8 ({count} quantization nodes): it runs as INT8 as it "
+        "is (the fp32 variant is this INT8 model); quantizing it again would only add "
+        "conversions, so no int8 variant is made"
+    )

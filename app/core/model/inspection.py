@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.core.model.checks import load_checked_model
+from app.core.model.checks import already_int8_note, load_checked_model, quantized_node_count
 from app.core.model.files import file_sha256, find_model_file
 from app.core.model.guessing import guess_spec
 from app.core.model.presets import match_preset
@@ -43,4 +43,7 @@ def inspect_model(
     sidecars = read_sidecars(model_file.parent, model_file)
     preset = match_preset(sha, inputs, outputs, model)
     spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size, probe_images)
+    quantized = quantized_node_count(model)
+    if quantized:
+        spec.notes.append(already_int8_note(model_file, quantized))
     return drop_mismatched_labels(spec, sidecars)

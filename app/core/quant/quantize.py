@@ -32,6 +32,7 @@ import onnx
 
 from app.core.atomic import atomic_path
 from app.core.errors import CancelToken, UserError
+from app.core.model.checks import already_int8_note, quantized_node_count
 from app.core.model.files import file_sha256
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
@@ -300,8 +301,15 @@ def quantize(
             meta = {"precision": "fp16", "target": "any", "key": key}
             build = partial(make_fp16, source)
         else:
-            calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             name = variant_name or int8_variant_name(target)
+            quantized = quantized_node_count(onnx.load(str(source), load_external_data=False))
+            if quantized:  # e.g. a TFLite-converted SSD: Q/DQ from its own training
+                note = already_int8_note(source, quantized)
+                log.info(note)
+                progress(base + 1 / len(precisions), f"{name}: not made (already INT8)")
+                out.append({"name": name, "precision": "int8", "skipped": note})
+                continue
+            calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             key = cache_key(
                 "int8",
                 QUANTIZE_VERSION,
@@ -330,7 +338,7 @@ def quantize(
         progress(base + 1 / len(precisions), f"{name}: built")
     if measure_speed and target == "ort-cpu":
         for entry in out:
-            if entry.get("precision") == "int8":
+            if entry.get("precision") == "int8" and not entry.get("skipped"):
                 cancel.check()
                 progress(1.0, f"timing {entry['name']} against fp32 on this CPU")
                 entry["speed"] = measure_int8_speed(

@@ -200,7 +200,11 @@ class VariantsPanel(Panel):
         )
 
     def _built(self, metas: list[dict[str, Any]]) -> None:
-        self.status.setText(f"built {', '.join(str(m.get('name')) for m in metas)}")
+        made = [str(m.get("name")) for m in metas if not m.get("skipped")]
+        self.status.setText(f"built {', '.join(made)}" if made else "nothing to build")
+        for m in metas:
+            if m.get("skipped"):
+                self.messages.set("build", f"{m.get('name')}: not made: {m['skipped']}", "info")
         self.state.variants_changed.emit()
 
 
