@@ -26,10 +26,17 @@ ACTIVATIONS = frozenset(
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Give every node a unique name (quantization tools address nodes by name)."""
+    taken = {node.name for node in model.graph.node if node.name}
     seen: set[str] = set()
     for i, node in enumerate(model.graph.node):
         if not node.name or node.name in seen:
-            node.name = f"{node.op_type}_{i}"
+            # a made-up name must not be one a later node already has ("Mul_392" appended by
+            # an exporter and then again here gave ONNX Runtime "two nodes with same name")
+            name, k = f"{node.op_type}_{i}", 1
+            while name in taken:
+                name, k = f"{node.op_type}_{i}_{k}", k + 1
+            node.name = name
+            taken.add(name)
         seen.add(node.name)
     return model
 
