@@ -77,3 +77,30 @@ def test_classifiers_get_no_confidence_or_nms_slider(qtbot, tmp_path, yolox_spec
     state.set_spec(copy.deepcopy(yolox_spec))  # a detector: the sliders are back
     for panel in panels:
         assert all(w.isVisible() for w in panel.threshold_widgets)
+
+
+def test_live_source_dialogs_start_at_the_models_folder_not_the_cwd(
+    qtbot, state, make_panel, monkeypatch
+):
+    """A recording stand-in replaces the modal dialog (it cannot run offscreen): it only records
+    where the Live view's File... and Folder... dialogs open."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QFileDialog,
+        "getExistingDirectory",
+        staticmethod(lambda parent, title, start: asked.append(start) or ""),
+    )
+    monkeypatch.setattr(
+        QFileDialog,
+        "getOpenFileName",
+        staticmethod(lambda parent, title, start, filters="": asked.append(start) or ("", "")),
+    )
+    panel = make_panel(LivePanel, state)
+    panel.source.setText("")
+    panel._pick_folder()
+    panel._pick_file()
+    assert asked == [str(Path(state.spec.path).parent)] * 2  # was "" (the process's cwd)

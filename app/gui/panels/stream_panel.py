@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -155,14 +154,16 @@ class StreamPanel(Panel):
             self.source.setText(source)
 
     def _pick_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Video or image", "", "Media (*.mp4 *.avi *.mkv *.mov *.jpg *.jpeg *.png *.bmp)"
+        path = self.pick_file(
+            "Video or image",
+            self.source.text(),
+            "Media (*.mp4 *.avi *.mkv *.mov *.jpg *.jpeg *.png *.bmp)",
         )
         if path:
             self.source.setText(path)
 
     def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Image folder")
+        path = self.pick_folder("Image folder", self.source.text())
         if path:
             self.source.setText(path)
 
