@@ -56,23 +56,21 @@ def fraction(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """A count of at least 1 (--count, --iterations, --max-frames, --topk, --threads...)."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
-    return value
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """A count that may be 0 (--warmup)."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text}: must be {minimum} or more")
     return value
 
 

@@ -9,17 +9,9 @@ import pytest
 from app.backends.tensorrt import (
     BuildSettings,
     plan_build,
-    tensorrt_status,
 )
 from app.core.errors import UserError
-from tests.assets import YOLOX_ONNX as YOLOX
 from tests.backends.tensorrt.standins import RecordingTrtStandIn
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------

@@ -13,19 +13,13 @@ from app.backends.tensorrt import (
     EngineExpectation,
     check_engine,
     side_path,
-    tensorrt_status,
 )
 from app.backends.tensorrt.builder import build_engine
 from app.backends.tensorrt.engine_header import sha256_file
 from app.core.errors import Cancelled, CancelToken, UserError
 from tests.assets import YOLOX_ONNX as YOLOX
+from tests.backends.tensorrt.markers import needs_yolox
 from tests.backends.tensorrt.standins import RecordingCudartStandIn, RecordingTrtStandIn, names
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------

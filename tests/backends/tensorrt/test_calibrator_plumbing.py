@@ -7,19 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.backends.tensorrt import (
-    tensorrt_status,
-)
 from app.backends.tensorrt.calibrator import make_calibrator
 from app.core.errors import CancelToken, UserError
-from tests.assets import YOLOX_ONNX as YOLOX
 from tests.backends.tensorrt.standins import RecordingCudartStandIn, RecordingTrtStandIn, names
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------

@@ -12,18 +12,10 @@ from app.backends.tensorrt import (
     EngineExpectation,
     check_engine,
     side_path,
-    tensorrt_status,
 )
 from app.backends.tensorrt.engine_header import sha256_file, write_engine
 from app.core.errors import UserError
-from tests.assets import YOLOX_ONNX as YOLOX
 from tests.backends.tensorrt.record_helpers import _expect, _record
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------

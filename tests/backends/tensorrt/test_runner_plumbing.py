@@ -9,21 +9,15 @@ import pytest
 
 from app.backends.tensorrt import (
     BuildSettings,
-    tensorrt_status,
 )
 from app.backends.tensorrt.builder import build_engine
 from app.backends.tensorrt.engine_header import sha256_file, side_path, write_engine
 from app.backends.tensorrt.runtime import TensorRTRunner
 from app.core.errors import UserError
 from tests.assets import YOLOX_ONNX as YOLOX
+from tests.backends.tensorrt.markers import needs_trt_gpu, needs_yolox
 from tests.backends.tensorrt.record_helpers import _record
 from tests.backends.tensorrt.standins import RecordingCudartStandIn, RecordingTrtStandIn, names
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------

@@ -16,14 +16,7 @@ from app.backends.tensorrt import (
 from app.backends.tensorrt.deps import TRT_INSTALL_HINT
 from app.backends.tensorrt.runtime import TensorRTRunner
 from app.core.errors import UserError
-from tests.assets import YOLOX_ONNX as YOLOX
 from tests.backends.tensorrt.standins import RecordingCudartStandIn, RecordingTrtStandIn
-
-needs_trt_gpu = pytest.mark.skipif(
-    not tensorrt_status().available,
-    reason="needs TensorRT and an NVIDIA GPU; not installable on this machine",
-)
-needs_yolox = pytest.mark.skipif(not YOLOX.is_file(), reason="YOLOX-Nano not in shared assets")
 
 
 # ------------------------------------------------------------------------------------------
