@@ -29,7 +29,7 @@ from app.core.frames.preprocess import Preprocessor
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate
+from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
@@ -44,6 +44,8 @@ CANDIDATES = {
         ("int8-unprepared", "default", False),
         ("int8-s8s8", "s8s8", True),
         ("int8-depthwise-float", "depthwise-float", True),
+        ("int8-heads", "heads-int8", True),
+        ("int8-all", "all-int8", True),
     ],
     "yolox-nano": [
         ("int8-7bit-weights", "reduce-range", True),
@@ -51,6 +53,8 @@ CANDIDATES = {
         ("int8-s8s8", "s8s8", True),
         ("int8-float-silu", "float-silu", True),
         ("int8-depthwise-float", "depthwise-float", True),
+        ("int8-heads", "heads-int8", True),
+        ("int8-all", "all-int8", True),
     ],
 }
 
@@ -121,11 +125,17 @@ def map_on_dev64(ws: Workspace, names: list[str], assets: Path) -> dict[str, flo
     return {v["name"]: v["metrics"]["mAP50_95"] for v in ev["variants"]}
 
 
-def run_model(model: str, spec: ModelSpec, assets: Path, tmp: Path, seconds: float) -> dict:
+def run_model(
+    model: str, spec: ModelSpec, assets: Path, tmp: Path, seconds: float, reuse: bool = False
+) -> dict:
     ws = Workspace.for_model(spec, tmp / model)
-    log.info("%s: calibrating, building variants", model)
-    # named explicitly: a reused calibration does not become the workspace's latest
-    calibration = calibrate(ws, assets / "images" / "coco-train128" / "images").folder
+    if reuse:  # variants built elsewhere (a --workdir carried to this machine) are only re-timed
+        calibration = latest_calibration(ws)
+        log.info("%s: reusing calibration %s", model, calibration.name)
+    else:
+        log.info("%s: calibrating, building variants", model)
+        # named explicitly: a reused calibration does not become the workspace's latest
+        calibration = calibrate(ws, assets / "images" / "coco-train128" / "images").folder
     names = build_variants(ws, model, calibration)
     paths = {n: (spec.path if n == "fp32" else ws.variant_path(n)) for n in names}
     from app.core.quant.speed import synthetic_feed
@@ -173,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="efficientnet-lite0,yolox-nano")
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--workdir", help="keep workspaces here (calibrations and variants reused)")
+    ap.add_argument(
+        "--reuse-calibration",
+        action="store_true",
+        help="use the --workdir's last calibration instead of calibrating (to re-time variants "
+        "built on another machine without carrying the calibration photos there)",
+    )
     args = ap.parse_args(argv)
     setup_logging(False)
     assets = Path(args.assets)
@@ -190,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-            result = run_model(model, specs[model](), assets, work, args.seconds)
+            result = run_model(
+                model, specs[model](), assets, work, args.seconds, args.reuse_calibration
+            )
             report[model] = result
             rows += rows_of(model, result)
             save_json(args.json_out, report)  # each model's figures kept as soon as measured

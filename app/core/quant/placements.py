@@ -9,7 +9,9 @@ them on the user's CPU rather than assume:
   * per-tensor: one weight scale per tensor instead of per output channel;
   * reduce-range: 7-bit weights, so x86 AVX2 without VNNI cannot saturate its 16-bit sums of
     u8 x s8 products (VPMADDUBSW), at the cost of one bit of weight precision;
-  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels.
+  * u8u8: uint8 weights (symmetric, zero point 128): no saturation, other kernels;
+  * heads-int8: the prediction heads quantized too (the default keeps them float);
+  * all-int8: every compute op quantized, stem and heads included.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import onnx
 
+from app.core.quant.graph_rules import float_tail_nodes, head_compute_nodes
+
 PLACEMENTS = (
     "default",
     "s8s8",
@@ -27,6 +31,8 @@ PLACEMENTS = (
     "per-tensor",
     "reduce-range",
     "u8u8",
+    "heads-int8",
+    "all-int8",
 )
 
 
@@ -54,6 +60,10 @@ def _exclude(args: dict[str, Any], names: list[str]) -> None:
     args["nodes_to_exclude"] = sorted(set(args["nodes_to_exclude"]) | set(names))
 
 
+def _include(args: dict[str, Any], names: list[str]) -> None:
+    args["nodes_to_exclude"] = sorted(set(args["nodes_to_exclude"]) - set(names))
+
+
 def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> dict[str, Any]:
     """`args` (an ort-cpu recipe) changed for placement `name`; a new dict."""
     from onnxruntime.quantization import QuantType
@@ -72,6 +82,8 @@ def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> 
         "per-tensor": lambda: args.update(per_channel=False),
         "reduce-range": lambda: args.update(reduce_range=True),
         "u8u8": lambda: args.update(weight_type=QuantType.QUInt8),
+        "heads-int8": lambda: _include(args, head_compute_nodes(model)),
+        "all-int8": lambda: args.update(nodes_to_exclude=sorted(float_tail_nodes(model))),
     }
     changes[name]()
     return args

@@ -160,3 +160,16 @@ def test_measured_speed_is_recorded_with_a_verdict_that_matches_it(effnet_ws):
     else:
         assert "not faster" in speed["verdict"] or "SLOWER" in speed["verdict"]
     assert isinstance(speed["vnni"], bool)
+
+
+def test_heads_and_all_int8_placements_quantize_what_the_default_keeps_float(yolox_ws, tmp_path):
+    ranges = latest_calibration(yolox_ws) / "ranges.json"
+    source = yolox_ws.spec().path
+    kept = {}
+    for placement in ("default", "heads-int8", "all-int8"):
+        meta = make_int8(
+            source, ranges, tmp_path / f"{placement}.onnx", "ort-cpu", placement=placement
+        )
+        kept[placement] = meta["compute_ops_kept_float"]
+    # YOLOX-Nano: 3 stem blocks and 9 prediction convs float by default
+    assert kept["default"] == 12 and kept["heads-int8"] == 3 and kept["all-int8"] == 0
