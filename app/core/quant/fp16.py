@@ -1,13 +1,17 @@
-"""FP16 variants: the compute part of a graph in half precision, its float tail kept in FP32.
+"""FP16 variants: the compute part of a graph in half precision, its decoding and NMS in FP32.
 
-The float tail (`graph_rules.float_tail_nodes`: decoding, box arithmetic, NonMaxSuppression,
-TopK, Gather on the kept indices, padding) stays FP32 as a whole. ONNX Runtime's converter
-cannot do that by itself: a node on its block list computes in FP32 but its output is cast back
-to FP16 for the next node, so every tensor between two blocked nodes still passes through FP16.
-That is what broke the class-aware NMS of end-to-end exports (boxes offset by class * 4096:
-from class 16 on the offset exceeds FP16's 65504, the boxes become inf, NMS suppresses nothing
-and near-duplicates fill the output; COCO mAP50-95 35.4 -> 27.0). So the graph is split: the
-part before the tail is converted with FP32 outputs, and the tail is appended unchanged.
+The float tail (`graph_rules.float_tail_nodes`), from its first node that computes new values
+on (box decoding, class offsets, NonMaxSuppression, TopK, the Gathers on kept indices, padding),
+stays FP32 as a whole. The tail's nodes before that point only move values or squash them into
+0..1 (sigmoids, concats, reshapes: all of a raw YOLOX head's tail) and stay FP16 as before: on a
+GPU every extra Cast is one more kernel launch in a launch-bound model.
+ONNX Runtime's converter cannot do this by itself: a node on its block list computes in FP32
+but its output is cast back to FP16 for the next node, so every tensor between two blocked
+nodes still passes through FP16. That is what broke the class-aware NMS of end-to-end exports
+(boxes offset by class * 4096: from class 16 on the offset exceeds FP16's 65504, the boxes
+become inf, NMS suppresses nothing and near-duplicates fill the output; COCO mAP50-95 of the
+YOLOX-derived layouts 35.4 -> 27.0). So the graph is split: the part before the FP32 tail is
+converted with FP32 outputs, and the tail is appended unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from app.core.quant.graph_rules import (
 log = logging.getLogger(__name__)
 # ops that overflow or lose range in FP16 wherever they sit (the float tail is FP32 anyway)
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
-FP16_VERSION = 2  # 2: the float tail stays FP32 as a whole (no FP16 hop between its nodes)
+FP16_VERSION = 2  # 2: decoding and NMS stay FP32 as a whole (no FP16 hop between their nodes)
+# tail ops that only move, select or squash values into 0..1: exact enough in FP16
+PASSIVE_TAIL_OPS = frozenset(
+    {"Sigmoid", "Softmax", "Concat", "Reshape", "Transpose", "Slice", "Split", "Squeeze"}
+    | {"Unsqueeze", "Flatten", "Identity"}
+)
 
 
 def names_used(nodes: list[onnx.NodeProto]) -> set[str]:
@@ -44,17 +53,32 @@ def names_used(nodes: list[onnx.NodeProto]) -> set[str]:
     return used
 
 
+def fp32_tail_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the float-tail nodes that stay FP32: each that is not passive (see
+    PASSIVE_TAIL_OPS) and everything after it (nodes named, in topological order)."""
+    tail = set(float_tail_nodes(model))
+    kept: list[str] = []
+    fp32_tensors: set[str] = set()
+    for node in model.graph.node:
+        if node.name in tail and (
+            node.op_type not in PASSIVE_TAIL_OPS or fp32_tensors.intersection(node.input)
+        ):
+            kept.append(node.name)
+            fp32_tensors.update(node.output)
+    return kept
+
+
 def _half(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP16_BLOCK_OPS)
-    return dedupe_outputs(model)
+    return topological_sort(dedupe_outputs(model))
 
 
 def half_before_tail(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """`model` (nodes named) with everything before its float tail in FP16 and the tail in
-    FP32; returns it and how many nodes stayed FP32 as tail (0: converted whole)."""
-    tail_names = set(float_tail_nodes(model))
+    """`model` (nodes named) with its decoding and NMS (`fp32_tail_nodes`) in FP32 and the rest
+    in FP16; returns it and how many nodes stayed FP32 as tail (0: converted whole)."""
+    tail_names = set(fp32_tail_nodes(model))
     tail = [n for n in model.graph.node if n.name in tail_names]
     body = [n for n in model.graph.node if n.name not in tail_names]
     if not tail or not body:
@@ -109,7 +133,7 @@ def half_before_tail(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 
 def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
-    """FP16 graph with FP32 inputs and outputs; the float tail and ops that overflow or lose
+    """FP16 graph with FP32 inputs and outputs; decoding, NMS and ops that overflow or lose
     range stay FP32 (see module doc). (Keeping the prediction convs, the first 8 or the last
     third of the convs in FP32 as well was measured on an H100 and changed no FP16-vs-FP32
     detection, so it is not offered.)"""
