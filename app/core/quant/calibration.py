@@ -132,7 +132,7 @@ def calibrate(
     cancel: CancelToken | None = None,
 ) -> CalibrationResult:
     """Collect activation ranges for `ws`'s model on images from `images_dir` (see module doc)."""
-    from app.core.quant.ranges import collect_ranges, tensors_for_target
+    from app.core.quant.ranges import collect_ranges, compute_part_tensors
 
     if method not in METHODS:
         raise UserError(
@@ -202,7 +202,7 @@ def calibrate(
             f"computing {method} ranges ({what}), {fraction:.0%}, {left}",
         )
 
-    tensors = tensors_for_target(Path(spec.path))
+    tensors = compute_part_tensors(Path(spec.path))
     ranges = collect_ranges(
         Path(spec.path),
         spec.input_name,

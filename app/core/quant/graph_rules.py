@@ -64,6 +64,14 @@ def float_tail_nodes(model: onnx.ModelProto) -> list[str]:
     ]
 
 
+def tail_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors written by float-tail nodes (nodes named): only the tail itself and the graph's
+    outputs read them, so no Q/DQ ever needs their ranges. After an in-graph NMS their shapes
+    depend on the data (and can be empty)."""
+    tail = set(float_tail_nodes(model))
+    return {o for n in model.graph.node if n.name in tail for o in n.output}
+
+
 def head_compute_nodes(model: onnx.ModelProto) -> list[str]:
     """Compute ops whose outputs feed only the float tail or the graph outputs."""
     tail = set(float_tail_nodes(model))

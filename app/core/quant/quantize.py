@@ -37,15 +37,14 @@ from app.core.model.files import file_sha256
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.calibration import check_calibration, latest_calibration
+from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
     COMPUTE_OPS,
     compute_nodes,
-    dedupe_outputs,
     float_tail_nodes,
     head_compute_nodes,
     leading_compute_blocks,
     name_nodes,
-    topological_sort,
 )
 from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
 QUANTIZE_VERSION = 4  # 4: graph prepared (pads and constants folded) first
-FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
 
 
 MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
@@ -243,22 +241,6 @@ def make_int8(
     }
 
 
-def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
-    """FP16 graph with FP32 inputs and outputs; ops that overflow or lose range stay FP32.
-    (Keeping the prediction convs, the first 8 or the last third of the convs in FP32 as well
-    was measured on an H100 and changed no FP16-vs-FP32 detection, so it is not offered.)"""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = name_nodes(onnx.load(str(source)))
-    model = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP16_BLOCK_OPS)
-    model = topological_sort(dedupe_outputs(model))
-    with atomic_path(out_path) as part:
-        onnx.save(model, str(part))
-        onnx.checker.check_model(str(part))
-        written = file_sha256(part)
-    return {"sha256": written, "keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
-
-
 def _int8_at(
     source: Path, ranges: Path, path: Path, *, target: str, keep_float: list[str] | None
 ) -> dict[str, Any]:
@@ -297,7 +279,7 @@ def quantize(
         base = i / len(precisions)
         if precision == "fp16":
             name = "fp16"
-            key = cache_key("fp16", QUANTIZE_VERSION, spec.sha256, FP16_BLOCK_OPS)
+            key = cache_key("fp16", QUANTIZE_VERSION, FP16_VERSION, spec.sha256, FP16_BLOCK_OPS)
             meta = {"precision": "fp16", "target": "any", "key": key}
             build = partial(make_fp16, source)
         else:

@@ -62,6 +62,16 @@ def tensors_for_target(model_path: Path, op_types: Iterable[str] | None = None) 
     return sorted(tensors)
 
 
+def compute_part_tensors(model_path: Path) -> list[str]:
+    """The tensors calibration collects: ORT's selection (`tensors_for_target`) less those the
+    float tail writes (`graph_rules.tail_tensors`: decoding, NMS and what follows it), which
+    stay float in every INT8 graph."""
+    from app.core.quant.graph_rules import name_nodes, tail_tensors
+
+    tail = tail_tensors(name_nodes(onnx.load(str(model_path), load_external_data=False)))
+    return [t for t in tensors_for_target(model_path) if t not in tail]
+
+
 def _minmax_model(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
     """The graph plus a ReduceMin and ReduceMax per tensor as its only outputs: the reductions
     run inside ONNX Runtime, so no activation is copied out to Python."""

@@ -1,5 +1,6 @@
 """COCO mAP of every YOLOX-derived layout, scored as the CLI's `evaluate` does, against the raw
-model's: the decoders must lose nothing (slow: eight evaluations of 64 photos)."""
+model's: the decoders must lose nothing. Same weights and the same pixels give the same mAP50-95
+within 0.1 (slow: eleven evaluations of 64 photos)."""
 
 from __future__ import annotations
 
@@ -28,17 +29,28 @@ def map50_95(spec, root) -> float:
     return report["variants"][0]["metrics"]["mAP50_95"]
 
 
+def pad(spec, centred: bool):
+    return replace(spec, preprocess=replace(spec.preprocess, pad_center=centred))
+
+
 def test_derived_layouts_score_the_raw_models_map(tmp_path):
     raw = inspect_model(YOLOX)
+    assert not raw.preprocess.pad_center  # YOLOX pads right and bottom
     own = map50_95(raw, tmp_path / "ws-raw")
-    # Ultralytics metadata asks for a centred letterbox; the raw weights fed those same pixels
-    # are the reference the layouts must equal
-    centred = replace(raw, preprocess=replace(raw.preprocess, pad_center=True))
-    same_pixels = map50_95(centred, tmp_path / "ws-raw-centred")
-    assert own > 30 and abs(same_pixels - own) < 1.0  # measured 35.90 and 35.39
+    assert own > 30  # measured 35.90
+    specs = {}
     for kind in LAYOUTS:
         (tmp_path / kind).mkdir()
-        spec = inspect_model(build_layout(kind, tmp_path / kind / f"yolox_{kind}.onnx"))
-        score = map50_95(spec, tmp_path / f"ws-{kind}")
-        assert abs(score - same_pixels) <= 0.1, (kind, score, same_pixels)
-        assert abs(score - own) < 1.0, (kind, score, own)
+        specs[kind] = spec = inspect_model(build_layout(kind, tmp_path / kind / f"{kind}.onnx"))
+        # The layouts take RGB 0..1 where YOLOX takes BGR 0..255 (their input adapter undoes
+        # it): fed the raw model's letterbox, each must score the raw model's own mAP.
+        score = map50_95(pad(spec, False), tmp_path / f"ws-{kind}")
+        assert abs(score - own) <= 0.1, (kind, score, own)
+    # Their Ultralytics metadata asks for a centred letterbox (read as such), which moves every
+    # box onto other pixels: the raw model fed those pixels is then the reference (measured
+    # 35.39), for a raw-grid decoder and an in-graph-NMS one.
+    assert all(spec.preprocess.pad_center for spec in specs.values())
+    centred = map50_95(pad(raw, True), tmp_path / "ws-raw-centred")
+    for kind in ("yolov8", "end2end"):
+        score = map50_95(specs[kind], tmp_path / f"ws-{kind}-own")
+        assert abs(score - centred) <= 0.1, (kind, score, centred)
