@@ -181,8 +181,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "errors": {},
         "built": {},
     }
-    log.info("app: calibrating and quantizing")
-    report["built"]["app"] = build_app_variants(ws, calib_dir, args.count)
+    if {"fp16", "int8", "int8-trt"} & set(wanted):
+        log.info("app: calibrating and quantizing")
+        report["built"]["app"] = build_app_variants(ws, calib_dir, args.count)
     tensors = calibration_tensors(spec, calib_dir, args.count)
     calib_npy = work / "calibration.npy"
     np.save(calib_npy, tensors)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"unseen: {photos['images']} coco-val-dev64 photos (33-64, labelled), "
         f"{frames.get('images', 0)} video frames (every 10th, agreement only); "
-        f"calibration: {report['built']['app']['images']} coco-train128 photos; "
+        f"calibration: {report['calibration_tensors'][0]} coco-train128 photos; "
         "[95% bootstrap CI over images]; latency: " + report["latency"]["how"]
     )
     print(

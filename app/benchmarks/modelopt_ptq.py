@@ -76,13 +76,14 @@ def modelopt_importable() -> bool:
 def run_modelopt(
     source: Path,
     out_path: Path,
-    calibration_npy: Path,
+    calibration: np.ndarray | Path,
     method: str,
     python: str | None = None,
 ) -> dict[str, Any]:
     """ModelOpt INT8 of `source`, in this process when ModelOpt imports here, else through
-    `python` (an interpreter that has it). Never raises for ModelOpt's sake: a failure is
-    returned as {"error": why}, so the other anchors are still recorded."""
+    `python` (an interpreter that has it; `calibration` is then a saved .npy). Never raises
+    for ModelOpt's sake: a failure is returned as {"error": why}, so the other anchors are
+    still recorded."""
     if python is None and not modelopt_importable():
         return {
             "error": "NVIDIA ModelOpt is not installed for this Python; install it in a separate "
@@ -90,13 +91,13 @@ def run_modelopt(
         }
     if python is None:
         try:
-            return modelopt_int8(source, out_path, calibration_npy, method)
+            return modelopt_int8(source, out_path, calibration, method)
         except Exception as exc:  # a third-party tool failing is a finding to record
             return {"error": f"ModelOpt failed: {type(exc).__name__}: {exc}"[:600]}
     with tempfile.TemporaryDirectory(prefix=".modelopt-worker.", dir=out_path.parent) as tmp:
         result = Path(tmp) / "result.json"
         cmd = [python, "-m", "app.benchmarks.modelopt_ptq", "--model", str(source)]
-        cmd += ["--calibration", str(calibration_npy), "--method", method]
+        cmd += ["--calibration", str(calibration), "--method", method]
         cmd += ["--out", str(out_path), "--json", str(result)]
         root = Path(__file__).resolve().parents[2]  # so the worker imports this checkout's app
         try:
