@@ -27,7 +27,7 @@ import onnx
 from onnx import numpy_helper
 
 from app.core.atomic import write_json
-from app.core.errors import CancelToken
+from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
 from app.core.ort_session import cpu_session
 from app.core.safe_json import load_json
@@ -80,9 +80,12 @@ def channel_means(
     return {k: sums[k] / counts[k] for k in sums}, images
 
 
-def ensure_channel_means(ws: Workspace, calibration: Path, cancel: CancelToken | None = None):
+def ensure_channel_means(
+    ws: Workspace, calibration: Path, cancel: CancelToken | None = None
+) -> Path | None:
     """`calibration`'s channel_means.json, measured on its images the first time (see module
-    doc); None when none of its images can be read any more (no correction then)."""
+    doc); None when they cannot be measured (images gone, a graph ORT cannot expose the conv
+    inputs of): the INT8 graph is then built without the correction."""
     from app.core.quant.calibration_images import CalibrationReader
 
     path = calibration / CHANNEL_MEANS
@@ -93,9 +96,16 @@ def ensure_channel_means(ws: Workspace, calibration: Path, cancel: CancelToken |
     files = [Path(p) for p in meta.get("images_used", [])][:MAX_IMAGES]
     model = onnx.load(str(spec.path), load_external_data=False)
     reader = CalibrationReader(spec, [f for f in files if f.is_file()], batch=1, cancel=cancel)
-    means, images = channel_means(
-        Path(spec.path), spec.input_name, reader, conv_input_tensors(model), cancel
-    )
+    try:
+        means, images = channel_means(
+            Path(spec.path), spec.input_name, reader, conv_input_tensors(model), cancel
+        )
+    except Cancelled:
+        raise
+    except Exception as exc:  # ORT's Fail/InvalidGraph... on a graph it cannot expose tensors of
+        # the INT8 graph is still right without the correction, only less close to FP32
+        log.warning("bias correction skipped: channel means not measurable (%s)", exc)
+        return None
     if not images:
         log.info("bias correction skipped: no calibration image of %s is readable", calibration)
         return None
