@@ -89,3 +89,17 @@ def test_each_bias_moves_by_the_weight_rounding_times_the_input_mean(effnet_ws):
     # and the shift is real: an uncorrected bias would sit a whole step or more away somewhere
     shift = np.abs((w_q - w).sum((1, 2, 3)) * mean)
     assert (shift > bias_scale).any()
+
+
+def test_int8_is_still_built_when_the_calibration_images_are_gone(tmp_path):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:4]:
+        shutil.copy(path, folder / path.name)
+    ws = Workspace.for_model(efficientnet_spec(ASSETS), tmp_path / "ws")
+    calibrate(ws, folder, method="minmax")
+    shutil.rmtree(folder)  # the means are measured on these at quantize time
+    meta = quantize(ws, precisions=["int8"])[0]
+    assert meta["bias_correction"]["convs"] == 0
+    assert "channel_means.json" in meta["bias_correction"]["reason"]
+    assert ws.variant_path("int8").is_file()
