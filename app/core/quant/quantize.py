@@ -36,6 +36,7 @@ from app.core.model.checks import already_int8_note, quantized_node_count
 from app.core.model.files import file_sha256
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
+from app.core.quant.bias_correction import correct_biases, ensure_channel_means, load_channel_means
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
@@ -53,7 +54,7 @@ from app.core.quant.speed import measure_int8_speed
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 4  # 4: graph prepared (pads and constants folded) first
+QUANTIZE_VERSION = 5  # 4: graph prepared (pads and constants folded) first; 5: bias correction
 
 
 MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
@@ -163,10 +164,13 @@ def make_int8(
     *,
     placement: str = "default",
     prepare: bool = True,
+    correct_bias: bool = True,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
-    `placement` (ort-cpu only, see `placements`) and `prepare=False` exist for measuring the
-    alternatives; the app itself always uses the defaults."""
+    `placement` (ort-cpu only, see `placements`), `prepare=False` and `correct_bias=False`
+    exist for measuring the alternatives; the app itself always uses the defaults. Biases are
+    corrected (ort-cpu, see `bias_correction`) when the calibration folder holds its channel
+    means, which `quantize` measures first."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -207,6 +211,7 @@ def make_int8(
                 calibration_cache_path=str(ranges_path),
                 **args,
             )
+            corrected = _correct_bias(part, model, ranges_path.parent, target, correct_bias)
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -238,7 +243,23 @@ def make_int8(
         if args["per_channel"]
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
         "reduce_range": args["reduce_range"],
+        "bias_correction": corrected,
     }
+
+
+def _correct_bias(
+    path: Path, model: onnx.ModelProto, calibration: Path, target: str, wanted: bool
+) -> dict[str, Any]:
+    """Apply `bias_correction` to the graph at `path` (ort-cpu only); what was done."""
+    if not wanted or target != "ort-cpu":
+        return {"convs": 0, "reason": "not asked" if not wanted else f"not done for {target}"}
+    means = load_channel_means(calibration)
+    if means is None:
+        return {"convs": 0, "reason": f"no {calibration.name}/channel_means.json"}
+    qmodel = onnx.load(str(path))
+    done = correct_biases(qmodel, model, means)
+    onnx.save(qmodel, str(path))
+    return {"convs": done}
 
 
 def _int8_at(
@@ -303,6 +324,9 @@ def quantize(
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
+            if target == "ort-cpu":  # the means bias correction needs (measured once)
+                progress(base, "measuring channel means for bias correction")
+                ensure_channel_means(ws, calib, cancel)
             build = partial(_int8_at, source, ranges, target=target, keep_float=keep_float)
         if ws.valid_variant(name, key):
             log.info("variant %s reused (key %s matches)", name, key)
