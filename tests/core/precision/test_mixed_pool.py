@@ -18,8 +18,8 @@ from app.core.model.workspace import Workspace
 from app.core.precision.mixed import ladder, search_mixed_precision
 from app.core.quant.calibration import calibrate
 from app.core.quant.graph_rules import compute_nodes, name_nodes
-from tests.conftest import IMAGES, RESNET8, needs_assets
 from tests.assets import COCO_DEV64, VIDEO, YOLOX
+from tests.conftest import IMAGES, RESNET8, needs_assets
 
 pytestmark = needs_assets
 
@@ -87,7 +87,7 @@ def test_pool_split_is_disjoint_deterministic_and_skips_calibration(cifar):
 
 
 def test_search_keeps_the_cap_and_reports_held_out_figures_evaluate_agrees_with(cifar, tmp_path):
-    ws, val, pool_dir, used = cifar
+    ws, val, pool_dir, _ = cifar
     # min_agreement 100 cannot be met: the search climbs the whole ladder to the cap and keeps
     # the trial closest to FP32 - the most float ops it may use, so the cap is really tested
     report = search_mixed_precision(
@@ -104,7 +104,8 @@ def test_search_keeps_the_cap_and_reports_held_out_figures_evaluate_agrees_with(
     meta = ws.variant_meta("int8-mp") or {}
     assert meta["compute_ops_kept_float"] == report["layers_kept"] <= report["cap"]
     assert len(meta["kept_float"]) <= 0.3 * total
-    assert all(t["within_cap"] == (t["compute_ops_float"] <= report["cap"]) for t in report["trials"])
+    trials = report["trials"]
+    assert all(t["within_cap"] == (t["compute_ops_float"] <= report["cap"]) for t in trials)
     assert not report["reached"]
     assert report["chosen_trial"] in [t["trial"] for t in report["trials"] if t["within_cap"]]
     img = report["images"]
