@@ -154,6 +154,13 @@ def print_report(report: dict[str, Any]) -> None:
             )
         )
     print(table(["variant", "ops float", metric, *([lmetric] if lmetric else [])], rows))
+    over = report.get("closer_over_cap")
+    if over:
+        print(
+            f"\n'{over['trial']}' was closer to FP32 ({metric} {over['value']}) with "
+            f"{over['compute_ops_float']} compute ops float, over the cap of {report['cap']}: "
+            "raise --max-fraction to allow it"
+        )
     state = "reached" if report["reached"] else "NOT reached (closest trial within the cap kept)"
     print(
         f"\n{report['variant']}: search {metric} {report['int8']} ({state}), held-out "

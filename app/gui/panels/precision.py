@@ -368,13 +368,20 @@ def auto_summary(report: dict[str, Any]) -> str:
     fp32_search = {lmetric: report.get("fp32_labelled")}
     chosen, default = held["chosen"]["metrics"], held["default"]["metrics"]
     fp32_held = held["fp32"]["metrics"]
+    over = report.get("closer_over_cap")
+    note = (
+        f" '{over['trial']}' was closer to FP32 ({metric} {over['value']:.4g}) with "
+        f"{over['compute_ops_float']} compute ops float, over the cap of {report['cap']}."
+        if over
+        else ""
+    )
     return (
         f"Wrote variant {report['variant']} with {report['layers_kept']} of "
         f"{report['compute_ops']} compute ops float ({report['chosen_trial']}). "
         f"Search ({img['search_images']} images, {img['search_labelled']} labelled): "
         f"{figures(search, fp32_search)}. Held out ({img['held_out_images']} images the search "
         f"never saw, {img['held_out_labelled']} labelled): {figures(chosen, fp32_held)}; "
-        f"default recipe {figures(default, fp32_held)}."
+        f"default recipe {figures(default, fp32_held)}.{note}"
     )
 
 
