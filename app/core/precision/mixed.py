@@ -13,10 +13,11 @@ Every 4th image of each source is held out (app.core.eval.pool); the search neve
 and the chosen graph, FP32 and the default recipe are reported on it with bootstrap intervals.
 FP32 runs once per image; each trial runs only the candidate. Trials: the default recipe (and the
 leading blocks plus the prediction heads), then the blocks ranked worst by
-`precision.debug.analyse_layers` kept float k = 0, 1, 2, 4, ... up to the cap (10% of the compute
-ops by default, counting those every graph of the target keeps float), the smallest passing k
-found by bisection. A trial passes when its agreement reaches `min_agreement` and its labelled
-drop is at most `target_drop`; when none within the cap passes, the one closest to FP32 is kept.
+`precision.debug.analyse_layers` kept float in rank order within k = 0, 1, 2, 4, ... convolutions
+up to the cap (10% of the compute ops by default, counting those every graph of the target keeps
+float), the smallest passing k found by bisection. A trial passes when its agreement reaches
+`min_agreement` and its labelled drop is at most `target_drop`; when none within the cap passes,
+the one closest to FP32 is kept.
 """
 
 from __future__ import annotations
@@ -156,13 +157,15 @@ def search_mixed_precision(
         stem = leading_compute_blocks(model, default_stem_blocks(model))
         trial("leading blocks + prediction heads float", stem + head_compute_nodes(model))
 
+    convs = set(compute_nodes(model))
+
     def keep_k(k: int) -> list[str]:
-        return [n for nodes in ranking[:k] for n in nodes]
+        return fill(ranking, convs, k)
 
     results: dict[int, dict[str, Any]] = {}
     last_fail = -1
-    for k in ladder(min(max(cap - always, 0), len(ranking))):
-        results[k] = trial(f"{k} worst-ranked blocks float", keep_k(k))
+    for k in ladder(min(max(cap - always, 0), len(convs))):
+        results[k] = trial(f"worst-ranked blocks, {k} convs", keep_k(k))
         if results[k]["passes"]:
             break
         last_fail = k
@@ -171,7 +174,7 @@ def search_mixed_precision(
         hi, lo = min(passing), last_fail
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            results[mid] = trial(f"{mid} worst-ranked blocks float", keep_k(mid))
+            results[mid] = trial(f"worst-ranked blocks, {mid} convs", keep_k(mid))
             hi, lo = (mid, lo) if results[mid]["passes"] else (hi, mid)
     best, reached = choose(trials)
     progress(0.9, f"building {variant_name}")
@@ -228,6 +231,22 @@ def search_mixed_precision(
         )
     progress(1.0, f"{variant_name}: held-out {metric} {held_out['chosen']['metrics'][metric]}")
     return report
+
+
+def fill(ranking: list[list[str]], convs: set[str], budget: int) -> list[str]:
+    """Nodes of the worst-ranked blocks, taken in rank order while their compute ops fit in
+    `budget` (a block too big for what is left is passed over for smaller ones after it): the
+    cap counts convolutions, and a block holds one or several (its tensor's consumers)."""
+    keep: list[str] = []
+    used = 0
+    for nodes in ranking:
+        new = {n for n in nodes if n in convs and n not in keep}
+        if used + len(new) <= budget:
+            keep += [n for n in nodes if n not in keep]
+            used += len(new)
+        if used == budget:
+            break
+    return keep
 
 
 def choose(trials: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:

@@ -15,7 +15,8 @@ from app.core.eval.evaluate import evaluate
 from app.core.eval.pool import PoolPart, build_pool
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
-from app.core.precision.mixed import ladder, search_mixed_precision
+from app.core.precision.debug import analyse_layers
+from app.core.precision.mixed import fill, ladder, search_mixed_precision
 from app.core.quant.calibration import calibrate
 from app.core.quant.graph_rules import compute_nodes, name_nodes
 from tests.assets import COCO_DEV64, VIDEO, YOLOX
@@ -59,6 +60,18 @@ def _held_out_by_hand(files: list[Path]) -> list[Path]:
 def test_ladder_ends_at_the_cap():
     assert ladder(0) == [0] and ladder(1) == [0, 1] and ladder(2) == [0, 1, 2]
     assert ladder(11) == [0, 1, 2, 4, 8, 11]
+
+
+def test_fill_counts_convolutions_not_blocks():
+    """Blocks hold a conv, its activation and the convs their tensor feeds; only convs count,
+    and a block too big for what is left gives way to a smaller one ranked after it."""
+    ranking = [["c1", "act1", "c2"], ["c2", "act2", "c3", "c4"], ["c5", "act5"], ["c6"]]
+    convs = {"c1", "c2", "c3", "c4", "c5", "c6"}
+    assert fill(ranking, convs, 0) == []
+    assert fill(ranking, convs, 1) == ["c5", "act5"]
+    assert fill(ranking, convs, 3) == ["c1", "act1", "c2", "c5", "act5"]
+    assert fill(ranking, convs, 4) == ["c1", "act1", "c2", "act2", "c3", "c4"]
+    assert sum(n in convs for n in fill(ranking, convs, 5)) == 5
 
 
 def test_pool_split_is_disjoint_deterministic_and_skips_calibration(cifar):
@@ -160,6 +173,7 @@ def test_yolox_search_on_a_pool_reports_held_out_map_that_evaluate_agrees_with(t
         max_fraction=0.03,  # 3 of 113: default, leading+heads (over the cap), k = 0, 1, 2, 3
         min_agreement=100.0,
         variant_name="int8-mp-trt",
+        analysis=analyse_layers(ws, target="tensorrt", count=2),  # 2 images: the ranking only
         runner_factory=make_runner,
     )
     assert report["metric"] == "agreement_mAP50_95" and report["labelled_metric"] == "mAP50_95"
