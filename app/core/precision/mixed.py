@@ -116,7 +116,7 @@ def search_mixed_precision(
     model = name_nodes(onnx.load(spec.path))
     total = len(compute_nodes(model))
     cap = max(1, int(max_fraction * total))
-    always = _always_float(target, model)
+    always = len(_always_float_nodes(target, model))
     ranking = [b["nodes"] for b in analysis["blocks"]]
     trials: list[dict[str, Any]] = []
     ranges = calib / "ranges.json"
@@ -157,7 +157,8 @@ def search_mixed_precision(
         stem = leading_compute_blocks(model, default_stem_blocks(model))
         trial("leading blocks + prediction heads float", stem + head_compute_nodes(model))
 
-    convs = set(compute_nodes(model))
+    # the convs a block would add: those the target keeps float anyway cost nothing
+    convs = set(compute_nodes(model)) - set(_always_float_nodes(target, model))
 
     def keep_k(k: int) -> list[str]:
         return fill(ranking, convs, k)
@@ -288,6 +289,6 @@ def _held_out(
     return out
 
 
-def _always_float(target: str, model: onnx.ModelProto) -> int:
+def _always_float_nodes(target: str, model: onnx.ModelProto) -> list[str]:
     """Compute ops every graph for this target keeps float (ORT CPU: the prediction heads)."""
-    return len(head_compute_nodes(model)) if target == "ort-cpu" else 0
+    return head_compute_nodes(model) if target == "ort-cpu" else []
