@@ -160,13 +160,21 @@ def search_mixed_precision(
     # the convs a block would add: those the target keeps float anyway cost nothing
     convs = set(compute_nodes(model)) - set(_always_float_nodes(target, model))
 
-    def keep_k(k: int) -> list[str]:
-        return fill(ranking, convs, k)
+    built: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def ranked(k: int) -> dict[str, Any]:
+        """The trial of budget k; a budget that fills to the same nodes as a smaller one (no
+        block fits the extra convs) reuses that trial instead of building it again."""
+        keep = fill(ranking, convs, k)
+        key = tuple(sorted(keep))
+        if key not in built:
+            built[key] = trial(f"worst-ranked blocks, {k} convs", keep)
+        return built[key]
 
     results: dict[int, dict[str, Any]] = {}
     last_fail = -1
     for k in ladder(min(max(cap - always, 0), len(convs))):
-        results[k] = trial(f"worst-ranked blocks, {k} convs", keep_k(k))
+        results[k] = ranked(k)
         if results[k]["passes"]:
             break
         last_fail = k
@@ -175,7 +183,7 @@ def search_mixed_precision(
         hi, lo = min(passing), last_fail
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            results[mid] = trial(f"worst-ranked blocks, {mid} convs", keep_k(mid))
+            results[mid] = ranked(mid)
             hi, lo = (mid, lo) if results[mid]["passes"] else (hi, mid)
     best, reached = choose(trials)
     progress(0.9, f"building {variant_name}")
