@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from app.backends.factory import make_runner
 from app.cli.arguments import (
@@ -39,7 +40,23 @@ def register(subs: argparse._SubParsersAction) -> None:
         "--max-fraction",
         type=probability,
         default=defaults.MAX_FLOAT_FRACTION,
-        help="most compute ops that may stay out of INT8",
+        help="most compute ops that may stay out of INT8 (those the target always keeps "
+        "float included)",
+    )
+    p.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="DIR_OR_VIDEO",
+        help="more images to judge agreement with FP32 on, no labels needed: a folder or a "
+        "video (every 10th frame); repeat for several. The --images folder is always in it; "
+        "calibration images are left out; every 4th image is held out to check the result",
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        help="agreement with FP32 a trial must reach on the search images (default: 92 mAP50-95 "
+        "for detectors, 98%% top-1 for classifiers)",
     )
     p.add_argument(
         "--name", default=defaults.MIXED_VARIANT_NAME, help="name of the variant to write"
@@ -69,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         args.images,
         labels_dir=args.labels,
         coco_json=args.coco,
+        pool=args.pool,
         target_drop=args.target_drop,
+        min_agreement=args.min_agreement,
         target=args.target,
         max_fraction=args.max_fraction,
         variant_name=args.name,
@@ -77,33 +96,85 @@ def run(args: argparse.Namespace) -> int:
         runner_factory=make_runner,
         progress=ProgressBar("searching"),
     )
+    print_report(report)
+    full = {**report, "analysis_full": analysis}
+    write_json(ws.path("results", f"debug-precision-{report['variant']}.json"), full)
+    save_json(args.json_out, report)
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The trials on the search images, then FP32, the default recipe and the chosen graph on
+    the held-out images the search never saw."""
+    metric, lmetric = report["metric"], report.get("labelled_metric")
+    img = report["images"]
     print(
-        f"\nsearch ({report['metric']}, FP32 {report['fp32']}, target drop "
-        f"<= {report['target_drop']}):"
+        f"\nsearch on {img['search_images']} images ({img['search_labelled']} labelled; "
+        f"{img['search_images_available']} available), {metric} FP32 {report['fp32']}"
+        + (f", {lmetric} FP32 {report['fp32_labelled']}" if lmetric else "")
+        + f"; passes: {metric} >= {report['min_agreement']}"
+        + (f" and {lmetric} drop <= {report['target_drop']}" if lmetric else "")
+        + f"; at most {report['cap']} of {report['compute_ops']} compute ops float"
     )
     print(
         table(
-            ["trial", "compute ops float", report["metric"], "drop", "p50 ms", "passes"],
+            ["trial", "ops float", metric, lmetric or "-", "drop", "p50 ms", "in cap", "passes"],
             [
                 (
                     t["trial"],
                     t["compute_ops_float"],
                     t["value"],
-                    t["drop"],
+                    t.get("labelled", "-"),
+                    t.get("labelled_drop", t["drop"]),
                     t["latency_p50_ms"],
+                    "yes" if t["within_cap"] else "no",
                     "yes" if t["passes"] else "no",
                 )
                 for t in report["trials"]
             ],
         )
     )
-    state = "reached" if report["reached"] else "NOT reached (best trial kept)"
+    held = report["held_out"]
     print(
-        f"\n{report['variant']}: {report['metric']} {report['int8']} vs FP32 {report['fp32']} "
-        f"({state}), {report['layers_kept']} of {report['compute_ops']} compute ops kept out "
-        f"of INT8, {report['seconds']} s"
+        f"\nheld out (never seen by the search): {img['held_out_images']} images "
+        f"({img['held_out_labelled']} labelled), 95% bootstrap intervals"
     )
-    full = {**report, "analysis_full": analysis}
-    write_json(ws.path("results", f"debug-precision-{report['variant']}.json"), full)
-    save_json(args.json_out, report)
-    return 0
+    rows = []
+    for role, name in (("fp32", "FP32"), ("default", "default recipe"), ("chosen", "chosen")):
+        entry = held[role]
+        rows.append(
+            (
+                name if role != "chosen" else f"{report['variant']} (chosen)",
+                {
+                    "fp32": 0,
+                    "default": entry.get("compute_ops_float"),
+                    "chosen": report["layers_kept"],
+                }[role],
+                *(_with_ci(entry, m) for m in (metric, lmetric) if m),
+            )
+        )
+    print(table(["variant", "ops float", metric, *([lmetric] if lmetric else [])], rows))
+    over = report.get("closer_over_cap")
+    if over:
+        print(
+            f"\n'{over['trial']}' was closer to FP32 ({metric} {over['value']}) with "
+            f"{over['compute_ops_float']} compute ops float, over the cap of {report['cap']}: "
+            "raise --max-fraction to allow it"
+        )
+    state = "reached" if report["reached"] else "NOT reached (closest trial within the cap kept)"
+    print(
+        f"\n{report['variant']}: search {metric} {report['int8']} ({state}), held-out "
+        f"{held['chosen']['metrics'][metric]}, {report['layers_kept']} of "
+        f"{report['compute_ops']} compute ops kept out of INT8, {report['seconds']} s"
+    )
+
+
+def _with_ci(entry: dict[str, Any], metric: str) -> str:
+    """'35.1 [33.0, 37.2] (-0.4 [-1.1, 0.3])': value, its interval and the paired difference."""
+    value = entry["metrics"].get(metric)
+    if value is None:
+        return "-"
+    ci = (entry.get("metrics_ci") or {}).get(metric)
+    diff = (entry.get("diff_ci") or {}).get(metric)
+    text = f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    return text + (f" (diff [{diff[0]:+.2f}, {diff[1]:+.2f}])" if diff else "")

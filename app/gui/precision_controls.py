@@ -1,5 +1,6 @@
-"""The Precision panel's controls: evaluation folder, target layout, image count, accepted drop,
-the Analyse / Auto / Re-run buttons, and room for the panel's job bar."""
+"""The Precision panel's controls: evaluation folder, the automatic search's pool of unlabelled
+images, target layout, image count, accepted drop, the Analyse / Auto / Re-run buttons, and room
+for the panel's job bar."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -31,6 +33,7 @@ class PrecisionControls(QGroupBox):
         target: str,
         count: int,
         drop: float,
+        pool: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__("Analyse and fix", parent)
@@ -44,6 +47,22 @@ class PrecisionControls(QGroupBox):
         )
         self.images, self.labels = row.images, row.labels
         outer.addLayout(row)
+        self.pool = QLineEdit(pool)
+        self.pool.setPlaceholderText(
+            "optional: more folders or videos for auto (';' between them), no labels needed"
+        )
+        self.pool.setToolTip(
+            "Auto judges agreement with FP32 on the evaluation images plus these (folders, or "
+            "videos: every 10th frame), calibration images left out. Every 4th image is held "
+            "out and only used to check the result."
+        )
+        self.pool_btn = QPushButton("Pool…")
+        self.pool_btn.setToolTip("Add a folder; cancel it to add a video file")
+        pool_row = QHBoxLayout()
+        pool_row.addWidget(QLabel("Pool"))
+        pool_row.addWidget(self.pool, 1)
+        pool_row.addWidget(self.pool_btn)
+        outer.addLayout(pool_row)
 
         row2 = QHBoxLayout()
         self.target = QComboBox()
@@ -64,7 +83,11 @@ class PrecisionControls(QGroupBox):
         self.drop.setDecimals(1)
         self.drop.setValue(drop)
         self.drop.setSuffix(" pts")
-        self.drop.setToolTip("Largest accuracy drop against FP32 the automatic search accepts")
+        self.drop.setToolTip(
+            "Largest accuracy drop against FP32 on the labelled evaluation images the automatic "
+            "search accepts; it also needs agreement with FP32 of 92 (detectors, mAP50-95) or "
+            "98% (classifiers, top-1) on all its images"
+        )
         for label, w in (("Target", self.target), ("Images", self.count), ("Max drop", self.drop)):
             row2.addWidget(QLabel(label))
             row2.addWidget(w)

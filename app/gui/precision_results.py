@@ -128,6 +128,10 @@ class ResultTables(QTabWidget):
         trials = report.get("trials") or []
         self.trials.setRowCount(len(trials))
         self.trials.setHorizontalHeaderItem(2, QTableWidgetItem(str(report.get("metric", ""))))
+        # with labels, the drop that decides is the labelled one; agreement is in column 2
+        lmetric = report.get("labelled_metric")
+        drop = f"{lmetric} drop" if lmetric else "drop"
+        self.trials.setHorizontalHeaderItem(3, QTableWidgetItem(drop))
         bold = QFont()
         bold.setBold(True)
         for r, t in enumerate(trials):
@@ -135,7 +139,7 @@ class ResultTables(QTabWidget):
                 t.get("trial"),
                 t.get("compute_ops_float"),
                 t.get("value"),
-                t.get("drop"),
+                t.get("labelled_drop", t.get("drop")),
                 t.get("latency_p50_ms"),
                 "yes" if t.get("passes") else "no",
             ]

@@ -102,6 +102,10 @@ def test_defaults_come_from_core_defaults(tmp_path: Path) -> None:
         defaults.MAX_FLOAT_FRACTION,
         defaults.MIXED_VARIANT_NAME,
     )
+    assert (debug.pool, debug.min_agreement) == ([], None)  # the --images folder; per task
+    pooled = ["--pool", "photos", "--pool", "walk.mp4"]
+    debug = parser.parse_args(["debug-precision", *ws, "--images", str(tmp_path), *pooled])
+    assert debug.pool == ["photos", "walk.mp4"]
     assert parser.parse_args(["fetch-demo"]).timeout == defaults.DOWNLOAD_TIMEOUT_S
 
 

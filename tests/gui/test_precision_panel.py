@@ -116,12 +116,23 @@ def test_analyse_inspect_keep_float_rerun_and_auto(
     assert set(panel.blocks[0]["nodes"]) & kept
 
     # The automatic search: trials table, ticked blocks follow its choice, variant written.
+    # Its pool: the evaluation folder plus 50 unlabelled photos (the calibration's left out).
+    panel.pool_field.setText(str(CIFAR / "ship"))
     assert panel.auto()
     qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
     assert not panel.messages.has("job"), panel.messages.text("job")
     assert panel.trials.rowCount() >= 2
-    assert panel.trials.horizontalHeaderItem(2).text() == "top1"
-    assert "int8-mp" in panel.messages.text("auto")
+    # judged on agreement with FP32, the labelled top-1 drop as a guard; then checked on the
+    # held-out images the search never used
+    assert panel.trials.horizontalHeaderItem(2).text() == "top1_agreement"
+    assert panel.trials.horizontalHeaderItem(3).text() == "top1 drop"
+    text = panel.messages.text("auto")
+    assert "int8-mp" in text and "Held out (" in text
+    images = panel.trials_report["images"]
+    assert [Path(s["source"]) for s in images["sources"]] == [eval_folder, CIFAR / "ship"]
+    assert images["sources"][1]["images"] + images["calibration_images_excluded"] == 50
+    held = panel.trials_report["held_out"]["chosen"]["metrics"]
+    assert f"top1_agreement {held['top1_agreement']:.4g}" in text.split("Held out")[1]
     assert ws.valid_variant("int8-mp")
     chosen = set(panel.trials_report["kept_float"])  # compute nodes, heads included
     ticked = {panel.blocks[i]["block"] for i in panel.kept_indices()}
@@ -143,6 +154,10 @@ def test_problems_are_inline(qtbot, tmp_path, resnet_spec, calibrated_root, make
     panel.images.setText("")
     assert not panel.auto()
     assert "folder of evaluation images" in panel.messages.text("auto")
+    panel.images.setText(str(CIFAR / "cat"))
+    panel.pool_field.setText(f"{CIFAR / 'dog'}; {tmp_path / 'no-such-video.mp4'}")
+    assert not panel.auto()
+    assert "no-such-video.mp4: not a folder or a video file" in panel.messages.text("auto")
     assert panel.job is None
 
 

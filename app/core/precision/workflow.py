@@ -51,9 +51,11 @@ def run_auto(
     runner_factory: RunnerFactory,
     progress: Any,
     cancel: Any,
+    pool: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The mixed-precision search (analysing first when there is no analysis for `target`),
-    scoring with runners from `runner_factory` (app.backends.factory.make_runner in the app)."""
+    """The mixed-precision search (analysing first when there is no analysis for `target`) on
+    `images` plus the `pool` folders and videos, scoring with runners from `runner_factory`
+    (app.backends.factory.make_runner in the app)."""
     from app.core.precision.mixed import search_mixed_precision
 
     share = 0.0
@@ -65,6 +67,7 @@ def run_auto(
     report = search_mixed_precision(
         ws,
         images,
+        pool=pool,
         target_drop=target_drop,
         target=target,
         variant_name=variant_for("int8-mp", target),

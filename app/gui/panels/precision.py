@@ -62,12 +62,15 @@ class PrecisionPanel(Panel):
             str(self.setting("target", defaults.BACKEND)),
             int(self.setting("count", defaults.ANALYSIS_IMAGES)),
             float(self.setting("drop", defaults.TARGET_DROP)),
+            str(self.setting("pool", "")),
         )
         self.controls = box
         self.images, self.labels, self.target = box.images, box.labels, box.target
         self.count, self.drop = box.count, box.drop
         self.analyse_btn, self.auto_btn = box.analyse_btn, box.auto_btn
         self.rerun_btn = box.rerun_btn
+        self.pool_field = box.pool
+        box.pool_btn.clicked.connect(self.pick_pool)
         box.add_job_bar(self.make_job_bar("", box.buttons()))
         self.target.currentIndexChanged.connect(self._target_changed)
         self.analyse_btn.clicked.connect(lambda: self.analyse())
@@ -164,6 +167,28 @@ class PrecisionPanel(Panel):
         self.set_setting("labels", labels)
         return images, labels
 
+    def _pool_inputs(self) -> list[str]:
+        """The pool's folders and videos, checked (UserError naming the one to fix)."""
+        from app.core.frames.imageio import is_video_path
+
+        entries = [e.strip() for e in self.pool_field.text().split(";") if e.strip()]
+        for entry in entries:
+            path = Path(entry)
+            if not (path.is_dir() or (path.is_file() and is_video_path(path))):
+                raise UserError(f"{entry}: not a folder or a video file; fix the Pool field")
+        self.set_setting("pool", "; ".join(entries))
+        return entries
+
+    def pick_pool(self) -> None:
+        """Add a folder (or, when that dialog is cancelled, a video) to the pool."""
+        start = self.images.text()
+        path = self.pick_folder("Pool: a folder of images (no labels needed)", start)
+        if not path:
+            path = self.pick_file("Pool: a video", start, "Videos (*.mp4 *.avi *.mov *.mkv)")
+        if path:
+            current = self.pool_field.text().strip()
+            self.pool_field.setText(f"{current}; {path}" if current else path)
+
     # actions ---------------------------------------------------------------------------------
     def _ready(self, key: str, need_images: bool) -> tuple[Workspace, str, str] | None:
         """Workspace (+ evaluation inputs) or None with an inline message under `key`."""
@@ -201,10 +226,15 @@ class PrecisionPanel(Panel):
         if ready is None:
             return False
         ws, images, labels = ready
+        try:
+            pool = self._pool_inputs()
+        except UserError as exc:
+            self.messages.set("auto", str(exc))
+            return False
         self.set_setting("drop", self.drop.value())
         analysis = self.analysis if self._analysis_current() else None
         return self.run_job(
-            partial(run_auto, runner_factory=make_runner),
+            partial(run_auto, runner_factory=make_runner, pool=pool),
             ws,
             images,
             labels,
@@ -251,18 +281,13 @@ class PrecisionPanel(Panel):
         self.show_trials(report)
         kept = set(report.get("kept_float") or [])
         self.set_kept({i for i, b in enumerate(self.blocks) if kept & set(b["nodes"])})
-        text = (
-            f"Wrote variant {report['variant']}: {report['metric']} {report['int8']:.4g} "
-            f"(FP32 {report['fp32']:.4g}, drop {report['drop']:.3g}) with "
-            f"{report['layers_kept']} of {report['compute_ops']} compute ops float "
-            f"({report['chosen_trial']})."
-        )
+        text = auto_summary(report)
         if report.get("reached"):
             self.messages.set("auto", text, "info")
         else:
             self.messages.set(
                 "auto",
-                text + f" The {report['target_drop']} pts target was not reached.",
+                text + " No trial within the cap met the target; the closest to FP32 was kept.",
                 "warning",
             )
         self.status.setText(f"{report['variant']} written")
@@ -326,6 +351,38 @@ class PrecisionPanel(Panel):
         for i in sorted(self.kept_indices()):
             nodes += [n for n in self.blocks[i]["nodes"] if n not in nodes]
         return nodes
+
+
+def auto_summary(report: dict[str, Any]) -> str:
+    """The search's result in words: search figures, then the held-out check."""
+    metric, lmetric = report["metric"], report.get("labelled_metric")
+    img, held = report["images"], report["held_out"]
+
+    def figures(m: dict[str, Any], ref: dict[str, Any]) -> str:
+        parts = [f"{metric} {m[metric]:.4g}"]
+        if lmetric and m.get(lmetric) is not None:
+            parts.append(f"{lmetric} {m[lmetric]:.4g} (FP32 {ref[lmetric]:.4g})")
+        return ", ".join(parts)
+
+    search = {metric: report["int8"], lmetric: report.get("labelled")}
+    fp32_search = {lmetric: report.get("fp32_labelled")}
+    chosen, default = held["chosen"]["metrics"], held["default"]["metrics"]
+    fp32_held = held["fp32"]["metrics"]
+    over = report.get("closer_over_cap")
+    note = (
+        f" '{over['trial']}' was closer to FP32 ({metric} {over['value']:.4g}) with "
+        f"{over['compute_ops_float']} compute ops float, over the cap of {report['cap']}."
+        if over
+        else ""
+    )
+    return (
+        f"Wrote variant {report['variant']} with {report['layers_kept']} of "
+        f"{report['compute_ops']} compute ops float ({report['chosen_trial']}). "
+        f"Search ({img['search_images']} images, {img['search_labelled']} labelled): "
+        f"{figures(search, fp32_search)}. Held out ({img['held_out_images']} images the search "
+        f"never saw, {img['held_out_labelled']} labelled): {figures(chosen, fp32_held)}; "
+        f"default recipe {figures(default, fp32_held)}.{note}"
+    )
 
 
 def main() -> int:
