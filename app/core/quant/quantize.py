@@ -9,7 +9,10 @@ with Q/DQ placed the way each target executes them:
     weights on the output-channel axis, opset >= 13.
 Before quantization the graph is prepared (`prepare`: constants folded, pads folded into
 convolutions and pools), so no float node is stranded between a DequantizeLinear and a
-QuantizeLinear. The ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
+QuantizeLinear. Then activations whose channels' ranges differ widely (YOLOX-Nano's stem) are
+equalised (`equalize`, per-channel scales folded into the next convolution's weights, exact in
+float) and their ranges measured again, so the stem is quantized instead of kept float. The
+ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
 uint8 activations with int8 weights (U8S8) beat S8S8 by 1.2-2x on AVX2, and quantized SiLU
 (QLinearSigmoid + QLinearMul) beats a float SiLU between DQ and Q by about 1.3x. With
 `measure_speed` the new INT8 graph is timed against FP32 on this machine, and the result says
@@ -34,9 +37,11 @@ from app.core.atomic import atomic_path
 from app.core.errors import CancelToken, UserError
 from app.core.model.checks import already_int8_note, quantized_node_count
 from app.core.model.files import file_sha256
+from app.core.model.spec import ModelSpec
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.calibration import check_calibration, latest_calibration
+from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
 from app.core.quant.graph_rules import (
     COMPUTE_OPS,
     compute_nodes,
@@ -55,6 +60,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
 QUANTIZE_VERSION = 4  # 4: graph prepared (pads and constants folded) first
+# Leading compute blocks the default recipe keeps float once equalisation has evened an input
+# of the stem (`default_stem_blocks` otherwise), per target; measured, see `make_int8`
+EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
+EQUALIZE = True  # activation equalisation in the default INT8 recipe (`equalize_ranges`)
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
 
 
@@ -165,10 +174,15 @@ def make_int8(
     *,
     placement: str = "default",
     prepare: bool = True,
+    equalize_with: ModelSpec | None = None,
+    equalize_options: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
     `placement` (ort-cpu only, see `placements`) and `prepare=False` exist for measuring the
-    alternatives; the app itself always uses the defaults."""
+    alternatives; the app itself always uses the defaults. `equalize_with` (the workspace's
+    spec, whose preprocessing reads the calibration images again): equalise uneven activations
+    first (`equalize_ranges`), and then, unless `keep_float` says otherwise, keep no stem block
+    float; `equalize_options` (alpha, spread) exist for measuring."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -187,17 +201,38 @@ def make_int8(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         model, preparation = prepare_for_quantization(model, workdir=out_path.parent)
         model = name_nodes(model)
-    args = recipe(target, model, keep_float)
-    if placement != "default":
-        if target != "ort-cpu":
-            raise UserError(f"placement '{placement}' exists for target ort-cpu only")
-        args = apply_placement(placement, model, args)
+
+    def arguments(graph: onnx.ModelProto, keep: list[str] | None) -> dict[str, Any]:
+        args = recipe(target, graph, keep)
+        if placement != "default":
+            if target != "ort-cpu":
+                raise UserError(f"placement '{placement}' exists for target ort-cpu only")
+            args = apply_placement(placement, graph, args)
+        return args
+
+    # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
+    stem = None
+    if equalize_with is not None and keep_float is None:
+        stem = leading_compute_blocks(model, default_stem_blocks(model))
+        keep_float = leading_compute_blocks(model, EQUALIZED_STEM_BLOCKS.get(target, 0))
+    args = arguments(model, keep_float)
     # The named copy sits beside the output as a hidden .part folder, not in /tmp: a killed
     # quantize leaves it where opening the workspace cleans leftovers up.
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    equalization: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(
         prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent
     ) as tmp:
+        if equalize_with is not None:
+            model, ranges_path, equalization = equalize_for_recipe(
+                model, ranges_path, equalize_with, target, args, Path(tmp), equalize_options
+            )
+            if stem is not None and not set(equalization["consumers"]) & set(stem):
+                # nothing uneven fed the stem: it stays float, as without equalisation
+                args = arguments(model, None)
+                args["nodes_to_exclude"] = sorted(
+                    set(args["nodes_to_exclude"]) | set(equalization["float_nodes"])
+                )
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -240,6 +275,7 @@ def make_int8(
         if args["per_channel"]
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
         "reduce_range": args["reduce_range"],
+        **({"equalization": equalization} if equalization is not None else {}),
     }
 
 
@@ -259,12 +295,6 @@ def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
     return {"sha256": written, "keep_io_types": True, "kept_fp32_ops": FP16_BLOCK_OPS}
 
 
-def _int8_at(
-    source: Path, ranges: Path, path: Path, *, target: str, keep_float: list[str] | None
-) -> dict[str, Any]:
-    return make_int8(source, ranges, path, target, keep_float)
-
-
 def quantize(
     ws: Workspace,
     *,
@@ -276,6 +306,7 @@ def quantize(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     measure_speed: bool = False,
+    equalize: bool = EQUALIZE,
 ) -> list[dict[str, Any]]:
     """Build (or reuse) the requested variants; returns their metadata (see module doc). With
     `measure_speed` an ort-cpu INT8 variant also gets a "speed" entry: its latency against
@@ -318,10 +349,19 @@ def quantize(
                 calib.name,
                 target,
                 None if keep_float is None else sorted(keep_float),
+                # an equalised graph differs, and so does the stem it quantizes
+                [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
-            build = partial(_int8_at, source, ranges, target=target, keep_float=keep_float)
+            build = partial(
+                make_int8,
+                source,
+                ranges,
+                target=target,
+                keep_float=keep_float,
+                equalize_with=spec if equalize else None,
+            )
         if ws.valid_variant(name, key):
             log.info("variant %s reused (key %s matches)", name, key)
             progress(base + 1 / len(precisions), f"{name}: reused")
