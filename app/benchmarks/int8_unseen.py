@@ -122,6 +122,7 @@ CANDIDATES = [
     ("int8-stem2", "ort-cpu", {"stem": 2}),
     ("int8-spread2.5", "ort-cpu", {"spread": 2.5}),
     ("int8-trt-spread2.5", "tensorrt", {"spread": 2.5}),
+    ("int8-spread2.5-stem1", "ort-cpu", {"spread": 2.5, "stem": 1}),
 ]
 
 
