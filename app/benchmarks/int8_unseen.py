@@ -123,6 +123,8 @@ CANDIDATES = [
     ("int8-spread2.5", "ort-cpu", {"spread": 2.5}),
     ("int8-trt-spread2.5", "tensorrt", {"spread": 2.5}),
     ("int8-spread2.5-stem1", "ort-cpu", {"spread": 2.5, "stem": 1}),
+    ("int8-trt-spread4", "tensorrt", {"spread": 4.0}),
+    ("int8-trt-alpha025", "tensorrt", {"alpha": 0.25}),
 ]
 
 
