@@ -9,7 +9,10 @@ with Q/DQ placed the way each target executes them:
     weights on the output-channel axis, opset >= 13.
 Before quantization the graph is prepared (`prepare`: constants folded, pads folded into
 convolutions and pools), so no float node is stranded between a DequantizeLinear and a
-QuantizeLinear. The ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
+QuantizeLinear. Then activations whose channels' ranges differ widely (YOLOX-Nano's stem) are
+equalised (`equalize`, per-channel scales folded into the next convolution's weights, exact in
+float) and their ranges measured again, so the stem is quantized instead of kept float. The
+ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
 uint8 activations with int8 weights (U8S8) beat S8S8 by 1.2-2x on AVX2, and quantized SiLU
 (QLinearSigmoid + QLinearMul) beats a float SiLU between DQ and Q by about 1.3x. With
 `measure_speed` the new INT8 graph is timed against FP32 on this machine, and the result says
@@ -34,10 +37,12 @@ from app.core.atomic import atomic_path
 from app.core.errors import CancelToken, UserError
 from app.core.model.checks import already_int8_note, quantized_node_count
 from app.core.model.files import file_sha256
+from app.core.model.spec import ModelSpec
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.bias_correction import correct_biases, ensure_channel_means, load_channel_means
 from app.core.quant.calibration import check_calibration, latest_calibration
+from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
 from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
     COMPUTE_OPS,
@@ -54,7 +59,14 @@ from app.core.quant.speed import measure_int8_speed
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 5  # 4: graph prepared (pads and constants folded) first; 5: bias correction
+QUANTIZE_VERSION = 6  # 4: graph prepared first; 5: bias correction; 6: equalisation option
+# Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
+EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
+# Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
+# ort-cpu the float SiLUs it needs cost 6-16% latency (AVX2 EPYC) for tuning-image gains
+# within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked
+# tensorrt: tuning images favoured it, but unseen video agreement fell 79 -> 57-66: off for now
+EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False}
 
 
 MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
@@ -165,12 +177,17 @@ def make_int8(
     placement: str = "default",
     prepare: bool = True,
     correct_bias: bool = True,
+    equalize_with: ModelSpec | None = None,
+    equalize_options: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
     `placement` (ort-cpu only, see `placements`), `prepare=False` and `correct_bias=False`
     exist for measuring the alternatives; the app itself always uses the defaults. Biases are
     corrected (ort-cpu, see `bias_correction`) when the calibration folder holds its channel
-    means, which `quantize` measures first."""
+    means, which `quantize` measures first. `equalize_with` (the workspace's spec, whose
+    preprocessing reads the calibration images again): equalise uneven activations first
+    (`equalize_ranges`), and then, unless `keep_float` says otherwise, keep no stem block
+    float; `equalize_options` (alpha, spread) exist for measuring."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -189,17 +206,38 @@ def make_int8(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         model, preparation = prepare_for_quantization(model, workdir=out_path.parent)
         model = name_nodes(model)
-    args = recipe(target, model, keep_float)
-    if placement != "default":
-        if target != "ort-cpu":
-            raise UserError(f"placement '{placement}' exists for target ort-cpu only")
-        args = apply_placement(placement, model, args)
+
+    def arguments(graph: onnx.ModelProto, keep: list[str] | None) -> dict[str, Any]:
+        args = recipe(target, graph, keep)
+        if placement != "default":
+            if target != "ort-cpu":
+                raise UserError(f"placement '{placement}' exists for target ort-cpu only")
+            args = apply_placement(placement, graph, args)
+        return args
+
+    # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
+    stem = None
+    if equalize_with is not None and keep_float is None:
+        stem = leading_compute_blocks(model, default_stem_blocks(model))
+        keep_float = leading_compute_blocks(model, EQUALIZED_STEM_BLOCKS.get(target, 0))
+    args = arguments(model, keep_float)
     # The named copy sits beside the output as a hidden .part folder, not in /tmp: a killed
     # quantize leaves it where opening the workspace cleans leftovers up.
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    equalization: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(
         prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent
     ) as tmp:
+        if equalize_with is not None:
+            model, ranges_path, equalization = equalize_for_recipe(
+                model, ranges_path, equalize_with, target, args, Path(tmp), equalize_options
+            )
+            if stem is not None and not set(equalization["consumers"]) & set(stem):
+                # nothing uneven fed the stem: it stays float, as without equalisation
+                args = arguments(model, None)
+                args["nodes_to_exclude"] = sorted(
+                    set(args["nodes_to_exclude"]) | set(equalization["float_nodes"])
+                )
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -211,7 +249,10 @@ def make_int8(
                 calibration_cache_path=str(ranges_path),
                 **args,
             )
-            corrected = _correct_bias(part, model, ranges_path.parent, target, correct_bias)
+            # channel means were measured before equalisation: not valid for an equalised graph
+            corrected = _correct_bias(
+                part, model, ranges_path.parent, target, correct_bias and equalization is None
+            )
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -244,6 +285,7 @@ def make_int8(
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
         "reduce_range": args["reduce_range"],
         "bias_correction": corrected,
+        **({"equalization": equalization} if equalization is not None else {}),
     }
 
 
@@ -262,12 +304,6 @@ def _correct_bias(
     return {"convs": done}
 
 
-def _int8_at(
-    source: Path, ranges: Path, path: Path, *, target: str, keep_float: list[str] | None
-) -> dict[str, Any]:
-    return make_int8(source, ranges, path, target, keep_float)
-
-
 def quantize(
     ws: Workspace,
     *,
@@ -279,12 +315,14 @@ def quantize(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     measure_speed: bool = False,
+    equalize: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Build (or reuse) the requested variants; returns their metadata (see module doc). With
     `measure_speed` an ort-cpu INT8 variant also gets a "speed" entry: its latency against
     FP32's on this machine, timed for a few seconds (`speed.measure_int8_speed`)."""
     if target not in TARGETS:
         raise UserError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
+    equalize = EQUALIZE_BY_DEFAULT[target] if equalize is None else equalize
     bad = [p for p in precisions if p not in ("int8", "fp16")]
     if bad:
         raise UserError(f"unknown precision {bad}; choose int8 and/or fp16")
@@ -321,13 +359,22 @@ def quantize(
                 calib.name,
                 target,
                 None if keep_float is None else sorted(keep_float),
+                # an equalised graph differs, and so does the stem it quantizes
+                [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
             if target == "ort-cpu":  # the means bias correction needs (measured once)
                 progress(base, "measuring channel means for bias correction")
                 ensure_channel_means(ws, calib, cancel)
-            build = partial(_int8_at, source, ranges, target=target, keep_float=keep_float)
+            build = partial(
+                make_int8,
+                source,
+                ranges,
+                target=target,
+                keep_float=keep_float,
+                equalize_with=spec if equalize else None,
+            )
         if ws.valid_variant(name, key):
             log.info("variant %s reused (key %s matches)", name, key)
             progress(base + 1 / len(precisions), f"{name}: reused")

@@ -1,0 +1,157 @@
+"""Activation equalisation on the real YOLOX-Nano: exact in float on real photos, evens out the
+stem SiLU output (the input of Conv_44), and the equalised INT8 graphs of both layouts build,
+quantize that tensor and run."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from app.core.errors import UserError
+from app.core.frames.imageio import read_image
+from app.core.frames.preprocess import Preprocessor
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.ort_session import cpu_session
+from app.core.quant.calibration import calibrate
+from app.core.quant.equalize import (
+    apply_site,
+    find_sites,
+    input_channel_weight_max,
+    smooth_scales,
+    uneven,
+)
+from app.core.quant.equalize_ranges import channel_max
+from app.core.quant.graph_rules import compute_nodes, name_nodes
+from app.core.quant.quantize import MIN_QDQ_OPSET, quantize, raise_opset
+from tests.assets import COCO_DEV64, IMAGES, MOBILENET, YOLOX, needs_assets
+
+pytestmark = needs_assets
+STEM = "687"  # the stem SiLU output, read by Conv_44
+
+
+@pytest.fixture(scope="module")
+def yolox():
+    spec = inspect_model(YOLOX)
+    model = name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET))
+    pre = Preprocessor(spec.preprocess)
+    photos = [pre(read_image(p))[0] for p in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:4]]
+    return spec, model, photos
+
+
+def _equalised(model, spec, photos, fold: bool):
+    sites = find_sites(model, set(compute_nodes(model)))
+    amax = channel_max(model, [s.tensor for s in sites], spec.input_name, photos)
+    out = onnx.ModelProto.FromString(model.SerializeToString())
+    done = []
+    for site in sites:
+        if uneven(amax[site.tensor]):
+            scales = smooth_scales(amax[site.tensor], input_channel_weight_max(out, site))
+            apply_site(out, site, scales, fold_producer=fold)
+            done.append(site)
+    return out, done, amax
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["tensorrt-layout", "ort-cpu-layout"])
+def test_equalised_graph_computes_the_same_in_float(yolox, fold):
+    spec, model, photos = yolox
+    eq, done, _ = _equalised(model, spec, photos[:2], fold)
+    assert STEM in [s.tensor for s in done]
+    onnx.checker.check_model(eq)
+    ref, new = cpu_session(model), cpu_session(eq)
+    for x in photos:  # two photos the scales were not computed on
+        a = ref.run(None, {spec.input_name: x})[0]
+        b = new.run(None, {spec.input_name: x})[0]
+        assert np.abs(a - b).max() <= 3e-4, np.abs(a - b).max()
+
+
+def test_equalisation_evens_out_the_stem_activation(yolox):
+    spec, model, photos = yolox
+    eq, _, amax = _equalised(model, spec, photos, fold=True)
+    before = amax[STEM]
+    after = channel_max(eq, [f"{STEM}__eq"], spec.input_name, photos)[f"{STEM}__eq"]
+    # one symmetric int8 step of the whole tensor: channels below it quantize to nothing
+    assert (before < before.max() / 127).sum() >= 2
+    assert (after < after.max() / 127).sum() == 0
+    spread = lambda a: a.max() / np.median(a)  # noqa: E731
+    assert spread(after) < spread(before) / 2, (spread(before), spread(after))
+
+
+@pytest.fixture(scope="module")
+def yolox_ws(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calib")
+    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
+    calibrate(ws, folder, method="minmax")
+    return ws, folder
+
+
+# target -> (the equalised tensor read by a stem convolution now quantized, that convolution).
+# tensorrt quantizes every stem block once Conv_44's input is even; ort-cpu keeps Conv_41 and
+# Conv_44 float (its quantized Conv_41 output cost agreement with FP32 on the tuning photos
+# whatever the equalisation) and quantizes Conv_47, which the recipe kept float before.
+STEM_SITES = {"tensorrt": (STEM, "Conv_44"), "ort-cpu": ("691", "Conv_47")}
+
+
+@pytest.mark.parametrize("target", ["ort-cpu", "tensorrt"])
+def test_equalised_int8_quantizes_the_stem_and_runs(yolox_ws, yolox, target):
+    ws, _ = yolox_ws
+    spec, _, photos = yolox
+    tensor, conv = STEM_SITES[target]
+    meta = quantize(ws, precisions=["int8"], target=target, equalize=True)[0]
+    assert tensor in meta["equalization"]["tensors"]
+    assert conv not in meta["kept_float"]
+    assert meta["compute_ops_kept_float"] < (12 if target == "ort-cpu" else 3)  # main's recipe
+    graph = onnx.load(str(ws.variant_path(meta["name"])))
+    quantized_inputs = {n.input[0] for n in graph.graph.node if n.op_type == "QuantizeLinear"}
+    assert f"{tensor}__eq" in quantized_inputs and tensor not in quantized_inputs
+    ref, q = cpu_session(spec.path), cpu_session(ws.variant_path(meta["name"]))
+    for x in photos[:2]:
+        a = ref.run(None, {spec.input_name: x})[0][0, :, 4]  # objectness per anchor point
+        b = q.run(None, {spec.input_name: x})[0][0, :, 4]
+        assert np.corrcoef(a, b)[0, 1] > 0.95
+
+
+def test_equalised_variant_has_its_own_cache_key(yolox_ws):
+    ws, _ = yolox_ws
+    eq = quantize(ws, precisions=["int8"], variant_name="int8-eq", equalize=True)[0]
+    plain = quantize(ws, precisions=["int8"], variant_name="int8-plain", equalize=False)[0]
+    assert eq["key"] != plain["key"]
+    assert "equalization" not in plain and "Conv_41" in plain["kept_float"]
+    # ort-cpu's default stays unequalised (its float SiLUs cost more time than they gained)
+    default = quantize(ws, precisions=["int8"], variant_name="int8-default")[0]
+    assert default["key"] == plain["key"] and default["sha256"] == plain["sha256"]
+
+
+def test_calibration_images_gone_is_a_user_error(tmp_path, yolox_ws):
+    ws, folder = yolox_ws
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    shutil.rmtree(folder)
+    try:
+        with pytest.raises(UserError, match="calibration image is gone"):
+            quantize(ws, precisions=["int8"], target="tensorrt", variant_name="int8-after-move")
+    finally:
+        shutil.copytree(moved, folder)
+
+
+def test_a_model_without_uneven_activations_gets_the_graph_it_got_before(tmp_path):
+    """MobileNetV1's activations are Clip (ReLU6, not homogeneous) and no SiLU: nothing to
+    equalise, so the default INT8 graph is byte for byte the one built without equalisation."""
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for path in sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    ws = Workspace.for_model(inspect_model(MOBILENET), tmp_path / "ws")
+    calibrate(ws, folder, method="minmax")
+    eq = quantize(ws, precisions=["int8"], target="tensorrt")[0]
+    plain = quantize(
+        ws, precisions=["int8"], target="tensorrt", variant_name="int8-plain", equalize=False
+    )[0]
+    assert eq["equalization"]["tensors"] == []
+    assert eq["kept_float"] == plain["kept_float"] and eq["kept_float"]
+    assert eq["sha256"] == plain["sha256"]
