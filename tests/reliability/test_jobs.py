@@ -18,6 +18,7 @@ from app.core.errors import Cancelled, UserError
 from app.core.eval.evaluate import evaluate
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
+from app.core.quant.bias_correction import ensure_channel_means
 from app.core.quant.calibration import CalibrationResult, calibrate, latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, VIDEOS, YOLOX, needs_assets
@@ -87,6 +88,10 @@ def test_cancel_at_every_quantize_checkpoint_leaves_no_variant_that_looks_valid(
     counter = CancelAtCheck()
     probe = Workspace.for_model(inspect_model(model), tmp_path / "probe")
     calibrate(probe, images, method="minmax")
+    # bias correction's channel means are measured once per calibration (with checkpoints of
+    # their own); measured up front, the checkpoints left are the variants' own
+    for w in (ws, probe):
+        ensure_channel_means(w, latest_calibration(w))
     quantize(probe, precisions=["int8", "fp16"], cancel=counter)
     total = counter.checks
     assert total == 4  # before and after each of the two variants

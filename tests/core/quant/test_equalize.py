@@ -134,21 +134,27 @@ def test_calibration_images_gone_is_a_user_error(tmp_path, yolox_ws):
     shutil.rmtree(folder)
     try:
         with pytest.raises(UserError, match="calibration image is gone"):
-            quantize(ws, precisions=["int8"], target="tensorrt", variant_name="int8-after-move")
+            quantize(
+                ws,
+                precisions=["int8"],
+                target="tensorrt",
+                variant_name="int8-after-move",
+                equalize=True,
+            )
     finally:
         shutil.copytree(moved, folder)
 
 
 def test_a_model_without_uneven_activations_gets_the_graph_it_got_before(tmp_path):
     """MobileNetV1's activations are Clip (ReLU6, not homogeneous) and no SiLU: nothing to
-    equalise, so the default INT8 graph is byte for byte the one built without equalisation."""
+    equalise, so the equalised INT8 graph is byte for byte the one built without equalisation."""
     folder = tmp_path / "calib"
     folder.mkdir()
     for path in sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:8]:
         shutil.copy(path, folder / path.name)
     ws = Workspace.for_model(inspect_model(MOBILENET), tmp_path / "ws")
     calibrate(ws, folder, method="minmax")
-    eq = quantize(ws, precisions=["int8"], target="tensorrt")[0]
+    eq = quantize(ws, precisions=["int8"], target="tensorrt", equalize=True)[0]
     plain = quantize(
         ws, precisions=["int8"], target="tensorrt", variant_name="int8-plain", equalize=False
     )[0]
