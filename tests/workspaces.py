@@ -9,7 +9,7 @@ from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
-from tests.assets import CIFAR, RESNET8
+from tests.assets import CIFAR, IMAGES, RESNET8
 
 
 def resnet8_int8_workspace(root: Path, per_class: int = 5) -> Workspace:
@@ -24,3 +24,11 @@ def resnet8_int8_workspace(root: Path, per_class: int = 5) -> Workspace:
     calibrate(ws, cal, method="minmax")
     quantize(ws, precisions=("int8",))
     return ws
+
+
+def copy_photos(dst: Path, count: int, src: Path = IMAGES / "coco-train128" / "images") -> Path:
+    """The first `count` .jpg photos of `src` (sorted by name) copied into `dst`; `dst`."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.jpg"))[:count]:
+        shutil.copy(path, dst / path.name)
+    return dst

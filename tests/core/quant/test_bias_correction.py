@@ -20,6 +20,7 @@ from app.core.quant.bias_correction import load_channel_means
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import make_int8, quantize
 from tests.assets import ASSETS, IMAGES, needs_assets
+from tests.workspaces import copy_photos
 
 pytestmark = needs_assets
 
@@ -27,8 +28,7 @@ pytestmark = needs_assets
 @pytest.fixture(scope="module")
 def effnet_ws(tmp_path_factory):
     folder = tmp_path_factory.mktemp("calib")
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:16]:
-        shutil.copy(path, folder / path.name)
+    copy_photos(folder, 16)
     ws = Workspace.for_model(efficientnet_spec(ASSETS), tmp_path_factory.mktemp("ws"))
     calibrate(ws, folder, method="minmax")
     return ws
@@ -94,8 +94,7 @@ def test_each_bias_moves_by_the_weight_rounding_times_the_input_mean(effnet_ws):
 def test_int8_is_still_built_when_the_calibration_images_are_gone(tmp_path):
     folder = tmp_path / "calib"
     folder.mkdir()
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:4]:
-        shutil.copy(path, folder / path.name)
+    copy_photos(folder, 4)
     ws = Workspace.for_model(efficientnet_spec(ASSETS), tmp_path / "ws")
     calibrate(ws, folder, method="minmax")
     shutil.rmtree(folder)  # the means are measured on these at quantize time

@@ -28,6 +28,7 @@ from app.core.quant.equalize_ranges import channel_max
 from app.core.quant.graph_rules import compute_nodes, name_nodes
 from app.core.quant.quantize import MIN_QDQ_OPSET, quantize, raise_opset
 from tests.assets import COCO_DEV64, IMAGES, MOBILENET, YOLOX, needs_assets
+from tests.workspaces import copy_photos
 
 pytestmark = needs_assets
 STEM = "687"  # the stem SiLU output, read by Conv_44
@@ -83,8 +84,7 @@ def test_equalisation_evens_out_the_stem_activation(yolox):
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
     folder = tmp_path_factory.mktemp("calib")
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
+    copy_photos(folder, 8)
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
     calibrate(ws, folder, method="minmax")
     return ws, folder
@@ -150,8 +150,7 @@ def test_a_model_without_uneven_activations_gets_the_graph_it_got_before(tmp_pat
     equalise, so the equalised INT8 graph is byte for byte the one built without equalisation."""
     folder = tmp_path / "calib"
     folder.mkdir()
-    for path in sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
+    copy_photos(folder, 8, IMAGES / "photos-misc103")
     ws = Workspace.for_model(inspect_model(MOBILENET), tmp_path / "ws")
     calibrate(ws, folder, method="minmax")
     eq = quantize(ws, precisions=["int8"], target="tensorrt", equalize=True)[0]

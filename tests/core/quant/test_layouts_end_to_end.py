@@ -5,8 +5,6 @@ layout's FP32 (FP16 within noise; INT8 not collapsed), and the FP32s must all ag
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from app.backends.factory import make_runner
@@ -18,8 +16,9 @@ from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
-from tests.assets import COCO_DEV64, IMAGES, needs_assets
+from tests.assets import COCO_DEV64, needs_assets
 from tests.core.model.derived_layouts import build_layout
+from tests.workspaces import copy_photos
 
 pytestmark = [needs_assets, pytest.mark.slow]
 KINDS = ("yolov8", "end2end", "efficient_nms", "tf_od", "detr")
@@ -33,10 +32,8 @@ def folders(tmp_path_factory):
     calib, val = root / "calib", root / "val"
     calib.mkdir()
     val.mkdir()
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
-        shutil.copy(path, calib / path.name)
-    for path in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:16]:
-        shutil.copy(path, val / path.name)
+    copy_photos(calib, 8)
+    copy_photos(val, 16, COCO_DEV64 / "images")
     return calib, val
 
 

@@ -5,7 +5,6 @@ graphs and in FP16, and calibration collects ranges only for the compute part be
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import onnx
@@ -23,8 +22,9 @@ from app.core.quant.fp16 import half_before_tail
 from app.core.quant.graph_rules import float_tail_nodes, name_nodes, tail_tensors
 from app.core.quant.quantize import quantize
 from app.core.quant.ranges import tensors_for_target
-from tests.assets import COCO_DEV64, IMAGES, needs_assets
+from tests.assets import COCO_DEV64, needs_assets
 from tests.core.model.derived_layouts import build_layout
+from tests.workspaces import copy_photos
 
 pytestmark = needs_assets
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
@@ -38,8 +38,7 @@ def nms_ws(tmp_path_factory):
     ws = Workspace.for_model(spec, root / "ws")
     images = root / "calib"
     images.mkdir()
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:4]:
-        shutil.copy(path, images / path.name)
+    copy_photos(images, 4)
     calibration = calibrate(ws, images, method="minmax")
     return ws, calibration
 
