@@ -111,10 +111,14 @@ def half_before_tail(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     part.graph.ClearField("value_info")
     half = _half(part)
     # The tail gets its constants in FP32; one the body also uses (and so now holds in FP16)
-    # is copied under a new name for the tail.
+    # is copied under a new name for the tail. A constant that is itself a graph output (the
+    # HaGRID detector's `labels`) is kept as it was.
     converted = {i.name: i.data_type for i in half.graph.initializer}
     rename: dict[str, str] = {}
     for init in model.graph.initializer:
+        if init.name in outputs and init.name not in converted:
+            half.graph.initializer.append(init)
+            continue
         if init.name not in tail_reads:
             continue
         if init.name not in converted:

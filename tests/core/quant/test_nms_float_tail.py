@@ -149,3 +149,23 @@ def test_a_constant_shared_by_body_and_tail_stays_float32_in_the_tail():
     sess = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"])
     y = sess.run(None, {"x": x})[0]
     assert np.isfinite(y).all() and np.allclose(y, 0.5 * 65504 * 1e-4 * 70000, rtol=1e-2)
+
+
+def test_fp16_keeps_a_constant_graph_output(tmp_path):
+    """The HaGRID hand detector's `labels` output is an initializer, not a node's output: the
+    split FP16 graph must still hold it (it was dropped, and the checker refused the graph)."""
+    from app.core.quant.fp16 import make_fp16
+    from tests.assets import HAGRID, IMAGES
+
+    out = tmp_path / "fp16.onnx"
+    make_fp16(HAGRID, out)
+    spec = inspect_model(HAGRID)
+    frame = read_image(sorted((IMAGES / "gesture-frames").glob("*.jpg"))[0])
+    found = []
+    for variant in (HAGRID, out):
+        with OrtRunner(variant) as runner:
+            found.append(FramePipeline(spec, runner).process(frame).detections)
+    ref, half = found
+    assert len(ref.boxes) and len(half.boxes) == len(ref.boxes)
+    assert np.abs(half.boxes - ref.boxes).max() < 2.0  # pixels
+    assert list(half.class_ids) == list(ref.class_ids)
