@@ -28,7 +28,7 @@ from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
 from app.core.ort_session import cpu_session
 from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
-from app.core.quant.graph_rules import compute_blocks, name_nodes
+from app.core.quant.graph_rules import COMPUTE_OPS, compute_blocks, name_nodes
 from app.core.quant.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
 
 log = logging.getLogger(__name__)
@@ -304,6 +304,7 @@ def _block_stats(
     for node in model.graph.node:
         for t in node.input:
             consumers.setdefault(t, []).append(node.name)
+    producer = {t: node for node in model.graph.node for t in node.output}
     out = []
     for block in compute_blocks(model):
         head = nodes[block[0]]
@@ -314,10 +315,14 @@ def _block_stats(
         if not scores:
             continue  # nothing of this block is quantized (float tail, head convs)
         # Keeping a block float must keep its tensors float: a tensor shared with another
-        # consumer would otherwise still be quantized for that one.
+        # consumer would otherwise still be quantized for that one, and one written by a
+        # quantized Add or Concat (ResNet's residual sums) would leave it with its Q/DQ.
         members = list(block)
         for t in mine:
             members += [c for c in consumers.get(t.name, []) if c not in members]
+            p = producer.get(t.name)
+            if p is not None and p.op_type not in COMPUTE_OPS and p.name not in members:
+                members.append(p.name)
         out.append(
             BlockStats(
                 block[0],
