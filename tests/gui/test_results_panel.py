@@ -167,6 +167,6 @@ def test_first_ticks_are_the_declared_variants(
     shutil.copy(ws.variant_path("int8"), ws.variant_path("int8-copy"))
     ws.record_variant("int8-copy", {"precision": "int8"})
     panel = make_panel(ResultsPanel, st)
-    assert set(panel.variant_checks) == {"fp32", "int8", "int8-copy"}
+    assert set(panel.variant_checks) == {"fp32", "int8", "int8-stem", "int8-copy"}
     ticked = {n for n, box in panel.variant_checks.items() if box.isChecked()}
     assert ticked == {"fp32", "int8"} == set(panel.variant_checks) & set(defaults.VARIANTS)

@@ -9,9 +9,11 @@ with Q/DQ placed the way each target executes them:
     weights on the output-channel axis, opset >= 13.
 Before quantization the graph is prepared (`prepare`: constants folded, pads folded into
 convolutions and pools), so no float node is stranded between a DequantizeLinear and a
-QuantizeLinear. Then activations whose channels' ranges differ widely (YOLOX-Nano's stem) are
-equalised (`equalize`, per-channel scales folded into the next convolution's weights, exact in
-float) and their ranges measured again, so the stem is quantized instead of kept float. The
+QuantizeLinear. For ort-cpu, besides the leading stem blocks, the default keeps float any block
+that alone wrecks the output (`sensitive_blocks`, measured once per calibration). Activations
+whose channels' ranges differ widely (YOLOX-Nano's stem) can
+be equalised on request (`equalize`, per-channel scales folded into the next convolution's
+weights, exact in float) and their ranges measured again, so the stem is quantized too. The
 ort-cpu placement was chosen by measurement (`app.benchmarks.int8_speed`):
 uint8 activations with int8 weights (U8S8) beat S8S8 by 1.2-2x on AVX2, and quantized SiLU
 (QLinearSigmoid + QLinearMul) beats a float SiLU between DQ and Q by about 1.3x. With
@@ -54,12 +56,14 @@ from app.core.quant.graph_rules import (
 )
 from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
+from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensitive_nodes
 from app.core.quant.speed import measure_int8_speed
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 6  # 4: graph prepared first; 5: bias correction; 6: equalisation option
+QUANTIZE_VERSION = 7  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+# 7: sensitive blocks kept float
 # Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
 EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
@@ -215,6 +219,14 @@ def make_int8(
             args = apply_placement(placement, graph, args)
         return args
 
+    # The default also keeps float the blocks this calibration's sensitivity measurement found
+    # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
+    sensitive: list[str] = []
+    if keep_float is None and equalize_with is None:
+        sensitive = load_sensitive_nodes(ranges_path.parent, target) or []
+        if sensitive:
+            stem_nodes = leading_compute_blocks(model, default_stem_blocks(model))
+            keep_float = stem_nodes + [n for n in sensitive if n not in stem_nodes]
     # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
     stem = None
     if equalize_with is not None and keep_float is None:
@@ -285,6 +297,7 @@ def make_int8(
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
         "reduce_range": args["reduce_range"],
         "bias_correction": corrected,
+        "sensitive_blocks_float": [n for n in sensitive if n in set(kept)],
         **({"equalization": equalization} if equalization is not None else {}),
     }
 
@@ -316,10 +329,12 @@ def quantize(
     cancel: CancelToken | None = None,
     measure_speed: bool = False,
     equalize: bool | None = None,
+    placement: str = "default",
 ) -> list[dict[str, Any]]:
     """Build (or reuse) the requested variants; returns their metadata (see module doc). With
     `measure_speed` an ort-cpu INT8 variant also gets a "speed" entry: its latency against
-    FP32's on this machine, timed for a few seconds (`speed.measure_int8_speed`)."""
+    FP32's on this machine, timed for a few seconds (`speed.measure_int8_speed`). `placement`
+    (ort-cpu): one of `placements.PLACEMENTS` (mixed precision quantizes the heads there)."""
     if target not in TARGETS:
         raise UserError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     equalize = EQUALIZE_BY_DEFAULT[target] if equalize is None else equalize
@@ -361,18 +376,23 @@ def quantize(
                 None if keep_float is None else sorted(keep_float),
                 # an equalised graph differs, and so does the stem it quantizes
                 [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
+                None if placement == "default" else placement,
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             ranges = calib / "ranges.json"
             if target == "ort-cpu":  # the means bias correction needs (measured once)
                 progress(base, "measuring channel means for bias correction")
                 ensure_channel_means(ws, calib, cancel)
+            if keep_float is None and not equalize:  # blocks the default keeps float
+                progress(base, "measuring which blocks INT8 must not touch")
+                ensure_sensitive_blocks(ws, calib, target, cancel)
             build = partial(
                 make_int8,
                 source,
                 ranges,
                 target=target,
                 keep_float=keep_float,
+                placement=placement,
                 equalize_with=spec if equalize else None,
             )
         if ws.valid_variant(name, key):

@@ -162,6 +162,9 @@ def test_measured_speed_is_recorded_with_a_verdict_that_matches_it(effnet_ws):
     assert isinstance(speed["vnni"], bool)
 
 
+STEM = ("Conv_41", "Conv_44", "Conv_47")
+
+
 def test_heads_and_all_int8_placements_quantize_what_the_default_keeps_float(yolox_ws, tmp_path):
     ranges = latest_calibration(yolox_ws) / "ranges.json"
     source = yolox_ws.spec().path
@@ -171,5 +174,9 @@ def test_heads_and_all_int8_placements_quantize_what_the_default_keeps_float(yol
             source, ranges, tmp_path / f"{placement}.onnx", "ort-cpu", placement=placement
         )
         kept[placement] = meta["compute_ops_kept_float"]
-    # YOLOX-Nano: 3 stem blocks and 9 prediction convs float by default
-    assert kept["default"] == 12 and kept["heads-int8"] == 3 and kept["all-int8"] == 0
+        if placement == "default":
+            sensitive = [n for n in meta["sensitive_blocks_float"] if n not in STEM]
+    # YOLOX-Nano: 3 stem blocks, the blocks this calibration found sensitive (`quantize` in an
+    # earlier test measured them) and 9 prediction convs float by default
+    assert kept["default"] == 12 + len(sensitive)
+    assert kept["heads-int8"] == 3 + len(sensitive) and kept["all-int8"] == 0
