@@ -56,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
     for v in variants:
         if v.get("skipped"):
             print(f"not made: {v['name']}: {v['skipped']}")
+        if v.get("compute_ops"):  # what stayed out of INT8, and the sensitive blocks among it
+            sensitive = v.get("sensitive_blocks_float") or []
+            print(
+                f"float: {v['name']}: {v['compute_ops_kept_float']} of {v['compute_ops']} "
+                "convolutions/matmuls kept float"
+                + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
+            )
         speed = v.get("speed")
         if speed:  # measured here, on this CPU: INT8 is not assumed to be faster
             vnni = "with" if speed["vnni"] else "without"

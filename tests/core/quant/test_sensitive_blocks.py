@@ -5,6 +5,8 @@ it gives agrees better with FP32 on video frames that no calibration used."""
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import onnx
 import pytest
@@ -25,7 +27,7 @@ pytestmark = needs_assets
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    folder = copy_photos(tmp_path_factory.mktemp("calib"), 16)
+    folder = copy_photos(tmp_path_factory.mktemp("calib"), 32)
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
     calibrate(ws, folder)
     return ws
@@ -74,7 +76,9 @@ def test_yolox_default_keeps_the_wrecking_block_float_and_agrees_better(yolox_ws
         runner_factory=make_runner,
     )
     agreement = {v["name"]: v["metrics"]["agreement_mAP50_95"] for v in report["variants"]}
-    # measured: 88.2 against 81.1 (mAP50-95 against FP32's own detections, 259 frames)
+    # measured: 84.1 against 68.6 (mAP50-95 against FP32's own detections, 259 frames; with
+    # 16 calibration photos 83.3 against 81.1, with 128 83.5 against 61.0: always ahead, by a
+    # margin that these correlated frames make vary)
     assert agreement["int8"] > agreement["stem-only"] + 3, agreement
 
     # measured once per calibration: another variant from it reuses the record
@@ -91,3 +95,11 @@ def test_only_blocks_far_below_the_median_are_outliers():
     blocks += [{"block": "bad", "output_sqnr_db": 12.0}, {"block": "meh", "output_sqnr_db": 19.4}]
     assert [b["block"] for b in outlier_blocks(blocks)] == ["bad"]
     assert outlier_blocks(blocks[:3]) == []  # too few blocks to call one atypical
+
+
+def test_quantize_command_says_what_stayed_float_and_why(yolox_ws, capsys):
+    from app.cli.main import main
+
+    assert main(["quantize", "--workspace", str(yolox_ws.root), "--precision", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"float: int8: \d+ of 113 convolutions/matmuls kept float, \d+ because", out)
