@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from app.backends.factory import make_runner
 from app.cli.main import setup_logging
@@ -30,7 +31,8 @@ from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
-from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
+from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
 log = logging.getLogger("int8_speed")
@@ -55,8 +57,12 @@ CANDIDATES = {
         ("int8-depthwise-float", "depthwise-float", True),
         ("int8-heads", "heads-int8", True),
         ("int8-all", "all-int8", True),
+        ("int8-stem-only", "default", True),
     ],
 }
+# candidates built with only the leading stem blocks float: the default before it also kept the
+# blocks `sensitive_blocks` finds, so their time cost is measured too
+STEM_ONLY = {"int8-stem-only"}
 
 
 def efficientnet_spec(assets: Path) -> ModelSpec:
@@ -85,8 +91,18 @@ def build_variants(ws: Workspace, model: str, calibration: Path) -> list[str]:
         if ws.valid_variant(name):  # a kept --workdir: built by an earlier run
             names.append(name)
             continue
+        keep = None
+        if name in STEM_ONLY:
+            model = name_nodes(onnx.load(str(source)))
+            keep = leading_compute_blocks(model, default_stem_blocks(model))
         meta = make_int8(
-            source, ranges, ws.variant_path(name), "ort-cpu", placement=placement, prepare=prepared
+            source,
+            ranges,
+            ws.variant_path(name),
+            "ort-cpu",
+            keep,
+            placement=placement,
+            prepare=prepared,
         )
         ws.record_variant(name, {"precision": "int8", "target": "ort-cpu", **meta})
         names.append(name)

@@ -16,8 +16,8 @@ from app.core.eval.pool import PoolPart, build_pool
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.precision.debug import analyse_layers
-from app.core.precision.mixed import fill, ladder, search_mixed_precision
-from app.core.quant.calibration import calibrate
+from app.core.precision.mixed import fill, ladder, ranked_placement, search_mixed_precision
+from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import compute_nodes, name_nodes
 from tests.assets import COCO_DEV64, VIDEO, YOLOX
 from tests.conftest import IMAGES, RESNET8, needs_assets
@@ -191,3 +191,20 @@ def test_yolox_search_on_a_pool_reports_held_out_map_that_evaluate_agrees_with(t
     held = report["held_out"]["chosen"]["metrics"]
     assert held["agreement_mAP50_95"] == pytest.approx(got["agreement_mAP50_95"], abs=0.01)
     assert report["images"]["held_out_images"] == ev["images"] == 4 + 6
+
+
+def test_ort_cpu_ranked_trials_quantize_the_heads_where_the_calibration_allows(cifar, tmp_path):
+    """YOLOX-Nano's prediction convs have ranges (their outputs feed the float tail's Concat):
+    the ranked trials quantize them, so the cap is spent on sensitive blocks. ResNet-8's logits
+    are float-tail tensors without a range: its trials keep the usual placement."""
+    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path / "ws")
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    for f in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:4]:
+        shutil.copy(f, folder / f.name)
+    ranges = calibrate(ws, folder, method="minmax").folder / "ranges.json"
+    assert ranked_placement("ort-cpu", Path(ws.spec().path), ranges) == "heads-int8"
+    assert ranked_placement("tensorrt", Path(ws.spec().path), ranges) == "default"
+    r8, *_ = cifar
+    r8_ranges = latest_calibration(r8) / "ranges.json"
+    assert ranked_placement("ort-cpu", Path(r8.spec().path), r8_ranges) == "default"
