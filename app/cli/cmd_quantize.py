@@ -9,7 +9,7 @@ from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
 from app.core.model.staleness import mark_stale
-from app.core.quant.quantize import quantize
+from app.core.quant.quantize import float_summary, quantize
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -56,13 +56,9 @@ def run(args: argparse.Namespace) -> int:
     for v in variants:
         if v.get("skipped"):
             print(f"not made: {v['name']}: {v['skipped']}")
-        if v.get("compute_ops"):  # what stayed out of INT8, and the sensitive blocks among it
-            sensitive = v.get("sensitive_blocks_float") or []
-            print(
-                f"float: {v['name']}: {v['compute_ops_kept_float']} of {v['compute_ops']} "
-                "convolutions/matmuls kept float"
-                + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
-            )
+        kept = float_summary(v)  # what stayed out of INT8, and the sensitive blocks among it
+        if kept:
+            print(f"float: {kept}")
         speed = v.get("speed")
         if speed:  # measured here, on this CPU: INT8 is not assumed to be faster
             vnni = "with" if speed["vnni"] else "without"

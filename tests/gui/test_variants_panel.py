@@ -37,6 +37,7 @@ def test_build_cancel_then_build_fp16_int8(qtbot, state, paths, make_panel):
     size = COLUMNS.index("size")
     assert table["int8"][COLUMNS.index("valid")] == "yes"
     assert "built" in panel.status.text()
+    assert "convolutions/matmuls kept float" in panel.messages.text("float")
 
     # Sizes sort by bytes, not by text ("1.3 MB" < "3.5 MB" < "12 KB" as text would be wrong too).
     panel.table.sortItems(size, Qt.SortOrder.AscendingOrder)

@@ -302,6 +302,18 @@ def make_int8(
     }
 
 
+def float_summary(meta: dict[str, Any]) -> str | None:
+    """One line on what an INT8 variant kept float and why, for the CLI and the GUI."""
+    if not meta.get("compute_ops"):
+        return None
+    sensitive = meta.get("sensitive_blocks_float") or []
+    return (
+        f"{meta.get('name', 'int8')}: {meta['compute_ops_kept_float']} of {meta['compute_ops']} "
+        "convolutions/matmuls kept float"
+        + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
+    )
+
+
 def _correct_bias(
     path: Path, model: onnx.ModelProto, calibration: Path, target: str, wanted: bool
 ) -> dict[str, Any]:

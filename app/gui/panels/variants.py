@@ -202,6 +202,9 @@ class VariantsPanel(Panel):
     def _built(self, metas: list[dict[str, Any]]) -> None:
         made = [str(m.get("name")) for m in metas if not m.get("skipped")]
         self.status.setText(f"built {', '.join(made)}" if made else "nothing to build")
+        kept = [line for line in map(quantize.float_summary, metas) if line]
+        if kept:
+            self.messages.set("float", "; ".join(kept), "info")
         for m in metas:
             if m.get("skipped"):
                 self.messages.set("build", f"{m.get('name')}: not made: {m['skipped']}", "info")
