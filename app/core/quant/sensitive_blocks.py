@@ -14,7 +14,8 @@ around their mean, under one uint8 step (0.036) of the tensor's range, and its 3
 reach 6-17. Keeping those blocks float (16 of 113 convs instead of 12) moved agreement with
 FP32 on unseen video frames from 61.0 to 83.5 (mAP50-95 vs FP32's detections) and on unseen
 photos from 89.1 to 90.6; unseen mAP50-95 moved from -1.07 to -1.31, inside its bootstrap
-interval (int8_unseen protocol, AVX2 EPYC; resources/benchmarks/*_sensitive_blocks.txt).
+interval (int8_unseen protocol on a 2-core Zen 5 EPYC with VNNI;
+resources/benchmarks/*_sensitive_blocks.txt).
 On the TensorRT layout the same rule was measured without gain (video 77.4 -> 77.1 with the
 four blocks float; the loss there is spread over every symmetric int8 SiLU output), so it is
 applied for ort-cpu only.
