@@ -363,6 +363,7 @@ def quantize(
     for i, precision in enumerate(precisions):
         cancel.check()
         base = i / len(precisions)
+        start = base  # where this variant's own build begins on the bar
         if precision == "fp16":
             name = "fp16"
             key = cache_key("fp16", QUANTIZE_VERSION, FP16_VERSION, spec.sha256, FP16_BLOCK_OPS)
@@ -396,8 +397,17 @@ def quantize(
                 progress(base, "measuring channel means for bias correction")
                 ensure_channel_means(ws, calib, cancel)
             if keep_float is None and not equalize:  # blocks the default keeps float
-                progress(base, "measuring which blocks INT8 must not touch")
-                ensure_sensitive_blocks(ws, calib, target, cancel)
+                share = 0.5 / len(precisions)  # of this variant's part of the bar
+                ensure_sensitive_blocks(
+                    ws,
+                    calib,
+                    target,
+                    cancel,
+                    lambda f, m, b=base, w=share: progress(
+                        b + w * f, f"finding the blocks INT8 must not touch: {m}"
+                    ),
+                )
+                start = base + share
             build = partial(
                 make_int8,
                 source,
@@ -414,7 +424,7 @@ def quantize(
             continue
         if ws.variant_path(name).exists():
             log.info("variant %s rebuilt: its key or file no longer matches", name)
-        progress(base, f"building {name}")
+        progress(start, f"building {name}")
         details = build(ws.variant_path(name))
         cancel.check()
         meta.update(built_from(spec, meta))  # what it was built from: stale when they change

@@ -24,6 +24,7 @@ applied for ort-cpu only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ def load_sensitive_nodes(calibration: Path, target: str) -> list[str] | None:
 
 
 def ensure_sensitive_blocks(
-    ws: Workspace, calibration: Path, target: str, cancel: CancelToken | None = None
+    ws: Workspace,
+    calibration: Path,
+    target: str,
+    cancel: CancelToken | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> list[str]:
     """Measure (once per calibration and target) and return the node names of the outlier
     blocks; [] for targets the rule is not applied to or when the analysis cannot run (the
@@ -79,7 +84,12 @@ def ensure_sensitive_blocks(
 
     try:
         analysis = analyse_layers(
-            ws, target=target, count=ANALYSIS_IMAGES, calibration=calibration, cancel=cancel
+            ws,
+            target=target,
+            count=ANALYSIS_IMAGES,
+            calibration=calibration,
+            cancel=cancel,
+            progress=progress,
         )
     except Cancelled:
         raise

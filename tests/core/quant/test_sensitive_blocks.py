@@ -103,3 +103,14 @@ def test_quantize_command_says_what_stayed_float_and_why(yolox_ws, capsys):
     assert main(["quantize", "--workspace", str(yolox_ws.root), "--precision", "int8"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"float: int8: \d+ of 113 convolutions/matmuls kept float, \d+ because", out)
+
+
+def test_quantize_progress_covers_the_measurement_and_never_goes_back(tmp_path):
+    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path / "ws")
+    calibrate(ws, copy_photos(tmp_path / "cal", 4), method="minmax")
+    seen: list[tuple[float, str]] = []
+    quantize(ws, precisions=["int8", "fp16"], progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    measuring = [f for f, m in seen if "blocks INT8 must not touch" in m]
+    assert len(measuring) > 10 and max(measuring) <= 0.25  # half of int8's half of the bar
