@@ -32,7 +32,8 @@ from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
+from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.recipe import default_stem_blocks
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
 log = logging.getLogger("int8_speed")

@@ -16,7 +16,7 @@ import onnx
 from app.core.atomic import atomic_path
 from app.core.model.spec import ModelSpec
 from app.core.quant.calibration_images import CalibrationReader, select_images
-from app.core.quant.quantize import MIN_QDQ_OPSET, raise_opset
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, raise_opset
 
 # No `CalibMaxIntermediateOutputs` (chunked calibration): in ORT 1.31 MinMax drops every full
 # chunk without computing its ranges (and raises "No data is collected." when the image count

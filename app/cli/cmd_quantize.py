@@ -9,7 +9,8 @@ from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
 from app.core.model.staleness import mark_stale
-from app.core.quant.quantize import float_summary, quantize
+from app.core.quant.quantize import quantize
+from app.core.quant.recipe import float_summary
 
 
 def register(subs: argparse._SubParsersAction) -> None:

@@ -24,7 +24,8 @@ def int8_ws(tmp_path_factory):
     from app.core.model.workspace import Workspace
     from app.core.quant.calibration import calibrate, latest_calibration
     from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-    from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
+    from app.core.quant.quantize import make_int8, quantize
+    from app.core.quant.recipe import default_stem_blocks
 
     root = tmp_path_factory.mktemp("compare-ws")
     ws = Workspace.for_model(copy.deepcopy(inspect_model(YOLOX)), root)

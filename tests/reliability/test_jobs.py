@@ -20,7 +20,8 @@ from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.bias_correction import ensure_channel_means
 from app.core.quant.calibration import CalibrationResult, calibrate, latest_calibration
-from app.core.quant.quantize import quantize
+from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, file_name
 from tests.conftest import IMAGES, RESNET8, VIDEOS, YOLOX, needs_assets
 from tests.reliability.helpers import (
     ROOT,
@@ -88,10 +89,12 @@ def test_cancel_at_every_quantize_checkpoint_leaves_no_variant_that_looks_valid(
     counter = CancelAtCheck()
     probe = Workspace.for_model(inspect_model(model), tmp_path / "probe")
     calibrate(probe, images, method="minmax")
-    # bias correction's channel means are measured once per calibration (with checkpoints of
-    # their own); measured up front, the checkpoints left are the variants' own
+    # bias correction's channel means and the sensitive blocks are measured once per
+    # calibration (with checkpoints of their own, checked below); measured up front, the
+    # checkpoints left are the variants' own
     for w in (ws, probe):
         ensure_channel_means(w, latest_calibration(w))
+        ensure_sensitive_blocks(w, latest_calibration(w), "ort-cpu", make_int8)
     quantize(probe, precisions=["int8", "fp16"], cancel=counter)
     total = counter.checks
     assert total == 4  # before and after each of the two variants
@@ -110,6 +113,26 @@ def test_cancel_at_every_quantize_checkpoint_leaves_no_variant_that_looks_valid(
                 ws.require_variant(name)
         assert temp_leftovers(ws.root) == []
     assert [v["reused"] for v in quantize(ws, precisions=["int8", "fp16"])] == [True, False]
+
+
+def test_cancelled_sensitive_block_measurement_keeps_no_record_and_no_working_copy(
+    tmp_path, model, images
+):
+    ws = Workspace.for_model(inspect_model(model), tmp_path / "ws")
+    calibrate(ws, images, method="minmax")
+    calib = latest_calibration(ws)
+    ensure_channel_means(ws, calib)
+    probe = Workspace.for_model(inspect_model(model), tmp_path / "probe")
+    calibrate(probe, images, method="minmax")
+    ensure_channel_means(probe, latest_calibration(probe))
+    counter = CancelAtCheck()
+    ensure_sensitive_blocks(probe, latest_calibration(probe), "ort-cpu", make_int8, counter)
+    assert counter.checks > 4  # images read, the all-INT8 graph, one per block
+    for at in (1, counter.checks // 2, counter.checks):
+        with pytest.raises(Cancelled):
+            ensure_sensitive_blocks(ws, calib, "ort-cpu", make_int8, CancelAtCheck(at))
+        assert not (calib / file_name("ort-cpu")).exists()
+        assert temp_leftovers(ws.root) == []
 
 
 def test_cancel_at_every_evaluate_checkpoint_raises_cancelled_and_writes_nothing(

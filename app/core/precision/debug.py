@@ -27,9 +27,16 @@ from onnx import numpy_helper
 from app.core.errors import CancelToken, UserError
 from app.core.model.workspace import Workspace
 from app.core.ort_session import cpu_session
+from app.core.quant.block_sensitivity import (
+    block_members,
+    output_sensitivity,
+    qdq_params,
+    sqnr,
+    tensor_owners,
+)
 from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
-from app.core.quant.graph_rules import COMPUTE_OPS, compute_blocks, name_nodes
-from app.core.quant.quantize import MIN_QDQ_OPSET, make_int8, raise_opset
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_blocks, name_nodes, raise_opset
+from app.core.quant.quantize import make_int8
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -62,37 +69,6 @@ class BlockStats:
     weight_sqnr_db: float | None
     tensors: list[str]
     output_sqnr_db: float | None = None  # model output with only this block quantized
-
-
-def _sqnr(signal: float, noise: float) -> float:
-    if noise <= 0:
-        return 120.0
-    if signal <= 0:
-        return -120.0
-    return float(10 * np.log10(signal / noise))
-
-
-def _qparams(qmodel: onnx.ModelProto) -> dict[str, dict[str, Any]]:
-    """Activation Q nodes of a Q/DQ graph: input tensor -> scale, zero point, dequantized name."""
-    inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
-    dq_of = {n.input[0]: n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
-    out = {}
-    for node in qmodel.graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
-            continue
-        scale = inits.get(node.input[1])
-        zp = inits.get(node.input[2]) if len(node.input) > 2 else np.zeros((), np.uint8)
-        if scale is None or node.output[0] not in dq_of:
-            continue
-        info = np.iinfo(zp.dtype)
-        s, z = float(np.ravel(scale)[0]), float(np.ravel(zp)[0])
-        out[node.input[0]] = {
-            "dq": dq_of[node.output[0]],
-            "clip": ((info.min - z) * s, (info.max - z) * s),
-            "scale": np.asarray(scale),
-            "zero_point": np.asarray(zp),
-        }
-    return out
 
 
 def removed_activations(
@@ -172,7 +148,7 @@ def analyse_layers(
         qmodel = onnx.load(str(qpath))
         weight_match = create_weight_matching(str(float_path), str(qpath))
         weight_err = compute_weight_error(weight_match)
-    qp = _qparams(qmodel)
+    qp = qdq_params(qmodel)
     names = sorted(qp)
     removed = removed_activations(fmodel, qmodel, names)
     fsess = _session(fmodel, names)
@@ -219,7 +195,7 @@ def analyse_layers(
         progress(0.1 + 0.8 * done / max(1, len(files)), f"analysed {done}/{len(files)} images")
     if done == 0:
         raise UserError("none of the analysis images could be read")
-    owner = _tensor_owners(fmodel)
+    owner = tensor_owners(fmodel)
     op_of = {n.name: n.op_type for n in fmodel.graph.node}
     tensors = [
         _tensor_stats(n, sums[n], stats[n], qp[n]["clip"], owner.get(n, ""), op_of)
@@ -228,10 +204,10 @@ def analyse_layers(
     ]
     blocks = _block_stats(fmodel, tensors, weight_err)
     progress(0.9, "measuring each block's effect on the output")
-    sens = block_sensitivity(
+    sens = output_sensitivity(
         fmodel,
         spec.input_name,
-        blocks,
+        [(b.block, b.tensors) for b in blocks],
         qp,
         weight_match,
         kept_batches,
@@ -252,21 +228,6 @@ def analyse_layers(
     }
 
 
-def _tensor_owners(model: onnx.ModelProto) -> dict[str, str]:
-    """Tensor -> compute node of the block that produces or consumes it (producer first)."""
-    owner: dict[str, str] = {}
-    node_block = {name: block[0] for block in compute_blocks(model) for name in block}
-    for node in model.graph.node:
-        if node.name in node_block:
-            for t in node.output:
-                owner.setdefault(t, node_block[node.name])
-    for node in model.graph.node:
-        if node.name in node_block:
-            for t in node.input:
-                owner.setdefault(t, node_block[node.name])
-    return owner
-
-
 def _tensor_stats(name, sums, s, clip, block, op_of) -> TensorStats:
     values = np.concatenate([v.ravel() for v in s["values"]])
     spread = 1.0
@@ -280,8 +241,8 @@ def _tensor_stats(name, sums, s, clip, block, op_of) -> TensorStats:
         name=name,
         block=block,
         op_type=op_of.get(block, ""),
-        local_sqnr_db=round(_sqnr(sums[2], sums[3]), 2),
-        accumulated_sqnr_db=round(_sqnr(sums[0], sums[1]), 2),
+        local_sqnr_db=round(sqnr(sums[2], sums[3]), 2),
+        accumulated_sqnr_db=round(sqnr(sums[0], sums[1]), 2),
         min=s["min"],
         max=s["max"],
         p9999_abs=float(np.percentile(np.abs(values), 99.99)),
@@ -300,11 +261,7 @@ def _block_stats(
         if t.block:
             by_block.setdefault(t.block, []).append(t)
     nodes = {n.name: n for n in model.graph.node}
-    consumers: dict[str, list[str]] = {}
-    for node in model.graph.node:
-        for t in node.input:
-            consumers.setdefault(t, []).append(node.name)
-    producer = {t: node for node in model.graph.node for t in node.output}
+    members_of = block_members(model, {b: [t.name for t in ts] for b, ts in by_block.items()})
     out = []
     for block in compute_blocks(model):
         head = nodes[block[0]]
@@ -314,15 +271,7 @@ def _block_stats(
         scores = [t.local_sqnr_db for t in mine] + ([float(w_db)] if w_db is not None else [])
         if not scores:
             continue  # nothing of this block is quantized (float tail, head convs)
-        # Keeping a block float must keep its tensors float: a tensor shared with another
-        # consumer would otherwise still be quantized for that one, and one written by a
-        # quantized Add or Concat (ResNet's residual sums) would leave it with its Q/DQ.
-        members = list(block)
-        for t in mine:
-            members += [c for c in consumers.get(t.name, []) if c not in members]
-            p = producer.get(t.name)
-            if p is not None and p.op_type not in COMPUTE_OPS and p.name not in members:
-                members.append(p.name)
+        members = members_of[block[0]]
         out.append(
             BlockStats(
                 block[0],
@@ -334,71 +283,3 @@ def _block_stats(
             )
         )
     return sorted(out, key=lambda b: b.score_db)
-
-
-def block_sensitivity(
-    fmodel: onnx.ModelProto,
-    input_name: str,
-    blocks: list[BlockStats],
-    qp: dict[str, dict[str, Any]],
-    weight_match: dict[str, dict[str, np.ndarray]],
-    batches: list[np.ndarray],
-    cancel: CancelToken,
-    progress: Callable[[float], None],
-) -> dict[str, float]:
-    """Output SQNR (dB) vs FP32 with only one block quantized, for every block.
-
-    Local noise does not say how far an error travels; this does. Each candidate is the FP32
-    graph with that block's activations passed through their real Q/DQ parameters and its weight
-    replaced by its dequantized INT8 values (graph editing, no quantizer run per block).
-    """
-    base = cpu_session(fmodel)
-    reference = [base.run(None, {input_name: b})[0].astype(np.float64) for b in batches]
-    signal = sum(float((r**2).sum()) for r in reference)
-    out: dict[str, float] = {}
-    nodes = {n.name: n for n in fmodel.graph.node}
-    for i, block in enumerate(blocks):
-        cancel.check()
-        model = onnx.ModelProto.FromString(fmodel.SerializeToString())
-        head = nodes[block.block]
-        weight = head.input[1] if len(head.input) > 1 else ""
-        if weight in weight_match and "dequantized" in weight_match[weight]:
-            deq = weight_match[weight]["dequantized"].astype(np.float32)
-            for init in model.graph.initializer:
-                if init.name == weight:
-                    init.CopyFrom(numpy_helper.from_array(deq, weight))
-        for t in block.tensors:
-            _insert_qdq(model, t, qp[t])
-        sess = cpu_session(model)
-        noise = 0.0
-        for b, r in zip(batches, reference):
-            y = sess.run(None, {input_name: b})[0].astype(np.float64)
-            noise += float(((y - r) ** 2).sum())
-        out[block.block] = round(_sqnr(signal, noise), 2)
-        progress((i + 1) / len(blocks))
-    return out
-
-
-def _insert_qdq(model: onnx.ModelProto, tensor: str, params: dict[str, Any]) -> None:
-    """Route every consumer of `tensor` through QuantizeLinear -> DequantizeLinear."""
-    scale_name, zp_name = f"{tensor}__sens_scale", f"{tensor}__sens_zp"
-    model.graph.initializer.extend(
-        [
-            numpy_helper.from_array(params["scale"].astype(np.float32), scale_name),
-            numpy_helper.from_array(params["zero_point"], zp_name),
-        ]
-    )
-    if any(o.name == tensor for o in model.graph.output):
-        return  # a graph output keeps its float value
-    q_out, dq_out = f"{tensor}__sens_q", f"{tensor}__sens_dq"
-    for node in model.graph.node:
-        for j, name in enumerate(node.input):
-            if name == tensor:
-                node.input[j] = dq_out
-    producer = next((idx for idx, n in enumerate(model.graph.node) if tensor in n.output), -1)
-    new = [
-        onnx.helper.make_node("QuantizeLinear", [tensor, scale_name, zp_name], [q_out]),
-        onnx.helper.make_node("DequantizeLinear", [q_out, scale_name, zp_name], [dq_out]),
-    ]
-    for offset, node in enumerate(new, start=1):
-        model.graph.node.insert(producer + offset, node)

@@ -48,7 +48,8 @@ from app.core.quant.graph_rules import (
     leading_compute_blocks,
     name_nodes,
 )
-from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
+from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.recipe import default_stem_blocks
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.safe_json import load_json
 
@@ -96,7 +97,7 @@ def search_mixed_precision(
     spec = ws.spec()
     calib = latest_calibration(ws)
     # the "default recipe" trial is the default INT8 graph, sensitive blocks float included
-    ensure_sensitive_blocks(ws, calib, target, cancel)
+    ensure_sensitive_blocks(ws, calib, target, make_int8, cancel)
     if analysis is None:
         analysis = analyse_layers(
             ws,

@@ -96,7 +96,8 @@ def run_custom(
     runners come from `runner_factory`."""
     from app.core.eval.evaluate import Scorer
     from app.core.quant.calibration import latest_calibration
-    from app.core.quant.quantize import int8_variant_name, make_int8, quantize
+    from app.core.quant.quantize import make_int8, quantize
+    from app.core.quant.recipe import int8_variant_name
 
     progress(0.05, "scoring FP32")
     scorer = Scorer(ws, images, runner_factory=runner_factory, cancel=cancel, **truth_args(labels))

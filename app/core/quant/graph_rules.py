@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import onnx
 
+from app.core.errors import UserError
+
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 ACTIVATIONS = frozenset(
     {"Sigmoid", "Mul", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh", "PRelu"}
@@ -188,3 +190,22 @@ def _computes_in_fp16(path: str, _mtime: int, _size: int) -> bool:
     ]
     half = sum(1 for d in weights if d == onnx.TensorProto.FLOAT16)
     return bool(weights) and half * 2 > len(weights)
+
+
+MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
+
+
+def raise_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
+    """Convert the default-domain opset up to `minimum` when it is lower (onnx's converter)."""
+    from onnx import version_converter
+
+    current = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if current >= minimum:
+        return model
+    try:
+        return version_converter.convert_version(model, minimum)
+    except Exception as exc:  # the converter raises bare RuntimeError/ValidationError types
+        raise UserError(
+            f"cannot raise the model's opset from {current} to {minimum} for per-channel INT8 "
+            f"({str(exc).splitlines()[0][:120]}); re-export it at opset {minimum} or newer"
+        ) from exc

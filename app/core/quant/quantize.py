@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from app.core.atomic import atomic_path
@@ -47,15 +46,15 @@ from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
 from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
-    COMPUTE_OPS,
+    MIN_QDQ_OPSET,
     compute_nodes,
-    float_tail_nodes,
-    head_compute_nodes,
     leading_compute_blocks,
     name_nodes,
+    raise_opset,
 )
 from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
+from app.core.quant.recipe import default_stem_blocks, int8_variant_name, recipe
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensitive_nodes
 from app.core.quant.speed import measure_int8_speed
 
@@ -71,104 +70,6 @@ EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
 # within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked
 # tensorrt: tuning images favoured it, but unseen video agreement fell 79 -> 57-66: off for now
 EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False}
-
-
-MIN_QDQ_OPSET = 13  # per-channel Q/DQ (`axis`) needs opset 13
-
-
-def raise_opset(model: onnx.ModelProto, minimum: int) -> onnx.ModelProto:
-    """Convert the default-domain opset up to `minimum` when it is lower (onnx's converter)."""
-    from onnx import version_converter
-
-    current = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    if current >= minimum:
-        return model
-    try:
-        return version_converter.convert_version(model, minimum)
-    except Exception as exc:  # the converter raises bare RuntimeError/ValidationError types
-        raise UserError(
-            f"cannot raise the model's opset from {current} to {minimum} for per-channel INT8 "
-            f"({str(exc).splitlines()[0][:120]}); re-export it at opset {minimum} or newer"
-        ) from exc
-
-
-def int8_variant_name(target: str) -> str:
-    return "int8" if target == "ort-cpu" else "int8-trt"
-
-
-def default_stem_blocks(model: onnx.ModelProto) -> int:
-    """How many leading compute blocks the default INT8 graph keeps in float: about 3% of them,
-    1 to 3. Measured (ORT 1.31, Percentile, 128 COCO images): YOLOX-Nano INT8 for ort-cpu goes
-    from 20.5 to 36.7 mAP50-95 (FP32 36.9) with its first two blocks float, and ResNet-8 from
-    -4.0 to +0.4 top-1 with its stem conv float."""
-    return min(3, max(1, round(len(compute_nodes(model)) / 40)))
-
-
-def weights_on_8bit_grid(model: onnx.ModelProto) -> bool:
-    """True when every conv/matmul weight larger than 256 values has at most 256 distinct values:
-    the sign of weights exported from quantization-aware training."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    sizes = []
-    for node in model.graph.node:
-        if node.op_type in COMPUTE_OPS and len(node.input) > 1 and node.input[1] in inits:
-            w = numpy_helper.to_array(inits[node.input[1]])
-            if w.size > 256:
-                sizes.append(len(np.unique(w)) <= 256)
-    return bool(sizes) and all(sizes)
-
-
-def recipe(
-    target: str,
-    model: onnx.ModelProto,
-    keep_float: list[str] | None = None,
-    seven_bit: bool | None = None,
-) -> dict[str, Any]:
-    """quantize_static arguments for a target; `keep_float` (node names) stay unquantized,
-    by default the leading compute blocks (see `default_stem_blocks`). `seven_bit` (ort-cpu):
-    7-bit weights (see below why not by default)."""
-    from onnxruntime.quantization import QuantFormat, QuantType
-
-    if keep_float is None:
-        keep_float = leading_compute_blocks(model, default_stem_blocks(model))
-    exclude = list(float_tail_nodes(model)) + list(keep_float)
-    if target == "ort-cpu":
-        exclude += head_compute_nodes(model)
-        # Quantization-aware-trained weights already sit on one affine 8-bit grid per tensor;
-        # per-tensor asymmetric uint8 reproduces that grid, per-channel symmetric int8 breaks
-        # it (MobileNetV1 QAT: top-1 agreement with FP32 81% per-channel vs 88-90% per-tensor).
-        qat_grid = weights_on_8bit_grid(model)
-        # x86 without VNNI sums pairs of u8 x s8 products in 16 bits (VPMADDUBSW), which can
-        # saturate; 7-bit weights cannot. Measured on an AVX2 EPYC (placement "reduce-range"):
-        # EfficientNet-Lite0 top-1 agreement with FP32 80% -> 87% at the same latency, but
-        # YOLOX-Nano 37.01 -> 35.83 mAP50-95 and ResNet-8 74.8 -> 73.2 top-1, so 8 bits stay
-        # the default. (uint8 weights: 91% agreement on EfficientNet, 5x slower.)
-        return {
-            "quant_format": QuantFormat.QDQ,
-            "per_channel": not qat_grid,
-            "reduce_range": bool(seven_bit) and not qat_grid,  # off unless asked
-            "activation_type": QuantType.QUInt8,
-            "weight_type": QuantType.QUInt8 if qat_grid else QuantType.QInt8,
-            "nodes_to_exclude": sorted(set(exclude)),
-            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": not qat_grid},
-        }
-    return {
-        "quant_format": QuantFormat.QDQ,
-        "op_types_to_quantize": sorted(COMPUTE_OPS),
-        "per_channel": True,
-        "reduce_range": False,
-        "activation_type": QuantType.QInt8,
-        "weight_type": QuantType.QInt8,
-        "nodes_to_exclude": sorted(set(exclude)),
-        "extra_options": {
-            "ActivationSymmetric": True,
-            "WeightSymmetric": True,
-            "QDQKeepRemovableActivations": True,
-            # recent ORT also quantizes conv/gemm outputs; TensorRT wants Q/DQ on inputs only
-            "OpTypesToExcludeOutputQuantization": sorted(COMPUTE_OPS),
-        },
-    }
 
 
 def make_int8(
@@ -302,18 +203,6 @@ def make_int8(
     }
 
 
-def float_summary(meta: dict[str, Any]) -> str | None:
-    """One line on what an INT8 variant kept float and why, for the CLI and the GUI."""
-    if not meta.get("compute_ops"):
-        return None
-    sensitive = meta.get("sensitive_blocks_float") or []
-    return (
-        f"{meta.get('name', 'int8')}: {meta['compute_ops_kept_float']} of {meta['compute_ops']} "
-        "convolutions/matmuls kept float"
-        + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
-    )
-
-
 def _correct_bias(
     path: Path, model: onnx.ModelProto, calibration: Path, target: str, wanted: bool
 ) -> dict[str, Any]:
@@ -402,6 +291,7 @@ def quantize(
                     ws,
                     calib,
                     target,
+                    make_int8,
                     cancel,
                     lambda f, m, b=base, w=share: progress(
                         b + w * f, f"finding the blocks INT8 must not touch: {m}"

@@ -1,7 +1,7 @@
 """Blocks the default INT8 recipe keeps float because one of them alone ruins the output.
 
-The per-block sensitivity of `app.core.precision.debug` (the FP32 graph with only that block
-quantized, output SQNR against FP32, on 4 calibration images) is measured once per calibration
+The per-block sensitivity of `block_sensitivity` (the FP32 graph with only that block quantized,
+output SQNR against FP32, on 4 calibration images) is measured once per calibration
 and target and kept beside its ranges as `sensitive_blocks_<target>.json`. A block whose
 output SQNR lies more than `OUTLIER_DB` below the median block's (alone, it adds 100x the noise
 of a typical block) stays float in every INT8 graph built from that calibration without an
@@ -24,21 +24,27 @@ applied for ort-cpu only.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from app.core.atomic import write_json
 from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
+from app.core.quant.block_sensitivity import measure_blocks
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, name_nodes, raise_opset
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
 OUTLIER_DB = 20.0
 TARGETS = ("ort-cpu",)
-ANALYSIS_IMAGES = 4  # the block sensitivity itself runs on 4 images (debug.SENSITIVITY_IMAGES)
+ANALYSIS_IMAGES = 4  # calibration images the blocks are measured on
+# make_int8(source, ranges, out, target, keep_float) -> its record
+Builder = Callable[[Path, Path, Path, str, list[str]], dict[str, Any]]
 
 
 def file_name(target: str) -> str:
@@ -69,46 +75,43 @@ def ensure_sensitive_blocks(
     ws: Workspace,
     calibration: Path,
     target: str,
+    build: Builder,
     cancel: CancelToken | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[str]:
     """Measure (once per calibration and target) and return the node names of the outlier
-    blocks; [] for targets the rule is not applied to or when the analysis cannot run (the
-    INT8 graph is then built as before, with the stem blocks float)."""
+    blocks; [] for targets the rule is not applied to or when the measurement cannot run (the
+    INT8 graph is then built as before, with the stem blocks float). `build` is `make_int8`
+    (passed in: the recipe module calls this, so it cannot be imported here)."""
     if target not in TARGETS:
         return []
     known = load_sensitive_nodes(calibration, target)
     if known is not None:
         return known
-    from app.core.precision.debug import analyse_layers
-
+    cancel = cancel or CancelToken()
+    progress = progress or (lambda f, m: None)
     try:
-        analysis = analyse_layers(
-            ws,
-            target=target,
-            count=ANALYSIS_IMAGES,
-            calibration=calibration,
-            cancel=cancel,
-            progress=progress,
-        )
-    except Cancelled:
+        blocks = _measure(ws, calibration, target, build, cancel, progress)
+    except (Cancelled, OSError):  # a full disk is the user's to fix, not a reason to skip
         raise
-    except Exception as exc:  # a graph ORT cannot expose tensors of: the recipe is still valid
+    except Exception as exc:  # ORT's errors on graphs it cannot take apart: the recipe holds
         log.warning("sensitive-block analysis skipped (%s); the stem rule alone applies", exc)
         return []
-    blocks = analysis["blocks"]
+    if blocks is None:
+        return []
     outliers = outlier_blocks(blocks)
     nodes: list[str] = []
     for b in outliers:
         nodes += [n for n in b["nodes"] if n not in nodes]
-    scored = [b["output_sqnr_db"] for b in blocks if b.get("output_sqnr_db") is not None]
+    scored = [b["output_sqnr_db"] for b in blocks]
+    median = round(float(np.median(scored)), 2) if scored else None
     write_json(
         calibration / file_name(target),
         {
             "target": target,
             "margin_db": OUTLIER_DB,
-            "median_db": round(float(np.median(scored)), 2) if scored else None,
-            "images": analysis["images"],
+            "median_db": median,
+            "images": ANALYSIS_IMAGES,
             "blocks": [
                 {"block": b["block"], "output_sqnr_db": b["output_sqnr_db"]} for b in outliers
             ],
@@ -117,10 +120,50 @@ def ensure_sensitive_blocks(
     )
     if outliers:
         log.info(
-            "kept float for %s: %s (output SQNR alone %s dB, median %.1f)",
+            "kept float for %s: %s (output SQNR alone %s dB, median %s)",
             target,
             ", ".join(b["block"] for b in outliers),
             ", ".join(str(b["output_sqnr_db"]) for b in outliers),
-            float(np.median(scored)),
+            median,
         )
     return nodes
+
+
+def _measure(
+    ws: Workspace,
+    calibration: Path,
+    target: str,
+    build: Builder,
+    cancel: CancelToken,
+    progress: Callable[[float, str], None],
+) -> list[dict[str, Any]] | None:
+    """`block_sensitivity.measure_blocks` on the first calibration images; None without any
+    readable. Working copies go to a hidden .part folder in the workspace (cleaned up there
+    after a killed job), not to /tmp."""
+    from app.core.quant.calibration_images import CalibrationReader
+
+    spec = ws.spec()
+    used = load_json(calibration / "meta.json").get("images_used") or []
+    files = [Path(p) for p in used if Path(p).is_file()][:ANALYSIS_IMAGES]
+    batches = list(CalibrationReader(spec, files, batch=1, cancel=cancel))
+    if not batches:
+        log.info(
+            "sensitive blocks not measured: no calibration image of %s is readable", calibration
+        )
+        return None
+    folder = ws.variant_path("int8").parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".sensitivity.", suffix=".part", dir=folder) as tmp:
+        float_path, qdq_path = Path(tmp) / "float.onnx", Path(tmp) / "int8-all.onnx"
+        onnx.save(name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET)), str(float_path))
+        progress(0.05, "quantizing every layer")
+        build(float_path, calibration / "ranges.json", qdq_path, target, [])
+        cancel.check()
+        return measure_blocks(
+            float_path,
+            qdq_path,
+            spec.input_name,
+            batches,
+            cancel,
+            lambda f: progress(0.1 + 0.9 * f, "one block at a time"),
+        )

@@ -24,7 +24,7 @@ from app.backends.base import BackendStatus
 from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
-from app.core.quant import quantize
+from app.core.quant import quantize, recipe
 from app.gui.engines_box import EnginesBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 
@@ -202,7 +202,7 @@ class VariantsPanel(Panel):
     def _built(self, metas: list[dict[str, Any]]) -> None:
         made = [str(m.get("name")) for m in metas if not m.get("skipped")]
         self.status.setText(f"built {', '.join(made)}" if made else "nothing to build")
-        kept = [line for line in map(quantize.float_summary, metas) if line]
+        kept = [line for line in map(recipe.float_summary, metas) if line]
         if kept:
             self.messages.set("float", "; ".join(kept), "info")
         for m in metas:

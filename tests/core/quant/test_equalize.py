@@ -25,8 +25,8 @@ from app.core.quant.equalize import (
     uneven,
 )
 from app.core.quant.equalize_ranges import channel_max
-from app.core.quant.graph_rules import compute_nodes, name_nodes
-from app.core.quant.quantize import MIN_QDQ_OPSET, quantize, raise_opset
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_nodes, name_nodes, raise_opset
+from app.core.quant.quantize import quantize
 from tests.assets import COCO_DEV64, IMAGES, MOBILENET, YOLOX, needs_assets
 from tests.workspaces import copy_photos
 

@@ -17,7 +17,8 @@ from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-from app.core.quant.quantize import default_stem_blocks, make_int8, quantize
+from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.recipe import default_stem_blocks
 from app.core.quant.sensitive_blocks import file_name, outlier_blocks
 from tests.assets import VIDEOS, YOLOX, needs_assets
 from tests.workspaces import copy_photos
