@@ -268,6 +268,24 @@ def quantize(
                 out.append({"name": name, "precision": "int8", "skipped": note})
                 continue
             calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
+            ranges = calib / "ranges.json"
+            if target == "ort-cpu":  # the means bias correction needs (measured once)
+                progress(base, "measuring channel means for bias correction")
+                ensure_channel_means(ws, calib, cancel)
+            sensitive: list[str] = []
+            if keep_float is None and not equalize:  # blocks the default keeps float
+                share = 0.5 / len(precisions)  # of this variant's part of the bar
+                sensitive = ensure_sensitive_blocks(
+                    ws,
+                    calib,
+                    target,
+                    make_int8,
+                    cancel,
+                    lambda f, m, b=base, w=share: progress(
+                        b + w * f, f"finding the blocks INT8 must not touch: {m}"
+                    ),
+                )
+                start = base + share
             key = cache_key(
                 "int8",
                 QUANTIZE_VERSION,
@@ -279,25 +297,9 @@ def quantize(
                 # an equalised graph differs, and so does the stem it quantizes
                 [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
                 None if placement == "default" else placement,
+                sorted(sensitive) or None,  # measured per calibration; the rule may change
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
-            ranges = calib / "ranges.json"
-            if target == "ort-cpu":  # the means bias correction needs (measured once)
-                progress(base, "measuring channel means for bias correction")
-                ensure_channel_means(ws, calib, cancel)
-            if keep_float is None and not equalize:  # blocks the default keeps float
-                share = 0.5 / len(precisions)  # of this variant's part of the bar
-                ensure_sensitive_blocks(
-                    ws,
-                    calib,
-                    target,
-                    make_int8,
-                    cancel,
-                    lambda f, m, b=base, w=share: progress(
-                        b + w * f, f"finding the blocks INT8 must not touch: {m}"
-                    ),
-                )
-                start = base + share
             build = partial(
                 make_int8,
                 source,
