@@ -61,8 +61,8 @@ from app.core.quant.speed import measure_int8_speed
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 7  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
-# 7: sensitive blocks kept float
+QUANTIZE_VERSION = 8  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+# 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output
 # Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
 EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on

@@ -17,6 +17,8 @@ from app.core.quant.graph_rules import (
     leading_compute_blocks,
 )
 
+MATMUL_OPS = ("Gemm", "MatMul")  # compute ops ORT's CPU runs in integers with a float output
+
 
 def int8_variant_name(target: str) -> str:
     return "int8" if target == "ort-cpu" else "int8-trt"
@@ -60,7 +62,18 @@ def recipe(
         keep_float = leading_compute_blocks(model, default_stem_blocks(model))
     exclude = list(float_tail_nodes(model)) + list(keep_float)
     if target == "ort-cpu":
-        exclude += head_compute_nodes(model)
+        # Prediction convs stay float: ORT's integer conv also quantizes its output (box
+        # offsets, logits). A classifier's Gemm/MatMul head does not have to: ORT runs it as
+        # QGemm / MatMulIntegerToFloat with a float output. Measured on EfficientNet-Lite0 (2-core
+        # Zen 5 EPYC with VNNI, 177 photos): top-1 agreement with FP32 94.35% as with the Gemm
+        # float, at 0.48x / 0.50x FP32's latency (1 / 2 threads) against 0.51x / 0.55x; with
+        # its output quantized too (placement heads-int8) agreement fell to 93.22%. Only where
+        # every Gemm/MatMul is such a head: the option applies to the op type, graph-wide.
+        heads = head_compute_nodes(model)
+        ops = {n.name: n.op_type for n in model.graph.node}
+        matmuls = [n for n, op in ops.items() if op in MATMUL_OPS]
+        float_out = bool(matmuls) and set(matmuls) <= set(heads)
+        exclude += [h for h in heads if not (float_out and ops.get(h) in MATMUL_OPS)]
         # Quantization-aware-trained weights already sit on one affine 8-bit grid per tensor;
         # per-tensor asymmetric uint8 reproduces that grid, per-channel symmetric int8 breaks
         # it (MobileNetV1 QAT: top-1 agreement with FP32 81% per-channel vs 88-90% per-tensor).
@@ -77,7 +90,11 @@ def recipe(
             "activation_type": QuantType.QUInt8,
             "weight_type": QuantType.QUInt8 if qat_grid else QuantType.QInt8,
             "nodes_to_exclude": sorted(set(exclude)),
-            "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": not qat_grid},
+            "extra_options": {
+                "ActivationSymmetric": False,
+                "WeightSymmetric": not qat_grid,
+                **({"OpTypesToExcludeOutputQuantization": list(MATMUL_OPS)} if float_out else {}),
+            },
         }
     return {
         "quant_format": QuantFormat.QDQ,

@@ -196,7 +196,8 @@ def test_yolox_search_on_a_pool_reports_held_out_map_that_evaluate_agrees_with(t
 def test_ort_cpu_ranked_trials_quantize_the_heads_where_the_calibration_allows(cifar, tmp_path):
     """YOLOX-Nano's prediction convs have ranges (their outputs feed the float tail's Concat):
     the ranked trials quantize them, so the cap is spent on sensitive blocks. ResNet-8's logits
-    are float-tail tensors without a range: its trials keep the usual placement."""
+    are float-tail tensors without a range, but its MatMul head runs with a float output and
+    needs none."""
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path / "ws")
     folder = tmp_path / "cal"
     folder.mkdir()
@@ -207,4 +208,4 @@ def test_ort_cpu_ranked_trials_quantize_the_heads_where_the_calibration_allows(c
     assert ranked_placement("tensorrt", Path(ws.spec().path), ranges) == "default"
     r8, *_ = cifar
     r8_ranges = latest_calibration(r8) / "ranges.json"
-    assert ranked_placement("ort-cpu", Path(r8.spec().path), r8_ranges) == "default"
+    assert ranked_placement("ort-cpu", Path(r8.spec().path), r8_ranges) == "heads-int8"
