@@ -5,10 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import onnx
+
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate
-from app.core.quant.quantize import quantize
+from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.graph_rules import name_nodes
+from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.recipe import stem_nodes
 from tests.assets import CIFAR, IMAGES, RESNET8
 
 
@@ -32,3 +36,14 @@ def copy_photos(dst: Path, count: int, src: Path = IMAGES / "coco-train128" / "i
     for path in sorted(src.glob("*.jpg"))[:count]:
         shutil.copy(path, dst / path.name)
     return dst
+
+
+def add_stem_only_int8(ws: Workspace, name: str = "int8-stem") -> str:
+    """An ort-cpu INT8 variant from the workspace's latest calibration with only the stem blocks
+    float (the default before sensitive blocks): one that visibly disagrees with FP32 on YOLOX."""
+    spec = ws.spec()
+    stem = stem_nodes(name_nodes(onnx.load(spec.path)))
+    ranges = latest_calibration(ws) / "ranges.json"
+    meta = make_int8(spec.path, ranges, ws.variant_path(name), "ort-cpu", stem)
+    ws.record_variant(name, {"precision": "int8", "target": "ort-cpu", **meta})
+    return name

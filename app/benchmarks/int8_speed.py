@@ -31,9 +31,9 @@ from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
-from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
+from app.core.quant.graph_rules import name_nodes
 from app.core.quant.quantize import make_int8, quantize
-from app.core.quant.recipe import default_stem_blocks
+from app.core.quant.recipe import stem_nodes
 from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
 
 log = logging.getLogger("int8_speed")
@@ -94,8 +94,7 @@ def build_variants(ws: Workspace, model: str, calibration: Path) -> list[str]:
             continue
         keep = None
         if name in STEM_ONLY:
-            model = name_nodes(onnx.load(str(source)))
-            keep = leading_compute_blocks(model, default_stem_blocks(model))
+            keep = stem_nodes(name_nodes(onnx.load(str(source))))
         meta = make_int8(
             source,
             ranges,

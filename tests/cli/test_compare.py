@@ -7,7 +7,6 @@ import copy
 import json
 
 import cv2
-import onnx
 import pytest
 
 from app.cli.main import main
@@ -22,10 +21,9 @@ def int8_ws(tmp_path_factory):
     """A workspace with a real INT8 variant (MinMax on 8 COCO images), built once."""
     from app.core.model.inspection import inspect_model
     from app.core.model.workspace import Workspace
-    from app.core.quant.calibration import calibrate, latest_calibration
-    from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-    from app.core.quant.quantize import make_int8, quantize
-    from app.core.quant.recipe import default_stem_blocks
+    from app.core.quant.calibration import calibrate
+    from app.core.quant.quantize import quantize
+    from tests.workspaces import add_stem_only_int8
 
     root = tmp_path_factory.mktemp("compare-ws")
     ws = Workspace.for_model(copy.deepcopy(inspect_model(YOLOX)), root)
@@ -33,11 +31,7 @@ def int8_ws(tmp_path_factory):
     quantize(ws, precisions=("int8",))
     # The default INT8 agrees with FP32 on the video's first frames (its sensitive blocks stay
     # float); with only the stem float (the recipe before) it visibly disagrees there.
-    model = name_nodes(onnx.load(ws.spec().path))
-    stem = leading_compute_blocks(model, default_stem_blocks(model))
-    ranges = latest_calibration(ws) / "ranges.json"
-    meta = make_int8(ws.spec().path, ranges, ws.variant_path("int8-stem"), "ort-cpu", stem)
-    ws.record_variant("int8-stem", {"precision": "int8", "target": "ort-cpu", **meta})
+    add_stem_only_int8(ws)
     return root
 
 

@@ -97,24 +97,16 @@ def int8_workspace(tmp_path_factory, yolox_spec):
     """A real workspace with a small MinMax calibration and INT8 variants (built once)."""
     import copy
 
-    import onnx
-
     from app.core.model.workspace import Workspace
-    from app.core.quant.calibration import calibrate, latest_calibration
-    from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-    from app.core.quant.quantize import make_int8, quantize
-    from app.core.quant.recipe import default_stem_blocks
+    from app.core.quant.calibration import calibrate
+    from app.core.quant.quantize import quantize
+    from tests.workspaces import add_stem_only_int8
 
     root = tmp_path_factory.mktemp("int8-ws")
     ws = Workspace.for_model(copy.deepcopy(yolox_spec), root)
     calibrate(ws, IMAGES, count=8, method="minmax")
     quantize(ws, precisions=("int8",))
-    # the recipe with only the stem float, which visibly disagrees with FP32 on the video
-    model = name_nodes(onnx.load(ws.spec().path))
-    stem = leading_compute_blocks(model, default_stem_blocks(model))
-    ranges = latest_calibration(ws) / "ranges.json"
-    meta = make_int8(ws.spec().path, ranges, ws.variant_path("int8-stem"), "ort-cpu", stem)
-    ws.record_variant("int8-stem", {"precision": "int8", "target": "ort-cpu", **meta})
+    add_stem_only_int8(ws)  # the recipe with only the stem float: visibly disagrees on the video
     return root
 
 

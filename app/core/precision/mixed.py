@@ -45,11 +45,10 @@ from app.core.quant.calibration import latest_calibration
 from app.core.quant.graph_rules import (
     compute_nodes,
     head_compute_nodes,
-    leading_compute_blocks,
     name_nodes,
 )
 from app.core.quant.quantize import make_int8, quantize
-from app.core.quant.recipe import default_stem_blocks
+from app.core.quant.recipe import stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.safe_json import load_json
 
@@ -166,7 +165,7 @@ def search_mixed_precision(
 
     trial("default recipe (leading blocks float)", None)
     if target != "ort-cpu":  # on ort-cpu the heads are float anyway: the same graph again
-        stem = leading_compute_blocks(model, default_stem_blocks(model))
+        stem = stem_nodes(model)
         trial("leading blocks + prediction heads float", stem + head_compute_nodes(model))
 
     # the convs a block would add: those the target keeps float anyway cost nothing

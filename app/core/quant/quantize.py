@@ -54,7 +54,7 @@ from app.core.quant.graph_rules import (
 )
 from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
-from app.core.quant.recipe import default_stem_blocks, int8_variant_name, recipe
+from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensitive_nodes
 from app.core.quant.speed import measure_int8_speed
 
@@ -126,12 +126,12 @@ def make_int8(
     if keep_float is None and equalize_with is None:
         sensitive = load_sensitive_nodes(ranges_path.parent, target) or []
         if sensitive:
-            stem_nodes = leading_compute_blocks(model, default_stem_blocks(model))
-            keep_float = stem_nodes + [n for n in sensitive if n not in stem_nodes]
+            stem = stem_nodes(model)
+            keep_float = stem + [n for n in sensitive if n not in stem]
     # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
     stem = None
     if equalize_with is not None and keep_float is None:
-        stem = leading_compute_blocks(model, default_stem_blocks(model))
+        stem = stem_nodes(model)
         keep_float = leading_compute_blocks(model, EQUALIZED_STEM_BLOCKS.get(target, 0))
     args = arguments(model, keep_float)
     # The named copy sits beside the output as a hidden .part folder, not in /tmp: a killed

@@ -32,6 +32,11 @@ def default_stem_blocks(model: onnx.ModelProto) -> int:
     return min(3, max(1, round(len(compute_nodes(model)) / 40)))
 
 
+def stem_nodes(model: onnx.ModelProto) -> list[str]:
+    """Node names of the leading blocks the default keeps float (`default_stem_blocks`)."""
+    return leading_compute_blocks(model, default_stem_blocks(model))
+
+
 def weights_on_8bit_grid(model: onnx.ModelProto) -> bool:
     """True when every conv/matmul weight larger than 256 values has at most 256 distinct values:
     the sign of weights exported from quantization-aware training."""
@@ -59,7 +64,7 @@ def recipe(
     from onnxruntime.quantization import QuantFormat, QuantType
 
     if keep_float is None:
-        keep_float = leading_compute_blocks(model, default_stem_blocks(model))
+        keep_float = stem_nodes(model)
     exclude = list(float_tail_nodes(model)) + list(keep_float)
     if target == "ort-cpu":
         # Prediction convs stay float: ORT's integer conv also quantizes its output (box

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import re
 
-import cv2
 import onnx
 import pytest
 
 from app.backends.factory import make_runner
+from app.benchmarks.int8_unseen import video_frames
 from app.core.eval.evaluate import evaluate
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
-from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-from app.core.quant.quantize import make_int8, quantize
-from app.core.quant.recipe import default_stem_blocks
+from app.core.quant.quantize import quantize
 from app.core.quant.sensitive_blocks import file_name, outlier_blocks
-from tests.assets import VIDEOS, YOLOX, needs_assets
-from tests.workspaces import copy_photos
+from tests.assets import ASSETS, YOLOX, needs_assets
+from tests.workspaces import add_stem_only_int8, copy_photos
 
 pytestmark = needs_assets
 
@@ -32,23 +30,6 @@ def yolox_ws(tmp_path_factory):
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
     calibrate(ws, folder)
     return ws
-
-
-def _video_frames(folder, step: int = 10):
-    """Every `step`th frame of both videos as PNGs: images no calibration used."""
-    folder.mkdir()
-    for video in sorted(VIDEOS.glob("*.mp4")):
-        cap = cv2.VideoCapture(str(video))
-        index = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index % step == 0:
-                cv2.imwrite(str(folder / f"{video.stem}_{index:05d}.png"), frame)
-            index += 1
-        cap.release()
-    return folder
 
 
 def test_yolox_default_keeps_the_wrecking_block_float_and_agrees_better(yolox_ws, tmp_path):
@@ -64,15 +45,10 @@ def test_yolox_default_keeps_the_wrecking_block_float_and_agrees_better(yolox_ws
     )
 
     # the same recipe with only the stem float (what the default was before)
-    spec = yolox_ws.spec()
-    model = name_nodes(onnx.load(spec.path))
-    stem = leading_compute_blocks(model, default_stem_blocks(model))
-    path = yolox_ws.variant_path("stem-only")
-    info = make_int8(spec.path, calib / "ranges.json", path, "ort-cpu", stem)
-    yolox_ws.record_variant("stem-only", {"precision": "int8", "target": "ort-cpu", **info})
+    add_stem_only_int8(yolox_ws, "stem-only")
     report = evaluate(
         yolox_ws,
-        _video_frames(tmp_path / "frames"),
+        video_frames(ASSETS, tmp_path),  # every 10th frame of both videos: never calibrated on
         variants=["int8", "stem-only"],
         runner_factory=make_runner,
     )
