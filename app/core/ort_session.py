@@ -23,6 +23,11 @@ def cpu_session(
 
     `threads` sets intra-op threads (None: ONNX Runtime's default, every core); `log_severity`
     3 keeps ORT's warnings about graphs we built ourselves out of the user's terminal.
+
+    ONNX Runtime's `WeightBiasQuantization` optimizer is off: it rounds the float weights of any
+    Conv/Gemm fed by a DequantizeLinear to per-tensor int8, so a graph with one tensor
+    fake-quantized (precision analysis, `block_sensitivity`) would also have its consumers'
+    weights quantized, per tensor, without saying so.
     """
     import onnxruntime as ort  # a second or so to import; only work that runs a graph pays it
 
@@ -31,4 +36,10 @@ def cpu_session(
     if threads:
         opts.intra_op_num_threads = threads
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        source, opts, providers=["CPUExecutionProvider"], disabled_optimizers=EXACT_WEIGHTS
+    )
+
+
+# ONNX Runtime optimizers that change a graph's arithmetic, off where core computes (above)
+EXACT_WEIGHTS = ["WeightBiasQuantization"]

@@ -44,6 +44,7 @@ from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.bias_correction import correct_biases, ensure_channel_means, load_channel_means
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
+from app.core.quant.float_convs import guard_float_convs
 from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
     MIN_QDQ_OPSET,
@@ -61,8 +62,9 @@ from app.core.quant.speed import measure_int8_speed
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt")
-QUANTIZE_VERSION = 8  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
-# 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output
+QUANTIZE_VERSION = 9  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+# 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
+# 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`)
 # Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
 EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0}
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
@@ -166,6 +168,7 @@ def make_int8(
             corrected = _correct_bias(
                 part, model, ranges_path.parent, target, correct_bias and equalization is None
             )
+            guarded = _guard_float_convs(part, target)
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -198,9 +201,23 @@ def make_int8(
         else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
         "reduce_range": args["reduce_range"],
         "bias_correction": corrected,
+        "float_convs_guarded": guarded,
         "sensitive_blocks_float": [n for n in sensitive if n in set(kept)],
         **({"equalization": equalization} if equalization is not None else {}),
     }
+
+
+def _guard_float_convs(path: Path, target: str) -> list[str]:
+    """`float_convs.guard_float_convs` on the graph at `path` (ort-cpu: the TensorRT layout
+    leaves no float conv behind a DequantizeLinear, and TensorRT takes per-tensor activation
+    scales only); the names guarded."""
+    if target != "ort-cpu":
+        return []
+    qmodel = onnx.load(str(path))
+    guarded = guard_float_convs(qmodel)
+    if guarded:
+        onnx.save(qmodel, str(path))
+    return guarded
 
 
 def _correct_bias(

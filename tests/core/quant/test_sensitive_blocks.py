@@ -28,7 +28,7 @@ pytestmark = needs_assets
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    folder = copy_photos(tmp_path_factory.mktemp("calib"), 32)
+    folder = copy_photos(tmp_path_factory.mktemp("calib"), 128)
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
     calibrate(ws, folder)
     return ws
@@ -55,9 +55,10 @@ def test_yolox_default_keeps_the_wrecking_block_float_and_agrees_better(yolox_ws
         runner_factory=make_runner,
     )
     agreement = {v["name"]: v["metrics"]["agreement_mAP50_95"] for v in report["variants"]}
-    # measured: 84.1 against 68.6 (mAP50-95 against FP32's own detections, 259 frames; with
-    # 16 calibration photos 83.3 against 81.1, with 128 83.5 against 61.0: always ahead, by a
-    # margin that these correlated frames make vary)
+    # measured: 83.5 against 61.0 (mAP50-95 against FP32's own detections, 259 frames; with
+    # 16 and 32 calibration photos 83.3 against 81.1 and 84.1 against 68.6 before the measurement
+    # turned ORT's weight rounding off; since then Conv_67 misses the 20 dB margin on 32
+    # photos, at the rule's edge, and 21.4 dB below on all 128)
     assert agreement["int8"] > agreement["stem-only"] + 3, agreement
 
     # measured once per calibration: another variant from it reuses the record
