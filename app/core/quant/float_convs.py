@@ -88,13 +88,12 @@ def guard_float_convs(model: onnx.ModelProto) -> list[str]:
         )
         node.input[0] = f"{base}_dq"
         guarded.append(node.name)
-    consumed = {t for n in graph.node for t in n.input} | {o.name for o in graph.output}
-    for dq in {id(d): d for d in (producer[t] for t in producer)}.values():
-        if dq.op_type == "DequantizeLinear" and dq.output[0] not in consumed:
-            graph.node.remove(dq)  # its only reader now has its own
     if new_nodes:  # each new DequantizeLinear right before its conv: the order stays topological
+        consumed = {t for n in graph.node for t in n.input} | {o.name for o in graph.output}
         ordered = []
         for node in graph.node:
+            if node.op_type == "DequantizeLinear" and node.output[0] not in consumed:
+                continue  # its only reader now has its own
             if node.name in new_nodes:
                 ordered.append(new_nodes[node.name])
             ordered.append(node)
