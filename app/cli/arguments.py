@@ -54,6 +54,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def points(text: str) -> float:
+    """A non-negative number of accuracy points (--target-drop); NaN and below 0 are refused."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from exc
+    if math.isnan(value) or math.isinf(value) or value < 0.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of points, 0 or more")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A count of at least 1 (--count, --iterations, --max-frames, --topk, --threads...)."""
     return _int_at_least(text, 1)
@@ -248,6 +259,18 @@ def three_floats(text: str) -> list[float]:
     if len(values) != 3:
         raise argparse.ArgumentTypeError(f"give three numbers like 0.5,0.5,0.5, not '{text}'")
     return values
+
+
+def add_target_drop(p: Parser) -> None:
+    """The user's accuracy target: how far below FP32 a variant may score."""
+    bars = ", ".join(f"{k} {v:g}" for k, v in defaults.MIN_AGREEMENT.items())
+    p.add_argument(
+        "--target-drop",
+        type=points,
+        default=defaults.TARGET_DROP,
+        help="largest accepted drop vs FP32 (mAP points or top-1 points; without labels the "
+        f"agreement bars apply: {bars})",
+    )
 
 
 def add_allow_stale(p: Parser) -> None:

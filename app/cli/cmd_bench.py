@@ -15,6 +15,7 @@ from app.cli.arguments import (
     add_allow_stale,
     add_backends,
     add_json,
+    add_target_drop,
     add_tf32,
     add_variants,
     add_workspace,
@@ -30,10 +31,14 @@ from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
 from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
+from app.core.eval.recommend import Recommendation
+from app.core.eval.recommend import recommend as recommend_variants
+from app.core.eval.reports import load_results
 from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.staleness import refuse_stale
-from app.core.quant.speed import SAME_SPEED_BAND, recommend, speed_verdict
+from app.core.quant.speed import recommend
+from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -49,6 +54,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
     add_allow_stale(p)
+    add_target_drop(p)
     add_json(p)
     p.add_argument("--plot", type=file_to_write, help="write a PNG bar chart of p50 latency")
     p.set_defaults(func=run)
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 "backend": backend,
                 "provider": info["provider"],
                 "fallback": info["fallback"],
+                "sha256": ws.variant_sha256(name),
                 "fused_io": fused,
                 **r,
             }
@@ -139,7 +146,18 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r[0] != "fp32" and base.get(r[1]):
             print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
+    write_json(ws.bench_path(), report)
     for backend in dict.fromkeys(r[1] for r in rows):  # the truth about speed, per backend
+        judged = _judged(ws.evaluation_path(backend), backend, args.target_drop)
+        if judged is not None:  # accuracy known: the fastest variant that meets the target
+            print("\n".join(judged.lines))
+            evaluated = {str(v.get("name")) for v in judged.rows}
+            for name in dict.fromkeys(r[0] for r in rows if r[1] == backend):
+                if name not in evaluated:
+                    print(
+                        f"{name}: not in {ws.evaluation_path(backend).name}; evaluate it to judge"
+                    )
+            continue
         p50 = {r[0]: r[3] for r in rows if r[1] == backend}
         for name in (n for n in p50 if n.startswith("int8") and base.get(backend)):
             ratio = p50[name] / base[backend]
@@ -150,11 +168,25 @@ def run(args: argparse.Namespace) -> int:
                 f"fastest on {backend}: {recommend(p50)} (check its accuracy with "
                 "`int8-studio evaluate` before choosing it)"
             )
-    write_json(ws.bench_path(), report)
     save_json(args.json_out, report)
     if args.plot:
         plot_latency(rows, Path(args.plot))
     return 0
+
+
+def _judged(evaluation: Path, backend: str, target_drop: float) -> Recommendation | None:
+    """The recommendation for `backend` from the workspace's evaluation with this benchmark
+    merged in; None without a readable evaluation (the verdict is then on speed alone)."""
+    if not evaluation.is_file():
+        return None
+    try:
+        report = load_results(evaluation)
+    except UserError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return None
+    return next(
+        (r for r in recommend_variants(report, None, target_drop) if r.backend == backend), None
+    )
 
 
 def _synthetic(size: list[int]) -> np.ndarray:

@@ -10,6 +10,7 @@ from app.cli.arguments import (
     add_eval_truth,
     add_json,
     add_target,
+    add_target_drop,
     add_workspace,
     positive_int,
     probability,
@@ -28,12 +29,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     )
     add_workspace(p)
     add_eval_truth(p)
-    p.add_argument(
-        "--target-drop",
-        type=float,
-        default=defaults.TARGET_DROP,
-        help="largest accepted drop vs FP32 (mAP points or top-1 points)",
-    )
+    add_target_drop(p)
     add_target(p)
     p.add_argument("--analysis-images", type=positive_int, default=defaults.ANALYSIS_IMAGES)
     p.add_argument(

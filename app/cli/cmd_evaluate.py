@@ -11,6 +11,7 @@ from app.cli.arguments import (
     add_backend,
     add_eval_truth,
     add_json,
+    add_target_drop,
     add_variants,
     add_workspace,
 )
@@ -18,7 +19,8 @@ from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
-from app.core.eval.reports import interval_of, with_interval
+from app.core.eval.recommend import recommendation_lines
+from app.core.eval.reports import interval_of, load_results, with_interval
 from app.core.model.staleness import refuse_stale
 
 
@@ -28,6 +30,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_eval_truth(p)
     add_variants(p)
     add_backend(p)
+    add_target_drop(p)
     add_allow_stale(p)
     add_json(p)
     p.set_defaults(func=run)
@@ -50,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     )
     write_json(ws.evaluation_path(args.backend), report)
     print_report(report)
+    # with the workspace's benchmark merged in where it measured the same model
+    for line in recommendation_lines(
+        load_results(ws.evaluation_path(args.backend)), None, args.target_drop
+    ):
+        print(line)
     save_json(args.json_out, report)
     return 0
 

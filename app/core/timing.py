@@ -9,6 +9,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
+# A latency ratio within this of 1.0 is "about the same": on a loaded machine medians move by a
+# few %.
+SAME_SPEED_BAND = 0.05
+
 
 def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:
     """p50/p90/p99/mean of a list of milliseconds; zeros for an empty list."""
@@ -75,3 +79,21 @@ class StageTimer:
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {name: percentiles(ring.values()) for name, ring in self.samples.items()}
+
+
+def speed_verdict(
+    ratio: float, variant: str = "int8", baseline: str = "fp32", backend: str = "ort-cpu"
+) -> str:
+    """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline)."""
+    if ratio < 1.0 - SAME_SPEED_BAND:
+        return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
+    if ratio <= 1.0 + SAME_SPEED_BAND:
+        return (
+            f"{variant} is not faster than {baseline} on {backend} here ({ratio:.2f}x the "
+            f"latency): {baseline} is as fast and more accurate; prefer it unless the "
+            f"smaller file matters"
+        )
+    return (
+        f"{variant} is SLOWER than {baseline} on {backend} here ({ratio:.2f}x the latency): "
+        f"use {baseline}"
+    )

@@ -25,6 +25,7 @@ SAME_EVERYWHERE = [
     "--tf32",
     "--labels",
     "--coco",
+    "--target-drop",
 ]
 
 
@@ -107,6 +108,18 @@ def test_defaults_come_from_core_defaults(tmp_path: Path) -> None:
     debug = parser.parse_args(["debug-precision", *ws, "--images", str(tmp_path), *pooled])
     assert debug.pool == ["photos", "walk.mp4"]
     assert parser.parse_args(["fetch-demo"]).timeout == defaults.DOWNLOAD_TIMEOUT_S
+    for command in (["bench"], ["evaluate", "--images", str(tmp_path)]):  # the user's target
+        assert (
+            parser.parse_args([command[0], *ws, *command[1:]]).target_drop == defaults.TARGET_DROP
+        )
+
+
+def test_a_target_drop_below_zero_or_nan_is_a_usage_error(capsys) -> None:
+    parser = build_parser()
+    for bad in ("-1", "nan", "lots"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["bench", "--workspace", "w", "--target-drop", bad])
+        assert "--target-drop" in capsys.readouterr().err
 
 
 def test_lists_and_sizes_parse_alike_in_every_command(tmp_path: Path) -> None:

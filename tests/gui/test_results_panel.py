@@ -45,6 +45,23 @@ def test_table_sorts_and_scatter_has_points(qtbot, tmp_path, state, make_panel):
     assert len(panel.scatter.data) == 2
 
 
+def test_advice_follows_the_target_drop(qtbot, tmp_path, state, make_panel):
+    panel = make_panel(ResultsPanel, state)
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(REPORT))
+    panel.advice.target_drop.setValue(1.0)
+    assert panel.load_file(path)
+    assert panel.advice.lines[0].startswith("ort-cpu: use int8, the fastest within 1 map50 of fp32")
+    panel.advice.target_drop.setValue(0.0)  # the user asks for fp32's accuracy exactly
+    lines = panel.advice.lines
+    assert lines[0].startswith("ort-cpu: use fp32")
+    assert lines[1] == "int8 is faster (21 ms) but misses the target (map50 0.39, -0.02)"
+    assert panel.setting("target_drop") == 0.0  # kept for the next session
+    panel.metric_box.setCurrentText("agreement")  # judged on the axis shown
+    assert panel.advice.lines[0].startswith("ort-cpu: use fp32: no other variant is clearly")
+    assert "with agreement >= 1" in panel.advice.lines[0]  # this file's scale: fp32 scores 1
+
+
 def test_bad_file_inline(qtbot, tmp_path, state, make_panel):
     panel = make_panel(ResultsPanel, state)
     bad = tmp_path / "bad.json"
@@ -139,6 +156,13 @@ def test_workspace_results_load_and_evaluate_action(qtbot, tmp_path, int8_state,
     assert "mAP50_95" in [panel.metric_box.itemText(i) for i in range(panel.metric_box.count())]
     assert len(panel.scatter.data) == 2
     assert "labelled" in panel.caption.text()
+    advice = panel.advice.lines[0]
+    assert advice.startswith("ort-cpu: use "), panel.advice.lines
+    assert "<b>" in panel.advice.advice.text()  # the verdict stands out
+    chosen = advice.removeprefix("ort-cpu: use ").split(",")[0].split(":")[0]
+    metric = panel.metric_box.currentText()
+    scores = {v["name"]: v["metrics"][metric] for v in saved["variants"]}
+    assert scores[chosen] >= scores["fp32"] - panel.advice.target_drop.value()
 
 
 def test_evaluate_without_images_is_inline(qtbot, state, make_panel):

@@ -170,6 +170,7 @@ def evaluate(
                 "provider": info["provider"],
                 "fallback": info["fallback"],
                 "model": str(paths[name]),
+                "sha256": ws.variant_sha256(name),
                 "metrics": metrics[name],
                 **intervals.get(name, {}),
                 "latency_ms": lat,

@@ -63,13 +63,20 @@ def bench_as_report(bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation with the benchmark's infer-only p50 and FPS added to matching rows."""
+    """An evaluation with the benchmark's infer-only p50 and FPS added to matching rows: same
+    variant and backend and, where both files record it, the same graph (a variant rebuilt
+    between the two runs is not the one the benchmark timed). A benchmark row that fell back
+    to another provider carries its note along."""
     rows = bench_rows(bench)
     out = dict(report, variants=[])
     for v in report.get("variants", []):
         r = rows.get((str(v.get("name")), str(v.get("backend"))))
-        if r is not None:
+        if r is not None and not (
+            v.get("sha256") and r.get("sha256") and v["sha256"] != r["sha256"]
+        ):
             v = dict(v, bench={"p50": r["latency_ms"].get("p50"), "fps": r.get("throughput_fps")})
+            if r.get("fallback") and not v.get("fallback"):
+                v["fallback"] = r["fallback"]
         out["variants"].append(v)
     return out
 

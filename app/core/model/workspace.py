@@ -218,6 +218,14 @@ class Workspace:
         except (OSError, ValueError):
             return None
 
+    def variant_sha256(self, name: str) -> str | None:
+        """The recorded hash of the graph a variant name stands for (fp32: the model's own),
+        so reports made at different times can tell whether they measured the same file."""
+        if name == "fp32":
+            return self.spec().sha256
+        sha = (self.variant_meta(name) or {}).get("sha256")
+        return sha if isinstance(sha, str) else None
+
     def valid_variant(self, name: str, key: str | None = None) -> bool:
         """True when the variant's graph exists, matches its recorded sha256 and (if given) key."""
         meta = self.variant_meta(name)

@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from app.core.timing import percentiles
+from app.core.timing import SAME_SPEED_BAND, percentiles, speed_verdict
 
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-# A ratio within this of 1.0 is "about the same": on a loaded machine medians move by a few %.
-SAME_SPEED_BAND = 0.05
 
 
 def cpu_flags() -> set[str]:
@@ -85,24 +83,6 @@ def interleaved_latency(
             s.run(None, feeds[k])
             times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
-
-
-def speed_verdict(
-    ratio: float, variant: str = "int8", baseline: str = "fp32", backend: str = "ort-cpu"
-) -> str:
-    """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline)."""
-    if ratio < 1.0 - SAME_SPEED_BAND:
-        return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
-    if ratio <= 1.0 + SAME_SPEED_BAND:
-        return (
-            f"{variant} is not faster than {baseline} on {backend} here ({ratio:.2f}x the "
-            f"latency): {baseline} is as fast and more accurate; prefer it unless the "
-            f"smaller file matters"
-        )
-    return (
-        f"{variant} is SLOWER than {baseline} on {backend} here ({ratio:.2f}x the latency): "
-        f"use {baseline}"
-    )
 
 
 def recommend(

@@ -38,6 +38,7 @@ from app.core.eval.reports import (
     with_interval,
 )
 from app.core.model.workspace import Workspace
+from app.gui.panels.advice_box import AdviceBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.widgets import EvalFolderRow
 
@@ -113,6 +114,10 @@ class ResultsPanel(Panel):
         row.addWidget(self.metric_box)
         row.addWidget(self.caption, 1)
         self.body.addLayout(row)
+        # which variant to use on each backend, judged on the accuracy axis
+        self.advice = AdviceBox(float(self.setting("target_drop", defaults.TARGET_DROP)))
+        self.advice.target_changed.connect(lambda v: self.set_setting("target_drop", v))
+        self.body.addWidget(self.advice)
         self.model = QStandardItemModel(0, 0, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -293,6 +298,7 @@ class ResultsPanel(Panel):
             self.plot.removeItem(label)
         self.point_labels.clear()
         self.caption.setText("No results yet: evaluate above, or `int8-studio evaluate`.")
+        self.advice.show_for({}, "")
         self.messages.clear("labels")
         self.messages.clear("preprocessing")
 
@@ -343,6 +349,7 @@ class ResultsPanel(Panel):
         return True
 
     def _plot(self) -> None:
+        self.advice.show_for(self.report, self.metric_box.currentText())
         for label in self.point_labels:
             self.plot.removeItem(label)
         self.point_labels.clear()

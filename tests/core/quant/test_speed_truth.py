@@ -11,10 +11,10 @@ from app.cli.main import main
 from app.core.quant.speed import (
     int8_dot_support,
     recommend,
-    speed_verdict,
     synthetic_feed,
     u8s8_saturates,
 )
+from app.core.timing import speed_verdict
 from tests.assets import CIFAR, RESNET8, YOLOX_TUTORIAL, needs_assets
 
 
