@@ -125,13 +125,20 @@ CANDIDATES = [
     ("int8-spread2.5-stem1", "ort-cpu", {"spread": 2.5, "stem": 1}),
     ("int8-trt-spread4", "tensorrt", {"spread": 4.0}),
     ("int8-trt-alpha025", "tensorrt", {"alpha": 0.25}),
+    # the TensorRT layout with what the ort-cpu default has: bias correction, and the blocks
+    # ort-cpu's sensitivity measurement keeps float (2026-12-04: neither helped, see quantize)
+    ("int8-trt-bias", "tensorrt", {"equalize": False, "correct_bias": True}),
+    ("int8-trt-sensitive", "tensorrt", {"equalize": False, "sensitive": "ort-cpu"}),
 ]
 
 
 def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None) -> list[str]:
     """Build (or reuse, in a kept --workdir) the CANDIDATES variants; their names."""
+    from app.core.quant.bias_correction import ensure_channel_means
     from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
     from app.core.quant.quantize import make_int8
+    from app.core.quant.recipe import stem_nodes
+    from app.core.quant.sensitive_blocks import load_sensitive_nodes
 
     spec = ws.spec()
     names = []
@@ -143,9 +150,16 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             continue
         options = dict(options)
         keep = None
+        model = name_nodes(onnx.load(spec.path))
         if "stem" in options:
-            model = name_nodes(onnx.load(spec.path))
             keep = leading_compute_blocks(model, int(options.pop("stem")))
+        if "sensitive" in options:  # the stem and the blocks measured for another target
+            stem = stem_nodes(model)
+            found = load_sensitive_nodes(calibration, str(options.pop("sensitive"))) or []
+            keep = stem + [n for n in found if n not in stem]
+        correct_bias = options.pop("correct_bias", None)
+        if correct_bias:
+            ensure_channel_means(ws, calibration)
         equalize = options.pop("equalize", True)
         log.info("building %s", name)
         meta = make_int8(
@@ -154,6 +168,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             ws.variant_path(name),
             target,
             keep,
+            correct_bias=correct_bias,
             equalize_with=spec if equalize else None,
             equalize_options=options or None,
         )
