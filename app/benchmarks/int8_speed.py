@@ -34,7 +34,13 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import name_nodes
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.recipe import stem_nodes
-from app.core.quant.speed import cpu_session, int8_dot_support, interleaved_latency
+from app.core.quant.speed import (
+    BLOCK_RUNS,
+    SETTLE_S,
+    cpu_session,
+    int8_dot_support,
+    interleaved_latency,
+)
 
 log = logging.getLogger("int8_speed")
 PHOTO_FOLDERS = ("photos-misc103", "imagenet-samples", "coco-val-dev64/images")
@@ -216,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": device_info(),
         "cpu_int8": int8_dot_support(),
         "timing": f"ORT CPU, variants run in turns in one process for {args.seconds} s per "
-        "model and thread count; p50 of each; ratios against fp32 from the same turns",
+        f"model and thread count (at 2 threads a turn is {SETTLE_S} s of runs not counted, "
+        f"then {BLOCK_RUNS} counted); p50 of each; ratios against fp32 from the same turns",
     }
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,6 +56,17 @@ def cpu_session(path: str | Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+# With more than one thread, a graph's turn is a block: runs for SETTLE_S not counted, then
+# BLOCK_RUNS counted. An idle ONNX Runtime thread pool spins on its cores for tens of ms after
+# each run, and in run-by-run turns one session's spinning workers were measured, not the next
+# session's speed. EfficientNet-Lite0 at 2 threads on a 2-core Zen 5 VM, runs 1..30 after a
+# switch (median of 30 s of turns): FP32 4.2, 6.5, 6.4, 6.5, 4.4, 3.3, 2.6 ... settling at 2.36
+# ms from the 10th run (about 40 ms); INT8 2.5, 2.2 ... settling at 1.08 ms from the 10th. Run
+# by run the INT8/FP32 ratio read 0.28-0.36 instead of 0.46.
+SETTLE_S = 0.1
+BLOCK_RUNS = 20
+
+
 def interleaved_latency(
     paths: Mapping[str, str | Path],
     feed: np.ndarray,
@@ -66,22 +77,29 @@ def interleaved_latency(
     threads: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Latency percentiles (ms) of each graph on ORT CPU, run in turns for about `seconds`
-    (at least `min_rounds` turns). One thread by default: on a shared machine two threads wait
-    on each other whenever another program takes a core, which swamps the differences."""
+    (at least `min_rounds` turns), so load from other programs hits them alike. One thread by
+    default: on a shared machine two threads wait on each other whenever another program takes
+    a core, which swamps the differences. With more threads a turn is a block of runs (see
+    SETTLE_S), and `max_rounds` counts blocks."""
     sessions = {k: cpu_session(p, threads) for k, p in paths.items()}
     feeds = {k: {s.get_inputs()[0].name: feed} for k, s in sessions.items()}
     for k, s in sessions.items():  # warm-up: first runs allocate and pick kernels
         for _ in range(2):
             s.run(None, feeds[k])
+    block, settle = (1, 0.0) if threads == 1 else (BLOCK_RUNS, SETTLE_S)
     times: dict[str, list[float]] = {k: [] for k in sessions}
     start = time.perf_counter()
     for rounds in range(max_rounds):
         if rounds >= min_rounds and time.perf_counter() - start > seconds:
             break
         for k, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(None, feeds[k])
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            turn = time.perf_counter()
+            while settle and time.perf_counter() - turn < settle:  # the last pool spins down
+                s.run(None, feeds[k])
+            for _ in range(block):
+                t0 = time.perf_counter()
+                s.run(None, feeds[k])
+                times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
 
 

@@ -69,3 +69,20 @@ def test_u8s8_saturates_only_on_x86_without_vnni():
     assert u8s8_saturates({"avx2", "fma"})
     assert not u8s8_saturates({"avx2", "avx512_vnni"})
     assert not u8s8_saturates({"asimd", "asimddp"})  # ARM: no VPMADDUBSW
+
+
+@needs_assets
+def test_turns_are_blocks_of_runs_when_threads_spin():
+    """At 1 thread graphs alternate run by run; with more, a turn is SETTLE_S of runs not
+    counted, then BLOCK_RUNS counted (an idle thread pool spins after each run and slowed the
+    other session's next runs 2-3x on a 2-core machine)."""
+    from app.core.quant.speed import BLOCK_RUNS, interleaved_latency
+
+    model = next(RESNET8.glob("*.onnx"))
+    feed = synthetic_feed(model, [32, 32]).astype("float32")
+    graphs = {"a": model, "b": model}
+    one = interleaved_latency(graphs, feed, seconds=0.0, min_rounds=3, max_rounds=3, threads=1)
+    assert [one[k]["runs"] for k in graphs] == [3, 3]
+    two = interleaved_latency(graphs, feed, seconds=0.0, min_rounds=3, max_rounds=3, threads=2)
+    assert [two[k]["runs"] for k in graphs] == [3 * BLOCK_RUNS] * 2
+    assert all(two[k]["p50"] > 0 for k in graphs)
