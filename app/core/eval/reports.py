@@ -139,13 +139,25 @@ def metric_columns(columns: list[str]) -> list[str]:
     return [c for c in columns[3:] if not c.startswith(("latency ", "bench "))]
 
 
+def latency_axis(report: dict[str, Any]) -> str:
+    """Which p50 the scatter plots: the benchmark's (infer-only, the one the verdict under the
+    table uses) when every row has one, else the evaluation's own; the axis title says which."""
+    rows = report.get("variants", [])
+    merged = bool(rows) and all(
+        isinstance((v.get("bench") or {}).get("p50"), float | int) for v in rows
+    )
+    return "bench p50 (ms)" if merged else "latency p50 (ms)"
+
+
 def scatter_points(
     report: dict[str, Any], metric: str
 ) -> tuple[list[float], list[float], list[str]]:
-    """(p50 latency, metric, 'variant · backend') of every row that has both numbers."""
+    """(p50 latency, metric, 'variant · backend') of every row that has both numbers; the
+    latency is the one `latency_axis` names."""
+    bench = latency_axis(report).startswith("bench")
     xs, ys, names = [], [], []
     for v in report.get("variants", []):
-        x = (v.get("latency_ms") or {}).get("p50")
+        x = (v.get("bench") if bench else v.get("latency_ms") or {}).get("p50")
         y = (v.get("metrics") or {}).get(metric)
         if isinstance(x, (int, float)) and isinstance(y, (int, float)):
             xs.append(float(x))

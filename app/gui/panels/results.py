@@ -32,6 +32,7 @@ from app.core.eval.reports import (
     flatten,
     interval_of,
     labels_note,
+    latency_axis,
     load_results,
     metric_columns,
     scatter_points,
@@ -355,6 +356,7 @@ class ResultsPanel(Panel):
         self.point_labels.clear()
         metric = self.metric_box.currentText()
         xs, ys, names = scatter_points(self.report, metric)
+        self.plot.setLabel("bottom", latency_axis(self.report))
         self.scatter.setData(xs, ys)
         self.plot.setLabel("left", metric or "accuracy")
         for x, y, name in zip(xs, ys, names):

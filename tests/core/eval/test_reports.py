@@ -16,6 +16,7 @@ from app.core.eval.reports import (
     caption,
     cell_text,
     flatten,
+    latency_axis,
     load_results,
     metric_columns,
     read_report,
@@ -75,6 +76,13 @@ def test_evaluation_with_its_benchmark_as_a_table(ws):
     xs, ys, names = scatter_points(report, "top1")
     assert names == ["fp32 · ort-cpu", "fp16 · ort-cpu"]
     assert ys == [top1["fp32"], top1["fp16"]] and all(x > 0 for x in xs)
+    # every row benched: the scatter plots the benchmark's p50, as the verdict under it does
+    assert latency_axis(report) == "bench p50 (ms)"
+    assert xs == [by_variant[n]["latency_ms"]["p50"] for n in ("fp32", "fp16")]
+    evaluation_only = json.loads(ws.evaluation_path("ort-cpu").read_text())
+    assert latency_axis(evaluation_only) == "latency p50 (ms)"
+    xs, _, _ = scatter_points(evaluation_only, "top1")
+    assert xs == [v["latency_ms"]["p50"] for v in evaluation_only["variants"]]
     assert caption(report) == "classification on 30 images (labelled): 2 rows"
 
 
