@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,10 @@ from app.core.eval.bench import device_info, time_runner
 from app.core.eval.evaluate import variant_model_path
 from app.core.eval.recommend import Recommendation
 from app.core.eval.recommend import recommend as recommend_variants
-from app.core.eval.reports import load_results
+from app.core.eval.reports import bench_as_report, load_results
 from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.staleness import refuse_stale
-from app.core.quant.speed import recommend
-from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -148,45 +147,35 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
     write_json(ws.bench_path(), report)
     for backend in dict.fromkeys(r[1] for r in rows):  # the truth about speed, per backend
-        judged = _judged(ws.evaluation_path(backend), backend, args.target_drop)
-        if judged is not None:  # accuracy known: the fastest variant that meets the target
-            print("\n".join(judged.lines))
+        evaluation = ws.evaluation_path(backend)
+        judged = _judged(evaluation, report, backend, args.target_drop)
+        if judged is None:
+            continue
+        print("\n".join(judged.lines))
+        if judged.metric:  # judged on the evaluation: name what it did not score
             evaluated = {str(v.get("name")) for v in judged.rows}
             for name in dict.fromkeys(r[0] for r in rows if r[1] == backend):
                 if name not in evaluated:
-                    print(
-                        f"{name}: not in {ws.evaluation_path(backend).name}; evaluate it to judge"
-                    )
-            continue
-        p50 = {r[0]: r[3] for r in rows if r[1] == backend}
-        for name in (n for n in p50 if n.startswith("int8") and base.get(backend)):
-            ratio = p50[name] / base[backend]
-            if ratio > 1.0 - SAME_SPEED_BAND:
-                print(f"note: {speed_verdict(ratio, name, 'fp32', backend)}")
-        if len(p50) > 1:
-            print(
-                f"fastest on {backend}: {recommend(p50)} (check its accuracy with "
-                "`int8-studio evaluate` before choosing it)"
-            )
+                    print(f"{name}: not in {evaluation.name}; evaluate it to judge")
     save_json(args.json_out, report)
     if args.plot:
         plot_latency(rows, Path(args.plot))
     return 0
 
 
-def _judged(evaluation: Path, backend: str, target_drop: float) -> Recommendation | None:
-    """The recommendation for `backend` from the workspace's evaluation with this benchmark
-    merged in; None without a readable evaluation (the verdict is then on speed alone)."""
-    if not evaluation.is_file():
-        return None
-    try:
-        report = load_results(evaluation)
-    except UserError as exc:
-        print(f"note: {exc}", file=sys.stderr)
-        return None
-    return next(
-        (r for r in recommend_variants(report, None, target_drop) if r.backend == backend), None
-    )
+def _judged(
+    evaluation: Path, bench: dict[str, Any], backend: str, target_drop: float
+) -> Recommendation | None:
+    """`recommend` for `backend`: on the workspace's evaluation with this benchmark merged in
+    (accuracy known), else on the benchmark alone (speed only)."""
+    report = bench_as_report(bench)
+    if evaluation.is_file():
+        try:
+            report = load_results(evaluation)
+        except UserError as exc:
+            print(f"note: {exc}", file=sys.stderr)
+    found = recommend_variants(report, None, target_drop)
+    return next((r for r in found if r.backend == backend), None)
 
 
 def _synthetic(size: list[int]) -> np.ndarray:

@@ -7,9 +7,9 @@ is the reference: with labels a variant meets the target when its score is at mo
 points below FP32's; without labels (agreement with FP32's own outputs) when its agreement
 reaches the task's bar in `defaults.MIN_AGREEMENT` (detection 92, classification 98). Latency
 is the benchmark's p50 when there is one, else the evaluation's own per-image p50; the sentence
-says which. A row that
-ran on another provider than its backend (ONNX Runtime fell back to the CPU) is never
-recommended: its latency is not the backend's.
+says which. A row that ran on another provider than its backend (ONNX Runtime fell back to the
+CPU) is never recommended: its latency is not the backend's. A benchmark alone
+(`reports.bench_as_report`) gets the fastest variant named without an accuracy judgement.
 
 Qt-free: `evaluate`, `bench` and the Results panel print or show the lines it returns.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core import defaults
-from app.core.eval.reports import default_metric, interval_of
+from app.core.eval.reports import default_metric, interval_of, metric_names
 from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
 PRECISION_RANK = {"fp32": 0, "fp16": 1}  # ties go to the more precise variant
@@ -54,15 +54,6 @@ def latency_of(variant: dict[str, Any]) -> tuple[float | None, str]:
 def _score(variant: dict[str, Any], metric: str) -> float | None:
     value = (variant.get("metrics") or {}).get(metric)
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def _metrics(rows: list[dict[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for v in rows:
-        for key, value in (v.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and key not in names:
-                names.append(key)
-    return names
 
 
 def recommend_backend(
@@ -136,7 +127,7 @@ def recommend_backend(
         if agreement:
             ci = interval_of(chosen, metric)
             low = ci[0] if _pair(ci) else None
-            what = f"its {metric}'s 95% interval reaches {low}"
+            what = f"its {metric}'s 95% interval reaches {low:.4g}" if low is not None else ""
         else:
             ci = interval_of(chosen, metric, "diff_ci")
             low = reference + ci[0] if _pair(ci) else None
@@ -189,7 +180,7 @@ def recommend(
     timing_only = report.get("task") == "benchmark"  # a bench.json alone: no accuracy
     for backend in backends:
         rows = [v for v in variants if str(v.get("backend", "")) == backend]
-        names = _metrics(rows)
+        names = metric_names(rows)
         chosen = "" if timing_only else (metric if metric in names else default_metric(names))
         if not chosen and not timing_only:
             continue

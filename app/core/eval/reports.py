@@ -56,6 +56,7 @@ def bench_as_report(bench: dict[str, Any]) -> dict[str, Any]:
                 "provider": r.get("provider", ""),
                 "metrics": {"throughput_fps": r.get("throughput_fps")},
                 "latency_ms": r["latency_ms"],
+                **({"fallback": r["fallback"]} if r.get("fallback") else {}),
             }
             for (variant, backend), r in bench_rows(bench).items()
         ],
@@ -109,13 +110,19 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return report
 
 
+def metric_names(variants: list[dict[str, Any]]) -> list[str]:
+    """The numeric metrics of these rows, in the order they first appear."""
+    names: list[str] = []
+    for v in variants:
+        for key, value in (v.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and key not in names:
+                names.append(key)
+    return names
+
+
 def flatten(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """evaluate()-shaped dict -> (column names, rows): one row per variant and backend."""
-    metric_keys: list[str] = []
-    for v in report.get("variants", []):
-        for key, value in (v.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and key not in metric_keys:
-                metric_keys.append(key)
+    metric_keys = metric_names(report.get("variants", []))
     columns = ["variant", "backend", "provider", *metric_keys]
     columns += [f"latency {k} (ms)" for k in LATENCY_KEYS]
     has_bench = any(v.get("bench") for v in report.get("variants", []))

@@ -103,16 +103,6 @@ def interleaved_latency(
     return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
 
 
-def recommend(
-    latency_ms: Mapping[str, float], meets_accuracy: Mapping[str, bool] | None = None
-) -> str | None:
-    """The fastest variant among those that meet the accuracy target (all, when unknown)."""
-    ok = {
-        k: v for k, v in latency_ms.items() if meets_accuracy is None or meets_accuracy.get(k, True)
-    }
-    return min(ok, key=ok.__getitem__) if ok else None
-
-
 ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
 

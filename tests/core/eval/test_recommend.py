@@ -205,3 +205,17 @@ def test_backends_are_judged_apart():
     assert (cpu.backend, cpu.variant) == ("ort-cpu", "int8")
     assert (cuda.backend, cuda.variant) == ("ort-cuda", "fp32")
     assert "int8 is SLOWER than fp32 on ort-cuda here (1.25x the latency)" in cuda.lines[-1]
+
+
+def test_a_benchmark_row_that_fell_back_is_not_named_fastest():
+    from app.core.eval.reports import bench_as_report
+
+    def result(variant, ms, fallback=""):
+        lat = {"p50": ms, "p90": ms, "p99": ms}
+        return {"variant": variant, "backend": "ort-cuda", "latency_ms": lat, "fallback": fallback}
+
+    fell = "CUDAExecutionProvider did not load; ran on CPUExecutionProvider"
+    bench = {"results": [result("fp32", 3.0), result("int8", 1.0, fell)]}
+    (r,) = recommend(bench_as_report(bench))
+    assert r.lines[0].startswith("ort-cuda: fastest is fp32 (3 ms p50)")
+    assert f"int8 is not considered: it did not run on ort-cuda ({fell})" in r.lines

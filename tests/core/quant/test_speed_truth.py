@@ -10,7 +10,6 @@ import pytest
 from app.cli.main import main
 from app.core.quant.speed import (
     int8_dot_support,
-    recommend,
     synthetic_feed,
     u8s8_saturates,
 )
@@ -24,13 +23,6 @@ from tests.assets import CIFAR, RESNET8, YOLOX_TUTORIAL, needs_assets
 )
 def test_verdict_follows_the_ratio(ratio, words):
     assert words in speed_verdict(ratio, "int8", "fp32", "ort-cpu")
-
-
-def test_recommend_picks_the_fastest_that_meets_accuracy():
-    lat = {"fp32": 10.0, "fp16": 30.0, "int8": 7.0}
-    assert recommend(lat) == "int8"
-    assert recommend(lat, {"int8": False}) == "fp32"
-    assert recommend({}, None) is None
 
 
 def test_vnni_is_read_from_the_flags():
@@ -62,7 +54,8 @@ def test_quantize_and_bench_say_whether_int8_is_faster(tmp_path, capsys):
     assert "fp32" in speed and "VNNI" in speed
     assert main(["bench", "--workspace", ws, "--variants", "fp32,int8", "--iterations", "5"]) == 0
     out = capsys.readouterr().out
-    assert "fastest on ort-cpu: " in out
+    # no evaluation yet: the fastest is named, and accuracy is said to be unjudged
+    assert "ort-cpu: fastest is " in out and "evaluate the variants to judge it" in out
 
 
 def test_u8s8_saturates_only_on_x86_without_vnni():
