@@ -33,8 +33,13 @@ from app.core.quant.graph_rules import (
 
 log = logging.getLogger(__name__)
 # ops that overflow or lose range in FP16 wherever they sit (the float tail is FP32 anyway)
+# Quantize/DequantizeLinear too: in a model that already holds Q/DQ (a TFLite-converted SSD) the
+# converter turned their scales into FP16, which opsets before 19 refuse ("Type 'tensor(float16)'
+# of input parameter (scale__87) of operator (DequantizeLinear) is invalid": the variant was
+# written, then failed to load in evaluate and bench).
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
-FP16_VERSION = 2  # 2: decoding and NMS stay FP32 as a whole (no FP16 hop between their nodes)
+FP16_BLOCK_OPS += ["QuantizeLinear", "DequantizeLinear"]
+FP16_VERSION = 3  # 2: decoding and NMS stay FP32 as a whole; 3: Q/DQ nodes stay FP32
 # tail ops that only move, select or squash values into 0..1: exact enough in FP16
 PASSIVE_TAIL_OPS = frozenset(
     {"Sigmoid", "Softmax", "Concat", "Reshape", "Transpose", "Slice", "Split", "Squeeze"}
