@@ -18,13 +18,12 @@ from app.core.errors import CancelToken, UserError
 from app.core.eval import bootstrap
 from app.core.eval.agreement import compare_detections
 from app.core.eval.coco_matches import CocoMatches
+from app.core.eval.detection_truth import detection_truth
 from app.core.eval.labels import ClassLabels, class_labels
 from app.core.eval.metrics import (
     agreement_gt,
     coco_map,
     detections_to_coco,
-    load_coco_json,
-    yolo_labels_to_coco,
 )
 from app.core.eval.preprocess_search import collapse_alarm
 from app.core.frames.pipeline import FramePipeline
@@ -184,16 +183,13 @@ def _detection_metrics(
     spec, images, results, labels_dir, coco_json, images_dir, report, per_image=None
 ):
     sizes = [(p, hw[0], hw[1]) for p, hw in images]
-    gt = None
-    if coco_json:
-        gt = load_coco_json(Path(coco_json), sizes)
-    else:
-        guess = Path(labels_dir) if labels_dir else images_dir.parent / "labels"
-        if guess.is_dir() and any(guess.glob("*.txt")):
-            gt = yolo_labels_to_coco(sizes, guess, len(spec.labels))
-            report["labels"] = str(guess)
-        elif labels_dir:
-            raise UserError(f"{labels_dir}: no YOLO .txt label files found")
+    gt, source, classes = detection_truth(spec.labels, sizes, images_dir, labels_dir, coco_json)
+    if source and not coco_json:
+        report["labels"] = source
+    if classes:
+        report["label_classes"] = classes
+        if classes.get("note"):
+            report["labels_note"] = classes["note"]
     reference = results["fp32"][0]
     agree_gt = agreement_gt(reference, sizes)
     metrics = {}

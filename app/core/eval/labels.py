@@ -32,7 +32,8 @@ class ClassLabels:
         return sum(1 for t in self.truth if t)
 
 
-def _key(name: str) -> str:
+def label_key(name: str) -> str:
+    """A class name as compared: case, surrounding space and space-vs-underscore ignored."""
     return name.strip().lower().replace(" ", "_")
 
 
@@ -41,7 +42,7 @@ def label_lookup(labels: list[str]) -> dict[str, int]:
     lookup: dict[str, int] = {}
     for i, label in enumerate(labels):
         for name in [label, *label.split(",")]:
-            lookup.setdefault(_key(name), i)
+            lookup.setdefault(label_key(name), i)
     return lookup
 
 
@@ -169,8 +170,8 @@ def class_labels(
     truth: list[set[int]] = []
     unknown: list[str] = []
     for names in per_image:
-        hits = {lookup[_key(n)] for n in names if _key(n) in lookup}
-        unknown += [n for n in names if _key(n) not in lookup and n not in unknown]
+        hits = {lookup[label_key(n)] for n in names if label_key(n) in lookup}
+        unknown += [n for n in names if label_key(n) not in lookup and n not in unknown]
         truth.append(hits)
     result = ClassLabels(truth, source, "", unknown)
     result.note = _why(result, per_image, images_dir, labels, class_names)

@@ -15,14 +15,22 @@ from app.core.frames.postprocess import Detections
 
 
 def yolo_labels_to_coco(
-    images: list[tuple[Path, int, int]], labels_dir: Path, n_classes: int
+    images: list[tuple[Path, int, int]],
+    labels_dir: Path,
+    n_classes: int,
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
     """COCO ground truth from YOLO txt labels (`cls cx cy w h`, normalised) named like the images.
 
     images: (path, height, width). Images without a label file are background (no boxes).
+    `names`: the label set's class names by index (its data.yaml), when known.
     """
     gt: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
-    gt["categories"] = [{"id": i, "name": str(i)} for i in range(n_classes)]
+    names = names or []
+    gt["categories"] = [
+        {"id": i, "name": names[i] if i < len(names) else str(i)}
+        for i in range(max(n_classes, len(names)))
+    ]
     ann_id = 1
     for img_id, (path, h, w) in enumerate(images, start=1):
         gt["images"].append({"id": img_id, "file_name": path.name, "height": h, "width": w})

@@ -13,6 +13,7 @@ import numpy as np
 from app.core.errors import CancelToken, UserError
 from app.core.eval import bootstrap
 from app.core.eval.coco_matches import CocoMatches
+from app.core.eval.detection_truth import detection_truth
 from app.core.eval.evaluate import (
     MAP_MAX_DET,
     RunnerFactory,
@@ -24,8 +25,6 @@ from app.core.eval.metrics import (
     agreement_gt,
     coco_map,
     detections_to_coco,
-    load_coco_json,
-    yolo_labels_to_coco,
 )
 from app.core.eval.pool import Pool, PoolPart
 from app.core.model.workspace import Workspace
@@ -92,16 +91,9 @@ class PoolScorer:
             found = class_truth(self.spec, [(p, None) for p, _, _ in sizes], images_dir, labels_dir)
             self.labels_source = self.labels_source or found.source
             return found.truth if found.labelled else None
-        if coco_json:
-            self.labels_source = str(coco_json)
-            return load_coco_json(Path(coco_json), sizes)
-        guess = Path(labels_dir) if labels_dir else images_dir.parent / "labels"
-        if guess.is_dir() and any(guess.glob("*.txt")):
-            self.labels_source = str(guess)
-            return yolo_labels_to_coco(sizes, guess, len(self.spec.labels))
-        if labels_dir:
-            raise UserError(f"{labels_dir}: no YOLO .txt label files found")
-        return None
+        gt, source, _ = detection_truth(self.spec.labels, sizes, images_dir, labels_dir, coco_json)
+        self.labels_source = source or self.labels_source
+        return gt
 
     def score(self, model_path: Path, part: str = "search") -> dict[str, Any]:
         """Metrics of one graph on one part, with its p50 latency."""
