@@ -60,7 +60,7 @@ CANDIDATES = {
         ("int8-7bit-weights", "reduce-range", True),
         ("int8-unprepared", "default", False),
         ("int8-s8s8", "s8s8", True),
-        ("int8-float-silu", "float-silu", True),
+        ("int8-qlinear-silu", "qlinear-silu", True),
         ("int8-depthwise-float", "depthwise-float", True),
         ("int8-heads", "heads-int8", True),
         ("int8-all", "all-int8", True),

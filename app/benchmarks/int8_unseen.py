@@ -129,6 +129,8 @@ CANDIDATES = [
     # ort-cpu's sensitivity measurement keeps float (2026-12-04: neither helped, see quantize)
     ("int8-trt-bias", "tensorrt", {"equalize": False, "correct_bias": True}),
     ("int8-trt-sensitive", "tensorrt", {"equalize": False, "sensitive": "ort-cpu"}),
+    # SiLUs quantized (QLinearSigmoid + QLinearMul), the ort-cpu default before `silu`
+    ("int8-qlinear-silu", "ort-cpu", {"equalize": False, "placement": "qlinear-silu"}),
 ]
 
 
@@ -161,6 +163,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
         if correct_bias:
             ensure_channel_means(ws, calibration)
         equalize = options.pop("equalize", True)
+        placement = str(options.pop("placement", "default"))
         log.info("building %s", name)
         meta = make_int8(
             Path(spec.path),
@@ -169,6 +172,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             target,
             keep,
             correct_bias=correct_bias,
+            placement=placement,
             equalize_with=spec if equalize else None,
             equalize_options=options or None,
         )

@@ -11,6 +11,7 @@ from app.core import defaults
 from app.core.model.staleness import mark_stale
 from app.core.quant.quantize import quantize
 from app.core.quant.recipe import float_summary
+from app.core.quant.silu_choice import silu_form_line
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         kept = float_summary(v)  # what stayed out of INT8, and the sensitive blocks among it
         if kept:
             print(f"float: {kept}")
+        silu = silu_form_line(v)  # which SiLU form ran faster here, and was kept
+        if silu:
+            print(f"silu: {silu}")
         speed = v.get("speed")
         if speed:  # measured here, on this CPU: INT8 is not assumed to be faster
             vnni = "with" if speed["vnni"] else "without"

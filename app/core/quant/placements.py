@@ -4,7 +4,8 @@ Each is a change to `recipe`'s quantize_static arguments. The default stays what
 chose (see `quantize`'s module doc); the others exist so `app.benchmarks.int8_speed` can time
 them on the user's CPU rather than assume:
   * s8s8: int8 symmetric activations (ORT's S8S8 kernels; without VNNI they run slower);
-  * float-silu: Sigmoid and Mul left float, so a SiLU runs as DQ -> float -> Q;
+  * qlinear-silu: SiLUs quantized (QLinearSigmoid + QLinearMul), the default before SiLUs ran
+    float as one fused QuickGelu between DQ and Q (`silu`);
   * depthwise-float: depthwise convolutions left float (their integer kernels gain least);
   * per-tensor: one weight scale per tensor instead of per output channel;
   * reduce-range: 7-bit weights, so x86 AVX2 without VNNI cannot saturate its 16-bit sums of
@@ -26,7 +27,7 @@ from app.core.quant.graph_rules import float_tail_nodes, head_compute_nodes
 PLACEMENTS = (
     "default",
     "s8s8",
-    "float-silu",
+    "qlinear-silu",
     "depthwise-float",
     "per-tensor",
     "reduce-range",
@@ -43,17 +44,6 @@ def depthwise_convs(model: onnx.ModelProto) -> list[str]:
         for n in model.graph.node
         if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
     ]
-
-
-def silu_nodes(model: onnx.ModelProto) -> list[str]:
-    """Sigmoid nodes and the Mul nodes that take a Sigmoid's output (x * sigmoid(x))."""
-    sig_out = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Sigmoid"}
-    muls = [
-        n.name
-        for n in model.graph.node
-        if n.op_type == "Mul" and any(i in sig_out for i in n.input)
-    ]
-    return list(sig_out.values()) + muls
 
 
 def _exclude(args: dict[str, Any], names: list[str]) -> None:
@@ -77,7 +67,7 @@ def apply_placement(name: str, model: onnx.ModelProto, args: dict[str, Any]) -> 
             args.update(activation_type=QuantType.QInt8),
             args["extra_options"].update(ActivationSymmetric=True),
         ),
-        "float-silu": lambda: _exclude(args, silu_nodes(model)),
+        "qlinear-silu": lambda: None,  # `recipe(float_silus=False)`: only its own SiLUs
         "depthwise-float": lambda: _exclude(args, depthwise_convs(model)),
         "per-tensor": lambda: args.update(per_channel=False),
         "reduce-range": lambda: args.update(reduce_range=True),

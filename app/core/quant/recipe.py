@@ -16,6 +16,7 @@ from app.core.quant.graph_rules import (
     head_compute_nodes,
     leading_compute_blocks,
 )
+from app.core.quant.silu import silu_node_names
 
 MATMUL_OPS = ("Gemm", "MatMul")  # compute ops ORT's CPU runs in integers with a float output
 
@@ -57,10 +58,12 @@ def recipe(
     model: onnx.ModelProto,
     keep_float: list[str] | None = None,
     seven_bit: bool | None = None,
+    float_silus: bool = True,
 ) -> dict[str, Any]:
     """quantize_static arguments for a target; `keep_float` (node names) stay unquantized,
     by default the leading compute blocks (see `default_stem_blocks`). `seven_bit` (ort-cpu):
-    7-bit weights (see below why not by default)."""
+    7-bit weights (see below why not by default). `float_silus=False` (ort-cpu): SiLUs
+    quantized as QLinearSigmoid + QLinearMul, for measuring (placement qlinear-silu)."""
     from onnxruntime.quantization import QuantFormat, QuantType
 
     if keep_float is None:
@@ -79,6 +82,9 @@ def recipe(
         matmuls = [n for n, op in ops.items() if op in MATMUL_OPS]
         float_out = bool(matmuls) and set(matmuls) <= set(heads)
         exclude += [h for h in heads if not (float_out and ops.get(h) in MATMUL_OPS)]
+        # SiLUs stay float: `quantize` fuses each into one QuickGelu between DQ and Q (`silu`)
+        if float_silus:
+            exclude += silu_node_names(model)
         # Quantization-aware-trained weights already sit on one affine 8-bit grid per tensor;
         # per-tensor asymmetric uint8 reproduces that grid, per-channel symmetric int8 breaks
         # it (MobileNetV1 QAT: top-1 agreement with FP32 81% per-channel vs 88-90% per-tensor).

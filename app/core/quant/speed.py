@@ -128,18 +128,31 @@ def measure_int8_speed(
     *,
     seconds: float = 3.0,
     name: str = "int8",
+    others: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
-    """The bounded timing step of `quantize`: INT8 against FP32 on this CPU, with a verdict."""
+    """The bounded timing step of `quantize`: INT8 against FP32 on this CPU, with a verdict.
+    `others` (name -> graph) are timed in the same turns; their p50s come back under
+    "others_p50_ms" (how `silu_choice` compares the two SiLU forms)."""
     feed = synthetic_feed(fp32_path, size)
-    lat = interleaved_latency({"fp32": fp32_path, name: int8_path}, feed, seconds=seconds)
-    ratio = lat[name]["p50"] / lat["fp32"]["p50"]
+    graphs = {"fp32": fp32_path, name: int8_path, **(others or {})}
+    lat = interleaved_latency(graphs, feed, seconds=seconds)
+    return {
+        **speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name),
+        **({"others_p50_ms": {k: lat[k]["p50"] for k in others}} if others else {}),
+    }
+
+
+def speed_entry(fp32_ms: float, int8_ms: float, runs: int, name: str = "int8") -> dict[str, Any]:
+    """`quantize`'s "speed" record of an INT8 graph timed at `int8_ms` against FP32's `fp32_ms`
+    (p50s, 1 thread, this CPU)."""
+    ratio = int8_ms / fp32_ms
     return {
         "backend": "ort-cpu",
         "threads": 1,
-        "fp32_p50_ms": lat["fp32"]["p50"],
-        "int8_p50_ms": lat[name]["p50"],
+        "fp32_p50_ms": fp32_ms,
+        "int8_p50_ms": int8_ms,
         "ratio": round(ratio, 3),
-        "runs": lat[name]["runs"],
+        "runs": runs,
         "faster": ratio < 1.0 - SAME_SPEED_BAND,
         "verdict": speed_verdict(ratio, name, "fp32"),
         **int8_dot_support(),

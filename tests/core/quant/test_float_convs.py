@@ -1,7 +1,9 @@
 """A conv kept out of INT8 stays float in ONNX Runtime (issue 17): without the guard, ORT's
 `WeightBiasQuantization` optimizer rounds to per-tensor int8, when a session opens, the float
 weights of a conv that sits between a per-tensor DequantizeLinear and a QuantizeLinear - a conv
-kept float without its activation, as mixed precision and keep lists do."""
+kept float without its activation, as mixed precision and keep lists do. The pattern arises
+where SiLUs are quantized (placement qlinear-silu, which `quantize` keeps on CPUs where it is
+faster); with SiLUs fused float a kept conv reads the float SiLU output and no guard is needed."""
 
 from __future__ import annotations
 
@@ -53,12 +55,17 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("float-convs")
     ws = Workspace.for_model(inspect_model(YOLOX), tmp / "ws")
     calibrate(ws, copy_photos(tmp / "cal", 8), method="minmax")
-    meta = quantize(ws, precisions=["int8"], target="ort-cpu")[0]
-    # two convs kept float without their SiLU: each reads a DequantizeLinear, feeds a Quantize
+    fused = quantize(ws, precisions=["int8"], target="ort-cpu")[0]
+    assert fused["silus_fused"] and not fused["float_convs_guarded"]  # nothing to guard there
     spec = ws.spec()
+    ranges = latest_calibration(ws) / "ranges.json"
+    meta = make_int8(
+        spec.path, ranges, ws.variant_path("int8"), "ort-cpu", placement="qlinear-silu"
+    )
+    # two convs kept float without their SiLU: each reads a DequantizeLinear, feeds a Quantize
     keep = stem_nodes(name_nodes(onnx.load(spec.path))) + MIDDLE
     path = ws.variant_path("int8-middle-float")
-    middle = make_int8(spec.path, latest_calibration(ws) / "ranges.json", path, "ort-cpu", keep)
+    middle = make_int8(spec.path, ranges, path, "ort-cpu", keep, placement="qlinear-silu")
     return ws, meta, middle
 
 

@@ -18,9 +18,9 @@ from app.core.frames.preprocess import Preprocessor
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
-from app.core.quant.placements import silu_nodes
 from app.core.quant.prepare import float_pads_between_qdq
 from app.core.quant.quantize import make_int8, quantize
+from app.core.quant.silu import silu_node_names
 from app.core.quant.speed import cpu_session
 from tests.assets import ASSETS, IMAGES, YOLOX, needs_assets
 
@@ -88,18 +88,36 @@ def test_ort_runs_the_quantized_convs_as_integer_kernels(effnet_ws, tmp_path):
     assert len(float_convs_on_dq) <= meta["compute_ops_kept_float"]
 
 
-def test_yolox_placement_quantizes_silu_with_uint8_activations(yolox_ws, tmp_path):
+def test_yolox_silus_run_float_as_one_fused_pass_between_dq_and_q(yolox_ws, tmp_path):
     meta = quantize(yolox_ws, precisions=["int8"])[0]
     assert meta["placement"] == "default" and meta["activation"] == "uint8 asymmetric"
+    assert meta["silus_fused"] >= 100  # YOLOX-Nano has 104 SiLUs
     fused = _fused(yolox_ws.variant_path("int8"), tmp_path)
     ops = [n.op_type for n in fused.graph.node]
-    # measured faster than a float SiLU between DQ and Q (see app.benchmarks.int8_speed)
-    assert ops.count("QLinearSigmoid") >= 90 and ops.count("QLinearMul") >= 90
-    alt = tmp_path / "float-silu.onnx"
+    # measured faster than QLinearSigmoid + QLinearMul (see app.core.quant.silu)
+    assert "QLinearSigmoid" not in ops and "QLinearMul" not in ops
+    assert ops.count("QuickGelu") >= 100 and ops.count("QLinearConv") >= 90
+    # each SiLU reads one DequantizeLinear and feeds one QuantizeLinear: the fused form
+    producers = {o: n.op_type for n in fused.graph.node for o in n.output}
+    readers = {}
+    for n in fused.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    between = [
+        n
+        for n in fused.graph.node
+        if n.op_type == "QuickGelu"
+        and producers.get(n.input[0]) == "DequantizeLinear"
+        and readers.get(n.output[0]) == ["QuantizeLinear"]
+    ]
+    assert len(between) >= 90
+    # the placement the default replaced is still there for measuring
+    alt = tmp_path / "qlinear-silu.onnx"
     ranges = latest_calibration(yolox_ws) / "ranges.json"
-    make_int8(yolox_ws.spec().path, ranges, alt, "ort-cpu", placement="float-silu")
+    alt_meta = make_int8(yolox_ws.spec().path, ranges, alt, "ort-cpu", placement="qlinear-silu")
+    assert alt_meta["silus_fused"] < 10  # only the float stem and sensitive blocks' SiLUs
     alt_ops = [n.op_type for n in _fused(alt, tmp_path).graph.node]
-    assert "QLinearSigmoid" not in alt_ops and "QLinearConv" in alt_ops
+    assert alt_ops.count("QLinearSigmoid") >= 90 and alt_ops.count("QLinearMul") >= 90
 
 
 def _peak_weight(path) -> int:
@@ -135,7 +153,7 @@ def test_keep_float_names_survive_preparation(yolox_ws):
     meta = quantize(yolox_ws, precisions=["int8"], keep_float=keep, variant_name="int8-k4")[0]
     convs = [n for n in keep if n in set(meta["kept_float"])]
     assert len(convs) == 4, "the four leading convs must be found in the prepared graph"
-    assert set(silu_nodes(model)) & set(keep), "their SiLUs belong to the kept blocks too"
+    assert set(silu_node_names(model)) & set(keep), "their SiLUs belong to the kept blocks too"
 
 
 def test_int8_agrees_with_fp32_top1_on_real_photos(effnet_ws):
