@@ -12,6 +12,7 @@ from app.core.model.staleness import mark_stale
 from app.core.quant.quantize import quantize
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
+from app.core.quant.speed import speed_line
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -64,12 +65,8 @@ def run(args: argparse.Namespace) -> int:
         silu = silu_form_line(v)  # which SiLU form ran faster here, and was kept
         if silu:
             print(f"silu: {silu}")
-        speed = v.get("speed")
-        if speed:  # measured here, on this CPU: INT8 is not assumed to be faster
-            vnni = "with" if speed["vnni"] else "without"
-            print(
-                f"speed: {speed['verdict']} (FP32 {speed['fp32_p50_ms']:.1f} ms, "
-                f"{v['name']} {speed['int8_p50_ms']:.1f} ms, 1 thread, CPU {vnni} VNNI)"
-            )
+        speed = speed_line(v)  # measured here, on this CPU: INT8 is not assumed to be faster
+        if speed:
+            print(f"speed: {speed}")
     save_json(args.json_out, {"workspace": str(ws.root), "variants": variants})
     return 0

@@ -38,6 +38,12 @@ def test_build_cancel_then_build_fp16_int8(qtbot, state, paths, make_panel):
     assert table["int8"][COLUMNS.index("valid")] == "yes"
     assert "built" in panel.status.text()
     assert "convolutions/matmuls kept float" in panel.messages.text("float")
+    # timed against FP32 on this CPU, as the CLI does: the verdict and the SiLU form YOLOX-Nano
+    # kept are shown, never assumed
+    record = state.workspace().variant_meta("int8")
+    speed = panel.messages.text("speed")
+    assert "fp32" in speed and "1 thread" in speed
+    assert f"SiLUs {record['silu_form']['chosen']}" in speed
 
     # Sizes sort by bytes, not by text ("1.3 MB" < "3.5 MB" < "12 KB" as text would be wrong too).
     panel.table.sortItems(size, Qt.SortOrder.AscendingOrder)

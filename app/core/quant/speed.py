@@ -157,3 +157,16 @@ def speed_entry(fp32_ms: float, int8_ms: float, runs: int, name: str = "int8") -
         "verdict": speed_verdict(ratio, name, "fp32"),
         **int8_dot_support(),
     }
+
+
+def speed_line(meta: dict[str, Any]) -> str | None:
+    """One line on a built INT8 variant's speed against FP32 on this CPU (its "speed" record),
+    for the CLI and the GUI; None when it was not timed."""
+    speed = meta.get("speed")
+    if not speed:
+        return None
+    vnni = "with" if speed.get("vnni") else "without"
+    return (
+        f"{speed['verdict']} (FP32 {speed['fp32_p50_ms']:.1f} ms, {meta.get('name', 'int8')} "
+        f"{speed['int8_p50_ms']:.1f} ms, 1 thread, CPU {vnni} VNNI)"
+    )

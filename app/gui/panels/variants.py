@@ -25,6 +25,8 @@ from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.quant import quantize, recipe
+from app.core.quant.silu_choice import silu_form_line
+from app.core.quant.speed import speed_line
 from app.gui.engines_box import EnginesBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 
@@ -189,11 +191,14 @@ class VariantsPanel(Panel):
             self.messages.set("build", str(exc))
             return False
         self.messages.clear("build")
+        target = self.target.currentData() or defaults.BACKEND
         return self.run_job(
             quantize.quantize,
             ws,
             precisions=precisions,
-            target=self.target.currentData() or defaults.BACKEND,
+            target=target,
+            # as the CLI: INT8 timed against FP32 on this CPU (and its SiLU form chosen so)
+            measure_speed=target == "ort-cpu",
             name="quantize",
             on_finished=self._built,
             cancelled="Cancelled; earlier variants kept.",
@@ -205,6 +210,14 @@ class VariantsPanel(Panel):
         kept = [line for line in map(recipe.float_summary, metas) if line]
         if kept:
             self.messages.set("float", "; ".join(kept), "info")
+        timed = [
+            ". ".join(filter(None, (speed_line(m), silu_form_line(m))))
+            for m in metas
+            if m.get("speed")
+        ]
+        if timed:  # a warning when INT8 is not faster here: the user may prefer FP32
+            slower = any(not m["speed"].get("faster") for m in metas if m.get("speed"))
+            self.messages.set("speed", "; ".join(timed), "warning" if slower else "info")
         for m in metas:
             if m.get("skipped"):
                 self.messages.set("build", f"{m.get('name')}: not made: {m['skipped']}", "info")
