@@ -43,7 +43,8 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+def consumers_of(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor name -> the nodes that read it."""
     out: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in model.graph.node:
         for name in node.input:
@@ -53,7 +54,7 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
 
 def float_tail_nodes(model: onnx.ModelProto) -> list[str]:
     """Nodes from which no compute op is reachable downstream (processed in reverse topo order)."""
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     reaches: dict[str, bool] = {}
     for node in reversed(model.graph.node):  # ONNX graphs are topologically sorted
         reaches[node.name] = any(
@@ -78,7 +79,7 @@ def head_compute_nodes(model: onnx.ModelProto) -> list[str]:
     """Compute ops whose outputs feed only the float tail or the graph outputs."""
     tail = set(float_tail_nodes(model))
     outputs = {o.name for o in model.graph.output}
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     heads = []
     for node in model.graph.node:
         if node.op_type not in COMPUTE_OPS:
@@ -92,7 +93,7 @@ def head_compute_nodes(model: onnx.ModelProto) -> list[str]:
 def compute_blocks(model: onnx.ModelProto) -> list[list[str]]:
     """Every compute op with its activation chain (SiLU = Sigmoid + Mul, Relu, Clip...), in
     graph order: the unit that is kept in float or quantized as a whole."""
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     blocks = []
     for node in model.graph.node:
         if node.op_type not in COMPUTE_OPS:

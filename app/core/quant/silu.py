@@ -15,21 +15,13 @@ mAP50-95 on coco-val-dev64 35.12 -> 35.7 (FP32 35.90): one rounding instead of t
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import onnx
 from onnx import helper
 
+from app.core.quant.graph_rules import consumers_of
+
 FUSED_OP = "QuickGelu"
 FUSED_DOMAIN = "com.microsoft"
-
-
-def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    found: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in model.graph.node:
-        for name in node.input:
-            found[name].append(node)
-    return found
 
 
 def _same_source(model: onnx.ModelProto) -> dict[str, str]:
@@ -48,7 +40,7 @@ def silu_pairs(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, onnx.NodePr
     """(Sigmoid, Mul) of every SiLU: the Mul multiplies the Sigmoid's input (or a
     DequantizeLinear of the same quantized tensor) by the Sigmoid's output, which nothing else
     reads. A gate (x * sigmoid(y), squeeze-and-excitation) is not a SiLU."""
-    consumers = _consumers(model)
+    consumers = consumers_of(model)
     same = _same_source(model)
     outputs = {o.name for o in model.graph.output}
     pairs = []
