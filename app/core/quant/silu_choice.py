@@ -5,9 +5,9 @@ rounding), or quantized as QLinearSigmoid + QLinearMul (placement qlinear-silu: 
 uint8 data throughout). Which is faster depends on the CPU. YOLOX-Nano INT8 against FP32's
 latency, 1 / 2 threads (ORT 1.31.1, `app.benchmarks.int8_speed`, 2026-12-04):
   * 2-core Zen 5 EPYC with VNNI: fused 1.02x / 1.13x, quantized 1.16x / 1.38x;
-  * 16-core Xeon with VNNI and AMX: fused 1.12x / 1.20x, quantized 1.09x / 1.12x (profiled, its
-    DequantizeLinear and QuantizeLinear cost 1.9 and 2.1 ms per run against 1.0 and 0.8 on the
-    EPYC, while QLinearSigmoid + QLinearMul cost about the same on both).
+  * 16-core Xeon with VNNI and AMX: fused 1.12x / 1.20x, quantized 1.09x / 1.12x (profiled at
+    1 thread, its DequantizeLinear + QuantizeLinear cost 4.0 ms per run against 1.8 on the
+    EPYC, QLinearSigmoid + QLinearMul 5.0 against 4.1).
 So `quantize`, when it times INT8 on this machine, also builds the quantized form and times the
 two in the same turns; the quantized form replaces the fused one only when it is faster by more
 than SAME_SPEED_BAND, since the fused one is the more exact (YOLOX-Nano on coco-val-dev64:
