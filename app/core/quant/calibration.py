@@ -224,7 +224,7 @@ def calibrate(
     seconds = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".part", dir=final.parent))
     try:
-        _write_tables(ranges, tmp, method)
+        write_tables(ranges, tmp, method)
         files_meta = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
         meta = {
             "key": key,
@@ -284,7 +284,7 @@ def _remove_damaged(folder: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _write_tables(ranges: Any, folder: Path, method: str) -> None:
+def write_tables(ranges: Any, folder: Path, method: str) -> None:
     """ranges.json (for Q/DQ quantization) plus the three tables the tutorials write, plus a
     TensorRT-native cache for the native calibrator and `trt_int8_use_native_calibration_table`."""
     from onnxruntime.quantization.calibrate import save_tensors_data
