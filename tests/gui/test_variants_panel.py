@@ -44,6 +44,11 @@ def test_build_cancel_then_build_fp16_int8(qtbot, state, paths, make_panel):
     speed = panel.messages.text("speed")
     assert "fp32" in speed and "1 thread" in speed
     assert f"SiLUs {record['silu_form']['chosen']}" in speed
+    # built again with nothing changed: both are reused, and the status says so
+    with qtbot.waitSignal(state.variants_changed, timeout=180000):
+        assert panel.build()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    assert panel.status.text() == "reused fp16, int8 (up to date)"
 
     # Sizes sort by bytes, not by text ("1.3 MB" < "3.5 MB" < "12 KB" as text would be wrong too).
     panel.table.sortItems(size, Qt.SortOrder.AscendingOrder)

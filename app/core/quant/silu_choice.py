@@ -80,8 +80,8 @@ def silu_form_line(meta: dict[str, Any]) -> str | None:
     if not form:
         return None
     return (
-        f"{meta.get('name', 'int8')}: SiLUs {form['chosen']} "
-        f"(fused float {form['fused_p50_ms']:.2f} ms, quantized {form['quantized_p50_ms']:.2f} ms "
+        f"{meta.get('name', 'int8')}: SiLUs {form['chosen']} (timed when built: fused float "
+        f"{form['fused_p50_ms']:.2f} ms, quantized {form['quantized_p50_ms']:.2f} ms "
         "per run on this CPU, 1 thread; quantized only when faster by more than "
         f"{SAME_SPEED_BAND:.0%})"
     )

@@ -205,8 +205,12 @@ class VariantsPanel(Panel):
         )
 
     def _built(self, metas: list[dict[str, Any]]) -> None:
-        made = [str(m.get("name")) for m in metas if not m.get("skipped")]
-        self.status.setText(f"built {', '.join(made)}" if made else "nothing to build")
+        made = [str(m.get("name")) for m in metas if not m.get("skipped") and not m.get("reused")]
+        reused = [str(m.get("name")) for m in metas if not m.get("skipped") and m.get("reused")]
+        said = ([f"built {', '.join(made)}"] if made else []) + (
+            [f"reused {', '.join(reused)} (up to date)"] if reused else []
+        )
+        self.status.setText("; ".join(said) if said else "nothing to build")
         kept = [line for line in map(recipe.float_summary, metas) if line]
         if kept:
             self.messages.set("float", "; ".join(kept), "info")
