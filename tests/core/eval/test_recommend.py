@@ -131,7 +131,14 @@ def test_slower_int8_is_called_slower():
     rep["variants"] = [dict(v, metrics={"mAP50_95": v["metrics"]["top1"]}) for v in rep["variants"]]
     lines = recommendation_lines(rep)
     assert lines[0].startswith("ort-cpu: use fp32")
-    assert lines[1] == "int8 is SLOWER than fp32 on ort-cpu here (1.15x the latency): use fp32"
+    assert lines[1] == (
+        "int8 is SLOWER than fp32 on ort-cpu here (1.15x the latency): use fp32 (timed by the "
+        "evaluation, one variant after another; `bench` times them in turns)"
+    )
+    # with a benchmark's timings merged in, the verdict rests on them and says nothing more
+    for v, bench_ms in zip(rep["variants"], (27.0, 31.0)):
+        v["bench"] = {"p50": bench_ms}
+    assert recommendation_lines(rep)[1].endswith("(1.15x the latency): use fp32")
 
 
 def test_a_cpu_fallback_is_never_recommended():
