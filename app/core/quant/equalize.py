@@ -26,6 +26,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from app.core.quant.silu import silu_pairs
+
 ALPHA = 0.5  # SmoothQuant's balance of activation against weight range (its default)
 SPREAD = 4.0  # equalise when the largest channel maximum exceeds the median's this many times
 HOMOGENEOUS = ("Relu", "LeakyRelu", "PRelu")
@@ -81,18 +83,16 @@ def find_sites(model: onnx.ModelProto, quantized: set[str]) -> list[Site]:
     quantized convolutions (names in `quantized`) with per-input-channel weights."""
     producers, consumers = _maps(model)
     outputs = {o.name for o in model.graph.output}
+    silus = {mul.output[0]: sig for sig, mul in silu_pairs(model)}  # Mul output -> its Sigmoid
     sites = []
     for node in model.graph.node:
         kind, act, tensor = None, [], None
         if node.op_type in HOMOGENEOUS:
             kind, act, tensor = "homogeneous", [node.name], node.output[0]
             pre = node.input[0]
-        elif node.op_type == "Mul" and len(node.input) == 2:
-            a, b = (producers.get(i) for i in node.input)
-            sig = next((p for p in (a, b) if p is not None and p.op_type == "Sigmoid"), None)
-            pre = node.input[0] if sig is b else node.input[1]
-            if sig is None or sig.input[0] != pre:
-                continue
+        elif node.output[0] in silus:
+            sig = silus[node.output[0]]
+            pre = sig.input[0]
             kind, act, tensor = "silu", [sig.name, node.name], node.output[0]
         else:
             continue

@@ -66,9 +66,7 @@ def choose_silu_form(
             # hash no longer matches its record, which is rebuilt, never trusted
             os.replace(alt, path)
             meta.update(alt_meta)
-            speed = {
-                **speed_entry(speed["fp32_p50_ms"], quantized_ms, speed["runs"], name),
-            }
+            speed = speed_entry(speed["fp32_p50_ms"], quantized_ms, speed["runs"], name)
     meta.update(silu_form=form, speed=speed)
     ws.record_variant(name, meta)
     return ws.variant_meta(name) or meta
