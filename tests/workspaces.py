@@ -13,7 +13,7 @@ from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import name_nodes
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.recipe import stem_nodes
-from tests.assets import CIFAR, IMAGES, RESNET8
+from tests.assets import CIFAR, COCO_DEV64, IMAGES, RESNET8
 
 
 def resnet8_int8_workspace(root: Path, per_class: int = 5) -> Workspace:
@@ -36,6 +36,19 @@ def copy_photos(dst: Path, count: int, src: Path = IMAGES / "coco-train128" / "i
     for path in sorted(src.glob("*.jpg"))[:count]:
         shutil.copy(path, dst / path.name)
     return dst
+
+
+def copy_labelled_dev64(root: Path, count: int) -> Path:
+    """The first `count` coco-val-dev64 photos (sorted by name) in `root/images`, with their
+    YOLO labels in `root/labels`; `root`."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    for photo in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:count]:
+        shutil.copy(photo, root / "images" / photo.name)
+        label = COCO_DEV64 / "labels" / f"{photo.stem}.txt"
+        if label.is_file():
+            shutil.copy(label, root / "labels" / label.name)
+    return root
 
 
 def add_stem_only_int8(ws: Workspace, name: str = "int8-stem") -> str:

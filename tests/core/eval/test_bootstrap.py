@@ -5,7 +5,6 @@ faster-coco-eval (also on a resample written out as a real replicated dataset)."
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -21,8 +20,8 @@ from app.core.frames.sources import ImageSet
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.quantize import quantize
-from tests.assets import CIFAR, COCO_DEV64, YOLOX, needs_assets
-from tests.workspaces import resnet8_int8_workspace
+from tests.assets import CIFAR, YOLOX, needs_assets
+from tests.workspaces import copy_labelled_dev64, resnet8_int8_workspace
 
 pytestmark = needs_assets
 
@@ -81,15 +80,7 @@ def test_resampled_mean_is_the_mean_of_the_replicated_images():
 
 @pytest.fixture(scope="module")
 def coco12(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dev12")
-    (root / "images").mkdir()
-    (root / "labels").mkdir()
-    for image in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:12]:
-        shutil.copy(image, root / "images" / image.name)
-        label = COCO_DEV64 / "labels" / f"{image.stem}.txt"
-        if label.is_file():
-            shutil.copy(label, root / "labels" / label.name)
-    return root
+    return copy_labelled_dev64(tmp_path_factory.mktemp("dev12"), 12)
 
 
 def test_per_image_coco_matching_equals_faster_coco_eval(coco12):

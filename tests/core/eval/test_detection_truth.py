@@ -17,19 +17,13 @@ from app.core.eval.evaluate import evaluate
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from tests.assets import COCO_DEV64, MODELS, YOLOX, needs_assets
+from tests.workspaces import copy_labelled_dev64
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """16 coco-val-dev64 photos with their YOLO labels and the set's data.yaml."""
-    root = tmp_path_factory.mktemp("dev16")
-    (root / "images").mkdir()
-    (root / "labels").mkdir()
-    for photo in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:16]:
-        shutil.copy(photo, root / "images" / photo.name)
-        label = COCO_DEV64 / "labels" / f"{photo.stem}.txt"
-        if label.is_file():
-            shutil.copy(label, root / "labels" / label.name)
+    root = copy_labelled_dev64(tmp_path_factory.mktemp("dev16"), 16)
     shutil.copy(COCO_DEV64 / "data.yaml", root / "data.yaml")
     return root
 

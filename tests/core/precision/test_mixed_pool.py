@@ -19,8 +19,9 @@ from app.core.precision.debug import analyse_layers
 from app.core.precision.mixed import fill, ladder, ranked_placement, search_mixed_precision
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import compute_nodes, name_nodes
-from tests.assets import COCO_DEV64, VIDEO, YOLOX
+from tests.assets import VIDEO, YOLOX
 from tests.conftest import IMAGES, RESNET8, needs_assets
+from tests.workspaces import copy_labelled_dev64
 
 pytestmark = needs_assets
 
@@ -151,14 +152,8 @@ def test_search_keeps_the_cap_and_reports_held_out_figures_evaluate_agrees_with(
 def test_yolox_search_on_a_pool_reports_held_out_map_that_evaluate_agrees_with(tmp_path):
     """Detector path: agreement mAP50-95 on an unlabelled pool plus labelled mAP, tensorrt
     layout; held-out figures recomputed by `evaluate` on the held-out files."""
-    images, labels = tmp_path / "dev" / "images", tmp_path / "dev" / "labels"
-    images.mkdir(parents=True)
-    labels.mkdir()
-    for f in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:16]:
-        shutil.copy(f, images / f.name)
-        label = COCO_DEV64 / "labels" / f"{f.stem}.txt"
-        if label.is_file():
-            shutil.copy(label, labels / label.name)
+    dev = copy_labelled_dev64(tmp_path / "dev", 16)
+    images, labels = dev / "images", dev / "labels"
     pool_dir = tmp_path / "pool"
     pool_dir.mkdir()
     for f in sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:24]:
