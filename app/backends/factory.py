@@ -1,4 +1,5 @@
-"""Make the runner for a backend name ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")."""
+"""Make the runner for a backend name ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt",
+"openvino-cpu")."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from app.backends.base import Runner
 from app.backends.registry import BACKENDS, status_of
 from app.core.errors import UserError
+
+CPU_BACKENDS = ("ort-cpu", "openvino-cpu")
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,13 @@ def make_runner(
         from app.backends.tensorrt.runtime import TensorRTRunner
 
         return TensorRTRunner(model_path, **options)
+    if backend == "openvino-cpu":
+        status = status_of(backend)
+        if not status.available:
+            raise UserError(f"OpenVINO backend unavailable: {status.reason}")
+        from app.backends.openvino_cpu import OpenVinoRunner
+
+        return OpenVinoRunner(model_path, strict=strict, threads=threads, **options)
     from app.backends.onnxrt import OrtRunner
 
     device = backend.removeprefix("ort-")
@@ -63,7 +73,7 @@ def decode_threads_for(backend: str) -> int | None:
     """Video decoding threads to ask FFmpeg for when frames feed `backend`: one when inference
     runs on the CPU (it already has every core; measured 1.14 instead of 1.51 CPU-ms per
     768x432 frame, as fast in wall time), FFmpeg's own choice otherwise."""
-    return 1 if backend == "ort-cpu" else None
+    return 1 if backend in CPU_BACKENDS else None
 
 
 def _fp16_graph(model_path: str | Path) -> bool:

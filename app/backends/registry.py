@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.backends.base import BackendStatus
 
-BACKENDS = ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "openvino-cpu")
 
 
 def _tiny_model(folder: Path) -> Path:
@@ -136,7 +136,28 @@ def _backend_statuses() -> tuple[BackendStatus, ...]:
             )
         )
     out.append(_native_tensorrt_status())
+    out.append(_openvino_status())
     return tuple(out)
+
+
+def _openvino_status() -> BackendStatus:
+    try:
+        import openvino as ov
+
+        from app.backends.openvino_cpu import cpu_name
+        from app.core.openvino_session import core
+
+        if "CPU" not in core().available_devices:
+            return BackendStatus("openvino-cpu", False, "OpenVINO finds no CPU device plugin")
+        return BackendStatus(
+            "openvino-cpu", True, "", {"openvino": ov.get_version(), "cpu": cpu_name()}
+        )
+    except ImportError:
+        return BackendStatus(
+            "openvino-cpu", False, "OpenVINO is not installed (pip install openvino)"
+        )
+    except RuntimeError as exc:  # a broken plugin install
+        return BackendStatus("openvino-cpu", False, f"OpenVINO failed to start ({exc})")
 
 
 def _native_tensorrt_status() -> BackendStatus:

@@ -1,5 +1,6 @@
-"""Issue-17 accuracy on unseen images: YOLOX-Nano FP32, FP16 and the default `int8` (ort-cpu)
-and `int8-trt` (TensorRT Q/DQ layout) variants, scored per the issue-17 evaluation protocol.
+"""Issue-17 accuracy on unseen images: YOLOX-Nano FP32, FP16 and the default `int8` (ort-cpu),
+`int8-trt` (TensorRT Q/DQ layout) and `int8-ov` (OpenVINO layout) variants, scored per the
+issue-17 evaluation protocol, on ONNX Runtime's CPU provider or (--backend) another runtime.
 
   * calibration: default Percentile on coco-train128 (128 photos);
   * tuning images (what a recipe may be chosen on): coco-val-dev64 photos 1-32 (mAP50-95 with
@@ -12,7 +13,7 @@ With --candidates it also builds the equalisation alternatives of CANDIDATES (th
 that chose the default; choose on the tuning rows only). Prints a table last and writes JSON.
 
     python -m app.benchmarks.int8_unseen --assets ../shared/assets [--json F] [--workdir D]
-        [--candidates] [--roles tuning,pool]
+        [--candidates] [--roles tuning,pool] [--backend openvino-cpu]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
 
 log = logging.getLogger("int8_unseen")
-VARIANTS = ["fp32", "fp16", "int8", "int8-trt"]
+VARIANTS = ["fp32", "fp16", "int8", "int8-trt", "int8-ov"]
 VIDEO_STEP = 10
 # folder role -> (what it is, the metric reported from it)
 FOLDERS = {
@@ -109,6 +110,7 @@ def yolox_workspace(assets: Path, work: Path) -> tuple[Workspace, Path]:
     calibration = calibrate(ws, assets / "images" / "coco-train128" / "images").folder
     quantize(ws, precisions=["int8", "fp16"], target="ort-cpu", calibration=calibration)
     quantize(ws, precisions=["int8"], target="tensorrt", calibration=calibration)
+    quantize(ws, precisions=["int8"], target="openvino", calibration=calibration)
     return ws, calibration
 
 
@@ -185,12 +187,15 @@ def score(
     names: list[str],
     folders: dict[str, Path],
     progress: Callable[[str], None] = lambda what: None,
+    backend: str = "ort-cpu",
 ) -> dict[str, Any]:
-    """{role: evaluate() report} of `names` on every protocol folder."""
+    """{role: evaluate() report} of `names` on every protocol folder, run on `backend`."""
     out = {}
     for role, folder in folders.items():
         progress(role)
-        out[role] = evaluate(ws, folder, variants=names, runner_factory=make_runner)
+        out[role] = evaluate(
+            ws, folder, variants=names, backend=backend, runner_factory=make_runner
+        )
     return out
 
 
@@ -256,7 +261,13 @@ HEADERS = [
 
 def print_report(report: dict[str, Any]) -> None:
     cpu = report["device"].get("cpu", "?")
-    print(f"YOLOX-Nano, ONNX Runtime {report['device'].get('onnxruntime')} CPU, {cpu}")
+    backend = report.get("backend", "ort-cpu")
+    runtime = (
+        f"ONNX Runtime {report['device'].get('onnxruntime')} CPU"
+        if backend == "ort-cpu"
+        else backend
+    )
+    print(f"YOLOX-Nano, {runtime}, {cpu}")
     for role, (what, metric) in FOLDERS.items():
         print(f"  {role}: {what} ({metric}, {report['images'].get(role, '?')} images)")
     for name, meta in report.get("variant_meta", {}).items():
@@ -286,22 +297,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="keep workspaces and frames here (reused by a later run)")
     ap.add_argument("--candidates", nargs="?", const="all", help="build CANDIDATES (all, or names)")
     ap.add_argument("--roles", default=",".join(FOLDERS), help="folders to score on")
+    ap.add_argument("--backend", default="ort-cpu", help="where every variant runs")
+    ap.add_argument("--variants", help="score these instead of VARIANTS (comma-separated)")
     args = ap.parse_args(argv)
     setup_logging(False)
     assets = Path(args.assets)
     t0 = time.perf_counter()
-    report: dict[str, Any] = {"device": device_info(), "protocol": FOLDERS, "variants": VARIANTS}
+    report: dict[str, Any] = {
+        "device": device_info(),
+        "backend": args.backend,
+        "protocol": FOLDERS,
+        "variants": VARIANTS,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
         roles = [r for r in args.roles.split(",") if r]
         folders = {r: f for r, f in protocol_folders(assets, work).items() if r in roles}
         ws, calibration = yolox_workspace(assets, work)
-        names = list(VARIANTS)
+        names = args.variants.split(",") if args.variants else list(VARIANTS)
         if args.candidates:
             wanted = None if args.candidates == "all" else args.candidates.split(",")
             names += build_candidates(ws, calibration, wanted)
         report["variants"] = names
-        results = score(ws, names, folders, lambda role: log.info("scoring on %s", role))
+        results = score(
+            ws, names, folders, lambda role: log.info("scoring on %s", role), args.backend
+        )
         report["images"] = {role: r["images"] for role, r in results.items()}
         report["variant_meta"] = variant_notes(ws, names)
         report["summary"] = summary(results)

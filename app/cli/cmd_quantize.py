@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         precisions=args.precision,
         target=args.target,
         progress=ProgressBar("quantizing"),
-        measure_speed=args.target == "ort-cpu",
+        measure_speed=args.target in ("ort-cpu", "openvino"),
     )
     done = {v["name"]: "reused" if v["reused"] else "built" for v in variants if "skipped" not in v}
     listed = mark_stale(ws, ws.variants())

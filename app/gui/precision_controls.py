@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.gui.widgets import EvalFolderRow
 
-TARGETS = ("ort-cpu", "tensorrt")
+TARGETS = ("ort-cpu", "tensorrt", "openvino")
 
 
 class PrecisionControls(QGroupBox):

@@ -13,7 +13,7 @@ import cv2
 from PySide6.QtGui import QImage
 
 from app.backends.base import Runner
-from app.backends.factory import decode_threads_for, runner_for_pipeline
+from app.backends.factory import CPU_BACKENDS, decode_threads_for, runner_for_pipeline
 from app.core.eval.comparison import Comparison
 from app.core.frames.live import PipelineStages
 from app.core.frames.pipeline import FramePipeline, Prepared
@@ -49,7 +49,7 @@ class LiveProcessor:
     def threads(self) -> int | None:
         """CPU inference shares the cores between the variants shown; its threads do not
         busy-wait (see `options`), so the GUI thread and the reader still get their turn."""
-        if self.backend != "ort-cpu":
+        if self.backend not in CPU_BACKENDS:
             return None
         cores = os.cpu_count() or 2
         return max(1, cores // len(self.models))
@@ -62,7 +62,7 @@ class LiveProcessor:
         return {"spin": False} if self.backend.startswith("ort-") else {}
 
     def open(self) -> list[dict[str, Any]]:
-        if self.backend == "ort-cpu":
+        if self.backend in CPU_BACKENDS:
             # CPU inference already uses every core and the stream overlaps its stages on
             # threads; OpenCV's own worker pool only adds wake-ups that compete with inference
             # (measured on 2 cores: 4 CPU-ms less per frame, 2-5% more frames per second).

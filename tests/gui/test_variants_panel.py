@@ -78,3 +78,23 @@ def test_failed_job_is_inline_and_the_bar_resets(qtbot, state, make_panel):
     assert "no calibration yet" in panel.messages.text("job")
     assert panel.build_btn.isEnabled() and not panel.cancel_btn.isEnabled()
     assert not panel.progress.isVisible()
+
+
+def test_building_for_openvino_makes_int8_ov_timed_on_openvino(qtbot, state, paths, make_panel):
+    """The backend picked is the runtime the INT8 graph is laid out for and timed on: OpenVINO
+    gets `int8-ov` (Q/DQ on compute inputs only), timed against FP32 on OpenVINO itself."""
+    calibrate(state.workspace(), paths["images"], count=4, method="minmax")
+    panel = make_panel(VariantsPanel, state)
+    qtbot.waitUntil(lambda: panel.target.findData("openvino-cpu") >= 0, timeout=30000)
+    panel.target.setCurrentIndex(panel.target.findData("openvino-cpu"))
+    panel.precisions["fp16"].setChecked(False)
+    with qtbot.waitSignal(state.variants_changed, timeout=180000):
+        assert panel.build()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    table = rows(panel)
+    assert "int8-ov" in table and "int8" not in table, table
+    assert table["int8-ov"][COLUMNS.index("valid")] == "yes"
+    record = state.workspace().variant_meta("int8-ov")
+    assert record["target"] == "openvino" and record["speed"]["backend"] == "openvino-cpu"
+    speed = panel.messages.text("speed")
+    assert "int8-ov" in speed and "on openvino-cpu here" in speed

@@ -47,6 +47,12 @@ def device_info() -> dict[str, Any]:
         info["tensorrt"] = tensorrt.__version__
     except Exception:  # absent or the PyPI stub: nothing to record
         pass
+    try:
+        import openvino
+
+        info["openvino"] = openvino.get_version()
+    except ImportError:
+        pass
     return info
 
 

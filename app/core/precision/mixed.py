@@ -56,7 +56,12 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 # the placement of the ranked trials per target (see the module doc), where the calibration has
 # the ranges it needs (a classifier's logits are float-tail tensors it does not collect)
-RANKED_PLACEMENT = {"ort-cpu": "heads-int8", "tensorrt": "default", "ort-cuda": "default"}
+RANKED_PLACEMENT = {
+    "ort-cpu": "heads-int8",
+    "tensorrt": "default",
+    "ort-cuda": "default",
+    "openvino": "default",
+}
 
 
 def ladder(top: int) -> list[int]:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:  # the jobs import their heavy modules when they run, not when
 
 
 def variant_for(base: str, target: str) -> str:
-    """Variant name per target, the way quantize names int8 / int8-trt."""
-    return base if target == "ort-cpu" else f"{base}-trt"
+    """Variant name per target, the way quantize names int8 / int8-trt / int8-ov."""
+    suffix = {"ort-cpu": "", "openvino": "-ov"}.get(target, "-trt")
+    return f"{base}{suffix}"
 
 
 def analysis_path(ws: Workspace, target: str) -> Path:

@@ -22,7 +22,7 @@ MATMUL_OPS = ("Gemm", "MatMul")  # compute ops ORT's CPU runs in integers with a
 
 
 def int8_variant_name(target: str) -> str:
-    return "int8" if target == "ort-cpu" else "int8-trt"
+    return {"ort-cpu": "int8", "openvino": "int8-ov"}.get(target, "int8-trt")
 
 
 def default_stem_blocks(model: onnx.ModelProto) -> int:
@@ -107,16 +107,21 @@ def recipe(
                 **({"OpTypesToExcludeOutputQuantization": list(MATMUL_OPS)} if float_out else {}),
             },
         }
+    # TensorRT and OpenVINO: Q/DQ on the inputs of compute ops only; each runtime fuses the
+    # activation after a conv and the next quantization into its own integer conv. TensorRT
+    # requires zero points of 0; OpenVINO takes uint8 activations with a zero point, which
+    # fit a SiLU's [-0.28, max] range without giving up half the codes.
+    asymmetric = target == "openvino"
     return {
         "quant_format": QuantFormat.QDQ,
         "op_types_to_quantize": sorted(COMPUTE_OPS),
         "per_channel": True,
         "reduce_range": False,
-        "activation_type": QuantType.QInt8,
+        "activation_type": QuantType.QUInt8 if asymmetric else QuantType.QInt8,
         "weight_type": QuantType.QInt8,
         "nodes_to_exclude": sorted(set(exclude)),
         "extra_options": {
-            "ActivationSymmetric": True,
+            "ActivationSymmetric": not asymmetric,
             "WeightSymmetric": True,
             "QDQKeepRemovableActivations": True,
             # recent ORT also quantizes conv/gemm outputs; TensorRT wants Q/DQ on inputs only

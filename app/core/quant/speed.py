@@ -1,5 +1,6 @@
-"""Is INT8 faster here? Interleaved latency of graphs on ONNX Runtime CPU, the CPU's integer
-dot-product features, and the sentence that tells the user the truth about it.
+"""Is INT8 faster here? Interleaved latency of graphs on a CPU runtime (ONNX Runtime's CPU
+provider or OpenVINO), the CPU's integer dot-product features, and the sentence that tells the
+user the truth about it.
 
 Latency is measured, never assumed: whether INT8 pays off on a CPU depends on its instructions
 (AVX512-VNNI / AVX-VNNI / AMX run 8-bit dot products in one step; plain AVX2 needs three) and on
@@ -10,7 +11,7 @@ alike; the ratio of medians is what is reported.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,21 @@ def cpu_session(path: str | Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+SPEED_BACKENDS = ("ort-cpu", "openvino-cpu")
+
+
+def _runner_of(path: str | Path, threads: int, backend: str) -> Callable[[np.ndarray], Any]:
+    """A function that runs the graph at `path` once on `backend` (no output checks: timing)."""
+    if backend == "openvino-cpu":
+        from app.core.openvino_session import compile_cpu
+
+        request = compile_cpu(path, threads).create_infer_request()
+        return lambda x: request.infer({0: x})
+    session = cpu_session(path, threads)
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
+
+
 # With more than one thread, a graph's turn is a block: runs for SETTLE_S not counted, then
 # BLOCK_RUNS counted. An idle ONNX Runtime thread pool spins on its cores for tens of ms after
 # each run, and in run-by-run turns one session's spinning workers were measured, not the next
@@ -75,30 +91,35 @@ def interleaved_latency(
     min_rounds: int = 5,
     max_rounds: int = 200,
     threads: int = 1,
+    backend: str | Mapping[str, str] = "ort-cpu",
 ) -> dict[str, dict[str, float]]:
-    """Latency percentiles (ms) of each graph on ORT CPU, run in turns for about `seconds`
+    """Latency percentiles (ms) of each graph on `backend` (one of SPEED_BACKENDS, or a mapping
+    graph name -> backend to time runtimes against each other), run in turns for about `seconds`
     (at least `min_rounds` turns), so load from other programs hits them alike. One thread by
     default: on a shared machine two threads wait on each other whenever another program takes
     a core, which swamps the differences. With more threads a turn is a block of runs (see
     SETTLE_S), and `max_rounds` counts blocks."""
-    sessions = {k: cpu_session(p, threads) for k, p in paths.items()}
-    feeds = {k: {s.get_inputs()[0].name: feed} for k, s in sessions.items()}
-    for k, s in sessions.items():  # warm-up: first runs allocate and pick kernels
+    backends = {k: backend if isinstance(backend, str) else backend[k] for k in paths}
+    unknown = set(backends.values()) - set(SPEED_BACKENDS)
+    if unknown:
+        raise ValueError(f"no CPU timing for backend {sorted(unknown)}")
+    runs = {k: _runner_of(p, threads, backends[k]) for k, p in paths.items()}
+    for run in runs.values():  # warm-up: first runs allocate and pick kernels
         for _ in range(2):
-            s.run(None, feeds[k])
+            run(feed)
     block, settle = (1, 0.0) if threads == 1 else (BLOCK_RUNS, SETTLE_S)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
+    times: dict[str, list[float]] = {k: [] for k in runs}
     start = time.perf_counter()
     for rounds in range(max_rounds):
         if rounds >= min_rounds and time.perf_counter() - start > seconds:
             break
-        for k, s in sessions.items():
+        for k, run in runs.items():
             turn = time.perf_counter()
             while settle and time.perf_counter() - turn < settle:  # the last pool spins down
-                s.run(None, feeds[k])
+                run(feed)
             for _ in range(block):
                 t0 = time.perf_counter()
-                s.run(None, feeds[k])
+                run(feed)
                 times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
 
@@ -129,32 +150,36 @@ def measure_int8_speed(
     seconds: float = 3.0,
     name: str = "int8",
     others: Mapping[str, str | Path] | None = None,
+    backend: str = "ort-cpu",
 ) -> dict[str, Any]:
-    """The bounded timing step of `quantize`: INT8 against FP32 on this CPU, with a verdict.
+    """The bounded timing step of `quantize`: INT8 against FP32 on this CPU (on `backend`, one of
+    SPEED_BACKENDS), with a verdict.
     `others` (name -> graph) are timed in the same turns; their p50s come back under
     "others_p50_ms" (how `silu_choice` compares the two SiLU forms)."""
     feed = synthetic_feed(fp32_path, size)
     graphs = {"fp32": fp32_path, name: int8_path, **(others or {})}
-    lat = interleaved_latency(graphs, feed, seconds=seconds)
+    lat = interleaved_latency(graphs, feed, seconds=seconds, backend=backend)
     return {
-        **speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name),
+        **speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name, backend),
         **({"others_p50_ms": {k: lat[k]["p50"] for k in others}} if others else {}),
     }
 
 
-def speed_entry(fp32_ms: float, int8_ms: float, runs: int, name: str = "int8") -> dict[str, Any]:
+def speed_entry(
+    fp32_ms: float, int8_ms: float, runs: int, name: str = "int8", backend: str = "ort-cpu"
+) -> dict[str, Any]:
     """`quantize`'s "speed" record of an INT8 graph timed at `int8_ms` against FP32's `fp32_ms`
-    (p50s, 1 thread, this CPU)."""
+    (p50s, 1 thread, this CPU, on `backend`)."""
     ratio = int8_ms / fp32_ms
     return {
-        "backend": "ort-cpu",
+        "backend": backend,
         "threads": 1,
         "fp32_p50_ms": fp32_ms,
         "int8_p50_ms": int8_ms,
         "ratio": round(ratio, 3),
         "runs": runs,
         "faster": ratio < 1.0 - SAME_SPEED_BAND,
-        "verdict": speed_verdict(ratio, name, "fp32"),
+        "verdict": speed_verdict(ratio, name, "fp32", backend),
         **int8_dot_support(),
     }
 

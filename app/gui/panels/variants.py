@@ -191,14 +191,15 @@ class VariantsPanel(Panel):
             self.messages.set("build", str(exc))
             return False
         self.messages.clear("build")
-        target = self.target.currentData() or defaults.BACKEND
+        backend = self.target.currentData() or defaults.BACKEND
+        target = quantize.TARGET_OF_BACKEND.get(backend, backend)
         return self.run_job(
             quantize.quantize,
             ws,
             precisions=precisions,
             target=target,
             # as the CLI: INT8 timed against FP32 on this CPU (and its SiLU form chosen so)
-            measure_speed=target == "ort-cpu",
+            measure_speed=target in quantize.SPEED_TARGETS,
             name="quantize",
             on_finished=self._built,
             cancelled="Cancelled; earlier variants kept.",

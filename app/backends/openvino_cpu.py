@@ -1,0 +1,174 @@
+"""OpenVINO runner on the CPU: the same ONNX files, run by Intel's OpenVINO runtime.
+
+Why a second CPU runtime: ONNX Runtime's CPU provider has no integer SiLU, so a SiLU network's
+INT8 graph spends what its integer convolutions save on DequantizeLinear / QuantizeLinear passes
+around float SiLUs (YOLOX-Nano INT8 1.0-1.1x FP32's latency at best). OpenVINO reads the same
+Q/DQ graph, turns each Q/DQ pair into its own quantized convolution with the SiLU and the next
+quantization fused into it, and ran YOLOX-Nano's `int8-ov` graph at 0.78-0.85x its FP32 latency
+on the same 2-core EPYC (see `app.benchmarks.int8_speed`).
+
+OpenVINO does not always compute a Q/DQ graph as ONNX Runtime does. YOLOX-Nano's TensorRT-layout
+graph (symmetric int8 activations) came out wrong in OpenVINO 2026.4 (output cosine 0.79 against
+ONNX Runtime's; 0.3 mAP50-95 instead of 36) while its `openvino`-target graph (uint8
+activations with a zero point) agrees (cosine >= 0.997). So the first input a quantized graph
+gets runs on ONNX Runtime's CPU provider as well, and a graph whose outputs disagree is refused
+with a message that says what to run instead (`check_against_onnxruntime`).
+
+Honesty: OpenVINO's CPU plugin computes FP32 models in bfloat16 by default on CPUs that have it
+(AMX, AVX512-BF16); this runner pins `INFERENCE_PRECISION_HINT` to f32, so an FP32 variant runs
+in FP32 and an FP16 variant's weights are widened to FP32 (OpenVINO's CPU plugin has no FP16
+arithmetic on x86), which `describe()` says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.backends.base import Runner, TensorInfo
+from app.core.errors import UserError
+from app.core.openvino_session import compile_cpu, core, read_model
+
+# Lowest cosine similarity between OpenVINO's and ONNX Runtime's output (each output flattened)
+# on a quantized graph's first input that counts as the same computation. Measured on real
+# photos: 0.991-0.9999 for graphs both run right (YOLOX-Nano int8 / int8-ov, EfficientNet-Lite0
+# int8 / int8-trt), 0.79 for the YOLOX-Nano int8-trt graph OpenVINO runs wrong.
+SAME_RESULT_COSINE = 0.95
+
+# OpenVINO element type names -> numpy dtype names
+OV_TYPES = {
+    "f32": "float32",
+    "f16": "float16",
+    "i64": "int64",
+    "i32": "int32",
+    "u8": "uint8",
+    "i8": "int8",
+    "boolean": "bool",
+}
+
+
+def cpu_name() -> str:
+    """The CPU as OpenVINO names it, e.g. "Intel(R) Xeon(R) Platinum 8480+"."""
+    return str(core().get_property("CPU", "FULL_DEVICE_NAME"))
+
+
+class OpenVinoRunner(Runner):
+    """Runs an ONNX file with OpenVINO on the CPU, one synchronous request at a time.
+
+    `threads` caps OpenVINO's inference threads (INFERENCE_NUM_THREADS); None lets OpenVINO use
+    the physical cores. Compiled for latency (PERFORMANCE_HINT LATENCY), in FP32 arithmetic.
+    """
+
+    backend = "openvino-cpu"
+
+    def __init__(
+        self, model_path: str | Path, *, threads: int | None = None, strict: bool = False
+    ) -> None:
+        super().__init__()
+        self.model_path = Path(model_path)
+        self.threads = threads
+        self.strict = strict  # nothing to fall back from: OpenVINO runs here or refuses
+        self._compiled: Any = None
+        self._request: Any = None
+        self._ports: list[Any] = []
+        self._unchecked = False  # a quantized graph whose first result is not yet checked
+        self.ort_cosine: float | None = None  # that check's result
+
+    def _open(self) -> None:
+        try:
+            model = read_model(self.model_path)
+            self._compiled = compile_cpu(model, self.threads)
+        except Exception as exc:  # OpenVINO raises RuntimeError (unsupported op, bad file, ...)
+            first = str(exc).strip().splitlines()[0][:240] if str(exc) else type(exc).__name__
+            raise UserError(f"{self.model_path}: OpenVINO cannot load it ({first})") from exc
+        self._request = self._compiled.create_infer_request()
+        self.active_provider = "OpenVINO CPU"
+        self.inputs = [_info(p) for p in self._compiled.inputs]
+        self._ports = list(self._compiled.outputs)
+        self.outputs = [_info(p) for p in self._ports]
+        self._unchecked = _is_quantized(model)
+        if any(i.dtype == "float16" for i in self.inputs) or _has_fp16_weights(model):
+            self.fallback_note = (
+                "OpenVINO's CPU plugin computes this FP16 graph in FP32 (its weights widened)"
+            )
+
+    def _close(self) -> None:
+        self._request = None
+        self._compiled = None
+        self._ports = []
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        result = self._request.infer(feed)  # outputs copied out of the request (share_outputs)
+        out = [result[p] for p in self._ports]
+        if self._unchecked:
+            self.ort_cosine = check_against_onnxruntime(self.model_path, feed, out)
+            self._unchecked = False
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["device"] = cpu_name()
+        if self.ort_cosine is not None:
+            out["cosine_vs_onnxruntime"] = round(self.ort_cosine, 5)
+        return out
+
+
+def check_against_onnxruntime(
+    model_path: Path, feed: dict[str, np.ndarray], outputs: list[np.ndarray]
+) -> float:
+    """The lowest cosine similarity between `outputs` (OpenVINO's, for `feed`) and ONNX Runtime
+    CPU's outputs for the same feed; raises `UserError` below SAME_RESULT_COSINE."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    reference = session.run(None, feed)
+    lowest = 1.0
+    for ours, ref in zip(outputs, reference, strict=True):
+        a = np.asarray(ours, np.float64).ravel()
+        b = np.asarray(ref, np.float64).ravel()
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        # two all-zero outputs agree; one all-zero output against a non-zero one does not
+        cosine = float(a @ b / norms) if norms > 0 else float(np.array_equal(a, b))
+        lowest = min(lowest, cosine)
+    if lowest < SAME_RESULT_COSINE:
+        raise UserError(
+            f"{model_path}: OpenVINO computes this INT8 graph differently from ONNX Runtime "
+            f"(output cosine similarity {lowest:.3f} on the first input), so its results "
+            "would be wrong: run it on ort-cpu, or for OpenVINO build the variant made for it "
+            "(int8-studio quantize --target openvino, variant int8-ov)"
+        )
+    return lowest
+
+
+def _info(port: Any) -> TensorInfo:
+    shape: list[int | str] = []
+    for i, dim in enumerate(port.get_partial_shape()):
+        shape.append(dim.get_length() if dim.is_static else f"d{i}")
+    name = port.get_any_name() if port.get_names() else ""
+    element = port.get_element_type().get_type_name()
+    return TensorInfo(name, shape, OV_TYPES.get(element, element))
+
+
+def _is_quantized(model: Any) -> bool:
+    """Whether the graph OpenVINO read holds quantization (ONNX Q/DQ become FakeQuantize or
+    Convert/Subtract/Multiply chains on int8 constants)."""
+    quant_types = {"u8", "i8"}
+    return any(
+        op.get_type_name() == "FakeQuantize"
+        or (
+            op.get_type_name() == "Constant"
+            and op.get_element_type().get_type_name() in quant_types
+        )
+        for op in model.get_ops()
+    )
+
+
+def _has_fp16_weights(model: Any) -> bool:
+    return any(
+        op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "f16"
+        for op in model.get_ops()
+    )

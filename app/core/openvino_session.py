@@ -1,0 +1,44 @@
+"""OpenVINO on the CPU, compiled the one way the app runs it (backend openvino-cpu and the speed
+check of `quantize --target openvino` both use this, so what is timed is what runs).
+
+FP32 arithmetic is pinned (`INFERENCE_PRECISION_HINT` f32): OpenVINO's CPU plugin otherwise runs
+FP32 graphs in bfloat16 on CPUs that have it (AMX, AVX512-BF16), which is not the variant the user
+chose. Compiled for latency, one request at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+@cache
+def core() -> Any:
+    """One OpenVINO Core per process (it loads the device plugins once)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+def cpu_config(threads: int | None = None) -> dict[str, str]:
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(threads)
+    return config
+
+
+def read_model(path: str | Path) -> Any:
+    return core().read_model(str(path))
+
+
+def compile_cpu(model: Any, threads: int | None = None) -> Any:
+    """`model` (read_model's, or a path) compiled for the CPU with `cpu_config`."""
+    if isinstance(model, str | Path):
+        model = read_model(model)
+    return core().compile_model(model, "CPU", cpu_config(threads))

@@ -1,0 +1,153 @@
+"""The openvino-cpu backend and the `openvino` INT8 target on real YOLOX-Nano graphs: OpenVINO's
+results against ONNX Runtime's, the Q/DQ layout it gets, its speed record, and the refusal of a
+graph OpenVINO computes differently."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from app.backends.factory import make_runner
+from app.backends.openvino_cpu import SAME_RESULT_COSINE, check_against_onnxruntime
+from app.backends.registry import BACKENDS, status_of
+from app.cli.main import main
+from app.core.errors import UserError
+from app.core.frames.imageio import read_image
+from app.core.frames.preprocess import Preprocessor
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate
+from app.core.quant.quantize import SPEED_TARGETS, TARGET_OF_BACKEND, TARGETS, quantize
+from tests.conftest import IMAGES, YOLOX, needs_assets
+
+pytestmark = needs_assets
+openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install openvino)")
+PHOTOS = sorted((IMAGES / "coco-val-dev64" / "images").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def yolox_ws(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calib")
+    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
+        shutil.copy(path, folder / path.name)
+    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
+    calibrate(ws, folder, method="minmax")
+    return ws
+
+
+def _photo(spec, index: int = 0) -> np.ndarray:
+    return Preprocessor(spec.preprocess)(read_image(PHOTOS[index]), own=True)[0]
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_openvino_backend_is_listed_and_available():
+    assert "openvino-cpu" in BACKENDS
+    status = status_of("openvino-cpu")
+    assert status.available, status.reason
+    assert status.details["openvino"] and status.details["cpu"]
+    # every backend a user can pick has a Q/DQ layout to build for it
+    assert set(TARGET_OF_BACKEND) == set(BACKENDS)
+    assert set(TARGET_OF_BACKEND.values()) <= set(TARGETS)
+
+
+def test_fp32_on_openvino_matches_onnx_runtime_on_a_photo(yolox_ws):
+    spec = yolox_ws.spec()
+    x = _photo(spec)
+    with make_runner("openvino-cpu", spec.path, threads=1) as ov_runner:
+        ours = ov_runner.infer(x)
+        info = ov_runner.describe()
+        assert [i.name for i in ov_runner.inputs] == ["images"]
+    with make_runner("ort-cpu", spec.path, threads=1) as ort_runner:
+        ref = ort_runner.infer(x)
+    assert info["backend"] == "openvino-cpu" and info["provider"] == "OpenVINO CPU"
+    assert not info["fallback"] and "cosine_vs_onnxruntime" not in info  # FP32: not checked
+    assert ours[0].shape == ref[0].shape
+    # FP32 in both (bf16 is pinned off): boxes agree to well under a pixel
+    np.testing.assert_allclose(ours[0][..., :4], ref[0][..., :4], atol=0.05)
+
+
+def test_int8_for_openvino_quantizes_compute_inputs_only_with_uint8_zero_points(yolox_ws):
+    meta = quantize(yolox_ws, precisions=["int8"], target="openvino")[0]
+    assert meta["name"] == "int8-ov" and meta["activation"] == "uint8 asymmetric"
+    model = onnx.load(str(yolox_ws.variant_path("int8-ov")))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    qs = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert qs
+    zero_points = [inits[q.input[2]] for q in qs]
+    assert {z.dtype for z in zero_points} == {np.dtype(np.uint8)}
+    assert any(z.any() for z in zero_points), "a SiLU output needs a zero point above 0"
+    for q in qs:  # nothing quantizes a conv's output: OpenVINO fuses what follows the conv
+        src = producers.get(q.input[0])
+        assert src is None or src.op_type != "Conv", f"{q.name} quantizes a conv output"
+    assert not any(n.op_type == "QuickGelu" for n in model.graph.node)  # ort-cpu's rewrite only
+
+
+def test_int8_for_openvino_runs_on_openvino_as_on_onnx_runtime(yolox_ws):
+    quantize(yolox_ws, precisions=["int8"], target="openvino")
+    spec = yolox_ws.spec()
+    path = yolox_ws.variant_path("int8-ov")
+    with make_runner("openvino-cpu", path, threads=1) as runner:
+        for i in range(3):
+            ours = runner.infer(_photo(spec, i))[0]
+            with make_runner("ort-cpu", path, threads=1) as ort_runner:
+                ref = ort_runner.infer(_photo(spec, i))[0]
+            assert _cosine(ours, ref) > 0.99
+        checked = runner.describe()["cosine_vs_onnxruntime"]
+    assert SAME_RESULT_COSINE <= checked <= 1.0
+
+
+def test_a_graph_whose_result_differs_from_onnx_runtime_is_refused(yolox_ws):
+    spec = yolox_ws.spec()
+    feed = {"images": _photo(spec, 0)}
+    with make_runner("ort-cpu", spec.path, threads=1) as runner:
+        right = runner.infer(feed["images"])
+        wrong = runner.infer(_photo(spec, 5))  # another photo's detections
+    assert check_against_onnxruntime(spec.path, feed, right) > 0.9999
+    with pytest.raises(UserError) as err:
+        check_against_onnxruntime(spec.path, feed, [np.zeros_like(right[0])])
+    message = str(err.value)
+    assert str(spec.path) in message and "--target openvino" in message
+    assert "cosine" in message
+    # a different photo's output is a different result too (the check is not only for zeros)
+    assert _cosine(wrong[0], right[0]) < 1.0
+
+
+def test_quantize_times_int8_for_openvino_on_openvino(yolox_ws, capsys):
+    assert SPEED_TARGETS["openvino"] == "openvino-cpu"
+    rc = main(["quantize", "--workspace", str(yolox_ws.root), "--precision", "int8",
+               "--target", "openvino", "--json", str(yolox_ws.root / "q.json")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "speed: int8-ov" in out and "on openvino-cpu here" in out
+    meta = yolox_ws.variant_meta("int8-ov")
+    speed = meta["speed"]
+    assert speed["backend"] == "openvino-cpu" and speed["threads"] == 1
+    assert speed["fp32_p50_ms"] > 0 and speed["int8_p50_ms"] > 0
+    assert speed["ratio"] == pytest.approx(speed["int8_p50_ms"] / speed["fp32_p50_ms"], abs=1e-3)
+
+
+def test_bench_and_evaluate_run_on_openvino(yolox_ws, tmp_path, capsys):
+    quantize(yolox_ws, precisions=["int8"], target="openvino")
+    images = tmp_path / "photos"
+    images.mkdir()
+    for path in PHOTOS[:4]:
+        shutil.copy(path, images / path.name)
+    bench_json = str(tmp_path / "b.json")
+    ws = str(yolox_ws.root)
+    args = ["--variants", "fp32,int8-ov", "--backends", "openvino-cpu", "--iterations", "20"]
+    rc = main(["bench", "--workspace", ws, *args, "--json", bench_json])
+    out = capsys.readouterr().out
+    assert rc == 0 and "openvino-cpu" in out and "int8-ov" in out
+    rc = main(["evaluate", "--workspace", str(yolox_ws.root), "--images", str(images),
+               "--variants", "fp32,int8-ov", "--backend", "openvino-cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "OpenVINO CPU" in out
