@@ -101,7 +101,7 @@ def runner_for_pipeline(
     instead of 1.23 ms per frame, numpy in and out; on 2 CPU cores preprocessing 0.47 instead
     of 0.72 ms, postprocessing 0.30 instead of 0.55 ms, inference no slower."""
     options = dict(options or {})
-    fused = backend in ("ort-cpu", "ort-cuda", "ort-tensorrt")
+    fused = backend in ("ort-cpu", "ort-cuda", "ort-tensorrt", "openvino-cpu")
     if fused:
         from app.core.frames.graph_fusion import fused_model_path
 

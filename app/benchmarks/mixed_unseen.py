@@ -5,6 +5,7 @@ dev64 photos 33-64 (mAP50-95 with labels, and agreement with FP32) and every 10t
 videos (agreement only), with bootstrap intervals.
 
     python -m app.benchmarks.mixed_unseen --assets ../shared/assets [--json F] [--workdir D]
+        [--targets ort-cpu,tensorrt,openvino]
 
 Calibration: the default Percentile on coco-train128 (128 photos), as the app does it.
 `--min-agreement` (default 100, which no INT8 graph reaches): with it the search climbs to the
@@ -35,7 +36,11 @@ from app.core.precision.mixed import search_mixed_precision
 from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
 
-TARGETS = (("ort-cpu", "int8", "int8-mp"), ("tensorrt", "int8-trt", "int8-mp-trt"))
+TARGETS = (
+    ("ort-cpu", "int8", "int8-mp"),
+    ("tensorrt", "int8-trt", "int8-mp-trt"),
+    ("openvino", "int8-ov", "int8-mp-ov"),
+)
 FRAME_STEP = 10
 
 
@@ -83,7 +88,13 @@ def _cell(f: dict[str, Any], fp32: float | None = None) -> str:
     return text + (f" [{f['diff_ci'][0]:+.2f}, {f['diff_ci'][1]:+.2f}]" if f["diff_ci"] else "")
 
 
-def run(assets: Path, work: Path, min_agreement: float, report: dict[str, Any]) -> list[tuple]:
+def run(
+    assets: Path,
+    work: Path,
+    min_agreement: float,
+    report: dict[str, Any],
+    targets: tuple[tuple[str, str, str], ...] = TARGETS,
+) -> list[tuple]:
     spec = inspect_model(assets / "models" / "yolox-nano-coco")
     ws = Workspace.for_model(spec, work / "ws")
     t = time.perf_counter()
@@ -93,7 +104,7 @@ def run(assets: Path, work: Path, min_agreement: float, report: dict[str, Any]) 
     unseen = dev64_half(assets, work / "unseen", first=False)
     frames = video_frames(assets, work / "frames")
     searches: dict[str, dict[str, Any]] = {}
-    for target, default, mixed in TARGETS:
+    for target, default, mixed in targets:
         quantize(ws, precisions=["int8"], target=target)
         searches[mixed] = search_mixed_precision(
             ws,
@@ -108,7 +119,7 @@ def run(assets: Path, work: Path, min_agreement: float, report: dict[str, Any]) 
         )
         searches[mixed]["default_variant"] = default
         save_json(work / f"search-{mixed}.json", searches[mixed])  # kept if a later step fails
-    names = ["fp32", *(n for _, d, m in TARGETS for n in (d, m))]
+    names = ["fp32", *(n for _, d, m in targets for n in (d, m))]
     ev_photos = evaluate(ws, unseen, variants=names, runner_factory=make_runner)
     ev_frames = evaluate(ws, frames, variants=names, runner_factory=make_runner)
     report.update({"searches": searches, "unseen_photos": ev_photos, "unseen_frames": ev_frames})
@@ -151,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--workdir", help="keep the workspace here (default: a temporary folder)")
     ap.add_argument("--min-agreement", type=float, default=100.0)
+    ap.add_argument("--targets", default="ort-cpu,tensorrt", help="Q/DQ layouts to search")
     args = ap.parse_args(argv)
     setup_logging()
     report: dict[str, Any] = {"device": device_info(), "min_agreement": args.min_agreement}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as td:
         work = Path(args.workdir) if args.workdir else Path(td)
-        rows = run(Path(args.assets), work, args.min_agreement, report)
+        wanted = args.targets.split(",")
+        targets = tuple(t for t in TARGETS if t[0] in wanted)
+        rows = run(Path(args.assets), work, args.min_agreement, report, targets)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     for name, s in report["searches"].items():
         img = s["images"]

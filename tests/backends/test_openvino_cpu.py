@@ -11,18 +11,19 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from app.backends.factory import make_runner
+from app.backends.factory import make_runner, runner_for_pipeline
 from app.backends.openvino_cpu import SAME_RESULT_COSINE, check_against_onnxruntime
 from app.backends.registry import BACKENDS, status_of
 from app.cli.main import main
 from app.core.errors import UserError
 from app.core.frames.imageio import read_image
+from app.core.frames.pipeline import FramePipeline
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import SPEED_TARGETS, TARGET_OF_BACKEND, TARGETS, quantize
-from tests.conftest import IMAGES, YOLOX, needs_assets
+from tests.conftest import HAGRID, IMAGES, MOBILENET, RESNET8, YOLOX, needs_assets
 
 pytestmark = needs_assets
 openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install openvino)")
@@ -151,3 +152,29 @@ def test_bench_and_evaluate_run_on_openvino(yolox_ws, tmp_path, capsys):
                "--variants", "fp32,int8-ov", "--backend", "openvino-cpu"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and "OpenVINO CPU" in out
+
+
+@pytest.mark.parametrize("model", [YOLOX, MOBILENET, RESNET8, HAGRID], ids=lambda p: p.stem)
+def test_frames_through_openvino_with_fused_io_match_onnx_runtime(tmp_path, model):
+    """The live/run path: uint8 frames into the fused-I/O graph on OpenVINO give the detections
+    or classes ONNX Runtime gives, on a detector and classifiers it was not tuned on (ResNet-8
+    takes NHWC)."""
+    spec = inspect_model(model)
+    image = read_image(IMAGES / "photos-misc103" / "dog_3.jpg")
+    answers = {}
+    for backend in ("ort-cpu", "openvino-cpu"):
+        runner, fused = runner_for_pipeline(backend, spec.path, spec, cache_dir=tmp_path)
+        assert fused, backend
+        with runner:
+            pipe = FramePipeline(spec, runner, fused=fused)
+            answers[backend] = pipe.process(image.copy()).to_json(spec)
+            assert runner.describe()["backend"] == backend
+    ours, ref = answers["openvino-cpu"], answers["ort-cpu"]
+    if "detections" in ref:
+        assert ref["detections"], "the photo should show something"
+        assert [d["label"] for d in ours["detections"]] == [d["label"] for d in ref["detections"]]
+        for a, b in zip(ours["detections"], ref["detections"], strict=True):
+            assert abs(a["score"] - b["score"]) < 2e-3
+            assert np.allclose(a["box"], b["box"], atol=0.5)
+    else:
+        assert [t["class_id"] for t in ours["topk"]] == [t["class_id"] for t in ref["topk"]]

@@ -85,11 +85,12 @@ EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False, "
 # blocks float too; issue-17 protocol, YOLOX-Nano, 2-core Zen 5 EPYC with VNNI, 2026-12-04) the
 # tuning rows moved: pool agreement 91.2 -> 93.2 on ONNX Runtime, 91.7 -> 92.8 on OpenVINO,
 # tuning mAP50-95 vs FP32 +0.04 -> -0.47 / +1.49 -> +0.07 (32 photos: within their noise);
-# EfficientNet-Lite0 top-1 agreement 91.0% -> 96.0% (177 photos). Measured on the TensorRT layout (YOLOX-Nano, the
-# issue-17 protocol, `int8_unseen --candidates int8-trt-bias`, 2026-12-04): it lowered agreement
-# with FP32 on the unseen video frames 77.4 -> 65.9 and on the unseen photos 86.4 -> 84.7, and
-# the tuning images did not favour it (84.0 against 86.4); there symmetric int8 activations,
-# not weight rounding, make the error (float weights in that graph: 84.8 / 78.0).
+# EfficientNet-Lite0 top-1 agreement 91.0% -> 96.0% (177 photos).
+# Measured on the TensorRT layout (YOLOX-Nano, the issue-17 protocol, `int8_unseen --candidates
+# int8-trt-bias`, 2026-12-04): it lowered agreement with FP32 on the unseen video frames
+# 77.4 -> 65.9 and on the unseen photos 86.4 -> 84.7, and the tuning images did not favour it
+# (84.0 against 86.4); there symmetric int8 activations, not weight rounding, make the error
+# (float weights in that graph: 84.8 / 78.0).
 BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino")
 # Targets `measure_speed` times on this CPU, and the backend each runs on there
 SPEED_TARGETS = {"ort-cpu": "ort-cpu", "openvino": "openvino-cpu"}
