@@ -1,6 +1,7 @@
 """Issue-3 figures in one run: every calibrator on YOLOX-Nano (COCO mAP on val photos it was not
-calibrated on), FP16, both Q/DQ layouts, ResNet-8 and MobileNet top-1, calibration speed, and the
-INT8/FP32 latency ratio on ONNX Runtime CPU measured interleaved.
+calibrated on), FP16, the three Q/DQ layouts (ort-cpu, TensorRT, OpenVINO), ResNet-8 and
+MobileNet top-1 (the OpenVINO layout also run on OpenVINO), calibration speed, and the INT8/FP32
+latency ratio on ONNX Runtime CPU measured interleaved.
 
     python -m app.benchmarks.accuracy_report --assets ../shared/assets [--json F] [--quick]
 """
@@ -60,7 +61,11 @@ def yolox(assets: Path, tmp: Path, methods: list[str], report: dict) -> list[tup
             "seconds": round(result.seconds, 1),
             "images_per_s": round(result.images_per_s, 2),
         }
-        for target, prefix in (("ort-cpu", "int8"), ("tensorrt", "int8-trt")):
+        for target, prefix in (
+            ("ort-cpu", "int8"),
+            ("tensorrt", "int8-trt"),
+            ("openvino", "int8-ov"),
+        ):
             name = f"{prefix}-{method}"
             quantize(
                 ws, precisions=["int8"], target=target, calibration=result.folder, variant_name=name
@@ -100,23 +105,30 @@ def classifier(name: str, model: Path, cal: Path, val: Path, tmp: Path, report: 
     calibrate(ws, cal)
     quantize(ws, precisions=["int8", "fp16"])
     quantize(ws, precisions=["int8"], target="tensorrt")
-    ev = evaluate(
-        ws, val, variants=["fp32", "fp16", "int8", "int8-trt"], runner_factory=make_runner
-    )
+    quantize(ws, precisions=["int8"], target="openvino")
+    variants = ["fp32", "fp16", "int8", "int8-trt", "int8-ov"]
+    ev = evaluate(ws, val, variants=variants, runner_factory=make_runner)
     report[name] = ev
+    on_ov = evaluate(
+        ws, val, variants=["fp32", "int8-ov"], backend="openvino-cpu", runner_factory=make_runner
+    )
+    report[f"{name}_openvino"] = on_ov
     key = "top1" if ev.get("labelled") else "top1_agreement"
-    fp32 = ev["variants"][0]["metrics"][key]
-    return [
-        (
-            name,
-            v["name"],
-            key,
-            v["metrics"][key],
-            round(v["metrics"][key] - fp32, 2),
-            v["metrics"].get("top1_agreement"),
-        )
-        for v in ev["variants"]
-    ]
+    rows = []
+    for report_, suffix in ((ev, ""), (on_ov, " @openvino-cpu")):
+        fp32 = report_["variants"][0]["metrics"][key]
+        rows += [
+            (
+                name,
+                v["name"] + suffix,
+                key,
+                v["metrics"][key],
+                round(v["metrics"][key] - fp32, 2),
+                v["metrics"].get("top1_agreement"),
+            )
+            for v in report_["variants"]
+        ]
+    return rows
 
 
 def split_cifar(root: Path, tmp: Path) -> tuple[Path, Path]:

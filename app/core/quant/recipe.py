@@ -112,17 +112,20 @@ def recipe(
     # requires zero points of 0; OpenVINO takes uint8 activations with a zero point, which
     # fit a SiLU's [-0.28, max] range without giving up half the codes.
     asymmetric = target == "openvino"
+    # OpenVINO also takes the per-tensor uint8 weights that keep a QAT model's own grid (see
+    # ort-cpu above); TensorRT needs symmetric weights
+    qat_grid = asymmetric and weights_on_8bit_grid(model)
     return {
         "quant_format": QuantFormat.QDQ,
         "op_types_to_quantize": sorted(COMPUTE_OPS),
-        "per_channel": True,
+        "per_channel": not qat_grid,
         "reduce_range": False,
         "activation_type": QuantType.QUInt8 if asymmetric else QuantType.QInt8,
-        "weight_type": QuantType.QInt8,
+        "weight_type": QuantType.QUInt8 if qat_grid else QuantType.QInt8,
         "nodes_to_exclude": sorted(set(exclude)),
         "extra_options": {
             "ActivationSymmetric": not asymmetric,
-            "WeightSymmetric": True,
+            "WeightSymmetric": not qat_grid,
             "QDQKeepRemovableActivations": True,
             # recent ORT also quantizes conv/gemm outputs; TensorRT wants Q/DQ on inputs only
             "OpTypesToExcludeOutputQuantization": sorted(COMPUTE_OPS),
