@@ -134,6 +134,10 @@ def test_quantize_times_int8_for_openvino_on_openvino(yolox_ws, capsys):
     assert speed["backend"] == "openvino-cpu" and speed["threads"] == 1
     assert speed["fp32_p50_ms"] > 0 and speed["int8_p50_ms"] > 0
     assert speed["ratio"] == pytest.approx(speed["int8_p50_ms"] / speed["fp32_p50_ms"], abs=1e-3)
+    # timed in the same turns against the FP32 the user would otherwise run: ONNX Runtime's
+    assert speed["ort_fp32_p50_ms"] > 0 and "fp32 on ort-cpu" in out
+    faster = speed["ort_fp32_p50_ms"] < 0.95 * speed["int8_p50_ms"]
+    assert speed["ort_fp32_faster"] == faster and ("prefer it" in out) == faster
 
 
 def test_bench_and_evaluate_run_on_openvino(yolox_ws, tmp_path, capsys):

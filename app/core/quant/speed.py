@@ -58,6 +58,7 @@ def cpu_session(path: str | Path, threads: int) -> Any:
 
 
 SPEED_BACKENDS = ("ort-cpu", "openvino-cpu")
+ORT_FP32 = "fp32 @ort-cpu"  # what an INT8 graph for another CPU runtime is also timed against
 
 
 def _runner_of(path: str | Path, threads: int, backend: str) -> Callable[[np.ndarray], Any]:
@@ -158,9 +159,17 @@ def measure_int8_speed(
     "others_p50_ms" (how `silu_choice` compares the two SiLU forms)."""
     feed = synthetic_feed(fp32_path, size)
     graphs = {"fp32": fp32_path, name: int8_path, **(others or {})}
-    lat = interleaved_latency(graphs, feed, seconds=seconds, backend=backend)
+    backends = dict.fromkeys(graphs, backend)
+    if backend != "ort-cpu":  # the FP32 the user would otherwise run: ONNX Runtime's, same turns
+        graphs[ORT_FP32] = fp32_path
+        backends[ORT_FP32] = "ort-cpu"
+    lat = interleaved_latency(graphs, feed, seconds=seconds, backend=backends)
+    entry = speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name, backend)
+    if ORT_FP32 in lat:
+        entry["ort_fp32_p50_ms"] = lat[ORT_FP32]["p50"]
+        entry["ort_fp32_faster"] = lat[ORT_FP32]["p50"] < lat[name]["p50"] * (1 - SAME_SPEED_BAND)
     return {
-        **speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name, backend),
+        **entry,
         **({"others_p50_ms": {k: lat[k]["p50"] for k in others}} if others else {}),
     }
 
@@ -191,7 +200,15 @@ def speed_line(meta: dict[str, Any]) -> str | None:
     if not speed:
         return None
     vnni = "with" if speed.get("vnni") else "without"
-    return (
+    line = (
         f"{speed['verdict']} (FP32 {speed['fp32_p50_ms']:.1f} ms, {meta.get('name', 'int8')} "
         f"{speed['int8_p50_ms']:.1f} ms, 1 thread, CPU {vnni} VNNI)"
     )
+    ort_fp32 = speed.get("ort_fp32_p50_ms")
+    if ort_fp32 is not None:
+        line += (
+            f"; but fp32 on ort-cpu is faster here ({ort_fp32:.1f} ms): prefer it"
+            if speed.get("ort_fp32_faster")
+            else f"; fp32 on ort-cpu: {ort_fp32:.1f} ms"
+        )
+    return line
