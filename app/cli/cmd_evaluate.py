@@ -95,6 +95,8 @@ def print_report(report: dict) -> None:
     for v in report["variants"]:
         if v.get("fallback"):
             print(f"warning: {v['name']}: {v['fallback']}")
+    for name, why in report.get("refused", {}).items():
+        print(f"not evaluated: {name}: {why}")
     if report.get("preprocessing_alarm"):
         print(f"warning: {report['preprocessing_alarm']}")
     for s in report.get("skipped", []):

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", default="1400x900", help="window size, WxH")
     parser.add_argument("--only", help="comma-separated panels to shoot (default: all)")
+    parser.add_argument("--variants-backend", help="backend picked for the variants build")
     args = parser.parse_args(argv)
 
     from app.core.model.inspection import inspect_model
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         # a build: the workspace's variants are reused, INT8 is timed against FP32 on this CPU,
         # and the panel says what stayed float and whether INT8 is faster here
+        if args.variants_backend:
+            combo = window.variants_panel.target
+            combo.setCurrentIndex(combo.findData(args.variants_backend))
         if not window.variants_panel.build():
             raise SystemExit("screenshots: the variants build did not start")
         wait_until(app, lambda: window.variants_panel.job is None, 120, "the variants build")

@@ -215,3 +215,29 @@ def test_a_qat_model_keeps_its_own_weight_grid_for_openvino(tmp_path):
             tops[name] = [int(np.argmax(runner.infer(pre(read_image(p))[0])[0])) for p in samples]
     agree = np.mean(np.array(tops["fp32"]) == np.array(tops["int8-ov"]))
     assert len(samples) >= 10 and agree >= 0.9, tops
+
+
+def test_evaluate_scores_the_rest_when_a_backend_refuses_one_variant(yolox_ws, tmp_path, capsys):
+    """A variant the backend refuses (as openvino-cpu refuses a graph it computes differently
+    from ONNX Runtime) is reported as not evaluated; the others are still scored. The factory is
+    a stand-in for that refusal only (`refusing_factory`): every runner it returns is real."""
+    from app.core.eval.evaluate import evaluate
+
+    quantize(yolox_ws, precisions=["int8"], target="openvino")
+    quantize(yolox_ws, precisions=["int8"], target="tensorrt")
+    images = tmp_path / "photos"
+    images.mkdir()
+    for path in PHOTOS[:3]:
+        shutil.copy(path, images / path.name)
+    refused_path = yolox_ws.variant_path("int8-trt")
+
+    def refusing_factory(backend, path, **kwargs):
+        if str(path) == str(refused_path):
+            raise UserError(f"{path}: OpenVINO computes this INT8 graph differently (stand-in)")
+        return make_runner(backend, path, **kwargs)
+
+    report = evaluate(yolox_ws, images, variants=["fp32", "int8-trt", "int8-ov"],
+                      backend="openvino-cpu", runner_factory=refusing_factory)  # fmt: skip
+    assert [v["name"] for v in report["variants"]] == ["fp32", "int8-ov"]
+    assert "stand-in" in report["refused"]["int8-trt"]
+    assert report["variants"][1]["metrics"]["agreement_mAP50_95"] > 0

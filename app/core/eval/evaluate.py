@@ -125,19 +125,27 @@ def evaluate(
         names.insert(0, "fp32")  # the reference for agreement
         paths["fp32"] = variant_model_path(ws, "fp32")
     results: dict[str, tuple[list[Any], dict, dict]] = {}
+    refused: dict[str, str] = {}  # variants the backend would not run; the rest are still scored
     for n, name in enumerate(names):
         share = 0.95 / len(names)
-        results[name] = _run_variant(
-            spec,
-            paths[name],
-            runner_factory,
-            backend,
-            image_set,
-            cancel,
-            progress,
-            n * share,
-            share,
-        )
+        try:
+            results[name] = _run_variant(
+                spec,
+                paths[name],
+                runner_factory,
+                backend,
+                image_set,
+                cancel,
+                progress,
+                n * share,
+                share,
+            )
+        except UserError as exc:
+            if name == "fp32":  # the reference: nothing can be scored without it
+                raise
+            log.warning("%s not evaluated: %s", name, exc)
+            refused[name] = str(exc)
+    variants = [v for v in variants if v not in refused]
     images, skipped = image_set.entries(), image_set.skipped
     report = {
         "task": spec.task,
@@ -145,6 +153,7 @@ def evaluate(
         "images": len(images),
         "images_dir": str(images_dir),
         "skipped": [s.__dict__ for s in skipped],
+        "refused": refused,
         "variants": [],
     }
     per_image: dict[str, list] = {}  # per-image scores of each variant, for the intervals

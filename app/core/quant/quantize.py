@@ -66,42 +66,21 @@ from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensit
 from app.core.quant.silu import fuse_silus
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
 from app.core.quant.speed import measure_int8_speed
+from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
+    BIAS_CORRECTED_TARGETS,
+    EQUALIZE_BY_DEFAULT,
+    EQUALIZED_STEM_BLOCKS,
+    SPEED_TARGETS,
+    TARGET_OF_BACKEND,
+    TARGETS,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-TARGETS = ("ort-cpu", "ort-cuda", "tensorrt", "openvino")
 QUANTIZE_VERSION = 10  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`)
-# Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
-EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0, "openvino": 0}
-# Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
-# ort-cpu the float SiLUs it needs cost 6-16% latency (AVX2 EPYC) for tuning-image gains
-# within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked
-# tensorrt: tuning images favoured it, but unseen video agreement fell 79 -> 57-66: off for now
-EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False, "openvino": False}
-# Bias correction by default: ort-cpu and openvino. On the openvino layout (with the sensitive
-# blocks float too; issue-17 protocol, YOLOX-Nano, 2-core Zen 5 EPYC with VNNI, 2026-12-04) the
-# tuning rows moved: pool agreement 91.2 -> 93.2 on ONNX Runtime, 91.7 -> 92.8 on OpenVINO,
-# tuning mAP50-95 vs FP32 +0.04 -> -0.47 / +1.49 -> +0.07 (32 photos: within their noise);
-# EfficientNet-Lite0 top-1 agreement 91.0% -> 96.0% (177 photos).
-# Measured on the TensorRT layout (YOLOX-Nano, the issue-17 protocol, `int8_unseen --candidates
-# int8-trt-bias`, 2026-12-04): it lowered agreement with FP32 on the unseen video frames
-# 77.4 -> 65.9 and on the unseen photos 86.4 -> 84.7, and the tuning images did not favour it
-# (84.0 against 86.4); there symmetric int8 activations, not weight rounding, make the error
-# (float weights in that graph: 84.8 / 78.0).
-BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino")
-# Targets `measure_speed` times on this CPU, and the backend each runs on there
-SPEED_TARGETS = {"ort-cpu": "ort-cpu", "openvino": "openvino-cpu"}
-# The Q/DQ layout (target) of the INT8 graph for each backend a user may pick to run it on
-TARGET_OF_BACKEND = {
-    "ort-cpu": "ort-cpu",
-    "ort-cuda": "ort-cuda",
-    "ort-tensorrt": "tensorrt",
-    "tensorrt": "tensorrt",
-    "openvino-cpu": "openvino",
-}
 
 
 def make_int8(
@@ -155,12 +134,13 @@ def make_int8(
 
     # The default also keeps float the blocks this calibration's sensitivity measurement found
     # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
-    sensitive: list[str] = []
+    sensitive: list[str] = []  # beyond the stem, which the default keeps float anyway
     if keep_float is None and equalize_with is None:
         sensitive = load_sensitive_nodes(ranges_path.parent, target) or []
         if sensitive:
             stem = stem_nodes(model)
-            keep_float = stem + [n for n in sensitive if n not in stem]
+            sensitive = [n for n in sensitive if n not in stem]
+            keep_float = stem + sensitive
     # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
     stem = None
     if equalize_with is not None and keep_float is None:

@@ -302,6 +302,7 @@ class ResultsPanel(Panel):
         self.advice.show_for({}, "")
         self.messages.clear("labels")
         self.messages.clear("preprocessing")
+        self.messages.clear("refused")
 
     def load(self, report: dict[str, Any]) -> bool:
         """Show an evaluate()-shaped dict."""
@@ -346,6 +347,12 @@ class ResultsPanel(Panel):
             self.messages.set("preprocessing", report["preprocessing_alarm"], "warning")
         else:
             self.messages.clear("preprocessing")
+        refused = report.get("refused") or {}
+        if refused:  # e.g. a Q/DQ graph OpenVINO computes differently from ONNX Runtime
+            lines = [f"not evaluated: {name}: {why}" for name, why in refused.items()]
+            self.messages.set("refused", "\n".join(lines), "warning")
+        else:
+            self.messages.clear("refused")
         self._plot()
         return True
 
