@@ -47,6 +47,8 @@ class Runner:
         self.outputs: list[TensorInfo] = []
         self.active_provider: str = ""
         self.fallback_note: str = ""  # non-empty when something other than what was asked runs
+        # the user's model file when the runner runs a derived copy (fused I/O), for messages
+        self.source_path: str | None = None
         self.last_infer_ms: float = 0.0
         self._is_open = False
 

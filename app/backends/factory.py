@@ -101,6 +101,7 @@ def runner_for_pipeline(
     instead of 1.23 ms per frame, numpy in and out; on 2 CPU cores preprocessing 0.47 instead
     of 0.72 ms, postprocessing 0.30 instead of 0.55 ms, inference no slower."""
     options = dict(options or {})
+    source = model_path
     fused = backend in ("ort-cpu", "ort-cuda", "ort-tensorrt", "openvino-cpu")
     if fused:
         from app.core.frames.graph_fusion import fused_model_path
@@ -117,6 +118,8 @@ def runner_for_pipeline(
         if fused and backend == "ort-cuda" and not spec.preprocess.short_side:
             options.setdefault("cuda_graph", True)
     runner = make_runner(backend, model_path, strict=strict, threads=threads, options=options)
+    if fused:
+        runner.source_path = str(source)  # messages name the user's file, not the cached copy
     return runner, fused
 
 

@@ -103,7 +103,9 @@ class OpenVinoRunner(Runner):
         result = self._request.infer(feed)  # outputs copied out of the request (share_outputs)
         out = [result[p] for p in self._ports]
         if self._unchecked:
-            self.ort_cosine = check_against_onnxruntime(self.model_path, feed, out)
+            self.ort_cosine = check_against_onnxruntime(
+                self.model_path, feed, out, shown_as=self.source_path
+            )
             self._unchecked = False
         return out
 
@@ -116,10 +118,14 @@ class OpenVinoRunner(Runner):
 
 
 def check_against_onnxruntime(
-    model_path: Path, feed: dict[str, np.ndarray], outputs: list[np.ndarray]
+    model_path: Path,
+    feed: dict[str, np.ndarray],
+    outputs: list[np.ndarray],
+    shown_as: str | Path | None = None,
 ) -> float:
     """The lowest cosine similarity between `outputs` (OpenVINO's, for `feed`) and ONNX Runtime
-    CPU's outputs for the same feed; raises `UserError` below SAME_RESULT_COSINE."""
+    CPU's outputs for the same feed; raises `UserError` below SAME_RESULT_COSINE, naming
+    `shown_as` (the user's file, when `model_path` is a derived copy) or `model_path`."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -136,8 +142,8 @@ def check_against_onnxruntime(
         lowest = min(lowest, cosine)
     if lowest < SAME_RESULT_COSINE:
         raise UserError(
-            f"{model_path}: OpenVINO computes this INT8 graph differently from ONNX Runtime "
-            f"(output cosine similarity {lowest:.3f} on the first input), so its results "
+            f"{shown_as or model_path}: OpenVINO computes this INT8 graph differently from ONNX "
+            f"Runtime (output cosine similarity {lowest:.3f} on the first input), so its results "
             "would be wrong: run it on ort-cpu, or for OpenVINO build the variant made for it "
             "(int8-studio quantize --target openvino, variant int8-ov)"
         )

@@ -117,6 +117,8 @@ def test_a_graph_whose_result_differs_from_onnx_runtime_is_refused(yolox_ws):
         check_against_onnxruntime(spec.path, feed, [np.zeros_like(right[0])])
     message = str(err.value)
     assert str(spec.path) in message and "--target openvino" in message
+    with pytest.raises(UserError, match=r"^my_model\.onnx: OpenVINO computes"):  # a fused copy
+        check_against_onnxruntime(spec.path, feed, [np.zeros_like(right[0])], "my_model.onnx")
     assert "cosine" in message
     # a different photo's output is a different result too (the check is not only for zeros)
     assert _cosine(wrong[0], right[0]) < 1.0

@@ -98,6 +98,8 @@ class StreamPanel(Panel):
             self.variant_boxes.append(box)
         self.backend = QComboBox()
         self.backend.addItem("ort-cpu", "ort-cpu")
+        # "openvino-cpu (unavailable)" must not be cut to "openvin"
+        self.backend.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         row2.addWidget(QLabel("Backend"))
         row2.addWidget(self.backend)
         self.realtime = QCheckBox("Real time")
