@@ -61,6 +61,12 @@ frames=$(grep -o '"frame":' run.json | wc -l)
 grep -q '"label": "bottle"' run.json || fail "no bottle detected in the bottle video"
 ls out/*.mp4 >/dev/null || fail "no annotated video written"
 
+step "run on openvino-cpu: OpenVINO and its CPU plugin are bundled"
+grep -Eq "openvino-cpu +yes" backends.txt || fail "backends says openvino-cpu is unavailable"
+"$EXE" run --model "$MODEL" --source "$VIDEO" --max-frames 5 --backend openvino-cpu --json run-ov.json
+grep -q '"provider": "OpenVINO CPU"' run-ov.json || fail "run-ov.json does not say OpenVINO ran"
+grep -q '"label": "bottle"' run-ov.json || fail "no bottle detected on openvino-cpu"
+
 step "gui: scripted mode on the offscreen platform (10 frames, screenshot, report)"
 t0=$(date +%s)
 "$EXE" gui --model "$MODEL" --source "$VIDEO" --frames 10 \
