@@ -99,5 +99,7 @@ def print_report(report: dict) -> None:
         print(f"not evaluated: {name}: {why}")
     if report.get("preprocessing_alarm"):
         print(f"warning: {report['preprocessing_alarm']}")
+    if report.get("calibration_overlap"):
+        print(f"warning: {report['calibration_overlap']}")
     for s in report.get("skipped", []):
         print(f"skipped: {s['source']}: {s['reason']}")

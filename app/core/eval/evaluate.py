@@ -74,6 +74,24 @@ def class_truth(
     return class_labels(spec.labels, [p for p, _ in images], root, labels)
 
 
+def calibration_overlap(ws: Workspace, variants: list[str], files: list[Path]) -> str | None:
+    """A warning when some evaluation images calibrated the INT8 variants being evaluated:
+    their ranges were fitted to those images, so INT8 looks better there than on new ones."""
+    keys = {(ws.variant_meta(v) or {}).get("calibration") for v in variants if v != "fp32"}
+    used: set[Path] = set()
+    for key in keys:
+        if isinstance(key, str):
+            used |= ws.calibration_images(key)
+    shared = [f for f in files if Path(f).resolve() in used]
+    if not shared:
+        return None
+    return (
+        f"{len(shared)} of {len(files)} evaluation images also calibrated the INT8 variants "
+        f"(e.g. {Path(shared[0]).name}): INT8 looks better on them than it will on new images; "
+        "evaluate on images the calibration did not use"
+    )
+
+
 def _run_variant(spec, model_path, runner_factory, backend, images, cancel, progress, base, share):
     runner = runner_factory(backend, model_path)
     outputs: list[Any] = []
@@ -147,6 +165,7 @@ def evaluate(
             refused[name] = str(exc)
     variants = [v for v in variants if v not in refused]
     images, skipped = image_set.entries(), image_set.skipped
+    overlap = calibration_overlap(ws, variants, [path for path, _ in images])
     report = {
         "task": spec.task,
         "model_sha256": spec.sha256,
@@ -154,6 +173,7 @@ def evaluate(
         "images_dir": str(images_dir),
         "skipped": [s.__dict__ for s in skipped],
         "refused": refused,
+        **({"calibration_overlap": overlap} if overlap else {}),
         "variants": [],
     }
     per_image: dict[str, list] = {}  # per-image scores of each variant, for the intervals

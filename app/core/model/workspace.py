@@ -199,6 +199,17 @@ class Workspace:
         return reports + ([bench] if bench.is_file() else [])
 
     # variants ------------------------------------------------------------------------------
+    def calibration_images(self, key: str) -> set[Path]:
+        """The images calibration `key` of this workspace used (resolved paths); empty when its
+        record is missing or unreadable (for warnings only: calibration checks its own files)."""
+        if not key or Path(key).name != key:
+            return set()
+        try:
+            used = load_json(self.root / "calibration" / key / "meta.json").get("images_used")
+        except (OSError, ValueError, AttributeError):
+            return set()
+        return {Path(p).resolve() for p in used or [] if isinstance(p, str)}
+
     def record_variant(self, name: str, meta: dict[str, Any]) -> None:
         """Write a variant's metadata (after its graph), with the graph's and the model's sha256
         for checking. A builder passes the sha256 of the file it wrote (hashed before its rename),

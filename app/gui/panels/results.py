@@ -303,6 +303,7 @@ class ResultsPanel(Panel):
         self.messages.clear("labels")
         self.messages.clear("preprocessing")
         self.messages.clear("refused")
+        self.messages.clear("overlap")
 
     def load(self, report: dict[str, Any]) -> bool:
         """Show an evaluate()-shaped dict."""
@@ -347,6 +348,10 @@ class ResultsPanel(Panel):
             self.messages.set("preprocessing", report["preprocessing_alarm"], "warning")
         else:
             self.messages.clear("preprocessing")
+        if report.get("calibration_overlap"):  # INT8 scored on its own calibration images
+            self.messages.set("overlap", report["calibration_overlap"], "warning")
+        else:
+            self.messages.clear("overlap")
         refused = report.get("refused") or {}
         if refused:  # e.g. a Q/DQ graph OpenVINO computes differently from ONNX Runtime
             lines = [f"not evaluated: {name}: {why}" for name, why in refused.items()]

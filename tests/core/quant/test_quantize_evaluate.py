@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,7 +18,7 @@ from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate
+from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, YOLOX, needs_assets
 
@@ -167,3 +168,28 @@ def test_cli_calibrate_quantize_evaluate_on_resnet8(tmp_path):
         assert {"top1", "top5", "top1_agreement"} <= set(v["metrics"])
     assert by_name["fp32"]["metrics"]["top1"] > 60
     assert abs(by_name["fp16"]["metrics"]["top1"] - by_name["fp32"]["metrics"]["top1"]) <= 1.0
+
+
+def test_evaluating_on_the_calibration_images_is_flagged(yolox_ws, tmp_path, capsys):
+    """INT8's ranges were fitted to its calibration images: scored on them it looks better than
+    on new ones, so evaluate says when the evaluation folder shares images with the calibration
+    of the variants it scores, and stays quiet on other images."""
+    quantize(yolox_ws, precisions=["int8"], target="ort-cpu")
+    calib = json.loads((latest_calibration(yolox_ws) / "meta.json").read_text())
+    folder = Path(calib["images_used"][0]).parent
+    ws = str(yolox_ws.root)
+    assert (
+        main(["evaluate", "--workspace", ws, "--images", str(folder), "--variants", "fp32,int8"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"warning: {len(calib['images_used'])} of " in out and "also calibrated" in out
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for path in sorted((IMAGES / "coco-val-dev64" / "images").glob("*.jpg"))[:3]:
+        shutil.copy(path, fresh / path.name)
+    assert (
+        main(["evaluate", "--workspace", ws, "--images", str(fresh), "--variants", "fp32,int8"])
+        == 0
+    )
+    assert "also calibrated" not in capsys.readouterr().out
