@@ -71,7 +71,7 @@ class PrecisionControls(QGroupBox):
         self.target.setCurrentIndex(max(0, self.target.findData(target)))
         self.target.setToolTip(
             "Q/DQ layout of the INT8 graph. Analysis and scoring run on ONNX Runtime CPU, so "
-            "latencies for tensorrt are only indicative."
+            "latencies for tensorrt and openvino are only indicative."
         )
         self.count = QSpinBox()
         self.count.setRange(1, 64)
