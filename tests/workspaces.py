@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 
 from app.core.model.inspection import inspect_model
+from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.graph_rules import name_nodes
@@ -36,6 +37,15 @@ def copy_photos(dst: Path, count: int, src: Path = IMAGES / "coco-train128" / "i
     for path in sorted(src.glob("*.jpg"))[:count]:
         shutil.copy(path, dst / path.name)
     return dst
+
+
+def minmax_workspace(tmp_path_factory, spec: ModelSpec, count: int = 8) -> Workspace:
+    """`spec`'s workspace, calibrated (MinMax) on the first `count` coco-train128 photos copied
+    into a fresh temporary folder; for module fixtures (`tmp_path_factory`)."""
+    folder = copy_photos(tmp_path_factory.mktemp("calib"), count)
+    ws = Workspace.for_model(spec, tmp_path_factory.mktemp("ws"))
+    calibrate(ws, folder, method="minmax")
+    return ws
 
 
 def copy_labelled_dev64(root: Path, count: int) -> Path:

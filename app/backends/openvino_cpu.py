@@ -29,7 +29,9 @@ import numpy as np
 
 from app.backends.base import Runner, TensorInfo
 from app.core.errors import UserError
+from app.core.model.checks import quantized_node_count
 from app.core.openvino_session import compile_cpu, core, read_model
+from app.core.ort_session import cpu_session
 
 # Lowest cosine similarity between OpenVINO's and ONNX Runtime's output (each output flattened)
 # on a quantized graph's first input that counts as the same computation. Measured on real
@@ -88,7 +90,7 @@ class OpenVinoRunner(Runner):
         self.inputs = [_info(p) for p in self._compiled.inputs]
         self._ports = list(self._compiled.outputs)
         self.outputs = [_info(p) for p in self._ports]
-        self._unchecked = _is_quantized(model)
+        self._unchecked = _is_quantized(self.model_path)
         if any(i.dtype == "float16" for i in self.inputs) or _has_fp16_weights(model):
             self.fallback_note = (
                 "OpenVINO's CPU plugin computes this FP16 graph in FP32 (its weights widened)"
@@ -126,12 +128,7 @@ def check_against_onnxruntime(
     """The lowest cosine similarity between `outputs` (OpenVINO's, for `feed`) and ONNX Runtime
     CPU's outputs for the same feed; raises `UserError` below SAME_RESULT_COSINE, naming
     `shown_as` (the user's file, when `model_path` is a derived copy) or `model_path`."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    reference = session.run(None, feed)
+    reference = cpu_session(model_path).run(None, feed)
     lowest = 1.0
     for ours, ref in zip(outputs, reference, strict=True):
         a = np.asarray(ours, np.float64).ravel()
@@ -159,18 +156,11 @@ def _info(port: Any) -> TensorInfo:
     return TensorInfo(name, shape, OV_TYPES.get(element, element))
 
 
-def _is_quantized(model: Any) -> bool:
-    """Whether the graph OpenVINO read holds quantization (ONNX Q/DQ become FakeQuantize or
-    Convert/Subtract/Multiply chains on int8 constants)."""
-    quant_types = {"u8", "i8"}
-    return any(
-        op.get_type_name() == "FakeQuantize"
-        or (
-            op.get_type_name() == "Constant"
-            and op.get_element_type().get_type_name() in quant_types
-        )
-        for op in model.get_ops()
-    )
+def _is_quantized(path: Path) -> bool:
+    """Whether the ONNX graph holds quantization nodes (Q/DQ or QLinear*), by the app's one rule."""
+    import onnx
+
+    return quantized_node_count(onnx.load(str(path), load_external_data=False)) > 0
 
 
 def _has_fp16_weights(model: Any) -> bool:

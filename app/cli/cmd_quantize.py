@@ -13,6 +13,7 @@ from app.core.quant.quantize import quantize
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
+from app.core.quant.targets import SPEED_TARGETS
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         precisions=args.precision,
         target=args.target,
         progress=ProgressBar("quantizing"),
-        measure_speed=args.target in ("ort-cpu", "openvino"),
+        measure_speed=args.target in SPEED_TARGETS,
     )
     done = {v["name"]: "reused" if v["reused"] else "built" for v in variants if "skipped" not in v}
     listed = mark_stale(ws, ws.variants())

@@ -24,6 +24,7 @@ from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import SPEED_TARGETS, TARGET_OF_BACKEND, TARGETS, quantize
 from tests.conftest import HAGRID, IMAGES, MOBILENET, RESNET8, YOLOX, needs_assets
+from tests.workspaces import minmax_workspace
 
 pytestmark = needs_assets
 openvino = pytest.importorskip("openvino", reason="OpenVINO not installed (pip install openvino)")
@@ -32,12 +33,7 @@ PHOTOS = sorted((IMAGES / "coco-val-dev64" / "images").glob("*.jpg"))
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
-    calibrate(ws, folder, method="minmax")
-    return ws
+    return minmax_workspace(tmp_path_factory, inspect_model(YOLOX))
 
 
 def _photo(spec, index: int = 0) -> np.ndarray:

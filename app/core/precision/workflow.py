@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.atomic import write_json
 from app.core.model.workspace import Workspace
+from app.core.quant.targets import variant_name
 
 if TYPE_CHECKING:  # the jobs import their heavy modules when they run, not when the panel loads
     from app.core.eval.evaluate import RunnerFactory
@@ -16,8 +17,7 @@ if TYPE_CHECKING:  # the jobs import their heavy modules when they run, not when
 
 def variant_for(base: str, target: str) -> str:
     """Variant name per target, the way quantize names int8 / int8-trt / int8-ov."""
-    suffix = {"ort-cpu": "", "openvino": "-ov"}.get(target, "-trt")
-    return f"{base}{suffix}"
+    return variant_name(base, target)
 
 
 def analysis_path(ws: Workspace, target: str) -> Path:

@@ -17,12 +17,13 @@ from app.core.quant.graph_rules import (
     leading_compute_blocks,
 )
 from app.core.quant.silu import silu_node_names
+from app.core.quant.targets import variant_name
 
 MATMUL_OPS = ("Gemm", "MatMul")  # compute ops ORT's CPU runs in integers with a float output
 
 
 def int8_variant_name(target: str) -> str:
-    return {"ort-cpu": "int8", "openvino": "int8-ov"}.get(target, "int8-trt")
+    return variant_name("int8", target)
 
 
 def default_stem_blocks(model: onnx.ModelProto) -> int:

@@ -22,7 +22,7 @@ four blocks float; the loss there is spread over every symmetric int8 SiLU outpu
 not applied there. On the openvino layout (uint8 activations, Q/DQ on compute inputs only) it is,
 with bias correction: YOLOX-Nano keeps 7 of 113 convs float and its unseen-photo agreement
 rose from 92.4 to 96.0 on ONNX Runtime (92.6 -> 92.7 on OpenVINO, whose video frames went from
-90.8 to 93.6); see `quantize.BIAS_CORRECTED_TARGETS` for the rows that chose it.
+90.8 to 93.6); see `targets.BIAS_CORRECTED_TARGETS` for the rows that chose it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
 from app.core.quant.block_sensitivity import measure_blocks
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, name_nodes, raise_opset
+from app.core.quant.targets import SENSITIVE_BLOCK_TARGETS
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ OUTLIER_DB = 20.0
 # ... and only below this: at 30 dB a block's noise is ~3% of the output's RMS. On the HaGRID hand
 # detector (median 80.6 dB) the rule without it kept a block at 59.0 dB float, for nothing.
 HARMLESS_DB = 30.0
-TARGETS = ("ort-cpu", "openvino")
 # Calibration images the blocks are measured on, taken evenly across the set: folders sorted by
 # class made the first 4 ResNet-8 images all airplanes, on which its stem block looked 26 dB below
 # the median (kept float with its consumers: INT8 top-1 72.8 against 74.8, FP32 74.4); spread
@@ -110,7 +110,7 @@ def ensure_sensitive_blocks(
     blocks; [] for targets the rule is not applied to or when the measurement cannot run (the
     INT8 graph is then built as before, with the stem blocks float). `build` is `make_int8`
     (passed in: the recipe module calls this, so it cannot be imported here)."""
-    if target not in TARGETS:
+    if target not in SENSITIVE_BLOCK_TARGETS:
         return []
     known = load_sensitive_nodes(calibration, target)
     if known is not None:

@@ -6,6 +6,9 @@ layouts themselves."""
 from __future__ import annotations
 
 TARGETS = ("ort-cpu", "ort-cuda", "tensorrt", "openvino")
+# What a target's variants are called after their base name: int8, int8-trt, int8-ov (and
+# int8-mp, int8-mp-trt, ... for the precision workflow's)
+VARIANT_SUFFIX = {"ort-cpu": "", "openvino": "-ov", "tensorrt": "-trt", "ort-cuda": "-trt"}
 # Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
 EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0, "openvino": 0}
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
@@ -24,6 +27,9 @@ EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False, "
 # (84.0 against 86.4); there symmetric int8 activations, not weight rounding, make the error
 # (float weights in that graph: 84.8 / 78.0).
 BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino")
+# Where the default keeps float the blocks that alone wreck the output (see `sensitive_blocks`
+# for the measurements: a gain on ort-cpu and openvino, none on the TensorRT layout)
+SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino")
 # Targets `measure_speed` times on this CPU, and the backend each runs on there
 SPEED_TARGETS = {"ort-cpu": "ort-cpu", "openvino": "openvino-cpu"}
 # The Q/DQ layout (target) of the INT8 graph for each backend a user may pick to run it on
@@ -34,3 +40,8 @@ TARGET_OF_BACKEND = {
     "tensorrt": "tensorrt",
     "openvino-cpu": "openvino",
 }
+
+
+def variant_name(base: str, target: str) -> str:
+    """`base` ("int8", "int8-mp", ...) named for `target`, as `quantize` names its variants."""
+    return f"{base}{VARIANT_SUFFIX.get(target, '-trt')}"

@@ -20,18 +20,14 @@ from app.core.quant.bias_correction import load_channel_means
 from app.core.quant.calibration import calibrate, latest_calibration
 from app.core.quant.quantize import make_int8, quantize
 from tests.assets import ASSETS, IMAGES, needs_assets
-from tests.workspaces import copy_photos
+from tests.workspaces import copy_photos, minmax_workspace
 
 pytestmark = needs_assets
 
 
 @pytest.fixture(scope="module")
 def effnet_ws(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    copy_photos(folder, 16)
-    ws = Workspace.for_model(efficientnet_spec(ASSETS), tmp_path_factory.mktemp("ws"))
-    calibrate(ws, folder, method="minmax")
-    return ws
+    return minmax_workspace(tmp_path_factory, efficientnet_spec(ASSETS), 16)
 
 
 def _exact_logits(path, x: np.ndarray) -> np.ndarray:

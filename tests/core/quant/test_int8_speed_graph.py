@@ -4,8 +4,6 @@ on real photos. Timings are never asserted (they depend on the machine and its l
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -16,35 +14,26 @@ from app.benchmarks.int8_speed import efficientnet_spec
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.inspection import inspect_model
-from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.calibration import latest_calibration
 from app.core.quant.prepare import float_pads_between_qdq
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.silu import silu_node_names
 from app.core.quant.speed import cpu_session
 from tests.assets import ASSETS, IMAGES, YOLOX, needs_assets
+from tests.workspaces import minmax_workspace
 
 pytestmark = needs_assets
 COCO = IMAGES / "coco-train128" / "images"
 
 
-def _workspace(tmp_path_factory, spec, count: int):
-    folder = tmp_path_factory.mktemp("calib")
-    for path in sorted(COCO.glob("*.jpg"))[:count]:
-        shutil.copy(path, folder / path.name)
-    ws = Workspace.for_model(spec, tmp_path_factory.mktemp("ws"))
-    calibrate(ws, folder, method="minmax")
-    return ws
-
-
 @pytest.fixture(scope="module")
 def effnet_ws(tmp_path_factory):
-    return _workspace(tmp_path_factory, efficientnet_spec(ASSETS), 16)
+    return minmax_workspace(tmp_path_factory, efficientnet_spec(ASSETS), 16)
 
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    return _workspace(tmp_path_factory, inspect_model(YOLOX), 8)
+    return minmax_workspace(tmp_path_factory, inspect_model(YOLOX), 8)
 
 
 def _fused(path, tmp_path) -> onnx.ModelProto:

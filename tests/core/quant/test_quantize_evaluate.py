@@ -18,9 +18,10 @@ from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
-from app.core.quant.calibration import calibrate, latest_calibration
+from app.core.quant.calibration import latest_calibration
 from app.core.quant.quantize import quantize
 from tests.conftest import IMAGES, RESNET8, YOLOX, needs_assets
+from tests.workspaces import minmax_workspace
 
 pytestmark = needs_assets
 COCO = IMAGES / "coco-train128" / "images"
@@ -28,12 +29,7 @@ COCO = IMAGES / "coco-train128" / "images"
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    for path in sorted(COCO.glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
-    calibrate(ws, folder, method="minmax")
-    return ws
+    return minmax_workspace(tmp_path_factory, inspect_model(YOLOX))
 
 
 def _initializers(model):

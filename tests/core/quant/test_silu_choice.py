@@ -5,8 +5,6 @@ is checked against the recorded timings; both branches are driven with a timing 
 
 from __future__ import annotations
 
-import shutil
-
 import onnx
 import pytest
 
@@ -14,22 +12,17 @@ from app.core.errors import Cancelled, CancelToken
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant import silu_choice
-from app.core.quant.calibration import calibrate
 from app.core.quant.quantize import quantize
 from app.core.timing import SAME_SPEED_BAND
-from tests.assets import IMAGES, YOLOX, needs_assets
+from tests.assets import YOLOX, needs_assets
+from tests.workspaces import minmax_workspace
 
 pytestmark = needs_assets
 
 
 @pytest.fixture(scope="module")
 def yolox_ws(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    for path in sorted((IMAGES / "coco-train128" / "images").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path_factory.mktemp("ws"))
-    calibrate(ws, folder, method="minmax")
-    return ws
+    return minmax_workspace(tmp_path_factory, inspect_model(YOLOX))
 
 
 def _ops(ws: Workspace, name: str) -> list[str]:
