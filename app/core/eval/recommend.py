@@ -73,7 +73,8 @@ def recommend_backend(
     for v in rows:
         name = str(v.get("name", ""))
         if v.get("fallback"):
-            notes.append(f"{name} is not considered: it did not run on {backend} ({v['fallback']})")
+            why = v["fallback"]
+            notes.append(f"{name} is not considered: it did not run as asked on {backend} ({why})")
             continue
         ms, _ = latency_of(v)
         if ms is None:

@@ -200,15 +200,16 @@ def speed_line(meta: dict[str, Any]) -> str | None:
     if not speed:
         return None
     vnni = "with" if speed.get("vnni") else "without"
+    # three significant figures: a 0.19 ms classifier must not read "FP32 0.2 ms, int8 0.2 ms"
     line = (
-        f"{speed['verdict']} (FP32 {speed['fp32_p50_ms']:.1f} ms, {meta.get('name', 'int8')} "
-        f"{speed['int8_p50_ms']:.1f} ms, 1 thread, CPU {vnni} VNNI)"
+        f"{speed['verdict']} (FP32 {speed['fp32_p50_ms']:.3g} ms, {meta.get('name', 'int8')} "
+        f"{speed['int8_p50_ms']:.3g} ms, 1 thread, CPU {vnni} VNNI)"
     )
     ort_fp32 = speed.get("ort_fp32_p50_ms")
     if ort_fp32 is not None:
         line += (
-            f"; but fp32 on ort-cpu is faster here ({ort_fp32:.1f} ms): prefer it"
+            f"; but fp32 on ort-cpu is faster here ({ort_fp32:.3g} ms): prefer it"
             if speed.get("ort_fp32_faster")
-            else f"; fp32 on ort-cpu: {ort_fp32:.1f} ms"
+            else f"; fp32 on ort-cpu: {ort_fp32:.3g} ms"
         )
     return line

@@ -149,7 +149,7 @@ def test_a_cpu_fallback_is_never_recommended():
     )
     (r,) = recommend(rep)
     assert r.variant == "fp32"
-    assert f"int8 is not considered: it did not run on ort-cuda ({fell})" in r.lines
+    assert f"int8 is not considered: it did not run as asked on ort-cuda ({fell})" in r.lines
 
 
 def test_without_labels_the_agreement_bars_apply():
@@ -225,4 +225,4 @@ def test_a_benchmark_row_that_fell_back_is_not_named_fastest():
     bench = {"results": [result("fp32", 3.0), result("int8", 1.0, fell)]}
     (r,) = recommend(bench_as_report(bench))
     assert r.lines[0].startswith("ort-cuda: fastest is fp32 (3 ms p50)")
-    assert f"int8 is not considered: it did not run on ort-cuda ({fell})" in r.lines
+    assert f"int8 is not considered: it did not run as asked on ort-cuda ({fell})" in r.lines
