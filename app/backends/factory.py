@@ -59,6 +59,22 @@ def make_runner(
         if not _fp16_graph(model_path):
             provider.setdefault("use_tf32", "1" if tf32 else "0")
         options["provider_options"] = provider
+    if device == "tensorrt":
+        # Every provider session caches its engines (the provider's default is to build anew
+        # each time: minutes for a large model), in the folders `build` fills for the graph:
+        # its workspace's, else the app's cache (`ort_trt_options.runner_trt_options`).
+        from app.backends.ort_trt_options import runner_trt_options, workspace_of
+
+        provider = dict(options.pop("provider_options", None) or {})
+        root = options.pop("engine_cache_root", None) or workspace_of(model_path)
+        if "trt_engine_cache_path" not in provider:
+            try:
+                cached = runner_trt_options(model_path, root or default_cache_dir())
+            except (OSError, ValueError) as exc:  # unreadable: the runner says so when it opens
+                log.debug("%s: no engine cache options (%s)", model_path, exc)
+                cached = {}
+            provider = {**cached, **provider}
+        options["provider_options"] = provider
     return OrtRunner(
         model_path,
         device,
@@ -117,6 +133,10 @@ def runner_for_pipeline(
             log.warning("%s: running without fused I/O (%s)", model_path, exc)
         if fused and backend == "ort-cuda" and not spec.preprocess.short_side:
             options.setdefault("cuda_graph", True)
+    if backend == "ort-tensorrt":  # the fused copy's engines stay with the variant's workspace
+        from app.backends.ort_trt_options import workspace_of
+
+        options.setdefault("engine_cache_root", workspace_of(source))
     runner = make_runner(backend, model_path, strict=strict, threads=threads, options=options)
     if fused:
         runner.source_path = str(source)  # messages name the user's file, not the cached copy

@@ -102,6 +102,10 @@ class OrtRunner(Runner):
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.device != "cpu":
             ort.set_default_logger_severity(4)  # a provider that fails to load is reported below
+        if self.device == "tensorrt" and PROVIDERS["tensorrt"] in ort.get_available_providers():
+            for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+                if self.provider_options.get(key):  # the provider makes one level at most
+                    Path(self.provider_options[key]).mkdir(parents=True, exist_ok=True)
         try:
             try:
                 self.session = ort.InferenceSession(

@@ -9,6 +9,12 @@ The rules that matter most here:
 - With both precision flags off, recent ORT on TensorRT 10 builds a strongly typed network
   (per the fact sheet: ORT PR #24298), so FP16 and Q/DQ graphs keep the precision in the graph.
   Builds from before that change need the flags set: `legacy_weak_typing=True`.
+- The provider names a cached engine after the graph's file *name* and its input and node-output
+  names, with the OS, ORT, CUDA and TensorRT versions (`TRTGenerateId`,
+  onnxruntime/core/providers/tensorrt/tensorrt_execution_provider_utils.h), not after its weights
+  or Q/DQ scales: a re-quantized `int8-trt.onnx` would silently load the engine built from the
+  old scales. So engines go into one folder per graph *content* (`engine_folder`), and every
+  session on the provider, not only `build`'s, uses that cache (`runner_trt_options`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from app.backends.tensorrt.settings import GRAPH_KINDS, PRECISIONS, ProfileShapes, validate_profiles
 from app.core.errors import UserError
+from app.core.model.files import file_sha256
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -43,6 +50,7 @@ class OrtTrtSettings:
     opt_level: int | None = None
     device_id: int = 0
     legacy_weak_typing: bool = False
+    graph_path: str | os.PathLike[str] | None = None  # the graph the session opens (its cache key)
 
 
 def profile_shape_options(profiles: dict[str, Any]) -> dict[str, str]:
@@ -107,12 +115,38 @@ def _precision_flags(s: OrtTrtSettings, table: Path | None) -> dict[str, Any]:
     return {}
 
 
+ENGINE_FOLDER_HASH = 12  # hex digits of the graph's sha256 in its engine folder's name
+
+
+def engine_folder(root: str | os.PathLike[str], graph: str | os.PathLike[str]) -> Path:
+    """The provider's engine cache folder for `graph` under `root`: `<stem>-<sha256[:12]>`, one
+    per graph content (see the module doc for why the provider's own naming is not enough)."""
+    return Path(root) / f"{Path(graph).stem}-{file_sha256(Path(graph))[:ENGINE_FOLDER_HASH]}"
+
+
+def stale_engine_folders(folder: str | os.PathLike[str]) -> list[Path]:
+    """Sibling folders of engine folder `folder` made for older contents of the same graph."""
+    folder = Path(folder)
+    stem = folder.name[: -(ENGINE_FOLDER_HASH + 1)]
+    return [
+        p
+        for p in folder.parent.glob(f"{stem}-*")
+        if p != folder and p.is_dir() and len(p.name) == len(folder.name)
+    ]
+
+
 def cache_dirs(s: OrtTrtSettings) -> dict[str, Path]:
     """Folders the provider writes to; the caller creates them before opening the session."""
     base = Path(s.workspace) / "ort_trt"
     table = Path(s.calibration_table) if s.calibration_table is not None else None
-    # The table name is resolved inside the engine cache folder, so that folder is the table's.
-    engines = table.parent if table is not None else base / "engines"
+    # The table name is resolved inside the engine cache folder, so that folder is the table's
+    # (a calibration's folder: its key already names the model and the ranges).
+    if table is not None:
+        engines = table.parent
+    elif s.graph_path is not None:
+        engines = engine_folder(base / "engines", s.graph_path)
+    else:
+        engines = base / "engines"
     return {"engines": engines, "timing": base / "timing"}
 
 
@@ -141,6 +175,35 @@ def trt_provider_options(s: OrtTrtSettings) -> dict[str, Any]:
         opts["trt_builder_optimization_level"] = int(s.opt_level)
     opts.update(profile_shape_options(s.profiles))
     return opts
+
+
+def workspace_of(graph: str | os.PathLike[str]) -> Path | None:
+    """The workspace a variant graph belongs to (`<workspace>/variants/<name>.onnx`), if any."""
+    graph = Path(graph)
+    root = graph.parent.parent
+    if graph.parent.name == "variants" and (root / "spec.json").is_file():
+        return root
+    return None
+
+
+def runner_trt_options(graph: str | os.PathLike[str], cache_root: str | os.PathLike[str]) -> dict:
+    """Provider options for running `graph` as it is (its own precision: a Q/DQ graph as INT8,
+    an FP16 graph as FP16, else FP32), with the engine and timing caches under
+    `<cache_root>/ort_trt/`, the same folders `build` uses for that graph."""
+    import onnx
+
+    from app.core.model.checks import quantized_node_count
+    from app.core.quant.graph_rules import computes_in_fp16
+
+    graph = Path(graph)
+    if quantized_node_count(onnx.load(str(graph), load_external_data=False)):
+        kind, precision = "qdq", "int8"
+    elif computes_in_fp16(str(graph)):
+        kind, precision = "fp16", "fp16"
+    else:
+        kind, precision = "fp32", "fp32"
+    s = OrtTrtSettings(workspace=cache_root, precision=precision, graph=kind, graph_path=graph)
+    return trt_provider_options(s)  # the runner creates the folders when the provider loads
 
 
 def ort_trt_providers(

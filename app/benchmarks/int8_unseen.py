@@ -66,10 +66,10 @@ def split_dev64(assets: Path, out: Path) -> dict[str, Path]:
         for f in files:
             link = out / role / "images" / f.name
             if not link.exists():
-                link.symlink_to(f)
+                link.symlink_to(f.resolve())  # a relative --assets would dangle
             label = src / "labels" / f"{f.stem}.txt"
             if label.is_file() and not (out / role / "labels" / label.name).exists():
-                (out / role / "labels" / label.name).symlink_to(label)
+                (out / role / "labels" / label.name).symlink_to(label.resolve())
         folders[role] = out / role / "images"
     return folders
 

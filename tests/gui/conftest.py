@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import pytest
 from tests.assets import ASSETS, VIDEO
 from tests.assets import COCO_DEV64 as IMAGES
 from tests.assets import YOLOX as MODEL
+
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)  # when the run ends
 
 
 @pytest.fixture(scope="session")

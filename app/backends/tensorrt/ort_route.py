@@ -7,11 +7,18 @@ session whose first provider is not TensorRT built nothing, and saying so is the
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from app.backends.ort_trt_options import TRT_EP, OrtTrtSettings, cache_dirs, ort_trt_providers
+from app.backends.ort_trt_options import (
+    TRT_EP,
+    OrtTrtSettings,
+    cache_dirs,
+    ort_trt_providers,
+    stale_engine_folders,
+)
 from app.backends.registry import status_of
 from app.backends.tensorrt.engines import EngineJob
 from app.core.atomic import write_json
@@ -43,6 +50,7 @@ def ort_settings(ws: Workspace, job: EngineJob) -> OrtTrtSettings:
         profiles=dict(s.profiles),
         max_workspace_bytes=s.workspace_bytes,
         opt_level=s.opt_level,
+        graph_path=job.graph,
     )
 
 
@@ -70,6 +78,9 @@ def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(ws.path("ort_trt", "records", f"{job.variant}.json"), _record(job, summary, ort))
+    if settings.calibration_table is None:  # engines of this graph's older contents: never used
+        for old in stale_engine_folders(cache_dirs(settings)["engines"]):
+            shutil.rmtree(old, ignore_errors=True)
     return summary
 
 

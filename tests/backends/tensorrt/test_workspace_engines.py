@@ -127,3 +127,47 @@ def test_what_a_generation_cannot_build_is_refused_with_the_way_out(ws, tmp_path
         plan_job(bare, "int8", EngineOptions(int8_source="qdq"), 10)
     with pytest.raises(UserError, match="unknown variant"):
         plan_job(ws, "int4", EngineOptions(), 10)
+
+
+def test_provider_sessions_find_builds_engines_keyed_by_graph_content(ws, tmp_path) -> None:
+    """`build`'s ort-tensorrt route and every later ort-tensorrt session on the same graph share
+    one engine folder, named after the graph's content: ONNX Runtime's provider names cached
+    engines after file and node names only, so a re-quantized graph must not find the old
+    engine. Options only: the provider itself cannot load here."""
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from app.backends.factory import make_runner, runner_for_pipeline
+    from app.backends.ort_trt_options import cache_dirs, stale_engine_folders
+    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, ort_settings
+
+    job = plan_job(ws, "int8", EngineOptions(), ORT_TRT_MAJOR)
+    built = cache_dirs(ort_settings(ws, job))
+    assert built["engines"].parent == ws.root / "ort_trt" / "engines"
+    opts = make_runner("ort-tensorrt", job.graph).provider_options
+    assert opts["trt_engine_cache_path"] == str(built["engines"])
+    assert opts["trt_timing_cache_path"] == str(built["timing"])
+    assert opts["trt_engine_cache_enable"] is True and opts["trt_engine_cache_prefix"] == "qdq_int8"
+    assert "trt_int8_enable" not in opts  # strong typing: the graph's Q/DQ decide
+    # the live view's fused copy keeps its engines in the variant's workspace too
+    fused, _ = runner_for_pipeline("ort-tensorrt", job.graph, ws.spec(), cache_dir=tmp_path / "f")
+    cached = Path(fused.provider_options["trt_engine_cache_path"])
+    assert cached.parent == built["engines"].parent and cached.name.startswith("int8-trt.fused-")
+
+    # the same variant re-quantized (one scale changed, same names): another folder
+    other = tmp_path / "ws"
+    (other / "variants").mkdir(parents=True)
+    shutil.copy(ws.root / "spec.json", other / "spec.json")
+    model = onnx.load(str(job.graph))
+    scale = next(i for i in model.graph.initializer if i.name.endswith("_scale"))
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 1.01, scale.name))
+    onnx.save(model, str(other / "variants" / "int8-trt.onnx"))
+    moved = make_runner("ort-tensorrt", other / "variants" / "int8-trt.onnx").provider_options
+    new = Path(moved["trt_engine_cache_path"])
+    assert new.parent == other / "ort_trt" / "engines" and new.name != built["engines"].name
+    old = new.parent / built["engines"].name
+    old.mkdir(parents=True)
+    new.mkdir()
+    assert stale_engine_folders(new) == [old]
