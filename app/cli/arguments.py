@@ -14,6 +14,7 @@ from pathlib import Path
 from app.backends.registry import BACKENDS
 from app.core import defaults
 from app.core.model.spec import RESIZE_MODES
+from app.core.model.workspace import Workspace
 from app.core.quant.quantize import TARGETS
 
 Parser = argparse.ArgumentParser
@@ -175,14 +176,27 @@ def add_json(p: Parser, what: str = "the report", *, stdout: bool = False) -> No
         p.add_argument("--json", dest="json_out", type=file_to_write, help=f"write {what} as JSON")
 
 
-def add_variants(p: Parser) -> None:
-    """`args.variants`: a list of variant names."""
+def add_variants(p: Parser, *, every_recorded: bool = False) -> None:
+    """`args.variants`: a list of variant names; with `every_recorded`, None when not given
+    (`workspace_variants` then names them)."""
     p.add_argument(
         "--variants",
         type=comma_list,
-        default=",".join(defaults.VARIANTS),
-        help="comma-separated variant names (fp32 is the model itself)",
+        default=None if every_recorded else ",".join(defaults.VARIANTS),
+        help="comma-separated variant names (fp32 is the model itself)"
+        + ("; default: fp32 and every variant the workspace has" if every_recorded else ""),
     )
+
+
+def workspace_variants(ws: Workspace, names: list[str] | None) -> list[str]:
+    """`names`, or fp32 and every variant recorded in `ws` (int8-ov, int8-trt, int8-mp... too, not
+    only the default fp16 and int8): the default order first, then by name. A damaged one stays
+    in the list, so the command says it is damaged rather than leaving it out unmentioned."""
+    if names:
+        return names
+    have = [v["name"] for v in ws.variants()]
+    first = [n for n in defaults.VARIANTS if n == "fp32" or n in have]
+    return first + sorted(n for n in have if n not in first)
 
 
 def add_backend(p: Parser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from app.cli.arguments import (
     file_to_write,
     non_negative_int,
     positive_int,
+    workspace_variants,
 )
 from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import workspace_for_work
 from app.core import defaults
 from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
-from app.core.eval.bench import device_info, time_runner
+from app.core.eval.bench import TURNS, device_info, time_in_turns
 from app.core.eval.evaluate import variant_model_path
 from app.core.eval.recommend import Recommendation
 from app.core.eval.recommend import recommend as recommend_variants
@@ -38,17 +40,21 @@ from app.core.eval.reports import bench_as_report, load_results
 from app.core.frames.imageio import ImageReadError, read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.model.staleness import refuse_stale
+from app.core.quant.calibration import latest_calibration
+from app.core.safe_json import load_json
 
 
 def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("bench", help="latency per variant and backend (p50/p90/p99, throughput)")
     add_workspace(p)
-    add_variants(p)
+    add_variants(p, every_recorded=True)
     add_backends(p)
     p.add_argument("--iterations", type=positive_int, default=defaults.BENCH_ITERATIONS)
     p.add_argument("--warmup", type=non_negative_int, default=defaults.BENCH_WARMUP)
     p.add_argument(
-        "--image", type=file_to_read, help="a real photo to feed (default: a synthetic frame)"
+        "--image",
+        type=file_to_read,
+        help="a photo to feed (default: the first calibration image, else a synthetic frame)",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads for ORT (default: all cores)")
     add_tf32(p)
@@ -61,72 +67,57 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ws = workspace_for_work(args.workspace)
+    args.variants = workspace_variants(ws, args.variants)
     spec = ws.spec()
     for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
         print(f"warning: {warning}", file=sys.stderr)
-    try:
-        image = read_image(args.image) if args.image else _synthetic(spec.preprocess.size)
-    except ImageReadError as exc:
-        raise UserError(f"{args.image}: {exc}; give another photo (or none)") from exc
+    image, fed = _feed_image(ws, args.image, spec.preprocess.size)
     feeds = {
         fused: Preprocessor(spec.preprocess, fused=fused)(image)[0].copy()
         for fused in (False, True)
     }
     rows, results = [], []
     progress = ProgressBar("benchmarking")
-    steps, step = max(1, len(args.backends) * len(args.variants)), 0
-    for backend in args.backends:
+    for k, backend in enumerate(args.backends):
         status = status_of(backend)
         if not status.available:
             print(f"skipping {backend}: {status.reason}", file=sys.stderr)
             results.append({"backend": backend, "skipped": status.reason})
             continue
-        for name in args.variants:
-            progress(step / steps, f"{name} on {backend}")
-            step += 1
-            try:
-                path = (
-                    engine_for_variant(ws, name)
-                    if backend == "tensorrt"
-                    else variant_model_path(ws, name)
-                )
-            except UserError as exc:
-                print(f"skipping {name}: {exc}", file=sys.stderr)
-                continue
-            runner, fused = runner_for_pipeline(
-                backend,
-                path,
-                spec,
-                cache_dir=ws.path("engines", "fused"),
-                threads=args.threads,
-                options={"tf32": args.tf32},
+        what = ", ".join(args.variants) if len(args.variants) <= 4 else "the variants"
+        progress(k / len(args.backends), f"{what} on {backend}")
+        with ExitStack() as stack:
+            opened = _open_runners(ws, spec, args, backend, feeds, stack, results)
+            progress((k + 0.5) / len(args.backends), f"timing them in turns on {backend}")
+            timed = time_in_turns(
+                [(runner, feeds[fused]) for _, runner, fused in opened], args.iterations, 0
             )
-            with runner:
-                r = time_runner(runner, feeds[fused], args.iterations, args.warmup)
+            for (name, runner, fused), r in zip(opened, timed, strict=True):
                 info = runner.describe()
-            lat = r["latency_ms"]
-            entry = {
-                "variant": name,
-                "backend": backend,
-                "provider": info["provider"],
-                "fallback": info["fallback"],
-                "sha256": ws.variant_sha256(name),
-                "fused_io": fused,
-                **r,
-            }
-            results.append(entry)
-            rows.append(
-                (
-                    name,
-                    backend,
-                    info["provider"].removesuffix("ExecutionProvider"),
-                    lat["p50"],
-                    lat["p90"],
-                    lat["p99"],
-                    lat["mean"],
-                    r["throughput_fps"],
+                lat = r["latency_ms"]
+                results.append(
+                    {
+                        "variant": name,
+                        "backend": backend,
+                        "provider": info["provider"],
+                        "fallback": info["fallback"],
+                        "sha256": ws.variant_sha256(name),
+                        "fused_io": fused,
+                        **r,
+                    }
                 )
-            )
+                rows.append(
+                    (
+                        name,
+                        backend,
+                        info["provider"].removesuffix("ExecutionProvider"),
+                        lat["p50"],
+                        lat["p90"],
+                        lat["p99"],
+                        lat["mean"],
+                        r["throughput_fps"],
+                    )
+                )
     progress(1.0, "done")
     report = {
         "model_sha256": spec.sha256,
@@ -134,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         "iterations": args.iterations,
         "warmup": args.warmup,
         "input_shape": list(feeds[False].shape),
+        "input": fed,
+        "timing": f"variants timed in turns ({TURNS} rounds) per backend",
         "results": results,
     }
     print(
@@ -176,6 +169,66 @@ def _judged(
             print(f"note: {exc}", file=sys.stderr)
     found = recommend_variants(report, None, target_drop)
     return next((r for r in found if r.backend == backend), None)
+
+
+def _open_runners(
+    ws: Any,
+    spec: Any,
+    args: argparse.Namespace,
+    backend: str,
+    feeds: dict[bool, np.ndarray],
+    stack: ExitStack,
+    results: list[dict[str, Any]],
+) -> list[tuple[str, Any, bool]]:
+    """(variant, open and warmed-up runner, fused I/O) of each variant that runs on `backend`;
+    one that cannot (missing, no engine, refused by the runtime) is reported and left out, and
+    the others are still timed."""
+    opened = []
+    for name in args.variants:
+        try:
+            path = (
+                engine_for_variant(ws, name)
+                if backend == "tensorrt"
+                else variant_model_path(ws, name)
+            )
+            runner, fused = runner_for_pipeline(
+                backend,
+                path,
+                spec,
+                cache_dir=ws.path("engines", "fused"),
+                threads=args.threads,
+                options={"tf32": args.tf32},
+            )
+            stack.enter_context(runner)
+            for _ in range(args.warmup or 1):  # a runtime's first-result check runs here too
+                runner.infer(feeds[fused])
+        except UserError as exc:
+            print(f"skipping {name} on {backend}: {exc}", file=sys.stderr)
+            results.append({"variant": name, "backend": backend, "skipped": str(exc)})
+            continue
+        opened.append((name, runner, fused))
+    return opened
+
+
+def _feed_image(ws: Any, image: Path | None, size: list[int]) -> tuple[np.ndarray, str]:
+    """(frame, what it is): `image`, else the first readable image of the workspace's latest
+    calibration (real content: a runtime's first-result check on random noise can refuse a
+    graph that computes photos right), else a synthetic frame."""
+    if image is not None:
+        try:
+            return read_image(image), str(image)
+        except ImageReadError as exc:
+            raise UserError(f"{image}: {exc}; give another photo (or none)") from exc
+    try:
+        used = load_json(latest_calibration(ws) / "meta.json").get("images_used") or []
+    except (UserError, OSError, ValueError, AttributeError):
+        used = []
+    for candidate in used[:8]:
+        try:
+            return read_image(Path(candidate)), str(candidate)
+        except (ImageReadError, OSError, TypeError):
+            continue
+    return _synthetic(size), "synthetic frame (random pixels)"
 
 
 def _synthetic(size: list[int]) -> np.ndarray:

@@ -14,6 +14,7 @@ from app.cli.arguments import (
     add_target_drop,
     add_variants,
     add_workspace,
+    workspace_variants,
 )
 from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
@@ -28,7 +29,7 @@ def register(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("evaluate", help="accuracy and latency of each variant")
     add_workspace(p)
     add_eval_truth(p)
-    add_variants(p)
+    add_variants(p, every_recorded=True)
     add_backend(p)
     add_target_drop(p)
     add_allow_stale(p)
@@ -38,6 +39,7 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ws = workspace_for_work(args.workspace)
+    args.variants = workspace_variants(ws, args.variants)
     check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
     for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
         print(f"warning: {warning}", file=sys.stderr)

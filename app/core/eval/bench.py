@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.quant.speed import SETTLE_S
 from app.core.timing import percentiles
 
 
@@ -67,29 +68,62 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+TURNS = 10  # rounds `time_in_turns` splits the iterations into
+
+
 def time_runner(runner: Any, feed: np.ndarray, iterations: int = 200, warmup: int = 20) -> dict:
     """p50/p90/p99/mean of `runner.infer(feed)` (numpy in and out), plus copy/compute splits and
     device-resident compute when the runner offers them."""
-    for _ in range(warmup):
-        runner.infer(feed)
-    total, h2d, compute, d2h = [], [], [], []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        runner.infer(feed)
-        total.append((time.perf_counter() - t0) * 1e3)
-        split = getattr(runner, "last_timings", None) or {}
-        if split:
-            h2d.append(split["h2d_ms"])
-            compute.append(split["compute_ms"])
-            d2h.append(split["d2h_ms"])
-    result: dict[str, Any] = {"latency_ms": percentiles(total)}
-    result["throughput_fps"] = round(1000.0 / result["latency_ms"]["mean"], 2) if total else 0.0
-    if h2d:
-        result["h2d_ms"] = percentiles(h2d)
-        result["compute_ms"] = percentiles(compute)
-        result["d2h_ms"] = percentiles(d2h)
+    return time_in_turns([(runner, feed)], iterations, warmup)[0]
+
+
+def time_in_turns(
+    pairs: list[tuple[Any, np.ndarray]], iterations: int = 200, warmup: int = 20, turns: int = TURNS
+) -> list[dict]:
+    """`time_runner` of several (runner, feed) pairs timed in turns: each runs a tenth of its
+    iterations, then the next, so load from other programs that comes and goes falls on all of
+    them alike and their ratios hold on a busy machine (one after another, the same INT8 read
+    1.28x FP32 on a 2-core VM where an interleaved check read 1.00x; see also
+    `app.core.quant.speed.SETTLE_S`)."""
+    for runner, feed in pairs:
+        for _ in range(warmup):
+            runner.infer(feed)
+    samples: list[dict[str, list[float]]] = [
+        {"total": [], "h2d": [], "compute": [], "d2h": []} for _ in pairs
+    ]
+    chunk, done = max(1, iterations // max(1, turns)), 0
+    # a turn first runs uncounted for SETTLE_S: the previous session's idle threads still spin
+    settle = SETTLE_S if len(pairs) > 1 else 0.0
+    while done < iterations:
+        n = min(chunk, iterations - done)
+        for (runner, feed), got in zip(pairs, samples, strict=True):
+            turn = time.perf_counter()
+            while settle and time.perf_counter() - turn < settle:  # the last pool spins down
+                runner.infer(feed)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                runner.infer(feed)
+                got["total"].append((time.perf_counter() - t0) * 1e3)
+                split = getattr(runner, "last_timings", None) or {}
+                if split:
+                    got["h2d"].append(split["h2d_ms"])
+                    got["compute"].append(split["compute_ms"])
+                    got["d2h"].append(split["d2h_ms"])
+        done += n
+    return [_summary(runner, got, iterations) for (runner, _), got in zip(pairs, samples)]
+
+
+def _summary(runner: Any, got: dict[str, list[float]], iterations: int) -> dict:
+    result: dict[str, Any] = {"latency_ms": percentiles(got["total"])}
+    result["throughput_fps"] = (
+        round(1000.0 / result["latency_ms"]["mean"], 2) if got["total"] else 0.0
+    )
+    if got["h2d"]:
+        result["h2d_ms"] = percentiles(got["h2d"])
+        result["compute_ms"] = percentiles(got["compute"])
+        result["d2h_ms"] = percentiles(got["d2h"])
     resident = getattr(runner, "run_resident", None)
-    if resident is not None and h2d:
+    if resident is not None and got["h2d"]:
         times = []
         for _ in range(iterations):
             t0 = time.perf_counter()
