@@ -36,11 +36,11 @@ from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.recipe import stem_nodes
 from app.core.quant.speed import (
     BLOCK_RUNS,
-    SETTLE_S,
     cpu_session,
     int8_dot_support,
     interleaved_latency,
 )
+from app.core.timing import SETTLE_S
 
 log = logging.getLogger("int8_speed")
 PHOTO_FOLDERS = ("photos-misc103", "imagenet-samples", "coco-val-dev64/images")

@@ -12,6 +12,14 @@ import numpy as np
 # A latency ratio within this of 1.0 is "about the same": on a loaded machine medians move by a
 # few %.
 SAME_SPEED_BAND = 0.05
+# Graphs timed in turns start each turn with SETTLE_S of runs not counted. An idle ONNX Runtime
+# thread pool spins on its cores for tens of ms after each run, and in run-by-run turns one
+# session's spinning workers were measured, not the next session's speed. EfficientNet-Lite0 at
+# 2 threads on a 2-core Zen 5 VM, runs 1..30 after a switch (median of 30 s of turns): FP32 4.2,
+# 6.5, 6.4, 6.5, 4.4, 3.3, 2.6 ... settling at 2.36 ms from the 10th run (about 40 ms); INT8 2.5,
+# 2.2 ... settling at 1.08 ms from the 10th. Run by run the INT8/FP32 ratio read 0.28-0.36
+# instead of 0.46.
+SETTLE_S = 0.1
 
 
 def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:

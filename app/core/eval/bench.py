@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.quant.speed import SETTLE_S
-from app.core.timing import percentiles
+from app.core.timing import SETTLE_S, percentiles
 
 
 def device_info() -> dict[str, Any]:
@@ -84,7 +83,7 @@ def time_in_turns(
     iterations, then the next, so load from other programs that comes and goes falls on all of
     them alike and their ratios hold on a busy machine (one after another, the same INT8 read
     1.28x FP32 on a 2-core VM where an interleaved check read 1.00x; see also
-    `app.core.quant.speed.SETTLE_S`)."""
+    `app.core.timing.SETTLE_S`)."""
     for runner, feed in pairs:
         for _ in range(warmup):
             runner.infer(feed)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.timing import SAME_SPEED_BAND, percentiles, speed_verdict
+from app.core.timing import SAME_SPEED_BAND, SETTLE_S, percentiles, speed_verdict
 
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
@@ -73,14 +73,8 @@ def _runner_of(path: str | Path, threads: int, backend: str) -> Callable[[np.nda
     return lambda x: session.run(None, {name: x})
 
 
-# With more than one thread, a graph's turn is a block: runs for SETTLE_S not counted, then
-# BLOCK_RUNS counted. An idle ONNX Runtime thread pool spins on its cores for tens of ms after
-# each run, and in run-by-run turns one session's spinning workers were measured, not the next
-# session's speed. EfficientNet-Lite0 at 2 threads on a 2-core Zen 5 VM, runs 1..30 after a
-# switch (median of 30 s of turns): FP32 4.2, 6.5, 6.4, 6.5, 4.4, 3.3, 2.6 ... settling at 2.36
-# ms from the 10th run (about 40 ms); INT8 2.5, 2.2 ... settling at 1.08 ms from the 10th. Run
-# by run the INT8/FP32 ratio read 0.28-0.36 instead of 0.46.
-SETTLE_S = 0.1
+# With more than one thread, a graph's turn is a block: runs for SETTLE_S (`app.core.timing`)
+# not counted, then BLOCK_RUNS counted.
 BLOCK_RUNS = 20
 
 
