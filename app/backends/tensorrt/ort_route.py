@@ -7,16 +7,20 @@ session whose first provider is not TensorRT built nothing, and saying so is the
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from app.backends.ort_trt_options import (
+    CPU_EP,
+    CUDA_EP,
     TRT_EP,
     OrtTrtSettings,
     cache_dirs,
     ort_trt_providers,
+    runner_trt_options,
     stale_engine_folders,
 )
 from app.backends.registry import status_of
@@ -24,6 +28,8 @@ from app.backends.tensorrt.engines import EngineJob
 from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.model.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 # onnxruntime-gpu 1.31's provider links libnvinfer.so.10: its graphs follow TensorRT 10's rules.
 ORT_TRT_MAJOR = 10
@@ -75,13 +81,39 @@ def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
         "graph": str(job.graph),
         "engine": str(cache_dirs(settings)["engines"]),
         "state": "ready",
-        "seconds": round(time.perf_counter() - started, 3),
     }
+    fused = live_view_graph(ws, job)
+    if fused is not None:  # what run, Live, Compare and bench open: built now, not on first use
+        options = runner_trt_options(fused, ws.root)
+        for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+        ort.InferenceSession(str(fused), providers=[(TRT_EP, options), CUDA_EP, CPU_EP])
+        summary["live_view_engine"] = options["trt_engine_cache_path"]
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     write_json(ws.path("ort_trt", "records", f"{job.variant}.json"), _record(job, summary, ort))
     if settings.calibration_table is None:  # engines of this graph's older contents: never used
         for old in stale_engine_folders(cache_dirs(settings)["engines"]):
             shutil.rmtree(old, ignore_errors=True)
     return summary
+
+
+def live_view_graph(ws: Workspace, job: EngineJob) -> Path | None:
+    """The fused-I/O copy of the job's graph (uint8 frames in, `graph_fusion`) that run, Live,
+    Compare and bench open on ort-tensorrt, when they run that graph as it is (not the FP32
+    graph with a calibration table or the FP16 flag, which only `build` asks for) and the
+    model's I/O can be fused; else None. Its engines land where those sessions look
+    (`runner_trt_options`: one folder per graph content), wherever the copy is written."""
+    from app.backends.factory import default_cache_dir
+    from app.core.frames.graph_fusion import fused_model_path
+
+    as_is = job.settings.graph != "fp32" or job.settings.precision == "fp32"
+    if not as_is:
+        return None
+    try:
+        return fused_model_path(job.graph, ws.spec(), default_cache_dir() / "fused")
+    except Exception as exc:  # the live view then runs the graph unfused, as it says itself
+        log.info("%s: no fused copy to prebuild (%s)", job.graph, exc)
+        return None
 
 
 def _record(job: EngineJob, summary: dict[str, Any], ort: Any) -> dict[str, Any]:

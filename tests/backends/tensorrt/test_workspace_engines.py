@@ -140,8 +140,8 @@ def test_provider_sessions_find_builds_engines_keyed_by_graph_content(ws, tmp_pa
     from onnx import numpy_helper
 
     from app.backends.factory import make_runner, runner_for_pipeline
-    from app.backends.ort_trt_options import cache_dirs, stale_engine_folders
-    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, ort_settings
+    from app.backends.ort_trt_options import cache_dirs, runner_trt_options, stale_engine_folders
+    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, live_view_graph, ort_settings
 
     job = plan_job(ws, "int8", EngineOptions(), ORT_TRT_MAJOR)
     built = cache_dirs(ort_settings(ws, job))
@@ -155,6 +155,12 @@ def test_provider_sessions_find_builds_engines_keyed_by_graph_content(ws, tmp_pa
     fused, _ = runner_for_pipeline("ort-tensorrt", job.graph, ws.spec(), cache_dir=tmp_path / "f")
     cached = Path(fused.provider_options["trt_engine_cache_path"])
     assert cached.parent == built["engines"].parent and cached.name.startswith("int8-trt.fused-")
+    # ... which `build` prebuilds: the folder it fills for that copy is the one Live opens
+    prebuilt = runner_trt_options(live_view_graph(ws, job), ws.root)["trt_engine_cache_path"]
+    assert prebuilt == str(cached)
+    # a calibrator build of the FP32 graph is nothing a runner opens: no copy to prebuild
+    calibrator = plan_job(ws, "int8", EngineOptions(int8_source="calibrator"), ORT_TRT_MAJOR)
+    assert live_view_graph(ws, calibrator) is None
 
     # the same variant re-quantized (one scale changed, same names): another folder
     other = tmp_path / "ws"
