@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from app.backends.base import Runner, TensorInfo
-from app.core.errors import UserError
+from app.core.errors import ModelRefused, UserError
 from app.core.model.checks import quantized_node_count
 from app.core.openvino_session import compile_cpu, core, read_model
 from app.core.ort_session import cpu_session
@@ -157,7 +157,7 @@ def check_against_onnxruntime(
             if value < lowest:
                 lowest, what = value, part
     if lowest < SAME_RESULT_COSINE:
-        raise UserError(
+        raise ModelRefused(
             f"{shown_as or model_path}: OpenVINO computes this INT8 graph differently from ONNX "
             f"Runtime (output cosine similarity {lowest:.3f}{f' of the {what}' if what else ''} "
             "on the first input), so its results would be wrong: run it on ort-cpu, or for "

@@ -293,3 +293,11 @@ def add_allow_stale(p: Parser) -> None:
         action="store_true",
         help="use variants built from an older calibration or preprocessing (else refused)",
     )
+
+
+def layout_line(ws: Workspace, names: list[str], backend: str) -> str | None:
+    """`targets.layout_summary` of the workspace's variants `names` on `backend`."""
+    from app.core.quant.targets import layout_summary
+
+    targets = {n: (ws.variant_meta(n) or {}).get("target") for n in names if n != "fp32"}
+    return layout_summary(targets, backend)

@@ -23,6 +23,7 @@ from app.cli.arguments import (
     add_workspace,
     file_to_read,
     file_to_write,
+    layout_line,
     non_negative_int,
     positive_int,
     workspace_variants,
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipping {backend}: {status.reason}", file=sys.stderr)
             results.append({"backend": backend, "skipped": status.reason})
             continue
+        if line := layout_line(ws, args.variants, backend):
+            print(f"note: {line}", file=sys.stderr)
         what = ", ".join(args.variants) if len(args.variants) <= 4 else "the variants"
         progress(k / len(args.backends), f"{what} on {backend}")
         with ExitStack() as stack:

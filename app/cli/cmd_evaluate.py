@@ -14,6 +14,7 @@ from app.cli.arguments import (
     add_target_drop,
     add_variants,
     add_workspace,
+    layout_line,
     workspace_variants,
 )
 from app.cli.output import ProgressBar, save_json, table
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     check_json(args.coco, "COCO annotations", "give a COCO instances JSON")
     for warning in refuse_stale(ws, args.variants, allow=args.allow_stale):
         print(f"warning: {warning}", file=sys.stderr)
+    if line := layout_line(ws, args.variants, args.backend):
+        print(f"note: {line}", file=sys.stderr)
     report = evaluate(
         ws,
         args.images,

@@ -26,7 +26,7 @@ from app.cli.arguments import (
 from app.cli.model_spec import variant_to_run
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
-from app.core.errors import UserError
+from app.core.errors import ModelRefused, UserError
 from app.core.frames.imageio import ImageReadError
 from app.core.frames.live import run_live
 from app.core.frames.pipeline import FramePipeline
@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 continue
             try:
                 _run_source(src, pipe, spec, out_dir, results, written)
-            except OutputWriteError:
-                raise  # the output the user asked for failed: not a bad input to skip
+            except (OutputWriteError, ModelRefused):
+                raise  # the output the user asked for failed, or the model: not a bad input
             except (UserError, ImageReadError) as exc:
                 skipped.append({"source": source, "reason": _reason(exc, source)})
             skipped += [{"source": s.source, "reason": s.reason} for s in src.skipped]

@@ -19,6 +19,7 @@ from app.core.model.spec import ModelSpec
 from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace, default_root
 from app.core.model.workspace_index import find_workspace, workspace_holds
+from app.core.quant.targets import layout_note
 
 FLAG_FIELDS = {"size": "size", "resize": "resize", "color": "color", "scale": "scale"}
 
@@ -95,4 +96,9 @@ def variant_to_run(args: argparse.Namespace) -> tuple[ModelSpec, str]:
         )
     for warning in refuse_stale(ws, [args.variant], allow=args.allow_stale):
         print(f"warning: {warning}", file=sys.stderr)
-    return spec, str(ws.require_variant(args.variant))
+    path = str(ws.require_variant(args.variant))
+    target = (ws.variant_meta(args.variant) or {}).get("target")
+    note = layout_note(args.variant, target, getattr(args, "backend", ""))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return spec, path

@@ -11,6 +11,11 @@ class UserError(Exception):
     """A problem the user can fix; `str(err)` is a complete, one-line message for them."""
 
 
+class ModelRefused(UserError):
+    """A backend refuses to run a model at all (not one input): a command stops at it rather
+    than skipping input after input with the same message."""
+
+
 class Cancelled(Exception):
     """Raised inside long jobs when their cancellation token is set."""
 

@@ -177,7 +177,22 @@ class MainWindow(QMainWindow):
             parts.append("uint8 frames into the graph (fused I/O)")
         if fallback:
             parts.append(f"warning: {fallback}")
+        if note := self._layout_note(info):
+            parts.append(f"note: {note}")
         self.log_line("running " + "; ".join(parts))
+
+    def _layout_note(self, info: dict) -> str | None:
+        """`targets.layout_note` for the variant that started (its record says its layout)."""
+        from app.core.errors import UserError
+        from app.core.quant.targets import layout_note
+
+        name = str(info.get("variant") or "")
+        try:
+            metas = {str(m.get("name")): m for m in self.state.variant_metas()}
+        except UserError:
+            return None
+        target = (metas.get(name) or {}).get("target")
+        return layout_note(name, target, str(info.get("backend") or ""))
 
     # settings --------------------------------------------------------------------------------
     def restore(self) -> None:

@@ -45,3 +45,47 @@ TARGET_OF_BACKEND = {
 def variant_name(base: str, target: str) -> str:
     """`base` ("int8", "int8-mp", ...) named for `target`, as `quantize` names its variants."""
     return f"{base}{VARIANT_SUFFIX.get(target, '-trt')}"
+
+
+def layout_note(variant: str, target: str | None, backend: str) -> str | None:
+    """What to tell a user who runs INT8 variant `variant`, laid out for `target`, on `backend`
+    when the backend's own layout is another one (int8, with uint8 zero points TensorRT cannot
+    take, on ort-tensorrt; int8-trt, dequantized into float convs, on ort-cpu): the variant made
+    for that backend and how to build it. None when the layouts match, when the variant is not
+    an INT8 graph of the app's, or on the native `tensorrt` backend, which runs the engine of
+    the graph made for it whatever the variant is called."""
+    want = TARGET_OF_BACKEND.get(backend)
+    if not target or target not in VARIANT_SUFFIX or want is None or backend == "tensorrt":
+        return None
+    suffix = VARIANT_SUFFIX[target]
+    if suffix == VARIANT_SUFFIX[want]:
+        return None
+    base = variant.removesuffix(suffix) if suffix else variant
+    return (
+        f"{variant} is laid out for {target}, not for {backend}; the variant made for "
+        f"{backend} is {variant_name(base, want)} ({_how_to_build(base, want)})"
+    )
+
+
+def layout_summary(targets: dict[str, str | None], backend: str) -> str | None:
+    """One line for several variants ({name: target}) run on `backend`: which of them are laid
+    out for other backends, and the variants made for this one (see `layout_note`)."""
+    other = {n: t for n, t in targets.items() if layout_note(n, t, backend)}
+    if not other:
+        return None
+    want = TARGET_OF_BACKEND[backend]
+    own = sorted(
+        {variant_name(n.removesuffix(VARIANT_SUFFIX[t]) if VARIANT_SUFFIX[t] else n, want)
+         for n, t in other.items() if t}
+    )  # fmt: skip
+    laid = ", ".join(f"{n} ({t})" for n, t in other.items())
+    return (
+        f"on {backend}, {laid} {'is' if len(other) == 1 else 'are'} laid out for another "
+        f"backend; made for {backend}: {', '.join(own)}"
+    )
+
+
+def _how_to_build(base: str, target: str) -> str:
+    if base == "int8":
+        return f"int8-studio quantize --target {target}"
+    return f"int8-studio debug-precision --target {target}"  # the mixed-precision variants
