@@ -162,9 +162,17 @@ def build_pool(
             | {"labelled": labelled, "images": len(items), "search": len(s), "held_out": len(h)}
         )
     if not search or not held:
+        why = ""
+        if result.calibration_excluded:
+            why = (
+                f" ({result.calibration_excluded} left out because the calibration used them: "
+                "judged on them, INT8 would look closer to FP32 than it is)"
+            )
         raise UserError(
-            f"{images_dir}: {len(search) + len(held)} usable images; the search needs at least "
-            f"{HOLD_OUT_EVERY} (one in {HOLD_OUT_EVERY} is kept back to check the result)"
+            f"{images_dir}: {len(search) + len(held)} usable images{why}; the search needs at "
+            f"least {HOLD_OUT_EVERY} (one in {HOLD_OUT_EVERY} is kept back to check the result): "
+            "give images the calibration did not use (another folder; on the command line --pool "
+            "adds folders or videos)"
         )
     result.search_available = len(search)
     result.search = PoolPart(_subset(search, max_search))

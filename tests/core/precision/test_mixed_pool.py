@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from app.backends.factory import make_runner
+from app.core.errors import UserError
 from app.core.eval.evaluate import evaluate
 from app.core.eval.pool import PoolPart, build_pool
 from app.core.model.inspection import inspect_model
@@ -98,6 +99,18 @@ def test_pool_split_is_disjoint_deterministic_and_skips_calibration(cifar):
     first = pool.held_out.items[-1]
     image = next(iter(PoolPart([first])))[1]
     assert image.shape[:2] == first.size  # a kept frame decodes to the size recorded
+
+
+def test_a_pool_of_calibration_images_only_says_why_it_is_empty(cifar):
+    """The folder the workspace was calibrated on, given as the search images: every image is
+    left out, and the message says so instead of '0 usable images' of a folder that has them."""
+    _, _, _, used = cifar
+    cal = Path(used[0]).parent.parent  # cal/<class>/<image>
+    with pytest.raises(UserError) as err:
+        build_pool(cal, [], exclude=used)
+    message = str(err.value)
+    assert message.startswith(f"{cal}: 0 usable images (60 left out because the calibration ")
+    assert "give images the calibration did not use" in message
 
 
 def test_search_keeps_the_cap_and_reports_held_out_figures_evaluate_agrees_with(cifar, tmp_path):
