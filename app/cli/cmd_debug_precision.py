@@ -21,6 +21,7 @@ from app.core import defaults
 from app.core.atomic import write_json
 from app.core.precision.debug import analyse_layers
 from app.core.precision.mixed import search_mixed_precision
+from app.core.quant.targets import variant_name
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -55,7 +56,9 @@ def register(subs: argparse._SubParsersAction) -> None:
         "for detectors, 98%% top-1 for classifiers)",
     )
     p.add_argument(
-        "--name", default=defaults.MIXED_VARIANT_NAME, help="name of the variant to write"
+        "--name",
+        help=f"name of the variant to write (default: {defaults.MIXED_VARIANT_NAME} with the "
+        "target's suffix, as quantize names its variants: int8-mp, int8-mp-trt, int8-mp-ov)",
     )
     add_json(p)
     p.set_defaults(func=run)
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         min_agreement=args.min_agreement,
         target=args.target,
         max_fraction=args.max_fraction,
-        variant_name=args.name,
+        # one name per layout, as the GUI's Precision tab: a search for another target does not
+        # overwrite the variant made for this one
+        variant_name=args.name or variant_name(defaults.MIXED_VARIANT_NAME, args.target),
         analysis=analysis,
         runner_factory=make_runner,
         progress=ProgressBar("searching"),

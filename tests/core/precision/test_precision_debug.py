@@ -131,6 +131,12 @@ def test_debug_precision_command_writes_a_usable_variant(resnet, tmp_path):
     assert report["variant"] == "int8-mp" and isinstance(report["layers_kept"], int)
     assert report["trials"] and all("compute_ops_float" in t for t in report["trials"])
     assert ws.valid_variant("int8-mp")
+    # a search for another layout gets that layout's name and leaves int8-mp alone
+    before = ws.variant_meta("int8-mp")
+    args = ["--workspace", str(ws.root), "--images", str(val), "--analysis-images", "4"]
+    assert main(["debug-precision", *args, "--target", "tensorrt", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["variant"] == "int8-mp-trt"
+    assert ws.valid_variant("int8-mp-trt") and ws.variant_meta("int8-mp") == before
     assert (
         main(
             [
