@@ -147,7 +147,11 @@ class CocoMatches:
         npig = self.positives @ w
         valid = np.flatnonzero(npig > 0)  # a class absent from this resample is left out
         if not valid.size:
-            return {self.prefix + "mAP50_95": 0.0, self.prefix + "mAP50": 0.0}
+            # A resample that drew no image with an object has no mAP (pycocotools reports -1):
+            # NaN, which the bootstrap leaves out. As 0 it pulled FP32's agreement with itself
+            # to [0, 100] on a hand detector whose photos mostly show no hand.
+            none = 0.0 if weights is None else float("nan")
+            return {self.prefix + "mAP50_95": none, self.prefix + "mAP50": none}
         # A detection of an image drawn 0 times adds nothing: its point repeats the previous
         # one on the curve, which changes neither the interpolated precision nor the recall
         # thresholds it reaches, so no filtering is needed.

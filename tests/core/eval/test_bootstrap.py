@@ -116,6 +116,19 @@ def test_per_image_coco_matching_equals_faster_coco_eval(coco12):
     resampled = matches.values(weights)
     assert round(resampled["mAP50_95"], 2) == coco_map(replica, replica_dets)["mAP50_95"]
     assert resampled["mAP50_95"] != pytest.approx(ours["mAP50_95"])
+    # Objects in one image of the twelve, found exactly (a reference against itself, as FP32's
+    # agreement with FP32): a third of the resamples draw no image with an object and have no
+    # mAP. Left out (NaN), the interval is [100, 100]; counted as 0 it was [0, 100].
+    first = gt["images"][0]["id"]
+    sparse = dict(gt, annotations=[a for a in gt["annotations"] if a["image_id"] == first])
+    itself = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+               "score": 1.0} for a in sparse["annotations"]]  # fmt: skip
+    alone = CocoMatches(sparse, itself)
+    missing_it = np.ones(len(images))
+    missing_it[0] = 0
+    assert np.isnan(alone.values(missing_it)["mAP50_95"]) and alone.values()["mAP50_95"] == 100
+    ci = bootstrap.intervals({"fp32": [alone]}, resamples=200)["fp32"]["metrics_ci"]
+    assert ci["mAP50_95"] == [100.0, 100.0]
 
 
 def test_detector_report_has_map_and_agreement_intervals(coco12):
