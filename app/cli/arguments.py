@@ -300,4 +300,4 @@ def layout_line(ws: Workspace, names: list[str], backend: str) -> str | None:
     from app.core.quant.targets import layout_summary
 
     targets = {n: (ws.variant_meta(n) or {}).get("target") for n in names if n != "fp32"}
-    return layout_summary(targets, backend)
+    return layout_summary(targets, backend, {v["name"] for v in ws.variants() if v["valid"]})

@@ -67,9 +67,12 @@ def layout_note(variant: str, target: str | None, backend: str) -> str | None:
     )
 
 
-def layout_summary(targets: dict[str, str | None], backend: str) -> str | None:
+def layout_summary(
+    targets: dict[str, str | None], backend: str, have: set[str] | frozenset[str] = frozenset()
+) -> str | None:
     """One line for several variants ({name: target}) run on `backend`: which of them are laid
-    out for other backends, and the variants made for this one (see `layout_note`)."""
+    out for other backends, and the variants made for this one, those not in `have` (the
+    workspace's variants) marked as not built (see `layout_note`)."""
     other = {n: t for n, t in targets.items() if layout_note(n, t, backend)}
     if not other:
         return None
@@ -79,9 +82,19 @@ def layout_summary(targets: dict[str, str | None], backend: str) -> str | None:
          for n, t in other.items() if t}
     )  # fmt: skip
     laid = ", ".join(f"{n} ({t})" for n, t in other.items())
+    built = [n for n in own if n in have]
+    missing = [n for n in own if n not in have]
+    suffix = VARIANT_SUFFIX[want]
+    made = ", ".join(
+        built
+        + [
+            f"{n} not built ({_how_to_build(n.removesuffix(suffix) if suffix else n, want)})"
+            for n in missing
+        ]
+    )
     return (
         f"on {backend}, {laid} {'is' if len(other) == 1 else 'are'} laid out for another "
-        f"backend; made for {backend}: {', '.join(own)}"
+        f"backend; made for {backend}: {made}"
     )
 
 

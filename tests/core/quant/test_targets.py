@@ -44,10 +44,16 @@ def test_no_note_where_the_layout_fits_or_is_not_the_apps(variant, target, backe
 
 def test_one_line_for_several_variants_on_one_backend():
     targets = {"fp16": None, "int8": "ort-cpu", "int8-trt": "tensorrt", "int8-ov": "openvino"}
-    line = layout_summary(targets, "ort-cpu")
+    line = layout_summary(targets, "ort-cpu", have={"fp16", "int8", "int8-trt", "int8-ov"})
     assert line == (
         "on ort-cpu, int8-trt (tensorrt), int8-ov (openvino) are laid out for another backend; "
         "made for ort-cpu: int8"
+    )
+    # what the workspace lacks is named with the command that builds it
+    line = layout_summary({"int8": "ort-cpu", "int8-mp": "ort-cpu"}, "openvino-cpu", {"int8"})
+    assert line is not None and line.endswith(
+        "made for openvino-cpu: int8-mp-ov not built (int8-studio debug-precision --target "
+        "openvino), int8-ov not built (int8-studio quantize --target openvino)"
     )
     assert layout_summary({"int8-ov": "openvino"}, "openvino-cpu") is None
     assert set(TARGET_OF_BACKEND) >= {"ort-cpu", "openvino-cpu", "ort-tensorrt"}
