@@ -31,7 +31,7 @@ import numpy as np
 from app.backends.base import Runner, TensorInfo
 from app.core.errors import ModelRefused, UserError
 from app.core.model.checks import quantized_node_count
-from app.core.openvino_session import compile_cpu, core, read_model
+from app.core.openvino_session import compile_cpu, core, has_dynamic_input, read_model
 from app.core.ort_session import cpu_session
 
 # Lowest cosine similarity between OpenVINO's and ONNX Runtime's output (each output flattened)
@@ -39,6 +39,8 @@ from app.core.ort_session import cpu_session
 # photos: 0.991-0.9999 for graphs both run right (YOLOX-Nano int8 / int8-ov, EfficientNet-Lite0
 # int8 / int8-trt), 0.79 for the YOLOX-Nano int8-trt graph OpenVINO runs wrong.
 SAME_RESULT_COSINE = 0.95
+# Input shapes of a model with open dims that get a request compiled for them (`_request_for`)
+FIXED_SHAPES = 4
 # The same bar for the scores of the fused-I/O detection output (see `output_agreement`)
 SCORE_COSINE = 0.5
 
@@ -80,19 +82,26 @@ class OpenVinoRunner(Runner):
         self._ports: list[Any] = []
         self._unchecked = False  # a quantized graph whose first result is not yet checked
         self.ort_cosine: float | None = None  # that check's result
+        # a model with open input dims: requests compiled for the input shapes it gets again
+        # (`has_dynamic_input`), and the shapes seen once
+        self._model: Any = None
+        self._fixed: dict[tuple, tuple[Any, list[Any]]] = {}
+        self._seen: set[tuple] = set()
 
     def _open(self) -> None:
         try:
             model = read_model(self.model_path)
             self._compiled = compile_cpu(model, self.threads)
+            self._model = model if has_dynamic_input(model) else None
         except Exception as exc:  # OpenVINO raises RuntimeError (unsupported op, bad file, ...)
             first = str(exc).strip().splitlines()[0][:240] if str(exc) else type(exc).__name__
             raise UserError(f"{self.model_path}: OpenVINO cannot load it ({first})") from exc
         self._request = self._compiled.create_infer_request()
         self.active_provider = "OpenVINO CPU"
-        self.inputs = [_info(p) for p in self._compiled.inputs]
+        onnx_names = _graph_io_names(self.model_path)
+        self.inputs = [_info(p, onnx_names) for p in self._compiled.inputs]
         self._ports = list(self._compiled.outputs)
-        self.outputs = [_info(p) for p in self._ports]
+        self.outputs = [_info(p, onnx_names) for p in self._ports]
         self._unchecked = _is_quantized(self.model_path)
         if any(i.dtype == "float16" for i in self.inputs) or _has_fp16_weights(model):
             self.fallback_note = (
@@ -103,14 +112,37 @@ class OpenVinoRunner(Runner):
         self._request = None
         self._compiled = None
         self._ports = []
+        self._model = None
+        self._fixed.clear()
+        self._seen.clear()
 
     def _infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self._request.infer(feed)  # outputs copied out of the request (share_outputs)
-        out = [result[p] for p in self._ports]
+        request, ports = self._request_for(feed)
+        result = request.infer(feed)  # outputs copied out of the request (share_outputs)
+        out = [result[p] for p in ports]
         if self._unchecked:
             self.ort_cosine = self._check(feed, out)
             self._unchecked = False
         return out
+
+    def _request_for(self, feed: dict[str, np.ndarray]) -> tuple[Any, list[Any]]:
+        """The request to run `feed` with: for a model with open input dims, one compiled for
+        these input shapes once they come a second time (a video's frames, a folder's common
+        size; a shape seen once is not worth 0.2-0.7 s of compiling), at most FIXED_SHAPES."""
+        if self._model is None:
+            return self._request, self._ports
+        key = tuple((name, tuple(value.shape)) for name, value in feed.items())
+        if key in self._fixed:
+            return self._fixed[key]
+        if key in self._seen and len(self._fixed) < FIXED_SHAPES:
+            # by input index: a port has several tensor names, and reshape takes not all of them
+            index = {n: i for i, p in enumerate(self._model.inputs) for n in p.get_names()}
+            shapes = {index.get(n, i): list(s) for i, (n, s) in enumerate(key)}
+            compiled = compile_cpu(self._model, self.threads, shapes)
+            self._fixed[key] = (compiled.create_infer_request(), list(compiled.outputs))
+            return self._fixed[key]
+        self._seen.add(key)
+        return self._request, self._ports
 
     def _check(self, feed: dict[str, np.ndarray], out: list[np.ndarray]) -> float:
         """`check_against_onnxruntime` on this first result, or, for a graph whose outputs come
@@ -234,11 +266,24 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / norms) if norms > 0 else float(np.array_equal(a, b))
 
 
-def _info(port: Any) -> TensorInfo:
+def _graph_io_names(path: Path) -> set[str]:
+    """The ONNX graph's own input and output names."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {v.name for v in [*graph.input, *graph.output]}
+
+
+def _info(port: Any, onnx_names: set[str]) -> TensorInfo:
+    """A port as the ONNX file names it: OpenVINO gives a port every tensor name that ends there
+    (the tutorial YOLOX export's "input" is also "/Sub_output_0"), and `get_any_name` may pick
+    another than the file's, which the app's messages and the fused-output check go by."""
     shape: list[int | str] = []
     for i, dim in enumerate(port.get_partial_shape()):
         shape.append(dim.get_length() if dim.is_static else f"d{i}")
-    name = port.get_any_name() if port.get_names() else ""
+    names = port.get_names()
+    own = sorted(n for n in names if n in onnx_names)
+    name = own[0] if own else (port.get_any_name() if names else "")
     element = port.get_element_type().get_type_name()
     return TensorInfo(name, shape, OV_TYPES.get(element, element))
 

@@ -37,8 +37,22 @@ def read_model(path: str | Path) -> Any:
     return core().read_model(str(path))
 
 
-def compile_cpu(model: Any, threads: int | None = None) -> Any:
-    """`model` (read_model's, or a path) compiled for the CPU with `cpu_config`."""
+def compile_cpu(
+    model: Any, threads: int | None = None, shapes: dict[Any, list[int]] | None = None
+) -> Any:
+    """`model` (read_model's, or a path) compiled for the CPU with `cpu_config`; with `shapes`
+    ({input index or name: dims}) its dynamic inputs fixed to them first (`has_dynamic_input`)."""
     if isinstance(model, str | Path):
         model = read_model(model)
+    if shapes:
+        model = model.clone()
+        model.reshape({model.inputs[k] if isinstance(k, int) else k: v for k, v in shapes.items()})
     return core().compile_model(model, "CPU", cpu_config(threads))
+
+
+def has_dynamic_input(model: Any) -> bool:
+    """Whether an input of `model` has a dimension left open (a YOLOX export with "height" and
+    "width"). OpenVINO then picks its kernels for any size: YOLOX-Nano at 384x512 ran 14.3 ms
+    dynamic against 11.9 ms with the shape fixed (FP32; its int8-ov 12.8 against 10.2; 1 thread,
+    2-core Zen 5 EPYC), for 0.2-0.7 s of compiling per shape."""
+    return any(port.get_partial_shape().is_dynamic for port in model.inputs)

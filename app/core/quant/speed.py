@@ -64,10 +64,18 @@ ORT_FP32 = "fp32 @ort-cpu"  # what an INT8 graph for another CPU runtime is also
 def _runner_of(path: str | Path, threads: int, backend: str) -> Callable[[np.ndarray], Any]:
     """A function that runs the graph at `path` once on `backend` (no output checks: timing)."""
     if backend == "openvino-cpu":
-        from app.core.openvino_session import compile_cpu
+        from app.core.openvino_session import compile_cpu, has_dynamic_input, read_model
 
-        request = compile_cpu(path, threads).create_infer_request()
-        return lambda x: request.infer({0: x})
+        model = read_model(path)
+        cache: dict[tuple[int, ...], Any] = {}
+
+        def run(x: np.ndarray) -> Any:  # fixed to the feed's shape, as the runner does
+            if x.shape not in cache:
+                shapes = {0: list(x.shape)} if has_dynamic_input(model) else None
+                cache[x.shape] = compile_cpu(model, threads, shapes).create_infer_request()
+            return cache[x.shape].infer({0: x})
+
+        return run
     session = cpu_session(path, threads)
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})
