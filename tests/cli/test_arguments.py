@@ -100,12 +100,12 @@ def test_defaults_come_from_core_defaults(tmp_path: Path) -> None:
     assert quant.precision == list(defaults.QUANTIZE_PRECISIONS)
     assert quant.target == defaults.QUANTIZE_TARGET
     debug = parser.parse_args(["debug-precision", *ws, "--images", str(tmp_path)])
-    assert (debug.target_drop, debug.analysis_images, debug.max_fraction, debug.name) == (
+    assert (debug.target_drop, debug.analysis_images, debug.max_fraction) == (
         defaults.TARGET_DROP,
         defaults.ANALYSIS_IMAGES,
         defaults.MAX_FLOAT_FRACTION,
-        defaults.MIXED_VARIANT_NAME,
     )
+    assert debug.name is None  # MIXED_VARIANT_NAME with the target's suffix (`variant_name`)
     assert (debug.pool, debug.min_agreement) == ([], None)  # the --images folder; per task
     pooled = ["--pool", "photos", "--pool", "walk.mp4"]
     debug = parser.parse_args(["debug-precision", *ws, "--images", str(tmp_path), *pooled])
