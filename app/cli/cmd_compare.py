@@ -18,7 +18,7 @@ from app.backends.registry import BACKENDS
 from app.cli.arguments import add_allow_stale, add_json, add_model, add_workspace
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
-from app.core.errors import UserError
+from app.core.errors import ModelRefused, UserError
 from app.core.eval.comparison import MATCH_IOU, Comparison, FrameDiff
 from app.core.frames.imageio import ImageReadError
 from app.core.frames.pipeline import FramePipeline, FrameResult
@@ -29,6 +29,7 @@ from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
+from app.core.quant.targets import layout_note
 
 TABLE_ROWS = 20  # disagreeing frames listed on the terminal (all of them are in the JSON)
 
@@ -99,8 +100,11 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return variants, backends
 
 
-def resolve(args: argparse.Namespace, variants: list[str]) -> tuple[ModelSpec, list[str]]:
-    """The model spec and the ONNX file of each variant (fp32 is the model itself)."""
+def resolve(
+    args: argparse.Namespace, variants: list[str], backends: list[str] | None = None
+) -> tuple[ModelSpec, list[str]]:
+    """The model spec and the ONNX file of each variant (fp32 is the model itself); a note for a
+    variant that runs on a backend its layout was not made for (`targets.layout_note`)."""
     if args.model:
         spec = inspect_model(args.model)
         needs_ws = any(v != "fp32" for v in variants)
@@ -112,6 +116,10 @@ def resolve(args: argparse.Namespace, variants: list[str]) -> tuple[ModelSpec, l
         for warning in refuse_stale(ws, variants, allow=args.allow_stale):
             print(f"warning: {warning}", file=sys.stderr)
     paths = [spec.path if v == "fp32" else str(ws.require_variant(v)) for v in variants]
+    for variant, backend in zip(variants, backends or [], strict=False):
+        meta = ws.variant_meta(variant) if ws is not None and variant != "fp32" else None
+        if note := layout_note(variant, (meta or {}).get("target"), backend):
+            print(f"note: {note}", file=sys.stderr)
     return spec, paths
 
 
@@ -152,7 +160,7 @@ class _Images:
 
 def run(args: argparse.Namespace) -> int:
     variants, backends = validate(args)
-    spec, paths = resolve(args, variants)
+    spec, paths = resolve(args, variants, backends)
     out_dir = Path(args.output) if args.output else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
                 if src.kind == "camera":
                     raise UserError(f"{source}: compare reads files (images, folders, videos)")
                 run_stages(src, infer, finish)  # decode, both variants, compare: three threads
+            except ModelRefused:
+                raise  # a variant the backend will not run: not a bad source to skip
             except (UserError, ImageReadError) as exc:
                 skipped.append({"source": source, "reason": str(exc).removeprefix(f"{source}: ")})
                 continue
