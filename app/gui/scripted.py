@@ -272,6 +272,12 @@ def measure_throughput(processor: Any, args: Any) -> dict[str, Any]:
 
     def measure() -> None:  # on a worker-priority thread, as the live run's inference was
         lower_thread_priority()
+        try:
+            measured()
+        except UserError as exc:  # the live run has said it already (a refused model, ...)
+            timed["throughput_error"] = one_line(exc)
+
+    def measured() -> None:
         with runner:
             timed.update(time_runner(runner, feed.copy(), args.throughput_iterations, warmup=10))
             if not args.fast:  # paced playback (a video at its own rate) is not a throughput
