@@ -106,6 +106,8 @@ class OrtRunner(Runner):
             for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
                 if self.provider_options.get(key):  # the provider makes one level at most
                     Path(self.provider_options[key]).mkdir(parents=True, exist_ok=True)
+        if self.cuda_graph:  # a graph it cannot capture is retried below and said in words,
+            opts.log_severity_level = 4  # not as ONNX Runtime's raw error line
         try:
             try:
                 self.session = ort.InferenceSession(
@@ -118,6 +120,7 @@ class OrtRunner(Runner):
                 # node on the GPU: run without the graph, and say so.
                 self.cuda_graph = False
                 self.fallback_note = "CUDA graph not used: not every node runs on CUDA"
+                opts.log_severity_level = 3
                 self.session = ort.InferenceSession(
                     str(self.model_path), opts, providers=self._providers()
                 )

@@ -85,7 +85,7 @@ def ort_tensorrt_library_reason(has_library: Callable[..., bool]) -> str | None:
         )
     return (
         "TensorRT not installed (libnvinfer.so.10 not found); ONNX Runtime would run on "
-        "the CPU instead"
+        "CUDA, or else the CPU, instead"
     )
 
 
