@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,27 @@ SAME_SPEED_BAND = 0.05
 # 2.2 ... settling at 1.08 ms from the 10th. Run by run the INT8/FP32 ratio read 0.28-0.36
 # instead of 0.46.
 SETTLE_S = 0.1
+
+
+def in_turns(
+    timed: Sequence[Callable[[], Any]],
+    untimed: Sequence[Callable[[], Any]],
+    block_of_round: Callable[[int], int],
+    settle_s: float = 0.0,
+) -> None:
+    """Run several graphs in turns, the one loop `bench` and `quantize`'s speed check share: in
+    round r each graph first runs `untimed[i]` for `settle_s` (the previous graph's idle threads
+    spin down, see SETTLE_S), then `timed[i]` (which times and records one run)
+    block_of_round(r) times; rounds go on while block_of_round(r) > 0."""
+    r = 0
+    while (block := block_of_round(r)) > 0:
+        for run_timed, run in zip(timed, untimed, strict=True):
+            turn = time.perf_counter()
+            while settle_s and time.perf_counter() - turn < settle_s:
+                run()
+            for _ in range(block):
+                run_timed()
+        r += 1
 
 
 def percentiles(samples_ms: Iterable[float]) -> dict[str, float]:

@@ -8,11 +8,13 @@ import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from app.core.timing import SETTLE_S, percentiles
+from app.core.timing import SETTLE_S, in_turns, percentiles
 
 
 def device_info() -> dict[str, Any]:
@@ -90,25 +92,28 @@ def time_in_turns(
     samples: list[dict[str, list[float]]] = [
         {"total": [], "h2d": [], "compute": [], "d2h": []} for _ in pairs
     ]
-    chunk, done = max(1, iterations // max(1, turns)), 0
-    # a turn first runs uncounted for SETTLE_S: the previous session's idle threads still spin
-    settle = SETTLE_S if len(pairs) > 1 else 0.0
-    while done < iterations:
-        n = min(chunk, iterations - done)
-        for (runner, feed), got in zip(pairs, samples, strict=True):
-            turn = time.perf_counter()
-            while settle and time.perf_counter() - turn < settle:  # the last pool spins down
-                runner.infer(feed)
-            for _ in range(n):
-                t0 = time.perf_counter()
-                runner.infer(feed)
-                got["total"].append((time.perf_counter() - t0) * 1e3)
-                split = getattr(runner, "last_timings", None) or {}
-                if split:
-                    got["h2d"].append(split["h2d_ms"])
-                    got["compute"].append(split["compute_ms"])
-                    got["d2h"].append(split["d2h_ms"])
-        done += n
+
+    def timed(runner: Any, feed: np.ndarray, got: dict[str, list[float]]) -> Callable[[], None]:
+        def run() -> None:
+            t0 = time.perf_counter()
+            runner.infer(feed)
+            got["total"].append((time.perf_counter() - t0) * 1e3)
+            split = getattr(runner, "last_timings", None) or {}
+            if split:
+                got["h2d"].append(split["h2d_ms"])
+                got["compute"].append(split["compute_ms"])
+                got["d2h"].append(split["d2h_ms"])
+
+        return run
+
+    chunk = max(1, iterations // max(1, turns))
+    in_turns(
+        [timed(runner, feed, got) for (runner, feed), got in zip(pairs, samples, strict=True)],
+        [partial(runner.infer, feed) for runner, feed in pairs],
+        lambda r: max(0, min(chunk, iterations - r * chunk)),
+        # a turn first runs uncounted: the previous session's idle threads still spin
+        SETTLE_S if len(pairs) > 1 else 0.0,
+    )
     return [_summary(runner, got, iterations) for (runner, _), got in zip(pairs, samples)]
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.core.timing import SAME_SPEED_BAND, SETTLE_S, percentiles, speed_verdict
+from app.core.timing import SAME_SPEED_BAND, SETTLE_S, in_turns, percentiles, speed_verdict
 
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
@@ -113,17 +114,25 @@ def interleaved_latency(
     block, settle = (1, 0.0) if threads == 1 else (BLOCK_RUNS, SETTLE_S)
     times: dict[str, list[float]] = {k: [] for k in runs}
     start = time.perf_counter()
-    for rounds in range(max_rounds):
-        if rounds >= min_rounds and time.perf_counter() - start > seconds:
-            break
-        for k, run in runs.items():
-            turn = time.perf_counter()
-            while settle and time.perf_counter() - turn < settle:  # the last pool spins down
-                run(feed)
-            for _ in range(block):
-                t0 = time.perf_counter()
-                run(feed)
-                times[k].append((time.perf_counter() - t0) * 1e3)
+
+    def timed(run: Callable[[np.ndarray], Any], got: list[float]) -> Callable[[], None]:
+        def once() -> None:
+            t0 = time.perf_counter()
+            run(feed)
+            got.append((time.perf_counter() - t0) * 1e3)
+
+        return once
+
+    def block_of(r: int) -> int:
+        over = r >= max_rounds or (r >= min_rounds and time.perf_counter() - start > seconds)
+        return 0 if over else block
+
+    in_turns(
+        [timed(run, times[k]) for k, run in runs.items()],
+        [partial(run, feed) for run in runs.values()],
+        block_of,
+        settle,
+    )
     return {k: {**percentiles(v), "runs": len(v)} for k, v in times.items()}
 
 
