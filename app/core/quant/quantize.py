@@ -70,13 +70,13 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     BIAS_CORRECTED_TARGETS,
     EQUALIZE_BY_DEFAULT,
     EQUALIZED_STEM_BLOCKS,
+    FLOAT_CONV_GUARD_TARGETS,
     SPEED_TARGETS,
     TARGET_OF_BACKEND,
     TARGETS,
 )
 
 log = logging.getLogger(__name__)
-GUARDED_TARGETS = ("ort-cpu", "openvino")  # whose float convs `_finish_ort_cpu` guards
 Progress = Callable[[float, str], None]
 QUANTIZE_VERSION = 11  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
@@ -183,7 +183,7 @@ def make_int8(
             corrected = _correct_bias(
                 part, model, ranges_path.parent, correct_bias and equalization is None
             )
-            guarded, silus = _finish_ort_cpu(part, target)
+            guarded, silus = _finish_for_onnxruntime(part, target)
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -223,7 +223,7 @@ def make_int8(
     }
 
 
-def _finish_ort_cpu(path: Path, target: str) -> tuple[list[str], int]:
+def _finish_for_onnxruntime(path: Path, target: str) -> tuple[list[str], int]:
     """The graph at `path` finished in place for ONNX Runtime: float convs guarded from its
     per-tensor weight rounding (`float_convs`; ort-cpu and openvino) and, on ort-cpu, float SiLUs
     fused (`silu`). The openvino layout runs on ONNX Runtime too (`evaluate`, the precision
@@ -234,7 +234,7 @@ def _finish_ort_cpu(path: Path, target: str) -> tuple[list[str], int]:
     DequantizeLinear as it is. The TensorRT layout leaves no float conv behind a
     DequantizeLinear and takes per-tensor activation scales only, so it is left alone. Returns
     the convs guarded and the number of SiLUs fused."""
-    if target not in GUARDED_TARGETS:
+    if target not in FLOAT_CONV_GUARD_TARGETS:
         return [], 0
     qmodel = onnx.load(str(path))
     guarded = guard_float_convs(qmodel)

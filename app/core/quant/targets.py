@@ -30,6 +30,11 @@ BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino")
 # Where the default keeps float the blocks that alone wreck the output (see `sensitive_blocks`
 # for the measurements: a gain on ort-cpu and openvino, none on the TensorRT layout)
 SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino")
+# Whose float convs are guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`):
+# the openvino layout runs on ONNX Runtime too (evaluate, the precision search, a user's ort-cpu
+# run; see `quantize._finish_for_onnxruntime`); the TensorRT layout leaves no float conv behind
+# a DequantizeLinear and takes per-tensor activation scales only
+FLOAT_CONV_GUARD_TARGETS = ("ort-cpu", "openvino")
 # Targets `measure_speed` times on this CPU, and the backend each runs on there
 SPEED_TARGETS = {"ort-cpu": "ort-cpu", "openvino": "openvino-cpu"}
 # The Q/DQ layout (target) of the INT8 graph for each backend a user may pick to run it on
@@ -57,10 +62,9 @@ def layout_note(variant: str, target: str | None, backend: str) -> str | None:
     want = TARGET_OF_BACKEND.get(backend)
     if not target or target not in VARIANT_SUFFIX or want is None or backend == "tensorrt":
         return None
-    suffix = VARIANT_SUFFIX[target]
-    if suffix == VARIANT_SUFFIX[want]:
+    if VARIANT_SUFFIX[target] == VARIANT_SUFFIX[want]:
         return None
-    base = variant.removesuffix(suffix) if suffix else variant
+    base = base_name(variant, target)
     return (
         f"{variant} is laid out for {target}, not for {backend}; the variant made for "
         f"{backend} is {variant_name(base, want)} ({_how_to_build(base, want)})"
@@ -73,29 +77,31 @@ def layout_summary(
     """One line for several variants ({name: target}) run on `backend`: which of them are laid
     out for other backends, and the variants made for this one, those not in `have` (the
     workspace's variants) marked as not built (see `layout_note`)."""
-    other = {n: t for n, t in targets.items() if layout_note(n, t, backend)}
+    other = {n: str(t) for n, t in targets.items() if layout_note(n, t, backend)}
     if not other:
         return None
     want = TARGET_OF_BACKEND[backend]
-    own = sorted(
-        {variant_name(n.removesuffix(VARIANT_SUFFIX[t]) if VARIANT_SUFFIX[t] else n, want)
-         for n, t in other.items() if t}
-    )  # fmt: skip
+    own = sorted({variant_name(base_name(n, t), want) for n, t in other.items()})
     laid = ", ".join(f"{n} ({t})" for n, t in other.items())
-    built = [n for n in own if n in have]
-    missing = [n for n in own if n not in have]
-    suffix = VARIANT_SUFFIX[want]
     made = ", ".join(
-        built
+        [n for n in own if n in have]
         + [
-            f"{n} not built ({_how_to_build(n.removesuffix(suffix) if suffix else n, want)})"
-            for n in missing
+            f"{n} not built ({_how_to_build(base_name(n, want), want)})"
+            for n in own
+            if n not in have
         ]
     )
     return (
         f"on {backend}, {laid} {'is' if len(other) == 1 else 'are'} laid out for another "
         f"backend; made for {backend}: {made}"
     )
+
+
+def base_name(variant: str, target: str) -> str:
+    """`variant` without its target's suffix: "int8-mp-trt" -> "int8-mp" (`variant_name`'s
+    inverse)."""
+    suffix = VARIANT_SUFFIX.get(target, "")
+    return variant.removesuffix(suffix) if suffix else variant
 
 
 def _how_to_build(base: str, target: str) -> str:
