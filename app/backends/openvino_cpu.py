@@ -81,6 +81,7 @@ class OpenVinoRunner(Runner):
         self._request: Any = None
         self._ports: list[Any] = []
         self._unchecked = False  # a quantized graph whose first result is not yet checked
+        self._tail_inputs: list[str] = []  # what its NMS/TopK tail reads (`order_dependent_tail`)
         self.ort_cosine: float | None = None  # that check's result
         # a model with open input dims: requests compiled for the input shapes it gets again
         # (`has_dynamic_input`), and the shapes seen once
@@ -98,11 +99,15 @@ class OpenVinoRunner(Runner):
             raise UserError(f"{self.model_path}: OpenVINO cannot load it ({first})") from exc
         self._request = self._compiled.create_infer_request()
         self.active_provider = "OpenVINO CPU"
-        onnx_names = _graph_io_names(self.model_path)
+        import onnx
+
+        graph = onnx.load(str(self.model_path), load_external_data=False)  # read once here
+        onnx_names = {v.name for v in [*graph.graph.input, *graph.graph.output]}
         self.inputs = [_info(p, onnx_names) for p in self._compiled.inputs]
         self._ports = list(self._compiled.outputs)
         self.outputs = [_info(p, onnx_names) for p in self._ports]
-        self._unchecked = _is_quantized(self.model_path)
+        self._unchecked = quantized_node_count(graph) > 0
+        self._tail_inputs = order_dependent_tail(graph) if self._unchecked else []
         if any(i.dtype == "float16" for i in self.inputs) or _has_fp16_weights(model):
             self.fallback_note = (
                 "OpenVINO's CPU plugin computes this FP16 graph in FP32 (its weights widened)"
@@ -147,7 +152,7 @@ class OpenVinoRunner(Runner):
     def _check(self, feed: dict[str, np.ndarray], out: list[np.ndarray]) -> float:
         """`check_against_onnxruntime` on this first result, or, for a graph whose outputs come
         from an NMS or TopK (`order_dependent_tail`), on what its body hands that tail."""
-        tail_inputs = order_dependent_tail(self.model_path)
+        tail_inputs = self._tail_inputs
         if not tail_inputs:
             names = [o.name for o in self.outputs]
             return check_against_onnxruntime(self.model_path, feed, out, self.source_path, names)
@@ -179,7 +184,7 @@ def check_against_onnxruntime(
 ) -> float:
     """The lowest agreement (cosine similarity, `output_agreement`) between `outputs`
     (OpenVINO's, for `feed`, named `names`) and ONNX Runtime CPU's outputs for the same feed;
-    raises `UserError` below SAME_RESULT_COSINE, naming `shown_as` (the user's file, when
+    raises `ModelRefused` below SAME_RESULT_COSINE, naming `shown_as` (the user's file, when
     `model_path` is a derived copy) or `model_path`."""
     reference = cpu_session(model_path).run(None, feed)
     names = names or [""] * len(outputs)
@@ -204,7 +209,7 @@ def check_against_onnxruntime(
 ORDER_DEPENDENT_OPS = ("NonMaxSuppression", "TopK")
 
 
-def order_dependent_tail(model_path: Path) -> list[str]:
+def order_dependent_tail(model: Any) -> list[str]:
     """The tensors a graph's float tail (decode, NMS, ...: `graph_rules.float_tail_nodes`) reads
     from its body, when that tail holds an NMS or TopK; else []. Such outputs cannot be compared
     element by element: on the TFLite COCO SSD (NMS inside), a graph OpenVINO computes like ONNX
@@ -215,7 +220,11 @@ def order_dependent_tail(model_path: Path) -> list[str]:
 
     from app.core.quant.graph_rules import float_tail_nodes, name_nodes
 
-    model = name_nodes(onnx.load(str(model_path), load_external_data=False))
+    if not isinstance(model, onnx.ModelProto):  # a path
+        model = onnx.load(str(model), load_external_data=False)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # name_nodes names in place
+    model = name_nodes(copy)
     tail = set(float_tail_nodes(model))
     nodes = [n for n in model.graph.node if n.name in tail]
     if not any(n.op_type in ORDER_DEPENDENT_OPS for n in nodes):
@@ -266,14 +275,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / norms) if norms > 0 else float(np.array_equal(a, b))
 
 
-def _graph_io_names(path: Path) -> set[str]:
-    """The ONNX graph's own input and output names."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return {v.name for v in [*graph.input, *graph.output]}
-
-
 def _info(port: Any, onnx_names: set[str]) -> TensorInfo:
     """A port as the ONNX file names it: OpenVINO gives a port every tensor name that ends there
     (the tutorial YOLOX export's "input" is also "/Sub_output_0"), and `get_any_name` may pick
@@ -286,13 +287,6 @@ def _info(port: Any, onnx_names: set[str]) -> TensorInfo:
     name = own[0] if own else (port.get_any_name() if names else "")
     element = port.get_element_type().get_type_name()
     return TensorInfo(name, shape, OV_TYPES.get(element, element))
-
-
-def _is_quantized(path: Path) -> bool:
-    """Whether the ONNX graph holds quantization nodes (Q/DQ or QLinear*), by the app's one rule."""
-    import onnx
-
-    return quantized_node_count(onnx.load(str(path), load_external_data=False)) > 0
 
 
 def _has_fp16_weights(model: Any) -> bool:
