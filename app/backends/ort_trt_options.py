@@ -20,12 +20,14 @@ The rules that matter most here:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.backends.tensorrt.settings import GRAPH_KINDS, PRECISIONS, ProfileShapes, validate_profiles
 from app.core.errors import UserError
+from app.core.frames.graph_fusion import FUSED_NAME_MARK
 from app.core.model.files import file_sha256
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -125,14 +127,17 @@ def engine_folder(root: str | os.PathLike[str], graph: str | os.PathLike[str]) -
 
 
 def stale_engine_folders(folder: str | os.PathLike[str]) -> list[Path]:
-    """Sibling folders of engine folder `folder` made for older contents of the same graph."""
+    """Sibling folders of engine folder `folder` made for older contents of the same graph: the
+    same stem with another hash, or for a fused-I/O copy (`<variant>.fused-<key>`, its name keyed
+    by content already) the same variant's copies with another key."""
     folder = Path(folder)
     stem = folder.name[: -(ENGINE_FOLDER_HASH + 1)]
-    return [
-        p
-        for p in folder.parent.glob(f"{stem}-*")
-        if p != folder and p.is_dir() and len(p.name) == len(folder.name)
-    ]
+    variant, fused, _ = stem.partition(FUSED_NAME_MARK)
+    tail = rf"{re.escape(FUSED_NAME_MARK)}[0-9a-f]+" if fused else ""
+    same = re.compile(rf"{re.escape(variant)}{tail}-[0-9a-f]{{{ENGINE_FOLDER_HASH}}}")
+    return sorted(
+        p for p in folder.parent.iterdir() if p != folder and p.is_dir() and same.fullmatch(p.name)
+    )
 
 
 def cache_dirs(s: OrtTrtSettings) -> dict[str, Path]:

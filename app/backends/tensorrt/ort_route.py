@@ -91,8 +91,12 @@ def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
         summary["live_view_engine"] = options["trt_engine_cache_path"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     write_json(ws.path("ort_trt", "records", f"{job.variant}.json"), _record(job, summary, ort))
-    if settings.calibration_table is None:  # engines of this graph's older contents: never used
-        for old in stale_engine_folders(cache_dirs(settings)["engines"]):
+    # engines of these graphs' older contents: never used again
+    current = [summary.get("live_view_engine")]
+    if settings.calibration_table is None:
+        current.append(summary["engine"])
+    for folder in filter(None, current):
+        for old in stale_engine_folders(folder):
             shutil.rmtree(old, ignore_errors=True)
     return summary
 

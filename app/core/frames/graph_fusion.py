@@ -21,6 +21,7 @@ from app.core.model.spec import ModelSpec
 FUSED_INPUT = "frame_u8"
 FUSED_OUTPUT = "detections6"
 FUSION_VERSION = 3
+FUSED_NAME_MARK = ".fused-"  # a fused copy is named <model stem>.fused-<content key>.onnx
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -192,7 +193,7 @@ def fused_model_path(model_path: Path, spec: ModelSpec, folder: Path) -> Path:
         spec.preprocess_key(),
         spec.postprocess.decoder,
     )
-    target = Path(folder) / f"{Path(model_path).stem}.fused-{key}.onnx"
+    target = Path(folder) / f"{Path(model_path).stem}{FUSED_NAME_MARK}{key}.onnx"
     if not target.is_file():
         fused = fuse_io(onnx.load(str(model_path)), spec)
         with atomic_path(target) as part:

@@ -176,4 +176,10 @@ def test_provider_sessions_find_builds_engines_keyed_by_graph_content(ws, tmp_pa
     old = new.parent / built["engines"].name
     old.mkdir(parents=True)
     new.mkdir()
+    live = new.parent / cached.name  # this variant's fused copy: another graph, not stale
+    live.mkdir()
     assert stale_engine_folders(new) == [old]
+    # a fused copy is named by its content key already: the variant's older copies are stale
+    older_copy = new.parent / f"int8-trt.fused-{'0' * 16}-{'a' * 12}"
+    older_copy.mkdir()
+    assert stale_engine_folders(live) == [older_copy]
