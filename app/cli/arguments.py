@@ -295,9 +295,23 @@ def add_allow_stale(p: Parser) -> None:
     )
 
 
+def variant_target(ws: Workspace | None, name: str) -> str | None:
+    """The Q/DQ layout (target) the workspace's variant `name` was built for, if it has one."""
+    if ws is None or name == "fp32":
+        return None
+    return (ws.variant_meta(name) or {}).get("target")
+
+
+def layout_note_of(ws: Workspace | None, name: str, backend: str) -> str | None:
+    """`targets.layout_note` of the workspace's variant `name` run on `backend`."""
+    from app.core.quant.targets import layout_note
+
+    return layout_note(name, variant_target(ws, name), backend)
+
+
 def layout_line(ws: Workspace, names: list[str], backend: str) -> str | None:
     """`targets.layout_summary` of the workspace's variants `names` on `backend`."""
     from app.core.quant.targets import layout_summary
 
-    targets = {n: (ws.variant_meta(n) or {}).get("target") for n in names if n != "fp32"}
+    targets = {n: variant_target(ws, n) for n in names if n != "fp32"}
     return layout_summary(targets, backend, {v["name"] for v in ws.variants() if v["valid"]})

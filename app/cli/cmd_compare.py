@@ -15,7 +15,13 @@ import cv2
 
 from app.backends.factory import decode_threads_for, runner_for_pipeline
 from app.backends.registry import BACKENDS
-from app.cli.arguments import add_allow_stale, add_json, add_model, add_workspace
+from app.cli.arguments import (
+    add_allow_stale,
+    add_json,
+    add_model,
+    add_workspace,
+    layout_note_of,
+)
 from app.cli.output import safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import ModelRefused, UserError
@@ -29,7 +35,6 @@ from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace
-from app.core.quant.targets import layout_note
 
 TABLE_ROWS = 20  # disagreeing frames listed on the terminal (all of them are in the JSON)
 
@@ -117,8 +122,7 @@ def resolve(
             print(f"warning: {warning}", file=sys.stderr)
     paths = [spec.path if v == "fp32" else str(ws.require_variant(v)) for v in variants]
     for variant, backend in zip(variants, backends or [], strict=False):
-        meta = ws.variant_meta(variant) if ws is not None and variant != "fp32" else None
-        if note := layout_note(variant, (meta or {}).get("target"), backend):
+        if note := layout_note_of(ws, variant, backend):
             print(f"note: {note}", file=sys.stderr)
     return spec, paths
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli.arguments import layout_note_of
 from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
 from app.core.model.overrides import check_overrides, corrected_spec, load_spec_file
@@ -19,7 +20,6 @@ from app.core.model.spec import ModelSpec
 from app.core.model.staleness import refuse_stale
 from app.core.model.workspace import Workspace, default_root
 from app.core.model.workspace_index import find_workspace, workspace_holds
-from app.core.quant.targets import layout_note
 
 FLAG_FIELDS = {"size": "size", "resize": "resize", "color": "color", "scale": "scale"}
 
@@ -97,8 +97,6 @@ def variant_to_run(args: argparse.Namespace) -> tuple[ModelSpec, str]:
     for warning in refuse_stale(ws, [args.variant], allow=args.allow_stale):
         print(f"warning: {warning}", file=sys.stderr)
     path = str(ws.require_variant(args.variant))
-    target = (ws.variant_meta(args.variant) or {}).get("target")
-    note = layout_note(args.variant, target, getattr(args, "backend", ""))
-    if note:
+    if note := layout_note_of(ws, args.variant, getattr(args, "backend", "")):
         print(f"note: {note}", file=sys.stderr)
     return spec, path
