@@ -133,6 +133,16 @@ CANDIDATES = [
     ("int8-trt-sensitive", "tensorrt", {"equalize": False, "sensitive": "ort-cpu"}),
     # SiLUs quantized (QLinearSigmoid + QLinearMul), the ort-cpu default before `silu`
     ("int8-qlinear-silu", "ort-cpu", {"equalize": False, "placement": "qlinear-silu"}),
+    # the TensorRT layout before activation shifting (QUANTIZE_VERSION 12) and the steps of
+    # today's default (shifted, bias corrected, sensitive blocks float) one at a time
+    (
+        "int8-trt-before",
+        "tensorrt",
+        {"equalize": False, "shift": False, "correct_bias": False, "sensitive": "none"},
+    ),
+    ("int8-trt-shift", "tensorrt", {"equalize": False, "correct_bias": False, "sensitive": "none"}),
+    ("int8-trt-shift-bias", "tensorrt", {"equalize": False, "sensitive": "none"}),
+    ("int8-trt-shift-sensitive", "tensorrt", {"equalize": False, "correct_bias": False}),
 ]
 
 
@@ -159,11 +169,13 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             keep = leading_compute_blocks(model, int(options.pop("stem")))
         if "sensitive" in options:  # the stem and the blocks measured for another target
             stem = stem_nodes(model)
-            found = load_sensitive_nodes(calibration, str(options.pop("sensitive"))) or []
+            other = str(options.pop("sensitive"))
+            found = [] if other == "none" else load_sensitive_nodes(calibration, other) or []
             keep = stem + [n for n in found if n not in stem]
         correct_bias = options.pop("correct_bias", None)
-        if correct_bias:
+        if correct_bias is not False:
             ensure_channel_means(ws, calibration)
+        shift = options.pop("shift", None)
         equalize = options.pop("equalize", True)
         placement = str(options.pop("placement", "default"))
         log.info("building %s", name)
@@ -177,6 +189,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             placement=placement,
             equalize_with=spec if equalize else None,
             equalize_options=options or None,
+            shift=shift,
         )
         ws.record_variant(name, {"precision": "int8", "target": target, **meta})
     return names

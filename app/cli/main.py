@@ -7,6 +7,7 @@ import errno
 import logging
 import signal
 import sys
+from typing import TextIO
 
 from app import __version__
 from app.cli.output import end_progress
@@ -52,6 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes, as logging's last-resort handler
+    does: a handler holding the stream it was made with keeps writing to it after an embedding
+    program (or a test harness) has swapped and closed it, and logging then prints its own
+    "--- Logging error ---" traceback instead of the message."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """The app's own log (reuse/rebuild decisions, fallbacks) to stderr; library chatter off.
 
@@ -61,7 +80,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.ERROR)
     app_log = logging.getLogger("app")
     if not app_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         app_log.addHandler(handler)
     app_log.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -37,6 +37,7 @@ from app.core.quant.block_sensitivity import (
 from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_blocks, name_nodes, raise_opset
 from app.core.quant.quantize import make_int8
+from app.core.quant.shift import unshifted
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -177,6 +178,8 @@ def analyse_layers(
         qvals = dict(zip(qnames, qsess.run(None, {spec.input_name: batch})))
         for n in names:
             f, pre, post = fvals.get(n), qvals.get(n), qvals.get(qp[n]["dq"])
+            if post is not None and "offset" in qp[n]:  # quantized shifted (`shift`)
+                post = unshifted(post, qp[n]["offset"], qp[n]["pads"])
             if f is None or pre is None or post is None or f.shape != post.shape:
                 continue
             f64, pre64, post64 = (a.astype(np.float64) for a in (f, pre, post))

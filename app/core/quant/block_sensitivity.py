@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from app.core.errors import CancelToken
 from app.core.ort_session import cpu_session
 from app.core.quant.graph_rules import COMPUTE_OPS, compute_blocks
+from app.core.quant.shift import shift_origins
 
 
 def sqnr(signal: float, noise: float) -> float:
@@ -30,12 +31,21 @@ def sqnr(signal: float, noise: float) -> float:
 
 
 def qdq_params(qmodel: onnx.ModelProto) -> dict[str, dict[str, Any]]:
-    """Activation Q nodes of a Q/DQ graph: input tensor -> scale, zero point, dequantized name."""
+    """Activation Q nodes of a Q/DQ graph: input tensor -> scale, zero point, dequantized name.
+    A tensor the graph quantizes shifted (`shift`) is named by its unshifted source, with the
+    zero point that puts the same grid on it; "offset" (c) and "pads" say how to read the
+    dequantized tensor back in the source's values and shape."""
     inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
     dq_of = {n.input[0]: n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
-    out = {}
-    for node in qmodel.graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
+    shifted = shift_origins(qmodel)
+    out: dict[str, dict[str, Any]] = {}
+    # unpadded shifted copies first: their dequantized values have the source tensor's shape
+    order = sorted(
+        (n for n in qmodel.graph.node if n.op_type == "QuantizeLinear"),
+        key=lambda n: bool((shifted.get(n.input[0]) or {}).get("pads")),
+    )
+    for node in order:
+        if node.input[0] in inits:
             continue
         scale = inits.get(node.input[1])
         zp = inits.get(node.input[2]) if len(node.input) > 2 else np.zeros((), np.uint8)
@@ -43,12 +53,27 @@ def qdq_params(qmodel: onnx.ModelProto) -> dict[str, dict[str, Any]]:
             continue
         info = np.iinfo(zp.dtype)
         s, z = float(np.ravel(scale)[0]), float(np.ravel(zp)[0])
-        out[node.input[0]] = {
+        entry = {
             "dq": dq_of[node.output[0]],
             "clip": ((info.min - z) * s, (info.max - z) * s),
             "scale": np.asarray(scale),
             "zero_point": np.asarray(zp),
         }
+        origin = shifted.get(node.input[0])
+        if origin is not None:  # the shifted grid, on the unshifted tensor (see `shift`)
+            if origin["source"] in out:
+                continue
+            c = origin["shift"]
+            z -= round(c / s)
+            entry.update(
+                clip=((info.min - z) * s, (info.max - z) * s),
+                zero_point=np.asarray(z, zp.dtype),
+                offset=c,
+                pads=origin["pads"],
+            )
+            out[origin["source"]] = entry
+        else:
+            out[node.input[0]] = entry
     return out
 
 

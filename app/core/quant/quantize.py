@@ -6,7 +6,9 @@ with Q/DQ placed the way each target executes them:
     CPU integer kernels run fast), head convs and the float tail kept in float;
   * tensorrt / ort-cuda: int8 symmetric everywhere (TensorRT requires zero points of 0), Q/DQ
     only on the inputs of compute ops so TensorRT can fuse conv + activation, per-channel
-    weights on the output-channel axis, opset >= 13;
+    weights on the output-channel axis, opset >= 13; a conv input whose range sits mostly on
+    one side of 0 (a SiLU or ReLU output) is quantized shifted onto the whole grid (`shift`),
+    bias corrected and with the sensitive blocks float, as ort-cpu;
   * openvino: Q/DQ on the inputs of compute ops only, as for TensorRT, but uint8 activations
     with a zero point (OpenVINO fuses the SiLU and the next quantization into its integer conv,
     which ONNX Runtime's CPU provider cannot; see `app/backends/openvino_cpu.py`), bias
@@ -63,6 +65,7 @@ from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensitive_nodes
+from app.core.quant.shift import exact_biases, shift_for_int8, shifted_means
 from app.core.quant.silu import fuse_silus
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
 from app.core.quant.speed import measure_int8_speed
@@ -71,6 +74,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     EQUALIZE_BY_DEFAULT,
     EQUALIZED_STEM_BLOCKS,
     FLOAT_CONV_GUARD_TARGETS,
+    SHIFTED_TARGETS,
     SPEED_TARGETS,
     TARGET_OF_BACKEND,
     TARGETS,
@@ -78,11 +82,13 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 11  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 12  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
-# layout's float convs guarded too (it is also run, searched and scored on ONNX Runtime)
+# layout's float convs guarded too (it is also run, searched and scored on ONNX Runtime);
+# 12: the TensorRT layout's conv inputs shifted onto the whole symmetric grid (`shift`), with
+# bias correction and sensitive blocks float there too
 
 
 def make_int8(
@@ -97,6 +103,7 @@ def make_int8(
     correct_bias: bool | None = None,
     equalize_with: ModelSpec | None = None,
     equalize_options: dict[str, float] | None = None,
+    shift: bool | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
     `placement` (ort-cpu only, see `placements`), `prepare=False` and `correct_bias` (True /
@@ -138,11 +145,7 @@ def make_int8(
     # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
     sensitive: list[str] = []  # beyond the stem, which the default keeps float anyway
     if keep_float is None and equalize_with is None:
-        sensitive = load_sensitive_nodes(ranges_path.parent, target) or []
-        if sensitive:
-            stem = stem_nodes(model)
-            sensitive = [n for n in sensitive if n not in stem]
-            keep_float = stem + sensitive
+        keep_float, sensitive = _default_keep(model, ranges_path.parent, target)
     # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
     stem = None
     if equalize_with is not None and keep_float is None:
@@ -160,12 +163,23 @@ def make_int8(
             model, ranges_path, equalization = equalize_for_recipe(
                 model, ranges_path, equalize_with, target, args, Path(tmp), equalize_options
             )
-            if stem is not None and not set(equalization["consumers"]) & set(stem):
+            if stem is not None and not equalization["tensors"]:
+                # nothing uneven anywhere: the default graph, as without equalisation
+                default_keep, sensitive = _default_keep(model, ranges_path.parent, target)
+                args = arguments(model, default_keep)
+            elif stem is not None and not set(equalization["consumers"]) & set(stem):
                 # nothing uneven fed the stem: it stays float, as without equalisation
                 args = arguments(model, None)
                 args["nodes_to_exclude"] = sorted(
                     set(args["nodes_to_exclude"]) | set(equalization["float_nodes"])
                 )
+        quant_ranges = ranges_path
+        if shift is None:
+            shift = target in SHIFTED_TARGETS
+        shifting: dict[str, Any] | None = None
+        if shift:
+            quantized = set(compute_nodes(model)) - set(args["nodes_to_exclude"])
+            model, quant_ranges, shifting = shift_for_int8(model, ranges_path, quantized, Path(tmp))
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -174,14 +188,19 @@ def make_int8(
                 str(part),
                 calibration_data_reader=None,
                 calibrate_method=method,
-                calibration_cache_path=str(ranges_path),
+                calibration_cache_path=str(quant_ranges),
                 **args,
             )
+            sources: dict[str, tuple[str, float]] = {}
+            if shifting is not None and shifting.get("shifts"):
+                shifting["exact_biases"] = exact_biases(part, model, shifting.pop("shifts"))
+                sources = shifting.pop("sources")
             # channel means were measured before equalisation: not valid for an equalised graph
             if correct_bias is None:  # the target's default
                 correct_bias = target in BIAS_CORRECTED_TARGETS
+            equalized = equalization is not None and bool(equalization["tensors"])
             corrected = _correct_bias(
-                part, model, ranges_path.parent, correct_bias and equalization is None
+                part, model, ranges_path.parent, correct_bias and not equalized, sources
             )
             guarded, silus = _finish_for_onnxruntime(part, target)
             onnx.checker.check_model(str(part))
@@ -220,7 +239,22 @@ def make_int8(
         "silus_fused": silus,
         "sensitive_blocks_float": [n for n in sensitive if n in set(kept)],
         **({"equalization": equalization} if equalization is not None else {}),
+        **({"shift": shifting} if shifting is not None else {}),
     }
+
+
+def _default_keep(
+    model: onnx.ModelProto, calibration: Path, target: str
+) -> tuple[list[str] | None, list[str]]:
+    """The default's keep list (None: the recipe's stem rule alone) and the sensitive blocks in
+    it beyond the stem: the blocks this calibration's sensitivity measurement found to ruin the
+    output on their own (`sensitive_blocks`, measured by `quantize` first)."""
+    sensitive = load_sensitive_nodes(calibration, target) or []
+    if not sensitive:
+        return None, []
+    stem = stem_nodes(model)
+    sensitive = [n for n in sensitive if n not in stem]
+    return stem + sensitive, sensitive
 
 
 def _finish_for_onnxruntime(path: Path, target: str) -> tuple[list[str], int]:
@@ -245,16 +279,21 @@ def _finish_for_onnxruntime(path: Path, target: str) -> tuple[list[str], int]:
 
 
 def _correct_bias(
-    path: Path, model: onnx.ModelProto, calibration: Path, wanted: bool
+    path: Path,
+    model: onnx.ModelProto,
+    calibration: Path,
+    wanted: bool,
+    shifted: dict[str, tuple[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Apply `bias_correction` to the graph at `path`; what was done."""
+    """Apply `bias_correction` to the graph at `path`; what was done. `shifted`: the tensors
+    `shift` added, {new tensor: (the tensor it shifts, by how much)}."""
     if not wanted:
         return {"convs": 0, "reason": "not asked"}
     means = load_channel_means(calibration)
     if means is None:
         return {"convs": 0, "reason": f"no {calibration.name}/channel_means.json"}
     qmodel = onnx.load(str(path))
-    done = correct_biases(qmodel, model, means)
+    done = correct_biases(qmodel, model, shifted_means(means, shifted or {}))
     onnx.save(qmodel, str(path))
     return {"convs": done}
 

@@ -27,6 +27,7 @@ from app.core.quant.equalize import (
 from app.core.quant.equalize_ranges import channel_max
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_nodes, name_nodes, raise_opset
 from app.core.quant.quantize import quantize
+from app.core.quant.shift import shift_origins
 from tests.assets import COCO_DEV64, IMAGES, MOBILENET, YOLOX, needs_assets
 from tests.workspaces import copy_photos
 
@@ -107,7 +108,13 @@ def test_equalised_int8_quantizes_the_stem_and_runs(yolox_ws, yolox, target):
     assert conv not in meta["kept_float"]
     assert meta["compute_ops_kept_float"] < (12 if target == "ort-cpu" else 3)  # main's recipe
     graph = onnx.load(str(ws.variant_path(meta["name"])))
-    quantized_inputs = {n.input[0] for n in graph.graph.node if n.op_type == "QuantizeLinear"}
+    # the TensorRT layout quantizes a conv input shifted onto the whole int8 grid (`shift`)
+    origins = shift_origins(graph)
+    quantized_inputs = {
+        origins.get(n.input[0], {}).get("source", n.input[0])
+        for n in graph.graph.node
+        if n.op_type == "QuantizeLinear"
+    }
     assert f"{tensor}__eq" in quantized_inputs and tensor not in quantized_inputs
     ref, q = cpu_session(spec.path), cpu_session(ws.variant_path(meta["name"]))
     for x in photos[:2]:

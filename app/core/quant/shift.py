@@ -1,0 +1,343 @@
+"""Zero points for a layout that has none: activation shifting for symmetric INT8 (TensorRT).
+
+TensorRT takes only zero points of 0, so a conv input whose calibrated range is [lo, hi] gets
+the scale max(|lo|, |hi|) / 127. A SiLU output ([-0.28, hi]) or a ReLU output ([0, hi]) then
+uses half of the 255 codes: one bit lost on every activation, where the uint8 layouts (ort-cpu,
+openvino) keep it with their zero points. Shifting gets it back, exactly, without a zero point:
+with c the middle of [lo, hi], the conv reads x - c (range +-(hi - lo) / 2, the whole grid) and
+its bias absorbs the shift,
+
+    conv(x) = conv(x - c) + c * sum(W)     (per output channel, over its inputs and taps),
+
+which holds at every pixel only if padding pads x - c with -c (the padded zeros of x): a padded
+conv gets an explicit Pad with constant -c and pads of 0. c is snapped to a multiple of the
+tensor's final scale, so -c, like a zero point, is a code of the grid and the padding exact.
+The idea is that of Outlier Suppression+ (channel-wise shifting before symmetric quantization,
+Wei et al. 2023), here per tensor, which its bias folding makes exact for convolutions.
+
+Nothing in ONNX Runtime's quantization tools or onnx does this, so it is written here: graph
+edits on the float model before `quantize_static`, and the ranges of the shifted tensors added
+to the calibration's ranges (derived from the measured ones: a shift moves a range, it does not
+change its width).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+log = logging.getLogger(__name__)
+
+SHIFT_VERSION = 1
+# Shift a tensor when symmetric quantization would waste at least this share of its scale:
+# max(|lo|, |hi|) / ((hi - lo) / 2) >= MIN_GAIN (a SiLU output reads about 2, a ReLU output 2)
+MIN_GAIN = 1.25
+QMAX = 127  # symmetric int8 activations: codes -127..127 in the scale ORT computes
+INT32 = np.iinfo(np.int32)
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _set_attr(node: onnx.NodeProto, name: str, value: Any) -> None:
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def shift_plan(
+    model: onnx.ModelProto, convs: set[str], ranges: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """{conv input tensor: (shift c, bound b of the shifted range +-b)} for the inputs of
+    `convs` (quantized Conv nodes) whose range wastes half the symmetric grid (MIN_GAIN). Convs
+    with auto_pad SAME or without a constant weight are left alone."""
+    inits = {i.name for i in model.graph.initializer}
+    plan: dict[str, float] = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.name not in convs or len(node.input) < 2:
+            continue
+        if node.input[1] not in inits or _attr(node, "auto_pad", b"NOTSET") not in (
+            b"NOTSET",
+            "NOTSET",
+            b"VALID",
+            "VALID",
+        ):
+            continue
+        x = node.input[0]
+        if x not in ranges or x in plan:
+            continue
+        lo, hi = ranges[x]
+        half = (hi - lo) / 2
+        # a range without 0 is left alone: then |c| could exceed the grid, and no zero point
+        # of the same width could describe the shifted grid on the unshifted tensor
+        if not lo <= 0 <= hi or half <= 0 or max(-lo, hi) / half < MIN_GAIN:
+            continue
+        # The scale ORT will compute from the range +-b is b / QMAX. With b one step wider than
+        # half, c snapped to that step still keeps [lo - c, hi - c] inside +-b (it moves by at
+        # most step / 2), and -c is a code of the grid.
+        step = half / (QMAX - 1)
+        plan[x] = (round(((lo + hi) / 2) / step) * step, step * QMAX)
+    return plan
+
+
+def apply_shifts(
+    model: onnx.ModelProto, plan: dict[str, tuple[float, float]]
+) -> tuple[
+    onnx.ModelProto, dict[str, tuple[float, float]], dict[str, float], dict[str, tuple[str, float]]
+]:
+    """A copy of `model` whose convs read their inputs shifted by `plan` (see the module doc),
+    the ranges of the new tensors, {conv changed: its shift} and {new tensor: (the tensor it
+    shifts, the shift)}."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {i.name: i for i in model.graph.initializer}
+    new_ranges: dict[str, tuple[float, float]] = {}
+    changed: dict[str, float] = {}
+    sources: dict[str, tuple[str, float]] = {}
+    shifted_of: dict[str, str] = {}
+    added: list[onnx.NodeProto] = []
+    position: dict[str, int] = {}  # where to put the new nodes: before the first reader
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Conv" or node.input[0] not in plan:
+            continue
+        x = node.input[0]
+        c, bound = plan[x]
+        if x not in shifted_of:
+            shifted = f"{x}__shifted"
+            const = f"{x}__shift"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(c, np.float32), const))
+            added.append(helper.make_node("Sub", [x, const], [shifted], name=f"{x}__shift_sub"))
+            position[added[-1].name] = index
+            shifted_of[x] = shifted
+            new_ranges[shifted] = (-bound, bound)
+            sources[shifted] = (x, c)
+        source = shifted_of[x]
+        pads = list(_attr(node, "pads", []))
+        if any(pads):
+            padded = f"{node.name}__shift_padded"
+            pads_name = f"{node.name}__shift_pads"
+            rank = len(pads) // 2
+            onnx_pads = [0, 0, *pads[:rank], 0, 0, *pads[rank:]]
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.array(onnx_pads, np.int64), pads_name)
+            )
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.array(-c, np.float32), f"{padded}_value")
+            )
+            added.append(
+                helper.make_node(
+                    "Pad",
+                    [source, pads_name, f"{padded}_value"],
+                    [padded],
+                    name=f"{node.name}__shift_pad",
+                    mode="constant",
+                )
+            )
+            position[added[-1].name] = index
+            new_ranges[padded] = (-bound, bound)
+            sources[padded] = (x, c)
+            source = padded
+            _set_attr(node, "pads", [0] * len(pads))
+        node.input[0] = source
+        weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        correction = c * weight.reshape(weight.shape[0], -1).sum(axis=1)
+        if len(node.input) > 2 and node.input[2]:
+            bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+            inits[node.input[2]].CopyFrom(
+                numpy_helper.from_array((bias + correction).astype(np.float32), node.input[2])
+            )
+        else:
+            name = f"{node.name}__shift_bias"
+            model.graph.initializer.append(
+                numpy_helper.from_array(correction.astype(np.float32), name)
+            )
+            if len(node.input) == 2:
+                node.input.append(name)
+            else:
+                node.input[2] = name
+        changed[node.name] = c
+    # insert each new node right before the conv that first needed it (topological order)
+    nodes = list(model.graph.node)
+    by_index: dict[int, list[onnx.NodeProto]] = {}
+    for n in added:
+        by_index.setdefault(position[n.name], []).append(n)
+    ordered = []
+    for index, node in enumerate(nodes):
+        ordered += by_index.get(index, [])
+        ordered.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+    return model, new_ranges, changed, sources
+
+
+def shift_for_int8(
+    model: onnx.ModelProto, ranges_path: Path, convs: set[str], workdir: Path
+) -> tuple[onnx.ModelProto, Path, dict[str, Any]]:
+    """The shifted graph, a ranges file covering its new tensors (written in `workdir`) and what
+    was done; the inputs unchanged when no conv input wastes half its grid."""
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data
+
+    data = load_tensors_data(ranges_path)
+    ranges = {
+        name: (float(np.asarray(t.range_value[0])), float(np.asarray(t.range_value[1])))
+        for name, t in data.items()
+    }
+    plan = shift_plan(model, convs, ranges)
+    info: dict[str, Any] = {"version": SHIFT_VERSION, "tensors": len(plan), "convs": 0}
+    if not plan:
+        return model, ranges_path, info
+    model, new_ranges, changed, sources = apply_shifts(model, plan)
+    info["convs"] = len(changed)
+    info["padded"] = sum(1 for x in sources if not x.endswith("__shifted"))
+    info["shifts"] = changed
+    info["sources"] = sources
+    merged = dict(data.items())
+    for name, (lo, hi) in new_ranges.items():
+        merged[name] = TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+    out = workdir / "ranges_shifted.json"
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    save_tensors_data(TensorsData(data.calibration_method, merged), out)
+    log.info(
+        "shifted %d conv inputs (%d convs) onto the whole symmetric grid", len(plan), len(changed)
+    )
+    return model, out, info
+
+
+def exact_biases(path: Path, float_model: onnx.ModelProto, shifts: dict[str, float]) -> int:
+    """Make the bias folding exact for the weights the quantized graph at `path` really has
+    (in place; returns the convs corrected). `apply_shifts` folded c * sum(W) with the float
+    weights, but the conv multiplies the shift by its rounded weights W_q: left alone, each
+    output channel would be off by c * sum(W_q - W), a constant as large as the shift times the
+    weights' rounding (it cost YOLOX-Nano 3 mAP50-95). The bias becomes b + c * sum(W_q), so
+    that conv_q(x - c) + bias = conv_q(x) + b, in the bias's own int32 grid."""
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    floats = {i.name: i for i in float_model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def dequantizer(tensor: str) -> onnx.NodeProto | None:
+        node = producer.get(tensor)
+        if node is None or node.op_type != "DequantizeLinear":
+            return None
+        return node if all(i in inits for i in node.input) else None
+
+    def channel_values(dq: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
+        scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
+        zero = (
+            numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64)
+            if len(dq.input) > 2 and dq.input[2]
+            else np.zeros_like(scale)
+        )
+        shape = (-1,) + (1,) * (q.ndim - 1)
+        return (
+            q,
+            scale.reshape(shape) if scale.ndim else scale,
+            (zero.reshape(shape) if zero.ndim else zero),
+        )
+
+    float_weight, float_bias = {}, {}
+    for node in float_model.graph.node:
+        if node.name in shifts and node.input[1] in floats and node.input[2] in floats:
+            float_weight[node.name] = numpy_helper.to_array(floats[node.input[1]]).astype(
+                np.float64
+            )
+            # b + c * sum(W), as `apply_shifts` folded it
+            float_bias[node.name] = numpy_helper.to_array(floats[node.input[2]]).astype(np.float64)
+    corrected = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.name not in shifts or node.name not in float_weight:
+            continue
+        w_dq = dequantizer(node.input[1])
+        b_dq = dequantizer(node.input[2]) if len(node.input) > 2 else None
+        if w_dq is None:
+            continue  # float weights: the folding is exact already
+        q, scale, zero = channel_values(w_dq)
+        rounded = ((q - zero) * scale).reshape(q.shape[0], -1).sum(axis=1)
+        exact = float_weight[node.name].reshape(q.shape[0], -1).sum(axis=1)
+        bias = float_bias[node.name] + shifts[node.name] * (rounded - exact)
+        if b_dq is not None:  # rounded once, from the float value, to its own int32 grid
+            _, bscale, _ = channel_values(b_dq)
+            fixed = np.round(bias / bscale.reshape(-1))
+            fixed = np.clip(fixed, INT32.min, INT32.max).astype(np.int32)
+            inits[b_dq.input[0]].CopyFrom(numpy_helper.from_array(fixed, b_dq.input[0]))
+        elif node.input[2] in inits:
+            inits[node.input[2]].CopyFrom(
+                numpy_helper.from_array(bias.astype(np.float32), node.input[2])
+            )
+        else:
+            continue
+        corrected += 1
+    onnx.save(model, str(path))
+    return corrected
+
+
+def shifted_means(
+    means: dict[str, np.ndarray], sources: dict[str, tuple[str, float]]
+) -> dict[str, np.ndarray]:
+    """Channel means (`bias_correction`) with those of the shifted tensors added: E[x] - c.
+    Bias correction of a shifted conv then also makes its bias folding exact for the rounded
+    weights: b + c * sum(W) - (W_q - W) . (E[x] - c) = b + c * sum(W_q) - (W_q - W) . E[x]."""
+    out = dict(means)
+    for tensor, (x, c) in sources.items():
+        if x in means:
+            out[tensor] = np.asarray(means[x], np.float64) - c
+    return out
+
+
+def shift_origins(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    """For a graph `apply_shifts` wrote (float or quantized): {shifted or padded tensor: {"source":
+    the tensor it shifts, "shift": c, "pads": the Pad's ONNX pads or None}}. Analyses that
+    quantize the float graph's own tensors (`block_sensitivity`, the precision debugger) use it
+    to reproduce a shifted quantization on the unshifted tensor: scale s with zero point -c / s,
+    the same grid exactly (c is a multiple of s)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    subs: dict[str, tuple[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for node in model.graph.node:
+        if node.op_type == "Sub" and node.name.endswith("__shift_sub") and node.input[1] in inits:
+            c = float(numpy_helper.to_array(inits[node.input[1]]))
+            subs[node.output[0]] = (node.input[0], c)
+            out[node.output[0]] = {"source": node.input[0], "shift": c, "pads": None}
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def before_qdq(tensor: str) -> str:
+        """The tensor a Q -> DQ pair quantizes, for a DQ output (`quantize_static` puts one on a
+        shifted tensor that a 1x1 conv reads too, and the Pad of a 3x3 conv then reads that)."""
+        dq = producer.get(tensor)
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            q = producer.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                return q.input[0]
+        return tensor
+
+    for node in model.graph.node:
+        source = before_qdq(node.input[0]) if node.input else ""
+        if node.op_type == "Pad" and node.name.endswith("__shift_pad") and source in subs:
+            x, c = subs[source]
+            pads = numpy_helper.to_array(inits[node.input[1]]).tolist()
+            out[node.output[0]] = {"source": x, "shift": c, "pads": pads}
+    return out
+
+
+def unshifted(values: np.ndarray, shift: float, pads: list[int] | None) -> np.ndarray:
+    """A shifted (and padded) tensor's values as the source tensor's: + c, padding cut off."""
+    values = values + np.float32(shift)
+    if pads:
+        rank = len(pads) // 2
+        index = tuple(
+            slice(begin, values.shape[axis] - end)
+            for axis, (begin, end) in enumerate(zip(pads[:rank], pads[rank:]))
+        )
+        values = values[index]
+    return values
