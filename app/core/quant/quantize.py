@@ -49,10 +49,9 @@ from app.core.model.spec import ModelSpec
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
 from app.core.openvino_session import openvino_installed
-from app.core.quant.bias_correction import correct_biases, ensure_channel_means, load_channel_means
+from app.core.quant.bias_correction import ensure_channel_means
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
-from app.core.quant.float_convs import guard_float_convs
 from app.core.quant.fp16 import FP16_BLOCK_OPS, FP16_VERSION, make_fp16
 from app.core.quant.graph_rules import (
     MIN_QDQ_OPSET,
@@ -61,12 +60,12 @@ from app.core.quant.graph_rules import (
     name_nodes,
     raise_opset,
 )
+from app.core.quant.int8_finish import correct_bias_at, default_keep, finish_for_onnxruntime
 from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
-from app.core.quant.sensitive_blocks import ensure_sensitive_blocks, load_sensitive_nodes
-from app.core.quant.shift import exact_biases, shift_for_int8, shifted_means
-from app.core.quant.silu import fuse_silus
+from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
+from app.core.quant.shift import exact_biases, shift_for_int8
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
@@ -145,7 +144,7 @@ def make_int8(
     # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
     sensitive: list[str] = []  # beyond the stem, which the default keeps float anyway
     if keep_float is None and equalize_with is None:
-        keep_float, sensitive = _default_keep(model, ranges_path.parent, target)
+        keep_float, sensitive = default_keep(model, ranges_path.parent, target)
     # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
     stem = None
     if equalize_with is not None and keep_float is None:
@@ -165,8 +164,8 @@ def make_int8(
             )
             if stem is not None and not equalization["tensors"]:
                 # nothing uneven anywhere: the default graph, as without equalisation
-                default_keep, sensitive = _default_keep(model, ranges_path.parent, target)
-                args = arguments(model, default_keep)
+                keep_default, sensitive = default_keep(model, ranges_path.parent, target)
+                args = arguments(model, keep_default)
             elif stem is not None and not set(equalization["consumers"]) & set(stem):
                 # nothing uneven fed the stem: it stays float, as without equalisation
                 args = arguments(model, None)
@@ -199,10 +198,10 @@ def make_int8(
             if correct_bias is None:  # the target's default
                 correct_bias = target in BIAS_CORRECTED_TARGETS
             equalized = equalization is not None and bool(equalization["tensors"])
-            corrected = _correct_bias(
+            corrected = correct_bias_at(
                 part, model, ranges_path.parent, correct_bias and not equalized, sources
             )
-            guarded, silus = _finish_for_onnxruntime(part, target)
+            guarded, silus = finish_for_onnxruntime(part, target)
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -241,61 +240,6 @@ def make_int8(
         **({"equalization": equalization} if equalization is not None else {}),
         **({"shift": shifting} if shifting is not None else {}),
     }
-
-
-def _default_keep(
-    model: onnx.ModelProto, calibration: Path, target: str
-) -> tuple[list[str] | None, list[str]]:
-    """The default's keep list (None: the recipe's stem rule alone) and the sensitive blocks in
-    it beyond the stem: the blocks this calibration's sensitivity measurement found to ruin the
-    output on their own (`sensitive_blocks`, measured by `quantize` first)."""
-    sensitive = load_sensitive_nodes(calibration, target) or []
-    if not sensitive:
-        return None, []
-    stem = stem_nodes(model)
-    sensitive = [n for n in sensitive if n not in stem]
-    return stem + sensitive, sensitive
-
-
-def _finish_for_onnxruntime(path: Path, target: str) -> tuple[list[str], int]:
-    """The graph at `path` finished in place for ONNX Runtime: float convs guarded from its
-    per-tensor weight rounding (`float_convs`; ort-cpu and openvino) and, on ort-cpu, float SiLUs
-    fused (`silu`). The openvino layout runs on ONNX Runtime too (`evaluate`, the precision
-    search and sensitivity, a user's ort-cpu run): unguarded, the HaGRID crop classifier's float
-    stem conv, behind the DequantizeLinear its quantized skip conv shares, got per-tensor int8
-    weights there; its int8-ov read top-1 agreement 88.3% on ONNX Runtime against 95.1% with the
-    weights float as written (photos-misc103). OpenVINO takes the guard's per-channel
-    DequantizeLinear as it is. The TensorRT layout leaves no float conv behind a
-    DequantizeLinear and takes per-tensor activation scales only, so it is left alone. Returns
-    the convs guarded and the number of SiLUs fused."""
-    if target not in FLOAT_CONV_GUARD_TARGETS:
-        return [], 0
-    qmodel = onnx.load(str(path))
-    guarded = guard_float_convs(qmodel)
-    silus = fuse_silus(qmodel) if target == "ort-cpu" else 0
-    if guarded or silus:
-        onnx.save(qmodel, str(path))
-    return guarded, silus
-
-
-def _correct_bias(
-    path: Path,
-    model: onnx.ModelProto,
-    calibration: Path,
-    wanted: bool,
-    shifted: dict[str, tuple[str, float]] | None = None,
-) -> dict[str, Any]:
-    """Apply `bias_correction` to the graph at `path`; what was done. `shifted`: the tensors
-    `shift` added, {new tensor: (the tensor it shifts, by how much)}."""
-    if not wanted:
-        return {"convs": 0, "reason": "not asked"}
-    means = load_channel_means(calibration)
-    if means is None:
-        return {"convs": 0, "reason": f"no {calibration.name}/channel_means.json"}
-    qmodel = onnx.load(str(path))
-    done = correct_biases(qmodel, model, shifted_means(means, shifted or {}))
-    onnx.save(qmodel, str(path))
-    return {"convs": done}
 
 
 def quantize(

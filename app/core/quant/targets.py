@@ -35,7 +35,7 @@ BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
 SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
 # Whose float convs are guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`):
 # the openvino layout runs on ONNX Runtime too (evaluate, the precision search, a user's ort-cpu
-# run; see `quantize._finish_for_onnxruntime`); the TensorRT layout leaves no float conv behind
+# run; see `int8_finish.finish_for_onnxruntime`); the TensorRT layout leaves no float conv behind
 # a DequantizeLinear and takes per-tensor activation scales only
 FLOAT_CONV_GUARD_TARGETS = ("ort-cpu", "openvino")
 # Where conv inputs are shifted onto the whole symmetric grid (`shift`): the layouts without
