@@ -125,3 +125,27 @@ def test_resnet8_stem_is_not_an_outlier_on_a_class_sorted_folder(tmp_path):
     assert record["images"] == 8 and record["sampling"] == "spread"
     assert record["median_db"] > 30  # measured: 35.2
     assert meta["sensitive_blocks_float"] == [], record["blocks"]
+
+
+def test_downstream_runs_measure_what_whole_graph_runs_measure(tmp_path, monkeypatch):
+    """`output_sensitivity` re-runs only the part of the graph a block reaches, from cached
+    float activations: every block's output SQNR equals the whole-graph measurement's (ResNet-8,
+    whose residual Adds make the reached part more than a chain)."""
+    from app.core.errors import CancelToken
+    from app.core.quant import block_sensitivity
+    from app.core.quant.quantize import make_int8
+    from app.core.quant.sensitive_blocks import _measure
+
+    cal = tmp_path / "cal"
+    for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir())[:4]:
+        copy_photos(cal / cls.name, 2, cls)
+    ws = Workspace.for_model(inspect_model(RESNET8), tmp_path / "ws")
+    calibrate(ws, cal, method="minmax")
+    calib = latest_calibration(ws)
+    measured = {}
+    for mode, limit in (("downstream", block_sensitivity.CACHE_BYTES), ("whole", -1)):
+        monkeypatch.setattr(block_sensitivity, "CACHE_BYTES", limit)
+        rows = _measure(ws, calib, "tensorrt", make_int8, CancelToken(), lambda f, m: None)
+        measured[mode] = {r["block"]: r["output_sqnr_db"] for r in rows}
+    assert len(measured["whole"]) >= 7
+    assert measured["downstream"] == pytest.approx(measured["whole"], abs=0.02)
