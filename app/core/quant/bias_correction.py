@@ -148,15 +148,15 @@ def _dequantized(inits: dict[str, Any], node: onnx.NodeProto) -> np.ndarray:
 
 def correct_biases(
     qmodel: onnx.ModelProto, float_model: onnx.ModelProto, means: dict[str, np.ndarray]
-) -> int:
+) -> list[str]:
     """Rewrite, in place, the int32 bias of every quantized Conv of `qmodel` whose input mean
     is known: b' = b - (W_q - W) . E[x], W and b from `float_model` (same node names).
-    Returns how many convs were corrected."""
+    Returns the names of the convs corrected."""
     inits = {i.name: i for i in qmodel.graph.initializer}
     producer = {o: n for n in qmodel.graph.node for o in n.output}
     f_inits = {i.name: i for i in float_model.graph.initializer}
     f_convs = {n.name: n for n in float_model.graph.node if n.op_type == "Conv"}
-    done = 0
+    done = []
     for node in qmodel.graph.node:
         orig = f_convs.get(node.name)
         if node.op_type != "Conv" or orig is None or len(node.input) < 3 or len(orig.input) < 3:
@@ -182,5 +182,5 @@ def correct_biases(
         scale = numpy_helper.to_array(inits[dq_b.input[1]]).astype(np.float64)
         q_b = np.clip(np.round((b - shift) / scale), INT32.min, INT32.max).astype(np.int32)
         inits[dq_b.input[0]].CopyFrom(numpy_helper.from_array(q_b, dq_b.input[0]))
-        done += 1
+        done.append(node.name)
     return done

@@ -58,16 +58,28 @@ def correct_bias_at(
     model: onnx.ModelProto,
     calibration: Path,
     wanted: bool,
-    shifted: dict[str, tuple[str, float]] | None = None,
-) -> dict[str, Any]:
-    """Apply `bias_correction` to the graph at `path`; what was done. `shifted`: the tensors
-    `shift` added, {new tensor: (the tensor it shifts, by how much)}."""
-    if not wanted:
-        return {"convs": 0, "reason": "not asked"}
-    means = load_channel_means(calibration)
-    if means is None:
-        return {"convs": 0, "reason": f"no {calibration.name}/channel_means.json"}
-    qmodel = onnx.load(str(path))
-    done = correct_biases(qmodel, model, shifted_means(means, shifted or {}))
-    onnx.save(qmodel, str(path))
-    return {"convs": done}
+    shifted: dict[str, tuple[str, float, int]] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Rewrite the int32 biases of the graph at `path` once: `bias_correction` where `wanted`,
+    and the exact folding of every shift (`shift.shifted_means`; `shifted`: {new tensor: (the
+    tensor it shifts, by how much, its channels)}). Returns what bias correction did and the
+    convs whose bias now folds a shift."""
+    shifted = shifted or {}
+    means = load_channel_means(calibration) if wanted else None
+    reason = (
+        "not asked"
+        if not wanted
+        else f"no {calibration.name}/channel_means.json"
+        if means is None
+        else None
+    )
+    table = shifted_means(means or {}, shifted)
+    done: list[str] = []
+    if table:
+        qmodel = onnx.load(str(path))
+        done = correct_biases(qmodel, model, table)
+        onnx.save(qmodel, str(path))
+    inputs = {n.name: n.input[0] for n in model.graph.node if n.op_type == "Conv"}
+    folded = [c for c in done if inputs.get(c) in shifted]
+    info = {"convs": len(done)} if reason is None else {"convs": 0, "reason": reason}
+    return info, folded

@@ -65,7 +65,7 @@ from app.core.quant.placements import apply_placement
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
-from app.core.quant.shift import exact_biases, shift_for_int8
+from app.core.quant.shift import shift_for_int8
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
@@ -190,17 +190,16 @@ def make_int8(
                 calibration_cache_path=str(quant_ranges),
                 **args,
             )
-            sources: dict[str, tuple[str, float]] = {}
-            if shifting is not None and shifting.get("shifts"):
-                shifting["exact_biases"] = exact_biases(part, model, shifting.pop("shifts"))
-                sources = shifting.pop("sources")
+            sources = shifting.pop("sources", {}) if shifting is not None else {}
             # channel means were measured before equalisation: not valid for an equalised graph
             if correct_bias is None:  # the target's default
                 correct_bias = target in BIAS_CORRECTED_TARGETS
             equalized = equalization is not None and bool(equalization["tensors"])
-            corrected = correct_bias_at(
+            corrected, folded = correct_bias_at(
                 part, model, ranges_path.parent, correct_bias and not equalized, sources
             )
+            if shifting is not None:
+                shifting["exact_biases"] = len(folded)
             guarded, silus = finish_for_onnxruntime(part, target)
             onnx.checker.check_model(str(part))
             written = file_sha256(part)  # what this run wrote, not what is at the name later

@@ -38,7 +38,6 @@ SHIFT_VERSION = 1
 # max(|lo|, |hi|) / ((hi - lo) / 2) >= MIN_GAIN (a SiLU output reads about 2, a ReLU output 2)
 MIN_GAIN = 1.25
 QMAX = 127  # symmetric int8 activations: codes -127..127 in the scale ORT computes
-INT32 = np.iinfo(np.int32)
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
@@ -93,16 +92,19 @@ def shift_plan(
 def apply_shifts(
     model: onnx.ModelProto, plan: dict[str, tuple[float, float]]
 ) -> tuple[
-    onnx.ModelProto, dict[str, tuple[float, float]], dict[str, float], dict[str, tuple[str, float]]
+    onnx.ModelProto,
+    dict[str, tuple[float, float]],
+    dict[str, float],
+    dict[str, tuple[str, float, int]],
 ]:
     """A copy of `model` whose convs read their inputs shifted by `plan` (see the module doc),
     the ranges of the new tensors, {conv changed: its shift} and {new tensor: (the tensor it
-    shifts, the shift)}."""
+    shifts, the shift, its channels)}."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     inits = {i.name: i for i in model.graph.initializer}
     new_ranges: dict[str, tuple[float, float]] = {}
     changed: dict[str, float] = {}
-    sources: dict[str, tuple[str, float]] = {}
+    sources: dict[str, tuple[str, float, int]] = {}
     shifted_of: dict[str, str] = {}
     added: list[onnx.NodeProto] = []
     position: dict[str, int] = {}  # where to put the new nodes: before the first reader
@@ -111,6 +113,7 @@ def apply_shifts(
             continue
         x = node.input[0]
         c, bound = plan[x]
+        channels = int(inits[node.input[1]].dims[1]) * int(_attr(node, "group", 1))
         if x not in shifted_of:
             shifted = f"{x}__shifted"
             const = f"{x}__shift"
@@ -119,7 +122,7 @@ def apply_shifts(
             position[added[-1].name] = index
             shifted_of[x] = shifted
             new_ranges[shifted] = (-bound, bound)
-            sources[shifted] = (x, c)
+            sources[shifted] = (x, c, channels)
         source = shifted_of[x]
         pads = list(_attr(node, "pads", []))
         if any(pads):
@@ -144,7 +147,7 @@ def apply_shifts(
             )
             position[added[-1].name] = index
             new_ranges[padded] = (-bound, bound)
-            sources[padded] = (x, c)
+            sources[padded] = (x, c, channels)
             source = padded
             _set_attr(node, "pads", [0] * len(pads))
         node.input[0] = source
@@ -198,7 +201,6 @@ def shift_for_int8(
     model, new_ranges, changed, sources = apply_shifts(model, plan)
     info["convs"] = len(changed)
     info["padded"] = sum(1 for x in sources if not x.endswith("__shifted"))
-    info["shifts"] = changed
     info["sources"] = sources
     merged = dict(data.items())
     for name, (lo, hi) in new_ranges.items():
@@ -213,85 +215,21 @@ def shift_for_int8(
     return model, out, info
 
 
-def exact_biases(path: Path, float_model: onnx.ModelProto, shifts: dict[str, float]) -> int:
-    """Make the bias folding exact for the weights the quantized graph at `path` really has
-    (in place; returns the convs corrected). `apply_shifts` folded c * sum(W) with the float
-    weights, but the conv multiplies the shift by its rounded weights W_q: left alone, each
-    output channel would be off by c * sum(W_q - W), a constant as large as the shift times the
-    weights' rounding (it cost YOLOX-Nano 3 mAP50-95). The bias becomes b + c * sum(W_q), so
-    that conv_q(x - c) + bias = conv_q(x) + b, in the bias's own int32 grid."""
-    model = onnx.load(str(path))
-    inits = {i.name: i for i in model.graph.initializer}
-    floats = {i.name: i for i in float_model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-
-    def dequantizer(tensor: str) -> onnx.NodeProto | None:
-        node = producer.get(tensor)
-        if node is None or node.op_type != "DequantizeLinear":
-            return None
-        return node if all(i in inits for i in node.input) else None
-
-    def channel_values(dq: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
-        scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
-        zero = (
-            numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64)
-            if len(dq.input) > 2 and dq.input[2]
-            else np.zeros_like(scale)
-        )
-        shape = (-1,) + (1,) * (q.ndim - 1)
-        return (
-            q,
-            scale.reshape(shape) if scale.ndim else scale,
-            (zero.reshape(shape) if zero.ndim else zero),
-        )
-
-    float_weight, float_bias = {}, {}
-    for node in float_model.graph.node:
-        if node.name in shifts and node.input[1] in floats and node.input[2] in floats:
-            float_weight[node.name] = numpy_helper.to_array(floats[node.input[1]]).astype(
-                np.float64
-            )
-            # b + c * sum(W), as `apply_shifts` folded it
-            float_bias[node.name] = numpy_helper.to_array(floats[node.input[2]]).astype(np.float64)
-    corrected = 0
-    for node in model.graph.node:
-        if node.op_type != "Conv" or node.name not in shifts or node.name not in float_weight:
-            continue
-        w_dq = dequantizer(node.input[1])
-        b_dq = dequantizer(node.input[2]) if len(node.input) > 2 else None
-        if w_dq is None:
-            continue  # float weights: the folding is exact already
-        q, scale, zero = channel_values(w_dq)
-        rounded = ((q - zero) * scale).reshape(q.shape[0], -1).sum(axis=1)
-        exact = float_weight[node.name].reshape(q.shape[0], -1).sum(axis=1)
-        bias = float_bias[node.name] + shifts[node.name] * (rounded - exact)
-        if b_dq is not None:  # rounded once, from the float value, to its own int32 grid
-            _, bscale, _ = channel_values(b_dq)
-            fixed = np.round(bias / bscale.reshape(-1))
-            fixed = np.clip(fixed, INT32.min, INT32.max).astype(np.int32)
-            inits[b_dq.input[0]].CopyFrom(numpy_helper.from_array(fixed, b_dq.input[0]))
-        elif node.input[2] in inits:
-            inits[node.input[2]].CopyFrom(
-                numpy_helper.from_array(bias.astype(np.float32), node.input[2])
-            )
-        else:
-            continue
-        corrected += 1
-    onnx.save(model, str(path))
-    return corrected
-
-
 def shifted_means(
-    means: dict[str, np.ndarray], sources: dict[str, tuple[str, float]]
+    means: dict[str, np.ndarray], sources: dict[str, tuple[str, float, int]]
 ) -> dict[str, np.ndarray]:
-    """Channel means (`bias_correction`) with those of the shifted tensors added: E[x] - c.
-    Bias correction of a shifted conv then also makes its bias folding exact for the rounded
-    weights: b + c * sum(W) - (W_q - W) . (E[x] - c) = b + c * sum(W_q) - (W_q - W) . E[x]."""
+    """Channel means for `bias_correction.correct_biases` with those of the shifted tensors
+    added, E[x] - c, which makes its rewrite of a shifted conv's bias fold the shift exactly for
+    the rounded weights the graph really has:
+        b + c * sum(W) - (W_q - W) . (E[x] - c) = b + c * sum(W_q) - (W_q - W) . E[x].
+    `apply_shifts` folded c * sum(W) with the float weights; left at that, each output channel
+    would be off by c * sum(W_q - W) (it cost YOLOX-Nano 3 mAP50-95). Without a measured E[x]
+    (bias correction off) E[x] = 0 is taken, which leaves the folding alone: b + c * sum(W_q),
+    so that conv_q(x - c) + bias = conv_q(x) + b."""
     out = dict(means)
-    for tensor, (x, c) in sources.items():
-        if x in means:
-            out[tensor] = np.asarray(means[x], np.float64) - c
+    for tensor, (x, c, channels) in sources.items():
+        mean = np.asarray(means[x], np.float64) if x in means else np.zeros(channels)
+        out[tensor] = mean - c
     return out
 
 

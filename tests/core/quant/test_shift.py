@@ -109,7 +109,7 @@ def test_each_shifted_conv_computes_the_unshifted_conv_exactly(yolox_ws, photos,
     """Every shifted conv of the Q/DQ graph, on the values it really reads, against the
     original conv (its own pads and bias) with the same rounded weights on the unshifted
     dequantized input: equal up to float rounding. This checks the bias folding for the rounded
-    weights (`exact_biases`: without it each output channel is off by c * sum(W_q - W)), the
+    weights (`shifted_means`: without it each output channel is off by c * sum(W_q - W)), the
     Pad of -c, and that the zero point `qdq_params` gives puts the same grid on the unshifted
     tensor. (End to end, two fully quantized YOLOX graphs that differ by float rounding alone
     drift apart by flipped codes, so the check is per conv.)"""
