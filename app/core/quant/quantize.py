@@ -67,6 +67,7 @@ from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.quant.shift import shift_for_int8
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
+from app.core.quant.silu_ranges import floor_silu_inputs
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
     BIAS_CORRECTED_TARGETS,
@@ -74,6 +75,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     EQUALIZED_STEM_BLOCKS,
     FLOAT_CONV_GUARD_TARGETS,
     SHIFTED_TARGETS,
+    SILU_FLOOR_TARGETS,
     SPEED_TARGETS,
     TARGET_OF_BACKEND,
     TARGETS,
@@ -81,13 +83,14 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 12  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 13  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
 # layout's float convs guarded too (it is also run, searched and scored on ONNX Runtime);
 # 12: the TensorRT layout's conv inputs shifted onto the whole symmetric grid (`shift`), with
-# bias correction and sensitive blocks float there too
+# bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
+# floored at -8 (`silu_ranges`)
 
 
 def make_int8(
@@ -103,6 +106,7 @@ def make_int8(
     equalize_with: ModelSpec | None = None,
     equalize_options: dict[str, float] | None = None,
     shift: bool | None = None,
+    silu_floor: bool | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
     `placement` (ort-cpu only, see `placements`), `prepare=False` and `correct_bias` (True /
@@ -112,7 +116,9 @@ def make_int8(
     measures first. `equalize_with` (the workspace's spec, whose
     preprocessing reads the calibration images again): equalise uneven activations first
     (`equalize_ranges`), and then, unless `keep_float` says otherwise, keep no stem block
-    float; `equalize_options` (alpha, spread) exist for measuring."""
+    float; `equalize_options` (alpha, spread) exist for measuring. `shift` and `silu_floor`
+    (True / False instead of the target's default) measure activation shifting (`shift`) and
+    the floor under SiLU inputs (`silu_ranges`)."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -179,6 +185,11 @@ def make_int8(
         if shift:
             quantized = set(compute_nodes(model)) - set(args["nodes_to_exclude"])
             model, quant_ranges, shifting = shift_for_int8(model, ranges_path, quantized, Path(tmp))
+        if silu_floor is None:
+            silu_floor = target in SILU_FLOOR_TARGETS
+        flooring: dict[str, Any] | None = None
+        if silu_floor:  # the uint8 outputs of its convs that a SiLU reads (`silu_ranges`)
+            quant_ranges, flooring = floor_silu_inputs(model, quant_ranges, Path(tmp))
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -238,6 +249,7 @@ def make_int8(
         "sensitive_blocks_float": [n for n in sensitive if n in set(kept)],
         **({"equalization": equalization} if equalization is not None else {}),
         **({"shift": shifting} if shifting is not None else {}),
+        **({"silu_floor": flooring} if flooring is not None else {}),
     }
 
 

@@ -33,6 +33,9 @@ BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
 # Where the default keeps float the blocks that alone wreck the output (see `sensitive_blocks`
 # for the measurements: a gain on every layout, on the TensorRT one once it is shifted)
 SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
+# Whose quantized conv outputs that only a SiLU reads get a floor under their calibrated range
+# (`silu_ranges`): the layout whose convs write uint8 outputs; the others leave them float
+SILU_FLOOR_TARGETS = ("ort-cpu",)
 # Whose float convs are guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`):
 # the openvino layout runs on ONNX Runtime too (evaluate, the precision search, a user's ort-cpu
 # run; see `int8_finish.finish_for_onnxruntime`); the TensorRT layout leaves no float conv behind
