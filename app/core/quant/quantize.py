@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from app.core.atomic import atomic_path
@@ -62,6 +63,7 @@ from app.core.quant.graph_rules import (
 )
 from app.core.quant.int8_finish import correct_bias_at, default_keep, finish_for_onnxruntime
 from app.core.quant.placements import apply_placement
+from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
@@ -74,6 +76,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     EQUALIZE_BY_DEFAULT,
     EQUALIZED_STEM_BLOCKS,
     FLOAT_CONV_GUARD_TARGETS,
+    FLOAT_POOL_TARGETS,
     SHIFTED_TARGETS,
     SILU_FLOOR_TARGETS,
     SPEED_TARGETS,
@@ -83,14 +86,14 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 13  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 14  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
 # layout's float convs guarded too (it is also run, searched and scored on ONNX Runtime);
 # 12: the TensorRT layout's conv inputs shifted onto the whole symmetric grid (`shift`), with
 # bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
-# floored at -8 (`silu_ranges`)
+# floored at -8 (`silu_ranges`); 14: its average pools that narrow their range float (`pools`)
 
 
 def make_int8(
@@ -107,6 +110,7 @@ def make_int8(
     equalize_options: dict[str, float] | None = None,
     shift: bool | None = None,
     silu_floor: bool | None = None,
+    float_pools: bool | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
     `placement` (ort-cpu only, see `placements`), `prepare=False` and `correct_bias` (True /
@@ -118,12 +122,18 @@ def make_int8(
     (`equalize_ranges`), and then, unless `keep_float` says otherwise, keep no stem block
     float; `equalize_options` (alpha, spread) exist for measuring. `shift` and `silu_floor`
     (True / False instead of the target's default) measure activation shifting (`shift`) and
-    the floor under SiLU inputs (`silu_ranges`)."""
+    the floor under SiLU inputs (`silu_ranges`); `float_pools=False` quantizes every pool as
+    ONNX Runtime's quantizer does (`pools`)."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     try:  # ORT insists the cached ranges' method matches the one it is told
-        method = load_tensors_data(ranges_path).calibration_method
+        calibrated = load_tensors_data(ranges_path)
+        method = calibrated.calibration_method
+        widths = {
+            k: tuple(float(np.asarray(v).ravel()[0]) for v in t.range_value)
+            for k, t in calibrated.items()
+        }
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(
             f"{ranges_path}: calibration ranges unreadable ({exc}); calibrate again"
@@ -138,8 +148,13 @@ def make_int8(
         model, preparation = prepare_for_quantization(model, workdir=out_path.parent)
         model = name_nodes(model)
 
+    pools: list[str] = []
+
     def arguments(graph: onnx.ModelProto, keep: list[str] | None) -> dict[str, Any]:
         args = recipe(target, graph, keep, float_silus=placement != "qlinear-silu")
+        if float_pools is not False and target in FLOAT_POOL_TARGETS:  # (`pools`)
+            pools[:] = narrowing_pools(graph, widths)
+            args["nodes_to_exclude"] = sorted(set(args["nodes_to_exclude"]) | set(pools))
         if placement != "default":
             if target != "ort-cpu":
                 raise UserError(f"placement '{placement}' exists for target ort-cpu only")
@@ -250,6 +265,7 @@ def make_int8(
         **({"equalization": equalization} if equalization is not None else {}),
         **({"shift": shifting} if shifting is not None else {}),
         **({"silu_floor": flooring} if flooring is not None else {}),
+        **({"pools_float": list(pools)} if pools else {}),
     }
 
 

@@ -36,6 +36,9 @@ SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
 # Whose quantized conv outputs that only a SiLU reads get a floor under their calibrated range
 # (`silu_ranges`): the layout whose convs write uint8 outputs; the others leave them float
 SILU_FLOOR_TARGETS = ("ort-cpu",)
+# Whose average pools that narrow their range stay float (`pools`): the layout that quantizes a
+# pool's output (on its input's grid); the others quantize only compute ops' inputs
+FLOAT_POOL_TARGETS = ("ort-cpu",)
 # Whose float convs are guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`):
 # the openvino layout runs on ONNX Runtime too (evaluate, the precision search, a user's ort-cpu
 # run; see `int8_finish.finish_for_onnxruntime`); the TensorRT layout leaves no float conv behind
