@@ -143,8 +143,8 @@ CANDIDATES = [
     ("int8-trt-shift", "tensorrt", {"equalize": False, "correct_bias": False, "sensitive": "none"}),
     ("int8-trt-shift-bias", "tensorrt", {"equalize": False, "sensitive": "none"}),
     ("int8-trt-shift-sensitive", "tensorrt", {"equalize": False, "correct_bias": False}),
-    # the ort-cpu default without the floor under its SiLU inputs (QUANTIZE_VERSION 13)
-    ("int8-nofloor", "ort-cpu", {"equalize": False, "silu_floor": False}),
+    # the ort-cpu default without the floors under its SiLU and residual-add inputs (13, 14)
+    ("int8-nofloor", "ort-cpu", {"equalize": False, "range_floors": False}),
 ]
 
 
@@ -178,7 +178,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
         if correct_bias is not False:
             ensure_channel_means(ws, calibration)
         shift = options.pop("shift", None)
-        silu_floor = options.pop("silu_floor", None)
+        range_floors = options.pop("range_floors", None)
         equalize = options.pop("equalize", True)
         placement = str(options.pop("placement", "default"))
         log.info("building %s", name)
@@ -193,7 +193,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             equalize_with=spec if equalize else None,
             equalize_options=options or None,
             shift=shift,
-            silu_floor=silu_floor,
+            range_floors=range_floors,
         )
         ws.record_variant(name, {"precision": "int8", "target": target, **meta})
     return names

@@ -65,11 +65,11 @@ from app.core.quant.int8_finish import correct_bias_at, default_keep, finish_for
 from app.core.quant.placements import apply_placement
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
+from app.core.quant.range_floors import floor_ranges
 from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.quant.shift import shift_for_int8
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
-from app.core.quant.silu_ranges import floor_silu_inputs
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
     BIAS_CORRECTED_TARGETS,
@@ -77,8 +77,8 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     EQUALIZED_STEM_BLOCKS,
     FLOAT_CONV_GUARD_TARGETS,
     FLOAT_POOL_TARGETS,
+    FLOORED_TARGETS,
     SHIFTED_TARGETS,
-    SILU_FLOOR_TARGETS,
     SPEED_TARGETS,
     TARGET_OF_BACKEND,
     TARGETS,
@@ -93,7 +93,8 @@ QUANTIZE_VERSION = 14  # 4: graph prepared first; 5: bias correction; 6: equalis
 # layout's float convs guarded too (it is also run, searched and scored on ONNX Runtime);
 # 12: the TensorRT layout's conv inputs shifted onto the whole symmetric grid (`shift`), with
 # bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
-# floored at -8 (`silu_ranges`); 14: its average pools that narrow their range float (`pools`)
+# floored at -8 (`range_floors`); 14: its average pools that narrow their range float
+# (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`)
 
 
 def make_int8(
@@ -109,7 +110,7 @@ def make_int8(
     equalize_with: ModelSpec | None = None,
     equalize_options: dict[str, float] | None = None,
     shift: bool | None = None,
-    silu_floor: bool | None = None,
+    range_floors: bool | None = None,
     float_pools: bool | None = None,
 ) -> dict[str, Any]:
     """Write the INT8 Q/DQ graph for `target`; returns what was done (for the variant's meta).
@@ -120,10 +121,10 @@ def make_int8(
     measures first. `equalize_with` (the workspace's spec, whose
     preprocessing reads the calibration images again): equalise uneven activations first
     (`equalize_ranges`), and then, unless `keep_float` says otherwise, keep no stem block
-    float; `equalize_options` (alpha, spread) exist for measuring. `shift` and `silu_floor`
+    float; `equalize_options` (alpha, spread) exist for measuring. `shift` and `range_floors`
     (True / False instead of the target's default) measure activation shifting (`shift`) and
-    the floor under SiLU inputs (`silu_ranges`); `float_pools=False` quantizes every pool as
-    ONNX Runtime's quantizer does (`pools`)."""
+    the floors under the ranges of tensors a SiLU or an Add + Relu reads (`range_floors`);
+    `float_pools=False` quantizes every pool as ONNX Runtime's quantizer does (`pools`)."""
     from onnxruntime.quantization import QuantType, quantize_static
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -200,11 +201,11 @@ def make_int8(
         if shift:
             quantized = set(compute_nodes(model)) - set(args["nodes_to_exclude"])
             model, quant_ranges, shifting = shift_for_int8(model, ranges_path, quantized, Path(tmp))
-        if silu_floor is None:
-            silu_floor = target in SILU_FLOOR_TARGETS
+        if range_floors is None:
+            range_floors = target in FLOORED_TARGETS
         flooring: dict[str, Any] | None = None
-        if silu_floor:  # the uint8 outputs of its convs that a SiLU reads (`silu_ranges`)
-            quant_ranges, flooring = floor_silu_inputs(model, quant_ranges, Path(tmp))
+        if range_floors:  # uint8 conv outputs whose readers flatten the low end (`range_floors`)
+            quant_ranges, flooring = floor_ranges(model, quant_ranges, Path(tmp))
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         with atomic_path(out_path) as part:
@@ -264,7 +265,7 @@ def make_int8(
         "sensitive_blocks_float": [n for n in sensitive if n in set(kept)],
         **({"equalization": equalization} if equalization is not None else {}),
         **({"shift": shifting} if shifting is not None else {}),
-        **({"silu_floor": flooring} if flooring is not None else {}),
+        **({"range_floors": flooring} if flooring is not None else {}),
         **({"pools_float": list(pools)} if pools else {}),
     }
 

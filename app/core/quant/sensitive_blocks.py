@@ -61,8 +61,9 @@ SAMPLING = "spread"
 # 2: measured with ONNX Runtime's WeightBiasQuantization off (see `ort_session.cpu_session`):
 # before, a quantized tensor's float consumers also had their weights rounded per tensor;
 # 3: SiLUs float in the measured graphs, as in the recipe since QUANTIZE_VERSION 10 (`silu`);
-# 4: ort-cpu's SiLU inputs floored, as in the recipe since QUANTIZE_VERSION 13 (`silu_ranges`);
-# 5: its narrowing average pools float, as since QUANTIZE_VERSION 14 (`pools`)
+# 4: ort-cpu's SiLU inputs floored, as in the recipe since QUANTIZE_VERSION 13 (`range_floors`);
+# 5: its narrowing average pools float and residual-add inputs floored, as since
+# QUANTIZE_VERSION 14 (`pools`, `range_floors`)
 MEASUREMENT = 5
 # make_int8(source, ranges, out, target, keep_float) -> its record
 Builder = Callable[[Path, Path, Path, str, list[str]], dict[str, Any]]

@@ -33,9 +33,10 @@ BIAS_CORRECTED_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
 # Where the default keeps float the blocks that alone wreck the output (see `sensitive_blocks`
 # for the measurements: a gain on every layout, on the TensorRT one once it is shifted)
 SENSITIVE_BLOCK_TARGETS = ("ort-cpu", "openvino", "tensorrt", "ort-cuda")
-# Whose quantized conv outputs that only a SiLU reads get a floor under their calibrated range
-# (`silu_ranges`): the layout whose convs write uint8 outputs; the others leave them float
-SILU_FLOOR_TARGETS = ("ort-cpu",)
+# Whose quantized conv outputs that only a SiLU, or an Add + Relu, reads get a floor under their
+# calibrated range (`range_floors`): the layout whose convs write uint8 outputs; the others leave
+# those outputs float
+FLOORED_TARGETS = ("ort-cpu",)
 # Whose average pools that narrow their range stay float (`pools`): the layout that quantizes a
 # pool's output (on its input's grid); the others quantize only compute ops' inputs
 FLOAT_POOL_TARGETS = ("ort-cpu",)

@@ -1,8 +1,10 @@
-"""ort-cpu INT8 with the average pools that narrow their range float (the default since
-QUANTIZE_VERSION 14, `app.core.quant.pools`) against every pool quantized on its input's grid
-(ONNX Runtime's quantizer as is), on the classifiers among the assets: logit SQNR against FP32
-and top-1 agreement with FP32, on images the calibration did not use. Prints a table last and
-writes JSON.
+"""ort-cpu INT8 of the classifiers among the assets, the default against the default without
+each of QUANTIZE_VERSION 14's changes: "pools quantized" puts every AveragePool's output on its
+input's grid, as ONNX Runtime's quantizer does (the default keeps a pool that narrows its range
+float, `app.core.quant.pools`); "no range floors" leaves the calibrated ranges as they are (the
+default floors a residual Add + Relu's inputs at minus the other input's maximum, and a SiLU's
+input at -8, `app.core.quant.range_floors`). Logit SQNR against FP32 and top-1 agreement with
+FP32, on images the calibration did not use. Prints a table last and writes JSON.
 
   * HaGRID crop classifier: calibrated on 64 coco-train128 photos, scored on photos-misc103,
     gesture-frames and imagenet-samples (no hand crops among the assets: its logits there are
@@ -10,9 +12,11 @@ writes JSON.
   * CIFAR-10 ResNet-8: calibrated on the even-numbered half of cifar10-test500, scored on the
     odd half;
   * MobileNetV1 0.25 (QAT): calibrated on 64 coco-train128 photos, scored on photos-misc103 and
-    imagenet-samples.
+    imagenet-samples;
+  * EfficientNet-Lite0: calibrated on 64 coco-train128 photos, scored on photos-misc103,
+    imagenet-samples and coco-val-dev64 (it has neither: a check that nothing else moved).
 
-    python -m app.benchmarks.float_pools --assets ../shared/assets [--json F]
+    python -m app.benchmarks.int8_classifiers --assets ../shared/assets [--json F]
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ CASES = [
         "coco-train128/images",
         ["photos-misc103", "imagenet-samples"],
     ),
+    (
+        "efficientnet-lite0-imagenet",
+        "coco-train128/images",
+        ["photos-misc103", "imagenet-samples", "coco-val-dev64/images"],
+    ),
 ]
 CALIBRATION_IMAGES = 64
 
@@ -72,15 +81,11 @@ def measure(assets: Path, work: Path, model: str, cal: str, evals: list[str] | N
         shutil.copy(f, folder / f"{f.parent.name}_{f.name}")
     calibrate(ws, folder)
     meta = quantize(ws, precisions=["int8"], target="ort-cpu")[0]
-    shared = root / "pools-quantized.onnx"
-    make_int8(
-        Path(spec.path),
-        latest_calibration(ws) / "ranges.json",
-        shared,
-        "ort-cpu",
-        float_pools=False,
-    )
-    paths = {"fp32": Path(spec.path), "default": ws.variant_path("int8"), "pools quantized": shared}
+    paths = {"fp32": Path(spec.path), "default": ws.variant_path("int8")}
+    ranges = latest_calibration(ws) / "ranges.json"
+    for name, option in (("pools quantized", "float_pools"), ("no range floors", "range_floors")):
+        paths[name] = root / f"{name.replace(' ', '-')}.onnx"
+        make_int8(Path(spec.path), ranges, paths[name], "ort-cpu", **{option: False})
     sessions = {
         k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
         for k, p in paths.items()
@@ -102,6 +107,7 @@ def measure(assets: Path, work: Path, model: str, cal: str, evals: list[str] | N
         "calibration_images": len(calibration),
         "scored_images": len(scored),
         "pools_float": meta.get("pools_float", []),
+        "range_floors": meta.get("range_floors"),
         "variants": {
             k: {
                 "sqnr_db": round(10 * np.log10(signal / max(err[k], 1e-30)), 2),
