@@ -39,7 +39,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from app.core.atomic import atomic_path
@@ -66,7 +65,8 @@ from app.core.quant.placements import apply_placement
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.range_floors import floor_ranges
-from app.core.quant.recipe import int8_variant_name, recipe, stem_nodes
+from app.core.quant.ranges import read_ranges
+from app.core.quant.recipe import describe_types, int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.quant.shift import shift_for_int8
 from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
@@ -125,20 +125,10 @@ def make_int8(
     (True / False instead of the target's default) measure activation shifting (`shift`) and
     the floors under the ranges of tensors a SiLU or an Add + Relu reads (`range_floors`);
     `float_pools=False` quantizes every pool as ONNX Runtime's quantizer does (`pools`)."""
-    from onnxruntime.quantization import QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import load_tensors_data
+    from onnxruntime.quantization import quantize_static
 
-    try:  # ORT insists the cached ranges' method matches the one it is told
-        calibrated = load_tensors_data(ranges_path)
-        method = calibrated.calibration_method
-        widths = {
-            k: tuple(float(np.asarray(v).ravel()[0]) for v in t.range_value)
-            for k, t in calibrated.items()
-        }
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"{ranges_path}: calibration ranges unreadable ({exc}); calibrate again"
-        ) from exc
+    # ORT insists the cached ranges' method matches the one it is told
+    method, widths = read_ranges(ranges_path)
     # Named before preparation, so the names callers pass in `keep_float` (taken from the
     # original graph) still address the same nodes; the optimizer keeps the names it does not
     # fold away.
@@ -245,20 +235,7 @@ def make_int8(
         "kept_float": kept,
         "preparation": preparation,
         "placement": placement,
-        "activation": "uint8 asymmetric"
-        if args["activation_type"] == QuantType.QUInt8
-        else "int8 symmetric",
-        "weights": (
-            "int8 symmetric per-channel"
-            + (
-                ", 7-bit (this CPU's U8S8 kernels saturate without VNNI)"
-                if args["reduce_range"]
-                else ""
-            )
-        )
-        if args["per_channel"]
-        else "uint8 per-tensor (the model's own 8-bit weight grid kept)",
-        "reduce_range": args["reduce_range"],
+        **describe_types(args),
         "bias_correction": corrected,
         "float_convs_guarded": guarded,
         "silus_fused": silus,

@@ -134,6 +134,24 @@ def recipe(
     }
 
 
+def describe_types(args: dict[str, Any]) -> dict[str, Any]:
+    """What a recipe's quantize_static arguments make of activations and weights, for the
+    variant's record."""
+    from onnxruntime.quantization import QuantType
+
+    asymmetric = args["activation_type"] == QuantType.QUInt8
+    weights = "uint8 per-tensor (the model's own 8-bit weight grid kept)"
+    if args["per_channel"]:
+        weights = "int8 symmetric per-channel"
+        if args["reduce_range"]:
+            weights += ", 7-bit (this CPU's U8S8 kernels saturate without VNNI)"
+    return {
+        "activation": "uint8 asymmetric" if asymmetric else "int8 symmetric",
+        "weights": weights,
+        "reduce_range": args["reduce_range"],
+    }
+
+
 def float_summary(meta: dict[str, Any]) -> str | None:
     """One line on what an INT8 variant kept float and why, for the CLI and the GUI."""
     if not meta.get("compute_ops"):
