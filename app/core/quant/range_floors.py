@@ -151,11 +151,8 @@ def floor_ranges(
         )
     out = workdir / "ranges_floored.json"
     save_tensors_data(TensorsData(data.calibration_method, merged), out)
-    log.info(
-        "range floors: %d of %d SiLU inputs at %g, %d residual-add inputs",
-        len(by_silu),
-        len(silu),
-        SILU_FLOOR,
-        len(by_add),
-    )
+    parts = [f"{len(by_silu)} of {len(silu)} SiLU inputs at {SILU_FLOOR:g}"] if by_silu else []
+    if by_add:
+        parts.append(f"{len(by_add)} residual-add inputs at minus the other input's maximum")
+    log.info("ranges floored where the next ops flatten low values: %s", "; ".join(parts))
     return out, info

@@ -157,8 +157,10 @@ def float_summary(meta: dict[str, Any]) -> str | None:
     if not meta.get("compute_ops"):
         return None
     sensitive = meta.get("sensitive_blocks_float") or []
+    pools = meta.get("pools_float") or []
     return (
         f"{meta.get('name', 'int8')}: {meta['compute_ops_kept_float']} of {meta['compute_ops']} "
         "convolutions/matmuls kept float"
         + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
+        + (f"; {len(pools)} average pool(s) float (output range < half the input's)" * bool(pools))
     )

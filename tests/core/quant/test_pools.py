@@ -16,6 +16,7 @@ from app.core.frames.preprocess import Preprocessor
 from app.core.quant.calibration import latest_calibration
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.quantize import make_int8
+from app.core.quant.recipe import float_summary
 from tests.assets import CIFAR, needs_assets
 from tests.workspaces import resnet8_int8_workspace
 
@@ -66,6 +67,7 @@ def test_resnet8_global_pool_stays_float_and_its_classifier_reads_its_own_range(
     model = onnx.load(spec.path)
     pool = next(n for n in model.graph.node if n.op_type == "AveragePool")
     assert meta["pools_float"] == [pool.name]
+    assert "; 1 average pool(s) float" in float_summary(meta)  # the line the CLI and GUI show
     grids = _grids(resnet8.variant_path("int8"))
     ranges = {k: v.range_value for k, v in load_tensors_data(ranges_path).items()}
     # the pool's output is no longer quantized on its input's grid; the classifier's input is
