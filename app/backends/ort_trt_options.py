@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from app.backends.tensorrt.settings import GRAPH_KINDS, PRECISIONS, ProfileShapes, validate_profiles
+from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.frames.graph_fusion import FUSED_NAME_MARK
 from app.core.model.files import file_sha256
+from app.core.safe_json import load_json
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -118,6 +120,10 @@ def _precision_flags(s: OrtTrtSettings, table: Path | None) -> dict[str, Any]:
 
 
 ENGINE_FOLDER_HASH = 12  # hex digits of the graph's sha256 in its engine folder's name
+# Beside a graph's engines: the shape profiles `build` built them with. `build` passes profiles
+# (at least batch 1 for a dynamic-batch input, `engines.default_profiles`); a later session on the
+# same graph that passed none would not be asking for the engine `build` made.
+PROFILES_FILE = "profiles.json"
 
 
 def engine_folder(root: str | os.PathLike[str], graph: str | os.PathLike[str]) -> Path:
@@ -182,6 +188,28 @@ def trt_provider_options(s: OrtTrtSettings) -> dict[str, Any]:
     return opts
 
 
+def record_profiles(s: OrtTrtSettings) -> Path | None:
+    """Keep the profiles of a build of the graph as it is in its engine folder (one per graph
+    content) for `runner_trt_options`; the file written, or None when there is nothing to keep
+    (no profiles, or a calibration-table build, whose engines live with the table)."""
+    clean = validate_profiles(s.profiles)
+    if not clean or s.calibration_table is not None or s.graph_path is None:
+        return None
+    path = cache_dirs(s)["engines"] / PROFILES_FILE
+    write_json(path, {name: [list(shape) for shape in shapes] for name, shapes in clean.items()})
+    return path
+
+
+def recorded_profiles(folder: str | os.PathLike[str]) -> dict[str, ProfileShapes]:
+    """The profiles `record_profiles` kept in an engine folder; {} when none or unreadable (the
+    session then passes none, as before the build)."""
+    try:
+        data = load_json(Path(folder) / PROFILES_FILE)
+        return validate_profiles(data) if isinstance(data, dict) else {}
+    except (OSError, ValueError, TypeError, UserError):
+        return {}
+
+
 def workspace_of(graph: str | os.PathLike[str]) -> Path | None:
     """The workspace a variant graph belongs to (`<workspace>/variants/<name>.onnx`), if any."""
     graph = Path(graph)
@@ -208,6 +236,8 @@ def runner_trt_options(graph: str | os.PathLike[str], cache_root: str | os.PathL
     else:
         kind, precision = "fp32", "fp32"
     s = OrtTrtSettings(workspace=cache_root, precision=precision, graph=kind, graph_path=graph)
+    # the shapes `build` built this graph's engine for, so that this session asks for that engine
+    s = replace(s, profiles=recorded_profiles(cache_dirs(s)["engines"]))
     return trt_provider_options(s)  # the runner creates the folders when the provider loads
 
 

@@ -20,6 +20,7 @@ from app.backends.ort_trt_options import (
     OrtTrtSettings,
     cache_dirs,
     ort_trt_providers,
+    record_profiles,
     runner_trt_options,
     stale_engine_folders,
 )
@@ -75,6 +76,7 @@ def build_with_provider(ws: Workspace, job: EngineJob) -> dict[str, Any]:
             f"ONNX Runtime fell back to {session.get_providers()[0]} for {job.variant}: the "
             "TensorRT provider built nothing (run `int8-studio backends` to see why)"
         )
+    record_profiles(settings)  # what later sessions on this graph pass too (`runner_trt_options`)
     summary = {
         "variant": job.variant,
         "route": job.route,

@@ -183,3 +183,37 @@ def test_provider_sessions_find_builds_engines_keyed_by_graph_content(ws, tmp_pa
     older_copy = new.parent / f"int8-trt.fused-{'0' * 16}-{'a' * 12}"
     older_copy.mkdir()
     assert stale_engine_folders(live) == [older_copy]
+
+
+def test_provider_sessions_ask_for_the_shape_profiles_build_used(ws) -> None:
+    """ResNet-8's input has a dynamic batch, so `build` gives the provider a batch-1 profile
+    (`default_profiles`); a later session on the same graph that gave none would not be asking
+    for the engine `build` made. Options only: the provider itself cannot load here."""
+    from app.backends.factory import make_runner
+    from app.backends.ort_trt_options import (
+        PROFILES_FILE,
+        cache_dirs,
+        record_profiles,
+        trt_provider_options,
+    )
+    from app.backends.tensorrt.ort_route import ORT_TRT_MAJOR, ort_settings
+
+    keys = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
+    job = plan_job(ws, "int8", EngineOptions(), ORT_TRT_MAJOR)
+    settings = ort_settings(ws, job)
+    built = trt_provider_options(settings)
+    assert built["trt_profile_opt_shapes"] == "input_1:1x32x32x3"
+    assert not set(keys) & set(make_runner("ort-tensorrt", job.graph).provider_options)
+    path = record_profiles(settings)  # what `build_with_provider` does once the engine is built
+    try:
+        assert path == cache_dirs(settings)["engines"] / PROFILES_FILE
+        later = make_runner("ort-tensorrt", job.graph).provider_options
+        assert {k: later[k] for k in keys} == {k: built[k] for k in keys}
+        # a damaged record: the session gives no profiles, as before, and still opens
+        path.write_text("{", encoding="utf-8")
+        assert not set(keys) & set(make_runner("ort-tensorrt", job.graph).provider_options)
+    finally:
+        path.unlink(missing_ok=True)
+    # a calibration-table build keeps its engines with the table: nothing to record
+    calibrator = plan_job(ws, "int8", EngineOptions(int8_source="calibrator"), ORT_TRT_MAJOR)
+    assert record_profiles(ort_settings(ws, calibrator)) is None
