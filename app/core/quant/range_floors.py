@@ -43,6 +43,7 @@ import onnx
 from onnx import numpy_helper
 
 from app.core.quant.graph_rules import consumers_of
+from app.core.quant.ranges import ranges_of
 from app.core.quant.silu import silu_pairs
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def silu_only_inputs(model: onnx.ModelProto) -> list[str]:
     return sorted(set(found))
 
 
-def _clip_minimum(node: onnx.NodeProto, inits: dict[str, np.ndarray]) -> float | None:
+def _clip_minimum(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> float | None:
     """Below what a Relu / Clip flattens its input (None: no constant minimum)."""
     if node.op_type == "Relu":
         return 0.0
@@ -73,7 +74,7 @@ def _clip_minimum(node: onnx.NodeProto, inits: dict[str, np.ndarray]) -> float |
         if attr.name == "min":
             return float(attr.f)
     if len(node.input) > 1 and node.input[1] in inits:
-        return float(inits[node.input[1]].ravel()[0])
+        return float(numpy_helper.to_array(inits[node.input[1]]).ravel()[0])
     return None
 
 
@@ -84,7 +85,7 @@ def add_relu_floors(
     other input u has a calibrated range: below m - max(u), t only ever gives m after the Add."""
     consumers = consumers_of(model)
     outputs = {o.name for o in model.graph.output}
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    inits = {i.name: i for i in model.graph.initializer}  # decoded only for a Clip's minimum
     out: dict[str, float] = {}
     for add in model.graph.node:
         if add.op_type != "Add" or len(add.input) != 2 or add.output[0] in outputs:
@@ -127,10 +128,7 @@ def floor_ranges(
     )
 
     data = load_tensors_data(ranges_path)
-    ranges = {
-        name: tuple(float(np.asarray(v).ravel()[0]) for v in t.range_value)
-        for name, t in data.items()
-    }
+    ranges = ranges_of(data)
     silu = silu_only_inputs(model)
     by_silu = floored(ranges, dict.fromkeys(silu, SILU_FLOOR))
     by_add = floored(ranges, add_relu_floors(model, ranges))

@@ -40,23 +40,27 @@ COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 HIST_SHARE = {"entropy": 0.1}
 
 
+def ranges_of(data: Any) -> dict[str, tuple[float, float]]:
+    """{tensor: (lowest, highest)} of ONNX Runtime's TensorsData (scalars or 1-element arrays)."""
+    return {
+        name: (
+            float(np.asarray(t.range_value[0]).ravel()[0]),
+            float(np.asarray(t.range_value[1]).ravel()[0]),
+        )
+        for name, t in data.items()
+    }
+
+
 def read_ranges(path: Path) -> tuple[Any, dict[str, tuple[float, float]]]:
-    """(calibration method, {tensor: (lowest, highest)}) of a ranges file ONNX Runtime wrote;
-    a UserError naming the file when it cannot be read."""
+    """(calibration method, `ranges_of` it) of a ranges file ONNX Runtime wrote; a UserError
+    naming the file when it cannot be read."""
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     try:
         data = load_tensors_data(path)
-        ranges = {
-            name: (
-                float(np.asarray(t.range_value[0]).ravel()[0]),
-                float(np.asarray(t.range_value[1]).ravel()[0]),
-            )
-            for name, t in data.items()
-        }
+        return data.calibration_method, ranges_of(data)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise UserError(f"{path}: calibration ranges unreadable ({exc}); calibrate again") from exc
-    return data.calibration_method, ranges
 
 
 def load_with_shapes(model_path: Path) -> onnx.ModelProto:

@@ -31,6 +31,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from app.core.quant.ranges import ranges_of
+
 log = logging.getLogger(__name__)
 
 SHIFT_VERSION = 1
@@ -190,10 +192,7 @@ def shift_for_int8(
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data
 
     data = load_tensors_data(ranges_path)
-    ranges = {
-        name: (float(np.asarray(t.range_value[0])), float(np.asarray(t.range_value[1])))
-        for name, t in data.items()
-    }
+    ranges = ranges_of(data)
     plan = shift_plan(model, convs, ranges)
     info: dict[str, Any] = {"version": SHIFT_VERSION, "tensors": len(plan), "convs": 0}
     if not plan:

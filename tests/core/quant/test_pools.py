@@ -9,13 +9,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization.calibrate import load_tensors_data
 
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
 from app.core.quant.calibration import latest_calibration
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.quantize import make_int8
+from app.core.quant.ranges import read_ranges
 from app.core.quant.recipe import float_summary
 from tests.assets import CIFAR, needs_assets
 from tests.workspaces import resnet8_int8_workspace
@@ -69,13 +69,13 @@ def test_resnet8_global_pool_stays_float_and_its_classifier_reads_its_own_range(
     assert meta["pools_float"] == [pool.name]
     assert "; 1 average pool(s) float" in float_summary(meta)  # the line the CLI and GUI show
     grids = _grids(resnet8.variant_path("int8"))
-    ranges = {k: v.range_value for k, v in load_tensors_data(ranges_path).items()}
+    _, ranges = read_ranges(ranges_path)
     # the pool's output is no longer quantized on its input's grid; the classifier's input is
     # quantized on the range calibrated for it, narrower than the pool input's
     assert pool.output[0] not in grids and pool.input[0] in grids
     reader = next(n for n in model.graph.node if pool.output[0] in n.input)
     head_in = reader.output[0] if reader.op_type in ("Flatten", "Reshape") else pool.output[0]
-    lo, hi = (float(np.asarray(v).ravel()[0]) for v in ranges[head_in])
+    lo, hi = ranges[head_in]
     assert grids[head_in] == pytest.approx((hi - lo) / 255, rel=1e-5)
     assert grids[head_in] < 0.5 * grids[pool.input[0]]
 

@@ -11,7 +11,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
-from onnxruntime.quantization.calibrate import load_tensors_data
 
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
@@ -19,6 +18,7 @@ from app.core.model.inspection import inspect_model
 from app.core.quant.calibration import latest_calibration
 from app.core.quant.quantize import make_int8
 from app.core.quant.range_floors import SILU_FLOOR, add_relu_floors, floored, silu_only_inputs
+from app.core.quant.ranges import read_ranges
 from tests.assets import HAGRID, IMAGES, YOLOX, YOLOX_ONNX, needs_assets
 from tests.workspaces import minmax_workspace
 
@@ -29,6 +29,28 @@ def test_floor_moves_only_ranges_that_reach_below_it():
     assert floored(ranges, dict.fromkeys(names, SILU_FLOOR)) == {"wide": SILU_FLOOR}
     # SiLU(SILU_FLOOR) is within a few thousandths of 0: less than a tenth of an output step
     assert abs(SILU_FLOOR / (1 + np.exp(-SILU_FLOOR))) < 0.003
+
+
+def test_a_clip_after_the_add_floors_at_its_minimum_and_a_shared_input_is_left_alone():
+    """Add(t, u) -> Clip(min 1, max 6): below 1 - max(u), t only ever gives 1. `u` is also a
+    graph output, so it gets no floor (its range serves another reader)."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
+    u_out = helper.make_tensor_value_info("u", onnx.TensorProto.FLOAT, [1, 4])
+    nodes = [
+        helper.make_node("Neg", ["x"], ["t"]),
+        helper.make_node("Abs", ["x"], ["u"]),
+        helper.make_node("Add", ["t", "u"], ["s"]),
+        helper.make_node("Clip", ["s", "lo", "hi"], ["y"]),
+    ]
+    bounds = [
+        helper.make_tensor("lo", onnx.TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("hi", onnx.TensorProto.FLOAT, [], [6.0]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y, u_out], bounds))
+    ranges = {"t": (-20.0, 5.0), "u": (0.0, 2.5)}
+    assert add_relu_floors(model, ranges) == {"t": -1.5}
+    assert floored(ranges, add_relu_floors(model, ranges)) == {"t": -1.5}
 
 
 @needs_assets
@@ -65,14 +87,23 @@ def _run(path, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0].astype(np.float64)
 
 
+def _sqnr_gain(spec, on, off, files) -> float:
+    """How much closer to FP32's first output (dB) graph `on` comes than graph `off` on `files`."""
+    pre = Preprocessor(spec.preprocess)
+    err = {on: 0.0, off: 0.0}
+    for f in files:
+        x = np.array(pre(read_image(f))[0], copy=True)
+        ref = _run(spec.path, x)
+        for path in err:
+            err[path] += ((_run(path, x) - ref) ** 2).sum()
+    return float(10 * np.log10(err[off] / err[on]))
+
+
 @needs_assets
 def test_ort_cpu_int8_takes_the_floor_into_its_grids_and_comes_closer_to_fp32(yolox_ws):
     spec = yolox_ws.spec()
     ranges_path = latest_calibration(yolox_ws) / "ranges.json"
-    ranges = {
-        k: (float(np.asarray(v.range_value[0])), float(np.asarray(v.range_value[1])))
-        for k, v in load_tensors_data(ranges_path).items()
-    }
+    _, ranges = read_ranges(ranges_path)
     on, off = yolox_ws.path("floor.onnx"), yolox_ws.path("nofloor.onnx")
     meta = make_int8(spec.path, ranges_path, on, "ort-cpu")
     make_int8(spec.path, ranges_path, off, "ort-cpu", range_floors=False)
@@ -97,15 +128,8 @@ def test_ort_cpu_int8_takes_the_floor_into_its_grids_and_comes_closer_to_fp32(yo
         spec.path, ranges_path, yolox_ws.path("t.onnx"), "tensorrt"
     )
 
-    pre = Preprocessor(spec.preprocess)
     files = sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:4]
-    err = {"on": 0.0, "off": 0.0}
-    for f in files:
-        x = np.array(pre(read_image(f))[0], copy=True)
-        ref = _run(spec.path, x)
-        for key, path in (("on", on), ("off", off)):
-            err[key] += ((_run(path, x) - ref) ** 2).sum()
-    gain = 10 * np.log10(err["off"] / err["on"])
+    gain = _sqnr_gain(spec, on, off, files)
     assert gain > 0.5, f"output SQNR gain from the floor {gain:.2f} dB"
 
 
@@ -117,18 +141,10 @@ def crops_ws(tmp_path_factory):
     return minmax_workspace(tmp_path_factory, inspect_model(CROPS), 8)
 
 
-def _ranges(ws) -> tuple[dict[str, tuple[float, float]], object]:
-    path = latest_calibration(ws) / "ranges.json"
-    data = load_tensors_data(path)
-    return {
-        k: tuple(float(np.asarray(v).ravel()[0]) for v in t.range_value) for k, t in data.items()
-    }, path
-
-
 def test_residual_add_floor_is_minus_the_skip_maximum_and_changes_no_float_output(crops_ws):
     spec = crops_ws.spec()
     model = onnx.load(spec.path)
-    ranges, _ = _ranges(crops_ws)
+    _, ranges = read_ranges(latest_calibration(crops_ws) / "ranges.json")
     floors = add_relu_floors(model, ranges)
     add = next(n for n in model.graph.node if n.op_type == "Add")
     assert set(floors) == set(add.input)  # both branches are conv outputs only the Add reads
@@ -159,18 +175,11 @@ def test_residual_add_floor_is_minus_the_skip_maximum_and_changes_no_float_outpu
 
 def test_residual_add_floor_brings_the_crop_classifier_closer_to_fp32(crops_ws):
     spec = crops_ws.spec()
-    _, ranges_path = _ranges(crops_ws)
+    ranges_path = latest_calibration(crops_ws) / "ranges.json"
     on, off = crops_ws.path("floors.onnx"), crops_ws.path("nofloors.onnx")
     meta = make_int8(spec.path, ranges_path, on, "ort-cpu")
     make_int8(spec.path, ranges_path, off, "ort-cpu", range_floors=False)
     assert meta["range_floors"]["add_relu_floored"] >= 1
-    pre = Preprocessor(spec.preprocess)
     files = sorted((IMAGES / "photos-misc103").glob("*.jpg"))[:16]  # not calibrated on
-    err = {"on": 0.0, "off": 0.0}
-    for f in files:
-        x = np.array(pre(read_image(f))[0], copy=True)
-        ref = _run(spec.path, x)
-        for key, path in (("on", on), ("off", off)):
-            err[key] += ((_run(path, x) - ref) ** 2).sum()
-    gain = 10 * np.log10(err["off"] / err["on"])
+    gain = _sqnr_gain(spec, on, off, files)
     assert gain > 3.0, f"logit SQNR gain from the residual-add floor {gain:.2f} dB"
