@@ -47,6 +47,9 @@ class Runner:
         self.outputs: list[TensorInfo] = []
         self.active_provider: str = ""
         self.fallback_note: str = ""  # non-empty when something other than what was asked runs
+        # non-empty when it runs where asked, but not in full as asked (a CUDA graph that could
+        # not be captured, an FP16 graph computed in FP32): said, and not a fallback
+        self.caveat_note: str = ""
         # the user's model file when the runner runs a derived copy (fused I/O), for messages
         self.source_path: str | None = None
         self.last_infer_ms: float = 0.0
@@ -105,9 +108,11 @@ class Runner:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """What ran: backend, provider, and any fallback note, for reports and the status bar."""
+        """What ran: backend, provider, any fallback note (it ran elsewhere) and any caveat (it
+        ran where asked, not in full as asked), for reports and the status bar."""
         return {
             "backend": self.backend,
             "provider": self.active_provider,
             "fallback": self.fallback_note,
+            "caveat": self.caveat_note,
         }

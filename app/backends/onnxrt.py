@@ -119,7 +119,7 @@ class OrtRunner(Runner):
                 # Some nodes (e.g. Q/DQ patterns) fall to the CPU, and CUDA graphs need every
                 # node on the GPU: run without the graph, and say so.
                 self.cuda_graph = False
-                self.fallback_note = "CUDA graph not used: not every node runs on CUDA"
+                self.caveat_note = "CUDA graph not used: not every node runs on CUDA"
                 opts.log_severity_level = 3
                 self.session = ort.InferenceSession(
                     str(self.model_path), opts, providers=self._providers()
@@ -134,7 +134,7 @@ class OrtRunner(Runner):
         wanted = PROVIDERS[self.device]
         if self.active_provider != wanted:
             why = fallback_reason(self.device)
-            self.fallback_note = ""
+            self.caveat_note = ""  # moot: it does not run on the provider asked for
             self.fallback_note = (
                 f"asked for {wanted} but ONNX Runtime is running {self.active_provider}: {why}"
             )

@@ -109,7 +109,7 @@ class OpenVinoRunner(Runner):
         self._unchecked = quantized_node_count(graph) > 0
         self._tail_inputs = order_dependent_tail(graph) if self._unchecked else []
         if any(i.dtype == "float16" for i in self.inputs) or _has_fp16_weights(model):
-            self.fallback_note = (
+            self.caveat_note = (
                 "OpenVINO's CPU plugin computes this FP16 graph in FP32 (its weights widened)"
             )
 

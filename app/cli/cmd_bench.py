@@ -28,7 +28,7 @@ from app.cli.arguments import (
     positive_int,
     workspace_variants,
 )
-from app.cli.output import ProgressBar, save_json, table
+from app.cli.output import ProgressBar, run_notes, save_json, table
 from app.cli.preflight import workspace_for_work
 from app.core import defaults
 from app.core.atomic import write_bytes, write_json
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                         "backend": backend,
                         "provider": info["provider"],
                         "fallback": info["fallback"],
+                        "caveat": info["caveat"],
                         "sha256": ws.variant_sha256(name),
                         "fused_io": fused,
                         **r,
@@ -137,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
             ["variant", "backend", "provider", "p50 ms", "p90 ms", "p99 ms", "mean ms", "fps"], rows
         )
     )
+    for r in results:
+        for line in run_notes(r, f"{r['variant']} on {r['backend']}"):
+            print(line)
     base = {r[1]: r[3] for r in rows if r[0] == "fp32"}
     for r in rows:
         if r[0] != "fp32" and base.get(r[1]):

@@ -22,7 +22,7 @@ from app.cli.arguments import (
     add_workspace,
     layout_note_of,
 )
-from app.cli.output import safe_name, save_json, table
+from app.cli.output import run_notes, safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import ModelRefused, UserError
 from app.core.eval.comparison import MATCH_IOU, Comparison, FrameDiff
@@ -179,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
         for name, path, backend in zip(variants, paths, backends):
             runner, fused = runner_for_pipeline(backend, path, spec)
             stack.enter_context(runner)
-            if runner.fallback_note:
-                print(f"warning: {name}: {runner.fallback_note}", file=sys.stderr)
+            for line in run_notes(runner.describe(), name):
+                print(line, file=sys.stderr)
             pipe = FramePipeline(spec, runner, fused=fused)
             pipe.warm_up()
             if args.conf is not None:

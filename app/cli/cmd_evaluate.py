@@ -17,7 +17,7 @@ from app.cli.arguments import (
     layout_line,
     workspace_variants,
 )
-from app.cli.output import ProgressBar, save_json, table
+from app.cli.output import ProgressBar, run_notes, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
@@ -98,8 +98,8 @@ def print_report(report: dict) -> None:
     if report.get("intervals"):
         print(f"[lo, hi]: 95% interval, bootstrap over images ({report['intervals']['resamples']})")
     for v in report["variants"]:
-        if v.get("fallback"):
-            print(f"warning: {v['name']}: {v['fallback']}")
+        for line in run_notes(v, v["name"]):
+            print(line)
     for name, why in report.get("refused", {}).items():
         print(f"not evaluated: {name}: {why}")
     if report.get("preprocessing_alarm"):

@@ -24,7 +24,7 @@ from app.cli.arguments import (
     probability,
 )
 from app.cli.model_spec import variant_to_run
-from app.cli.output import safe_name, save_json, table
+from app.cli.output import run_notes, safe_name, save_json, table
 from app.core.atomic import atomic_path
 from app.core.errors import ModelRefused, UserError
 from app.core.frames.imageio import ImageReadError
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         args.backend, model_path, spec, strict=args.strict, options={"tf32": args.tf32}
     )
     with runner:
-        if runner.fallback_note:
-            print(f"warning: {runner.fallback_note}", file=sys.stderr)
+        for line in run_notes(runner.describe()):
+            print(line, file=sys.stderr)
         pipe = FramePipeline(spec, runner, fused=fused)
         pipe.warm_up()  # session set-up is not counted as the first frame's latency
         if args.conf is not None:
@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         "backend": info["backend"],
         "provider": info["provider"],
         "fallback": info["fallback"],
+        "caveat": info["caveat"],
         "fused_io": fused,  # uint8 frames into a copy of the model that normalises itself
         "results": results,
         "written": written,  # the annotated file of each image and video, and any renaming
@@ -229,8 +230,8 @@ def _run_source(
 def _print_summary(report: dict[str, Any]) -> None:
     frames = len(report["results"])
     print(f"{frames} frame(s) on {report['backend']} ({report['provider']})")
-    if report["fallback"]:
-        print(f"warning: {report['fallback']}")
+    for line in run_notes(report):
+        print(line)
     rows = [
         (k.removesuffix("_ms"), v["p50"], v["p90"], v["p99"]) for k, v in report["timing"].items()
     ]

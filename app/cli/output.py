@@ -24,6 +24,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_notes(info: dict[str, Any], name: str = "") -> list[str]:
+    """What a run's `describe()` (or a report row) says went other than asked: "warning: ..."
+    when it ran elsewhere (a fallback), "note: ..." when it ran where asked with a caveat."""
+    who = f"{name}: " if name else ""
+    lines = [f"warning: {who}{info['fallback']}"] if info.get("fallback") else []
+    if info.get("caveat"):
+        lines.append(f"note: {who}{info['caveat']}")
+    return lines
+
+
 def save_json(path: str | Path | None, data: Any) -> None:
     if path:
         write_json(Path(path), data)

@@ -29,6 +29,16 @@ from app.gui.state import AppState
 from app.gui.workers import WorkerPool
 
 
+def status_flag(info: dict[str, Any]) -> str:
+    """The status bar's short flag for a run's `describe()`: where it fell back to, or the
+    head of its caveat (it ran where asked, not in full as asked); "" when it ran as asked."""
+    if info.get("fallback"):
+        provider = str(info.get("provider") or "").removesuffix("ExecutionProvider")
+        return f"⚠ fell back to {provider or 'another provider'}"
+    caveat = str(info.get("caveat") or "")
+    return f"ⓘ {caveat.split(':')[0].split(' (')[0]}" if caveat else ""
+
+
 class LogSignal(QObject):
     record = Signal(str)
 
@@ -168,15 +178,17 @@ class MainWindow(QMainWindow):
     def _runner_info(self, info: dict) -> None:
         variant = f"{info.get('variant')} on " if info.get("variant") else ""
         self.backend_label.setText(f"{variant}{info.get('backend')} · {info.get('provider')}")
-        fallback = info.get("fallback") or ""
-        self.fallback_label.setText("⚠ fell back to CPU" if fallback else "")
-        self.fallback_label.setToolTip(fallback)
-        self.fallback_label.setVisible(bool(fallback))
+        fallback, caveat = info.get("fallback") or "", info.get("caveat") or ""
+        self.fallback_label.setText(status_flag(info))
+        self.fallback_label.setToolTip(fallback or caveat)
+        self.fallback_label.setVisible(bool(fallback or caveat))
         parts = [f"{variant}{info.get('backend')} ({info.get('provider')})"]
         if info.get("fused_io"):
             parts.append("uint8 frames into the graph (fused I/O)")
         if fallback:
             parts.append(f"warning: {fallback}")
+        if caveat:
+            parts.append(f"note: {caveat}")
         if note := self._layout_note(info):
             parts.append(f"note: {note}")
         self.log_line("running " + "; ".join(parts))

@@ -4,7 +4,9 @@ graph OpenVINO computes differently."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -261,20 +263,31 @@ def test_quantize_times_int8_for_openvino_on_openvino(yolox_ws, capsys):
 
 def test_bench_and_evaluate_run_on_openvino(yolox_ws, tmp_path, capsys):
     quantize(yolox_ws, precisions=["int8"], target="openvino")
+    quantize(yolox_ws, precisions=["fp16"])
     images = tmp_path / "photos"
     images.mkdir()
     for path in PHOTOS[:4]:
         shutil.copy(path, images / path.name)
     bench_json = str(tmp_path / "b.json")
     ws = str(yolox_ws.root)
-    args = ["--variants", "fp32,int8-ov", "--backends", "openvino-cpu", "--iterations", "20"]
+    rc = main(["evaluate", "--workspace", str(yolox_ws.root), "--images", str(images),
+               "--variants", "fp32,fp16,int8-ov", "--backend", "openvino-cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "OpenVINO CPU" in out
+    # FP16 runs on OpenVINO, computed in FP32 there: said as a note, not as a fallback
+    widened = "OpenVINO's CPU plugin computes this FP16 graph in FP32"
+    assert f"note: fp16: {widened}" in out and "warning: fp16" not in out
+    args = ["--variants", "fp32,fp16,int8-ov", "--backends", "openvino-cpu", "--iterations", "20"]
     rc = main(["bench", "--workspace", ws, *args, "--json", bench_json])
     out = capsys.readouterr().out
     assert rc == 0 and "openvino-cpu" in out and "int8-ov" in out
-    rc = main(["evaluate", "--workspace", str(yolox_ws.root), "--images", str(images),
-               "--variants", "fp32,int8-ov", "--backend", "openvino-cpu"])  # fmt: skip
-    out = capsys.readouterr().out
-    assert rc == 0 and "OpenVINO CPU" in out
+    assert f"note: fp16 on openvino-cpu: {widened}" in out
+    # judged with the rest, its caveat named: it ran where it was asked to
+    assert f"fp16 ran on openvino-cpu with a caveat: {widened}" in out
+    assert "fp16 is not considered" not in out
+    fp16 = next(r for r in json.loads(Path(bench_json).read_text())["results"]
+                if r["variant"] == "fp16")  # fmt: skip
+    assert fp16["caveat"].startswith(widened) and fp16["fallback"] == ""
 
 
 @pytest.mark.parametrize("model", [YOLOX, MOBILENET, RESNET8, HAGRID], ids=lambda p: p.stem)
@@ -353,3 +366,4 @@ def test_evaluate_scores_the_rest_when_a_backend_refuses_one_variant(yolox_ws, t
     assert [v["name"] for v in report["variants"]] == ["fp32", "int8-ov"]
     assert "OpenVINO computes this INT8 graph differently" in report["refused"]["int8-trt"]
     assert report["variants"][1]["metrics"]["agreement_mAP50_95"] > 0
+

@@ -26,7 +26,7 @@ def test_close_with_running_worker_leaks_no_threads(qtbot, paths, settings, tmp_
     window.close()
     assert not window.pool.running()
     assert QThreadPool.globalInstance().activeThreadCount() == 0
-    assert threading.active_count() == baseline
+    assert threading.active_count() == baseline, [t.name for t in threading.enumerate()]
 
 
 def test_settings_restore_tab_and_recent(qtbot, paths, settings, tmp_path):
@@ -42,3 +42,40 @@ def test_settings_restore_tab_and_recent(qtbot, paths, settings, tmp_path):
     assert settings.recent("models")[0].endswith("yolox-nano-coco")
     assert again.recent_menu.isEnabled()
     again.close()
+
+
+def test_status_bar_says_where_a_run_fell_back_to_and_a_caveat_apart(qtbot, settings, tmp_path):
+    window = MainWindow(settings, workspace_root=str(tmp_path / "ws"))
+    qtbot.addWidget(window)
+    window.show()
+    fell = "asked for TensorrtExecutionProvider but ONNX Runtime is running CUDAExecutionProvider"
+    window._runner_info(
+        {
+            "variant": "int8-trt",
+            "backend": "ort-tensorrt",
+            "fallback": fell,
+            "caveat": "",
+            "provider": "CUDAExecutionProvider",
+        }
+    )
+    # it fell back to CUDA, not to the CPU
+    assert window.fallback_label.text() == "⚠ fell back to CUDA"
+    assert window.fallback_label.toolTip() == fell and window.fallback_label.isVisible()
+    caveat = "CUDA graph not used: not every node runs on CUDA"
+    window._runner_info(
+        {
+            "variant": "int8",
+            "backend": "ort-cuda",
+            "fallback": "",
+            "caveat": caveat,
+            "provider": "CUDAExecutionProvider",
+        }
+    )
+    assert window.fallback_label.text() == "ⓘ CUDA graph not used"
+    assert window.fallback_label.toolTip() == caveat
+    assert "note: CUDA graph not used" in window.log_view.toPlainText()
+    assert "warning: CUDA graph" not in window.log_view.toPlainText()
+    window._runner_info({"variant": "fp32", "backend": "ort-cpu", "fallback": "", "caveat": "",
+                         "provider": "CPUExecutionProvider"})  # fmt: skip
+    assert not window.fallback_label.isVisible()
+    window.close()

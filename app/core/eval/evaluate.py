@@ -197,6 +197,7 @@ def evaluate(
                 "backend": backend,
                 "provider": info["provider"],
                 "fallback": info["fallback"],
+                "caveat": info.get("caveat", ""),
                 "model": str(paths[name]),
                 "sha256": ws.variant_sha256(name),
                 "metrics": metrics[name],

@@ -76,6 +76,8 @@ def recommend_backend(
             why = v["fallback"]
             notes.append(f"{name} is not considered: it did not run as asked on {backend} ({why})")
             continue
+        if v.get("caveat"):  # it ran where asked: judged, with what was different said
+            notes.append(f"{name} ran on {backend} with a caveat: {v['caveat']}")
         ms, _ = latency_of(v)
         if ms is None:
             notes.append(f"{name} is not considered: no latency was measured")

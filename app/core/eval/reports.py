@@ -59,6 +59,7 @@ def bench_as_report(bench: dict[str, Any]) -> dict[str, Any]:
                 # timed by `bench` (in turns), which the speed verdicts say they rest on
                 "bench": {"p50": r["latency_ms"].get("p50"), "fps": r.get("throughput_fps")},
                 **({"fallback": r["fallback"]} if r.get("fallback") else {}),
+                **({"caveat": r["caveat"]} if r.get("caveat") else {}),
             }
             for (variant, backend), r in bench_rows(bench).items()
         ],
@@ -69,7 +70,7 @@ def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
     """An evaluation with the benchmark's infer-only p50 and FPS added to matching rows: same
     variant and backend and, where both files record it, the same graph (a variant rebuilt
     between the two runs is not the one the benchmark timed). A benchmark row that fell back
-    to another provider carries its note along."""
+    to another provider, or ran with a caveat, carries its note along."""
     rows = bench_rows(bench)
     out = dict(report, variants=[])
     for v in report.get("variants", []):
@@ -78,8 +79,9 @@ def with_bench(report: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
             v.get("sha256") and r.get("sha256") and v["sha256"] != r["sha256"]
         ):
             v = dict(v, bench={"p50": r["latency_ms"].get("p50"), "fps": r.get("throughput_fps")})
-            if r.get("fallback") and not v.get("fallback"):
-                v["fallback"] = r["fallback"]
+            for key in ("fallback", "caveat"):  # what the timed run said carries along
+                if r.get(key) and not v.get(key):
+                    v[key] = r[key]
         out["variants"].append(v)
     return out
 

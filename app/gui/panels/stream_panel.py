@@ -284,8 +284,11 @@ class StreamPanel(Panel):
         self.run_info = infos
         for info in infos:
             self.state.runner_info.emit(info)
+            who = f"{info['variant']}: " if info.get("variant") else ""
             if info.get("fallback"):
-                self.messages.set("fallback", info["fallback"], "warning")
+                self.messages.set(f"fallback:{who}", who + info["fallback"], "warning")
+            if info.get("caveat"):
+                self.messages.set(f"caveat:{who}", who + info["caveat"], "info")
 
     def _on_frame(self) -> None:
         if self.control is None:

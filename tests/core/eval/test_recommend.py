@@ -226,3 +226,21 @@ def test_a_benchmark_row_that_fell_back_is_not_named_fastest():
     (r,) = recommend(bench_as_report(bench))
     assert r.lines[0].startswith("ort-cuda: fastest is fp32 (3 ms p50)")
     assert f"int8 is not considered: it did not run as asked on ort-cuda ({fell})" in r.lines
+
+
+def test_a_benchmark_row_that_ran_with_a_caveat_is_judged_and_its_caveat_said():
+    # ONNX Runtime left the CUDA graph out (a Q/DQ node ran on the CPU) but the variant ran on
+    # the CUDA provider it was asked for: its latency is real, so it competes
+    from app.core.eval.reports import bench_as_report
+
+    def result(variant, ms, caveat=""):
+        lat = {"p50": ms, "p90": ms, "p99": ms}
+        return {"variant": variant, "backend": "ort-cuda", "latency_ms": lat, "fallback": "",
+                "caveat": caveat}  # fmt: skip
+
+    caveat = "CUDA graph not used: not every node runs on CUDA"
+    bench = {"results": [result("fp32", 3.0), result("int8", 1.0, caveat)]}
+    (r,) = recommend(bench_as_report(bench))
+    assert r.lines[0].startswith("ort-cuda: fastest is int8 (1 ms p50)")
+    assert f"int8 ran on ort-cuda with a caveat: {caveat}" in r.lines
+    assert not any("not considered" in line for line in r.lines)
