@@ -142,11 +142,10 @@ def _backend_statuses() -> tuple[BackendStatus, ...]:
 
 def _openvino_status() -> BackendStatus:
     try:
-        import openvino as ov
-
         from app.backends.openvino_cpu import cpu_name
-        from app.core.openvino_session import core
+        from app.core.openvino_session import core, import_openvino
 
+        ov = import_openvino()
         if "CPU" not in core().available_devices:
             return BackendStatus("openvino-cpu", False, "OpenVINO finds no CPU device plugin")
         return BackendStatus(

@@ -9,6 +9,7 @@ chose. Compiled for latency, one request at a time.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,24 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def import_openvino() -> Any:
+    """`openvino`, imported without its usage telemetry. Importing openvino (its model converter,
+    `openvino.tools.ovc`) sends a usage event to Google Analytics from a thread unless the user
+    opted out with OpenVINO's `opt_in_out`: on behalf of a user of this app who was never asked.
+    When `openvino_telemetry` cannot be imported OpenVINO uses its own no-op stub; a None entry
+    in sys.modules makes that so, for this process only (the user's consent file, which other
+    OpenVINO tools read, is left alone)."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
 @cache
 def core() -> Any:
     """One OpenVINO Core per process (it loads the device plugins once)."""
-    import openvino as ov
-
-    return ov.Core()
+    return import_openvino().Core()
 
 
 def cpu_config(threads: int | None = None) -> dict[str, str]:

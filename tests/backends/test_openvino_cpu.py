@@ -367,3 +367,21 @@ def test_evaluate_scores_the_rest_when_a_backend_refuses_one_variant(yolox_ws, t
     assert "OpenVINO computes this INT8 graph differently" in report["refused"]["int8-trt"]
     assert report["variants"][1]["metrics"]["agreement_mAP50_95"] > 0
 
+
+def test_the_app_imports_openvino_without_its_usage_telemetry(tmp_path):
+    # A plain `import openvino` sends a usage event from a thread and writes a client id under
+    # ~/intel; the app's users were never asked, so the app's import leaves neither behind
+    import subprocess
+    import sys
+
+    probe = (
+        "import threading; from app.core.openvino_session import core; core(); "
+        "from app.backends.registry import status_of; assert status_of('openvino-cpu').available; "
+        "print(sorted(t.name for t in threading.enumerate()))"
+    )
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['MainThread']"
+    assert not (tmp_path / "intel").exists()

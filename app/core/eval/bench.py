@@ -50,9 +50,9 @@ def device_info() -> dict[str, Any]:
     except Exception:  # absent or the PyPI stub: nothing to record
         pass
     try:
-        import openvino
+        from app.core.openvino_session import import_openvino
 
-        info["openvino"] = openvino.get_version()
+        info["openvino"] = import_openvino().get_version()
     except ImportError:
         pass
     return info
