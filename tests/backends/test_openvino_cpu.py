@@ -385,3 +385,26 @@ def test_the_app_imports_openvino_without_its_usage_telemetry(tmp_path):
     ).stdout
     assert out.strip() == "['MainThread']"
     assert not (tmp_path / "intel").exists()
+
+
+def test_warm_up_compiles_the_fixed_shape_request_before_the_first_frame():
+    # the tutorial-format export (open height and width) run with a 416x416 letterbox: a live
+    # view would otherwise stall at its second frame while OpenVINO compiles for that shape
+    import dataclasses
+
+    from app.backends.openvino_cpu import OpenVinoRunner
+
+    spec = inspect_model(YOLOX_TUTORIAL)
+    letterbox = dataclasses.replace(spec.preprocess, resize="letterbox", size=[416, 416],
+                                    short_side=None)  # fmt: skip
+    spec = dataclasses.replace(spec, preprocess=letterbox)
+    with OpenVinoRunner(spec.path, threads=1) as runner:
+        pipe = FramePipeline(spec, runner)
+        assert runner._model is not None and not runner._fixed
+        assert pipe.warm_up()
+        assert list(runner._fixed) == [(("input", (1, 3, 416, 416)),)]  # compiled in warm-up
+        compiled = runner._fixed[(("input", (1, 3, 416, 416)),)]
+        pipe.infer_raw(read_image(PHOTOS[0]))
+        pipe.infer_raw(read_image(PHOTOS[1]))
+        # the frames ran on that request: nothing compiled anew
+        assert runner._fixed == {(("input", (1, 3, 416, 416)),): compiled}

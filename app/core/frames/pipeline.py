@@ -90,13 +90,17 @@ class FramePipeline:
         """Run the model once on a blank frame of its input size, timing nothing: the first
         inference pays for session set-up (on CUDA: cuDNN's algorithm search and the CUDA graph
         capture, seconds), which would otherwise be the first frame's latency in charts, p99s
-        and reports. Only for fixed input sizes (False otherwise: the first frame warms up)."""
+        and reports. Only for fixed input sizes (False otherwise: the first frame warms up).
+        It runs twice: a runner that compiles a request of its own for a shape that comes again
+        (OpenVINO on a model with open input dims: 0.2-0.7 s) does so here, not at the second
+        frame of a live view."""
         pre = self.spec.preprocess
         if pre.short_side or not pre.size or len(pre.size) != 2:
             return False
         tensor, _ = self.pre(np.zeros((int(pre.size[0]), int(pre.size[1]), 3), np.uint8))
         try:
-            self.runner.infer(tensor)
+            for _ in range(2):
+                self.runner.infer(tensor)
         except Exception:  # the first real frame raises it again, where the caller reports
             return False  # inference errors (per source in `run`, inline in the GUI)
         return True
