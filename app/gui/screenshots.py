@@ -200,4 +200,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from app.core.errors import UserError
+
+    try:
+        raise SystemExit(main())
+    except UserError as exc:  # e.g. the platform check's missing xcb libraries: said, not a trace
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
