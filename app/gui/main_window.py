@@ -36,7 +36,7 @@ def status_flag(info: dict[str, Any]) -> str:
         provider = str(info.get("provider") or "").removesuffix("ExecutionProvider")
         return f"⚠ fell back to {provider or 'another provider'}"
     caveat = str(info.get("caveat") or "")
-    return f"ⓘ {caveat.split(':')[0].split(' (')[0]}" if caveat else ""
+    return f"\u2139 {caveat.split(':')[0].split(' (')[0]}" if caveat else ""
 
 
 class LogSignal(QObject):
@@ -180,6 +180,10 @@ class MainWindow(QMainWindow):
         self.backend_label.setText(f"{variant}{info.get('backend')} · {info.get('provider')}")
         fallback, caveat = info.get("fallback") or "", info.get("caveat") or ""
         self.fallback_label.setText(status_flag(info))
+        # a fallback in red; a caveat (it ran where asked) in the info messages' blue
+        self.fallback_label.setStyleSheet(
+            f"color:{'#8a1f11' if fallback else '#1d3f73'}; font-weight:bold;"
+        )
         self.fallback_label.setToolTip(fallback or caveat)
         self.fallback_label.setVisible(bool(fallback or caveat))
         parts = [f"{variant}{info.get('backend')} ({info.get('provider')})"]

@@ -71,7 +71,7 @@ def test_status_bar_says_where_a_run_fell_back_to_and_a_caveat_apart(qtbot, sett
             "provider": "CUDAExecutionProvider",
         }
     )
-    assert window.fallback_label.text() == "ⓘ CUDA graph not used"
+    assert window.fallback_label.text() == "\u2139 CUDA graph not used"
     assert window.fallback_label.toolTip() == caveat
     assert "note: CUDA graph not used" in window.log_view.toPlainText()
     assert "warning: CUDA graph" not in window.log_view.toPlainText()
