@@ -86,7 +86,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 14  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 15  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
@@ -94,7 +94,8 @@ QUANTIZE_VERSION = 14  # 4: graph prepared first; 5: bias correction; 6: equalis
 # 12: the TensorRT layout's conv inputs shifted onto the whole symmetric grid (`shift`), with
 # bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
 # floored at -8 (`range_floors`); 14: its average pools that narrow their range float
-# (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`)
+# (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`);
+# 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`)
 
 
 def make_int8(

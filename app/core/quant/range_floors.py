@@ -48,7 +48,7 @@ from app.core.quant.silu import silu_pairs
 
 log = logging.getLogger(__name__)
 SILU_FLOOR = -8.0  # SiLU(-8) = -0.0027
-FLOORS_VERSION = 1
+FLOORS_VERSION = 2  # 2: an Add of a constant before a Relu / Clip floored too
 
 
 def silu_only_inputs(model: onnx.ModelProto) -> list[str]:
@@ -82,10 +82,11 @@ def add_relu_floors(
     model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]
 ) -> dict[str, float]:
     """{tensor: floor} for each input t of an Add read only by one Relu / Clip (minimum m) whose
-    other input u has a calibrated range: below m - max(u), t only ever gives m after the Add."""
+    other input u has a calibrated range or is a constant (a bias added before the activation):
+    below m - max(u), t only ever gives m after the Add."""
     consumers = consumers_of(model)
     outputs = {o.name for o in model.graph.output}
-    inits = {i.name: i for i in model.graph.initializer}  # decoded only for a Clip's minimum
+    inits = {i.name: i for i in model.graph.initializer}  # decoded only where a floor needs it
     out: dict[str, float] = {}
     for add in model.graph.node:
         if add.op_type != "Add" or len(add.input) != 2 or add.output[0] in outputs:
@@ -97,9 +98,16 @@ def add_relu_floors(
         if minimum is None:
             continue
         for t, u in (add.input, reversed(add.input)):
-            if t in inits or t in outputs or len(consumers.get(t, [])) != 1 or u not in ranges:
+            if t in inits or t in outputs or len(consumers.get(t, [])) != 1:
                 continue
-            out[t] = minimum - ranges[u][1]
+            if u in inits:  # every value of the constant is known: its largest is exact
+                highest = float(np.max(numpy_helper.to_array(inits[u]), initial=-np.inf))
+            elif u in ranges:
+                highest = ranges[u][1]
+            else:
+                continue
+            if np.isfinite(highest):
+                out[t] = minimum - highest
     return out
 
 

@@ -53,6 +53,25 @@ def test_a_clip_after_the_add_floors_at_its_minimum_and_a_shared_input_is_left_a
     assert floored(ranges, add_relu_floors(model, ranges)) == {"t": -1.5}
 
 
+def test_an_add_of_a_constant_before_a_relu_floors_at_minus_its_largest_value():
+    """Add(t, bias) -> Relu, the bias a per-channel constant: below -max(bias), t only gives 0."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 2, 2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 2, 2])
+    bias = numpy_helper.from_array(np.array([0.5, -1.0, 2.0], np.float32).reshape(1, 3, 1, 1), "b")
+    nodes = [
+        helper.make_node("Neg", ["x"], ["t"]),
+        helper.make_node("Add", ["t", "b"], ["s"]),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [bias]))
+    ranges = {"t": (-20.0, 5.0)}
+    assert add_relu_floors(model, ranges) == {"t": -2.0}  # the constant itself gets none
+    # exact: t clipped at the floor gives the same output whatever t is
+    t = np.random.default_rng(0).normal(0, 8, (1000, 3, 1, 1)).astype(np.float32)
+    b = numpy_helper.to_array(bias)
+    np.testing.assert_array_equal(np.maximum(np.maximum(t, -2.0) + b, 0), np.maximum(t + b, 0))
+
+
 @needs_assets
 def test_yolox_silu_inputs_are_its_conv_outputs_and_a_second_reader_excludes_one():
     model = onnx.load(str(YOLOX_ONNX))
