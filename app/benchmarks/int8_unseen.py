@@ -145,6 +145,9 @@ CANDIDATES = [
     ("int8-trt-shift-sensitive", "tensorrt", {"equalize": False, "correct_bias": False}),
     # the ort-cpu default without the floors under its SiLU and residual-add inputs (13, 14)
     ("int8-nofloor", "ort-cpu", {"equalize": False, "range_floors": False}),
+    # the TensorRT-layout default (shifted, stem and sensitive blocks float) with its uneven
+    # conv inputs equalised first (session 15; equalised, bias correction does not apply)
+    ("int8-trt-eq-keep", "tensorrt", {"sensitive": "tensorrt"}),
 ]
 
 

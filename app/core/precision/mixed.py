@@ -50,6 +50,7 @@ from app.core.quant.graph_rules import (
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.recipe import stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
+from app.core.quant.targets import EQUALIZE_BY_DEFAULT
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,16 @@ def search_mixed_precision(
     ranking = [b["nodes"] for b in analysis["blocks"]]
     trials: list[dict[str, Any]] = []
     ranges = calib / "ranges.json"
+    # trials, the default recipe and the variant built at the end are equalised alike
+    equalized = {"equalize_with": spec} if EQUALIZE_BY_DEFAULT[target] else {}
 
     def trial(label: str, keep: list[str] | None, placement: str = "default") -> dict[str, Any]:
         cancel.check()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "candidate.onnx"
-            info = make_int8(Path(spec.path), ranges, path, target, keep, placement=placement)
+            info = make_int8(
+                Path(spec.path), ranges, path, target, keep, placement=placement, **equalized
+            )
             m = scorer.score(path, "search")
         row = {
             "trial": label,
@@ -213,7 +218,9 @@ def search_mixed_precision(
         cancel=cancel,
     )[0]
     progress(0.92, f"checking {variant_name} on {len(images.held_out)} held-out images")
-    held_out = _held_out(scorer, ws.variant_path(variant_name), Path(spec.path), ranges, target)
+    held_out = _held_out(
+        scorer, ws.variant_path(variant_name), Path(spec.path), ranges, target, equalized
+    )
     report = {
         "variant": variant_name,
         "target": target,
@@ -299,7 +306,12 @@ def _closer_over_cap(trials: list[dict[str, Any]], best: dict[str, Any]) -> dict
 
 
 def _held_out(
-    scorer: PoolScorer, chosen: Path, source: Path, ranges: Path, target: str
+    scorer: PoolScorer,
+    chosen: Path,
+    source: Path,
+    ranges: Path,
+    target: str,
+    equalized: dict[str, Any],
 ) -> dict[str, Any]:
     """FP32, the chosen graph and the default recipe on the held-out images (intervals by
     bootstrap over those images)."""
@@ -308,7 +320,7 @@ def _held_out(
     out["fp32"]["metrics_ci"] = out["chosen"].pop("fp32_ci")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "default.onnx"
-        info = make_int8(source, ranges, path, target, None)
+        info = make_int8(source, ranges, path, target, None, **equalized)
         out["default"] = scorer.intervals(path, "held_out")
         out["default"]["compute_ops_float"] = info["compute_ops_kept_float"]
     return out

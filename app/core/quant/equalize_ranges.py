@@ -153,7 +153,7 @@ def equalize_for_int8(
         info["tensors"].append(site.tensor)
         info["consumers"] += site.consumers
         info["float_nodes"] += site.float_nodes
-        log.info(
+        log.debug(
             "equalised %s (%s, channel max %.3g..%.3g): scales %.3g..%.3g",
             site.tensor,
             site.kind,
@@ -164,6 +164,10 @@ def equalize_for_int8(
         )
     if not changed:
         return model, ranges_path, info
+    log.info(
+        "equalised %d uneven conv inputs (per-channel scales into the convs that read them)",
+        len(info["tensors"]),
+    )
     graph_path = workdir / "equalized.onnx"
     onnx.save(model, str(graph_path))
     fresh = collect_ranges(

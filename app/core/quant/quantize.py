@@ -86,7 +86,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 15  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 16  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
@@ -95,7 +95,9 @@ QUANTIZE_VERSION = 15  # 4: graph prepared first; 5: bias correction; 6: equalis
 # bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
 # floored at -8 (`range_floors`); 14: its average pools that narrow their range float
 # (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`);
-# 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`)
+# 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`); 16: the
+# TensorRT layout's uneven conv inputs equalised (`equalize_ranges`), stem and sensitive
+# blocks still float (targets.EQUALIZE_BY_DEFAULT)
 
 
 def make_int8(
@@ -156,13 +158,14 @@ def make_int8(
     # The default also keeps float the blocks this calibration's sensitivity measurement found
     # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
     sensitive: list[str] = []  # beyond the stem, which the default keeps float anyway
-    if keep_float is None and equalize_with is None:
+    stem_blocks = EQUALIZED_STEM_BLOCKS.get(target, 0) if equalize_with is not None else None
+    if keep_float is None and stem_blocks is None:
         keep_float, sensitive = default_keep(model, ranges_path.parent, target)
-    # Equalised, the default quantizes the stem blocks it evened out (see EQUALIZED_STEM_BLOCKS)
+    # Equalised, the default may quantize the stem blocks it evened out (EQUALIZED_STEM_BLOCKS)
     stem = None
-    if equalize_with is not None and keep_float is None:
+    if stem_blocks is not None and keep_float is None:
         stem = stem_nodes(model)
-        keep_float = leading_compute_blocks(model, EQUALIZED_STEM_BLOCKS.get(target, 0))
+        keep_float = leading_compute_blocks(model, stem_blocks)
     args = arguments(model, keep_float)
     # The named copy sits beside the output as a hidden .part folder, not in /tmp: a killed
     # quantize leaves it where opening the workspace cleans leftovers up.
@@ -216,6 +219,8 @@ def make_int8(
             corrected, folded = correct_bias_at(
                 part, model, ranges_path.parent, correct_bias and not equalized, sources
             )
+            if correct_bias and equalized:
+                corrected["reason"] = "equalised: the channel means were measured before"
             if shifting is not None:
                 shifting["exact_biases"] = len(folded)
             guarded, silus = finish_for_onnxruntime(part, target)
@@ -304,7 +309,8 @@ def quantize(
                 progress(base, "measuring channel means for bias correction")
                 ensure_channel_means(ws, calib, cancel)
             sensitive: list[str] = []
-            if keep_float is None and not equalize:  # blocks the default keeps float
+            # blocks the default keeps float (equalised too where the target keeps them)
+            if keep_float is None and (not equalize or EQUALIZED_STEM_BLOCKS.get(target) is None):
                 share = 0.5 / len(precisions)  # of this variant's part of the bar
                 sensitive = ensure_sensitive_blocks(
                     ws,

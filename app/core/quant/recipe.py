@@ -158,9 +158,11 @@ def float_summary(meta: dict[str, Any]) -> str | None:
         return None
     sensitive = meta.get("sensitive_blocks_float") or []
     pools = meta.get("pools_float") or []
+    equalised = (meta.get("equalization") or {}).get("tensors") or []
     return (
         f"{meta.get('name', 'int8')}: {meta['compute_ops_kept_float']} of {meta['compute_ops']} "
         "convolutions/matmuls kept float"
         + (f", {len(sensitive)} because alone they wreck the output" if sensitive else "")
         + (f"; {len(pools)} average pool(s) float (output range < half the input's)" * bool(pools))
+        + (f"; {len(equalised)} uneven conv inputs equalised" * bool(equalised))
     )

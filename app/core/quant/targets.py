@@ -9,13 +9,24 @@ TARGETS = ("ort-cpu", "ort-cuda", "tensorrt", "openvino")
 # What a target's variants are called after their base name: int8, int8-trt, int8-ov (and
 # int8-mp, int8-mp-trt, ... for the precision workflow's)
 VARIANT_SUFFIX = {"ort-cpu": "", "openvino": "-ov", "tensorrt": "-trt", "ort-cuda": "-trt"}
-# Leading blocks kept float once equalisation evened a stem input (see `make_int8`)
-EQUALIZED_STEM_BLOCKS = {"ort-cpu": 2, "tensorrt": 0, "ort-cuda": 0, "openvino": 0}
+# Leading blocks kept float once equalisation evened a stem input (see `make_int8`); None: the
+# default's own keep list (the stem and the sensitive blocks) stays float, equalised or not
+EQUALIZED_STEM_BLOCKS: dict[str, int | None] = {
+    "ort-cpu": 2,
+    "tensorrt": None,
+    "ort-cuda": None,
+    "openvino": 0,
+}
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
 # ort-cpu the float SiLUs it needs cost 6-16% latency (AVX2 EPYC) for tuning-image gains
-# within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked
-# tensorrt: tuning images favoured it, but unseen video agreement fell 79 -> 57-66: off for now
-EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": False, "ort-cuda": False, "openvino": False}
+# within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked.
+# The TensorRT layout (ort-cuda's too) takes it since QUANTIZE_VERSION 16, on top of activation
+# shifting with the stem and sensitive blocks float (issue-17 protocol, YOLOX-Nano,
+# int8_unseen_epyc_zen4_vnni_2026-12-05_trt_equalised.txt): tuning rows pool agreement 93.4 ->
+# 96.0 and mAP50-95 vs FP32 -0.54 -> +0.25; unseen photo / video agreement 94.1 / 91.5 -> 95.3
+# / 96.1, unseen mAP50-95 vs FP32 +0.07 -> -1.52 (32 photos, inside both intervals). In 2026-12
+# -03's measurement, before shifting and with the stem quantized, video agreement fell instead.
+EQUALIZE_BY_DEFAULT = {"ort-cpu": False, "tensorrt": True, "ort-cuda": True, "openvino": False}
 # Bias correction by default: ort-cpu and openvino. On the openvino layout (with the sensitive
 # blocks float too; issue-17 protocol, YOLOX-Nano, 2-core Zen 5 EPYC with VNNI, 2026-12-04) the
 # tuning rows moved: pool agreement 91.2 -> 93.2 on ONNX Runtime, 91.7 -> 92.8 on OpenVINO,

@@ -27,6 +27,7 @@ from app.core.quant.equalize import (
 from app.core.quant.equalize_ranges import channel_max
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_nodes, name_nodes, raise_opset
 from app.core.quant.quantize import quantize
+from app.core.quant.recipe import float_summary
 from app.core.quant.shift import shift_origins
 from tests.assets import COCO_DEV64, IMAGES, MOBILENET, YOLOX, needs_assets
 from tests.workspaces import copy_photos
@@ -91,36 +92,66 @@ def yolox_ws(tmp_path_factory):
     return ws, folder
 
 
-# target -> (the equalised tensor read by a stem convolution now quantized, that convolution).
-# tensorrt quantizes every stem block once Conv_44's input is even; ort-cpu keeps Conv_41 and
-# Conv_44 float (its quantized Conv_41 output cost agreement with FP32 on the tuning photos
-# whatever the equalisation) and quantizes Conv_47, which the recipe kept float before.
-STEM_SITES = {"tensorrt": (STEM, "Conv_44"), "ort-cpu": ("691", "Conv_47")}
+# ort-cpu, equalised, keeps Conv_41 and Conv_44 float (its quantized Conv_41 output cost
+# agreement with FP32 on the tuning photos whatever the equalisation) and quantizes Conv_47,
+# which the recipe kept float before: the equalised tensor it reads, and that convolution.
+ORT_CPU_STEM_SITE = ("691", "Conv_47")
 
 
-@pytest.mark.parametrize("target", ["ort-cpu", "tensorrt"])
-def test_equalised_int8_quantizes_the_stem_and_runs(yolox_ws, yolox, target):
-    ws, _ = yolox_ws
-    spec, _, photos = yolox
-    tensor, conv = STEM_SITES[target]
-    meta = quantize(ws, precisions=["int8"], target=target, equalize=True)[0]
-    assert tensor in meta["equalization"]["tensors"]
-    assert conv not in meta["kept_float"]
-    assert meta["compute_ops_kept_float"] < (12 if target == "ort-cpu" else 3)  # main's recipe
-    graph = onnx.load(str(ws.variant_path(meta["name"])))
-    # the TensorRT layout quantizes a conv input shifted onto the whole int8 grid (`shift`)
+def _quantized_inputs(graph: onnx.ModelProto) -> set[str]:
+    """What the graph's QuantizeLinears read, a shifted tensor named by its source (`shift`)."""
     origins = shift_origins(graph)
-    quantized_inputs = {
+    return {
         origins.get(n.input[0], {}).get("source", n.input[0])
         for n in graph.graph.node
         if n.op_type == "QuantizeLinear"
     }
-    assert f"{tensor}__eq" in quantized_inputs and tensor not in quantized_inputs
-    ref, q = cpu_session(spec.path), cpu_session(ws.variant_path(meta["name"]))
+
+
+def _agrees_with_fp32(spec, path, photos) -> None:
+    ref, q = cpu_session(spec.path), cpu_session(path)
     for x in photos[:2]:
         a = ref.run(None, {spec.input_name: x})[0][0, :, 4]  # objectness per anchor point
         b = q.run(None, {spec.input_name: x})[0][0, :, 4]
         assert np.corrcoef(a, b)[0, 1] > 0.95
+
+
+def test_equalised_ort_cpu_int8_quantizes_the_stem_and_runs(yolox_ws, yolox):
+    ws, _ = yolox_ws
+    spec, _, photos = yolox
+    tensor, conv = ORT_CPU_STEM_SITE
+    meta = quantize(ws, precisions=["int8"], target="ort-cpu", equalize=True)[0]
+    assert tensor in meta["equalization"]["tensors"]
+    assert conv not in meta["kept_float"]
+    assert meta["compute_ops_kept_float"] < 12  # the recipe before equalisation kept 12
+    graph = onnx.load(str(ws.variant_path(meta["name"])))
+    assert f"{tensor}__eq" in _quantized_inputs(graph)
+    _agrees_with_fp32(spec, ws.variant_path(meta["name"]), photos)
+
+
+def test_the_tensorrt_default_is_equalised_around_its_float_stem_and_runs(yolox_ws, yolox):
+    """Since QUANTIZE_VERSION 16 the TensorRT layout equalises by default and keeps the blocks
+    its default keeps float (the stem, the sensitive blocks); its conv inputs are then shifted
+    onto the whole symmetric grid as before."""
+    ws, _ = yolox_ws
+    spec, _, photos = yolox
+    meta = quantize(ws, precisions=["int8"], target="tensorrt")[0]
+    plain = quantize(
+        ws, precisions=["int8"], target="tensorrt", equalize=False, variant_name="int8-trt-plain"
+    )[0]
+    assert meta["equalization"]["tensors"] and "equalization" not in plain
+    assert meta["key"] != plain["key"]
+    assert sorted(meta["kept_float"]) == sorted(plain["kept_float"])
+    assert {"Conv_41", "Conv_44"} <= set(meta["kept_float"])  # the stem stays float
+    assert STEM not in meta["equalization"]["tensors"]  # read by the float Conv_44 only
+    graph = onnx.load(str(ws.variant_path(meta["name"])))
+    quantized = _quantized_inputs(graph)
+    equalised = [t for t in meta["equalization"]["tensors"] if f"{t}__eq" in quantized]
+    assert equalised and not set(equalised) & quantized  # conv inputs read scaled, then shifted
+    assert meta["shift"]["tensors"]
+    n = len(meta["equalization"]["tensors"])
+    assert f"; {n} uneven conv inputs equalised" in float_summary(meta)  # what CLI and GUI show
+    _agrees_with_fp32(spec, ws.variant_path(meta["name"]), photos)
 
 
 def test_equalised_variant_has_its_own_cache_key(yolox_ws):
