@@ -13,7 +13,7 @@ from app.core.quant.quantize import quantize
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
-from app.core.quant.targets import SPEED_TARGETS
+from app.core.quant.targets import SPEED_TARGETS, variant_name
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -26,6 +26,13 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="comma-separated: int8, fp16",
     )
     add_target(p)
+    p.add_argument(
+        "--equalize",
+        action="store_true",
+        help="also build the INT8 variant with its uneven conv inputs equalised "
+        "(SmoothQuant-style), as int8-eq (-trt, -ov): it brought YOLOX-Nano's TensorRT layout "
+        "closer to FP32 and a ReLU hand detector's further; evaluate both on your images",
+    )
     add_json(p, "the variants")
     p.set_defaults(func=run)
 
@@ -41,6 +48,15 @@ def run(args: argparse.Namespace) -> int:
         progress=ProgressBar("quantizing"),
         measure_speed=args.target in SPEED_TARGETS,
     )
+    if args.equalize and "int8" in args.precision:
+        variants += quantize(
+            ws,
+            precisions=["int8"],
+            target=args.target,
+            equalize=True,
+            variant_name=variant_name("int8-eq", args.target),
+            progress=ProgressBar("equalising"),
+        )
     done = {v["name"]: "reused" if v["reused"] else "built" for v in variants if "skipped" not in v}
     listed = mark_stale(ws, ws.variants())
     rows = [  # every variant of the workspace: one left from an older calibration says so

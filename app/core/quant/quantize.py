@@ -95,9 +95,9 @@ QUANTIZE_VERSION = 16  # 4: graph prepared first; 5: bias correction; 6: equalis
 # bias correction and sensitive blocks float there too; 13: the ort-cpu layout's SiLU inputs
 # floored at -8 (`range_floors`); 14: its average pools that narrow their range float
 # (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`);
-# 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`); 16: the
-# TensorRT layout's uneven conv inputs equalised (`equalize_ranges`), stem and sensitive
-# blocks still float (targets.EQUALIZE_BY_DEFAULT)
+# 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`); 16: an
+# equalised TensorRT-layout graph (`quantize --equalize`) keeps the default's stem and sensitive
+# blocks float (targets.EQUALIZED_STEM_BLOCKS)
 
 
 def make_int8(

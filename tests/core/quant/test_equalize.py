@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from app.cli.main import main
 from app.core.errors import UserError
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
@@ -129,16 +130,20 @@ def test_equalised_ort_cpu_int8_quantizes_the_stem_and_runs(yolox_ws, yolox):
     _agrees_with_fp32(spec, ws.variant_path(meta["name"]), photos)
 
 
-def test_the_tensorrt_default_is_equalised_around_its_float_stem_and_runs(yolox_ws, yolox):
-    """Since QUANTIZE_VERSION 16 the TensorRT layout equalises by default and keeps the blocks
-    its default keeps float (the stem, the sensitive blocks); its conv inputs are then shifted
-    onto the whole symmetric grid as before."""
+def test_tensorrt_equalised_around_its_float_stem_runs_and_the_default_is_not(
+    yolox_ws, yolox, capsys
+):
+    """`quantize --equalize` builds int8-eq-trt beside int8-trt: equalised (QUANTIZE_VERSION 16)
+    the TensorRT layout keeps the blocks its default keeps float (the stem, the sensitive
+    blocks), and its conv inputs are then shifted onto the whole symmetric grid as before. The
+    default int8-trt is not equalised (it hurt a ReLU detector)."""
     ws, _ = yolox_ws
     spec, _, photos = yolox
-    meta = quantize(ws, precisions=["int8"], target="tensorrt")[0]
-    plain = quantize(
-        ws, precisions=["int8"], target="tensorrt", equalize=False, variant_name="int8-trt-plain"
-    )[0]
+    args = ["--workspace", str(ws.root), "--precision", "int8", "--target", "tensorrt"]
+    assert main(["quantize", *args, "--equalize"]) == 0
+    out = capsys.readouterr().out
+    meta, plain = ws.variant_meta("int8-eq-trt"), ws.variant_meta("int8-trt")
+    assert "int8-eq-trt" in out and "int8-trt " in out
     assert meta["equalization"]["tensors"] and "equalization" not in plain
     assert meta["key"] != plain["key"]
     assert sorted(meta["kept_float"]) == sorted(plain["kept_float"])
@@ -150,7 +155,7 @@ def test_the_tensorrt_default_is_equalised_around_its_float_stem_and_runs(yolox_
     assert equalised and not set(equalised) & quantized  # conv inputs read scaled, then shifted
     assert meta["shift"]["tensors"]
     n = len(meta["equalization"]["tensors"])
-    assert f"; {n} uneven conv inputs equalised" in float_summary(meta)  # what CLI and GUI show
+    assert f"float: {float_summary(meta)}" in out and f"; {n} uneven conv inputs equalised" in out
     _agrees_with_fp32(spec, ws.variant_path(meta["name"]), photos)
 
 

@@ -65,15 +65,18 @@ def test_yolox_default_keeps_the_wrecking_block_float_and_agrees_better(yolox_ws
     quantize(yolox_ws, precisions=["int8"], target="ort-cpu", variant_name="int8-again")
     assert record.stat().st_mtime_ns == measured
     # the TensorRT layout, shifted onto the whole int8 grid (`shift`), measures its own: the
-    # stem blocks and Conv_67 -> Conv_70 stand apart there too, and its default keeps them
-    # float with its other conv inputs equalised (so its biases fold the shifts, exactly, but
-    # are not corrected: the channel means were measured on the unequalised graph)
+    # stem blocks and Conv_67 -> Conv_70 stand apart there too
     trt = quantize(yolox_ws, precisions=["int8"], target="tensorrt")[0]
     assert (calib / file_name("tensorrt")).exists()
     assert "Conv_70" in trt["sensitive_blocks_float"], trt["sensitive_blocks_float"]
-    assert trt["equalization"]["tensors"]
-    assert trt["shift"]["convs"] > 0 and trt["shift"]["exact_biases"] > 0
-    assert trt["bias_correction"]["convs"] == 0 and "equalised" in trt["bias_correction"]["reason"]
+    assert trt["shift"]["convs"] > 0 and trt["bias_correction"]["convs"] > 0
+    # equalised (`quantize --equalize`) it keeps them float too; its biases fold the shifts,
+    # exactly, but are not corrected: the channel means were measured on the unequalised graph
+    eq = quantize(yolox_ws, precisions=["int8"], target="tensorrt", equalize=True,
+                  variant_name="int8-eq-trt")[0]  # fmt: skip
+    assert eq["equalization"]["tensors"] and eq["kept_float"] == trt["kept_float"]
+    assert eq["shift"]["convs"] > 0 and eq["shift"]["exact_biases"] > 0
+    assert eq["bias_correction"]["convs"] == 0 and "equalised" in eq["bias_correction"]["reason"]
 
 
 def test_only_blocks_far_below_the_median_are_outliers():

@@ -16,6 +16,8 @@ from app.core.quant.targets import TARGET_OF_BACKEND, layout_note, layout_summar
         ("int8", "ort-cpu", "openvino-cpu", "int8-ov", "quantize --target openvino"),
         ("int8-mp-trt", "tensorrt", "openvino-cpu", "int8-mp-ov",
          "debug-precision --target openvino"),
+        ("int8-eq-trt", "tensorrt", "openvino-cpu", "int8-eq-ov",
+         "quantize --target openvino --equalize"),
     ],
 )  # fmt: skip
 def test_a_variant_on_another_layouts_backend_is_told_what_to_build(
