@@ -153,9 +153,10 @@ CANDIDATES = [
 
 def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None) -> list[str]:
     """Build (or reuse, in a kept --workdir) the CANDIDATES variants; their names."""
+    from app.core.model.workspace import cache_key
     from app.core.quant.bias_correction import ensure_channel_means
     from app.core.quant.graph_rules import leading_compute_blocks, name_nodes
-    from app.core.quant.quantize import make_int8
+    from app.core.quant.quantize import QUANTIZE_VERSION, make_int8
     from app.core.quant.recipe import stem_nodes
     from app.core.quant.sensitive_blocks import load_sensitive_nodes
 
@@ -165,7 +166,10 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
         if wanted and name not in wanted:
             continue
         names.append(name)
-        if ws.valid_variant(name):
+        # reused from a kept --workdir only when built by this recipe version with these options
+        # from this calibration (a candidate left from older code is rebuilt, not re-scored)
+        key = cache_key("candidate", QUANTIZE_VERSION, target, options, calibration.name)
+        if ws.valid_variant(name, key):
             continue
         options = dict(options)
         keep = None
@@ -198,7 +202,7 @@ def build_candidates(ws: Workspace, calibration: Path, wanted: list[str] | None)
             shift=shift,
             range_floors=range_floors,
         )
-        ws.record_variant(name, {"precision": "int8", "target": target, **meta})
+        ws.record_variant(name, {"precision": "int8", "target": target, "key": key, **meta})
     return names
 
 
