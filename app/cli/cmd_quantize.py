@@ -9,11 +9,10 @@ from app.cli.output import ProgressBar, save_json, table
 from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
 from app.core.model.staleness import mark_stale
-from app.core.quant.quantize import quantize
+from app.core.quant.build import build_variants
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
-from app.core.quant.targets import SPEED_TARGETS, variant_name
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -41,22 +40,13 @@ def run(args: argparse.Namespace) -> int:
     ws = workspace_for_work(args.workspace)
     if "int8" in args.precision:
         check_calibration_ranges(ws)
-    variants = quantize(
+    variants = build_variants(
         ws,
-        precisions=args.precision,
-        target=args.target,
+        args.precision,
+        args.target,
+        equalized=args.equalize,
         progress=ProgressBar("quantizing"),
-        measure_speed=args.target in SPEED_TARGETS,
     )
-    if args.equalize and "int8" in args.precision:
-        variants += quantize(
-            ws,
-            precisions=["int8"],
-            target=args.target,
-            equalize=True,
-            variant_name=variant_name("int8-eq", args.target),
-            progress=ProgressBar("equalising"),
-        )
     done = {v["name"]: "reused" if v["reused"] else "built" for v in variants if "skipped" not in v}
     listed = mark_stale(ws, ws.variants())
     rows = [  # every variant of the workspace: one left from an older calibration says so

@@ -88,11 +88,18 @@ def test_building_for_openvino_makes_int8_ov_timed_on_openvino(qtbot, state, pat
     qtbot.waitUntil(lambda: panel.target.findData("openvino-cpu") >= 0, timeout=30000)
     panel.target.setCurrentIndex(panel.target.findData("openvino-cpu"))
     panel.precisions["fp16"].setChecked(False)
-    with qtbot.waitSignal(state.variants_changed, timeout=180000):
+    panel.equalized.setChecked(True)  # and the equalised graph beside it, as --equalize does
+    with qtbot.waitSignal(state.variants_changed, timeout=240000):
         assert panel.build()
     qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
     table = rows(panel)
     assert "int8-ov" in table and "int8" not in table, table
+    assert table["int8-eq-ov"][COLUMNS.index("valid")] == "yes"
+    eq = state.workspace().variant_meta("int8-eq-ov")
+    assert eq["target"] == "openvino" and eq["equalization"]["tensors"]
+    assert "equalization" not in state.workspace().variant_meta("int8-ov")
+    assert "int8-eq-ov:" in panel.messages.text("float")
+    assert "uneven conv inputs equalised" in panel.messages.text("float")
     assert table["int8-ov"][COLUMNS.index("valid")] == "yes"
     record = state.workspace().variant_meta("int8-ov")
     assert record["target"] == "openvino" and record["speed"]["backend"] == "openvino-cpu"

@@ -25,6 +25,7 @@ from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.quant import quantize, recipe
+from app.core.quant.build import build_variants
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
 from app.gui.engines_box import EnginesBox
@@ -66,6 +67,14 @@ class VariantsPanel(Panel):
             box.setChecked(name in defaults.QUANTIZE_PRECISIONS)
             self.precisions[name] = box
             row.addWidget(box)
+        # built beside INT8, never instead of it: it helped one model and hurt another
+        self.equalized = QCheckBox("+ equalised INT8")
+        self.equalized.setToolTip(
+            "Also build int8-eq (-trt, -ov): INT8 with uneven conv inputs equalised "
+            "(SmoothQuant-style). It brought YOLOX-Nano's TensorRT layout closer to FP32 and a "
+            "ReLU hand detector's further: compare both in Results."
+        )
+        row.addWidget(self.equalized)
         self.target = QComboBox()
         self.target.addItem(defaults.BACKEND, defaults.BACKEND)
         row.addWidget(QLabel("for backend"))
@@ -194,12 +203,11 @@ class VariantsPanel(Panel):
         backend = self.target.currentData() or defaults.BACKEND
         target = quantize.TARGET_OF_BACKEND.get(backend, backend)
         return self.run_job(
-            quantize.quantize,
+            build_variants,  # as the CLI: INT8 timed against FP32 on this CPU, SiLU form chosen
             ws,
             precisions=precisions,
             target=target,
-            # as the CLI: INT8 timed against FP32 on this CPU (and its SiLU form chosen so)
-            measure_speed=target in quantize.SPEED_TARGETS,
+            equalized=self.equalized.isChecked(),
             name="quantize",
             on_finished=self._built,
             cancelled="Cancelled; earlier variants kept.",
