@@ -44,7 +44,7 @@ from app.cli.output import save_json, table
 from app.core.eval.bench import device_info
 from app.core.ort_session import cpu_session
 from app.core.quant.equalize_ranges import calibration_inputs
-from app.core.quant.graph_rules import consumers_of
+from app.core.quant.graph_rules import consumers_of, topological_sort
 from app.core.quant.speed import interleaved_latency, synthetic_feed
 
 BINS = 1024
@@ -72,6 +72,19 @@ def output_sites(model: onnx.ModelProto) -> list[onnx.NodeProto]:
         if all(producer.get(i) is not None for i in conv.input[1:3]):
             sites.append(conv)
     return sites
+
+
+def output_ranges(qmodel: onnx.ModelProto) -> dict[str, tuple[float, float]]:
+    """{conv output: (lo, hi)} of every `output_sites` conv: the uint8 range its scalar Q holds."""
+    users = consumers_of(qmodel)
+    inits = {i.name: i for i in qmodel.graph.initializer}
+    out = {}
+    for conv in output_sites(qmodel):
+        q = users[conv.output[0]][0]
+        scale = float(numpy_helper.to_array(inits[q.input[1]]))
+        zero = int(numpy_helper.to_array(inits[q.input[2]]))
+        out[conv.output[0]] = (-zero * scale, (255 - zero) * scale)
+    return out
 
 
 def channel_histograms(
@@ -166,28 +179,9 @@ def per_channel_outputs(
             added.append(helper.make_node("BatchNormalization", [mid, *names], [out], epsilon=0.0))
     if added:  # each after its DequantizeLinear: appended, then sorted by the checker's order
         qmodel.graph.node.extend(added)
-        _topological_sort(qmodel)
+        topological_sort(qmodel)
     onnx.checker.check_model(qmodel)
     return len(sites)
-
-
-def _topological_sort(model: onnx.ModelProto) -> None:
-    ready = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
-    ready.add("")
-    pending, ordered = list(model.graph.node), []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):
-            raise ValueError("graph has a cycle or a missing input")
-        pending = rest
-    del model.graph.node[:]
-    model.graph.node.extend(ordered)
 
 
 def noise_gain_db(counts: np.ndarray, lo: float, hi: float, percentile: float) -> float:
@@ -203,14 +197,7 @@ def build(ws: Any, calibration: Path, percentile: float, subsets: list[int]) -> 
     """`int8-pcout` (per-axis DQ), `int8-pcout-bn` and `int8-pc{N}-bn` for each N in `subsets`
     (the N convs of largest `noise_gain_db`) from the workspace's `int8`."""
     spec = ws.spec()
-    qmodel = onnx.load(str(ws.variant_path("int8")))
-    users = consumers_of(qmodel)
-    inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
-    tensors = {}
-    for conv in output_sites(qmodel):
-        q = users[conv.output[0]][0]
-        scale, zero = float(inits[q.input[1]]), int(inits[q.input[2]])
-        tensors[conv.output[0]] = (-zero * scale, (255 - zero) * scale)
+    tensors = output_ranges(onnx.load(str(ws.variant_path("int8"))))
     batches, _ = calibration_inputs(spec, calibration / "ranges.json")
     hist = channel_histograms(Path(spec.path), tensors, spec.input_name, batches)
     gains = {t: noise_gain_db(hist[t], *tensors[t], percentile) for t in tensors}

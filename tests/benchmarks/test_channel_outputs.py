@@ -10,13 +10,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from app.benchmarks.channel_outputs import (
     channel_histograms,
     channel_ranges,
     noise_gain_db,
-    output_sites,
+    output_ranges,
     per_channel_outputs,
 )
 from app.core.model.inspection import inspect_model
@@ -35,14 +35,7 @@ def built(tmp_path_factory):
     ws = minmax_workspace(tmp_path_factory, inspect_model(YOLOX))
     quantize(ws, precisions=["int8"])
     spec = ws.spec()
-    qmodel = onnx.load(str(ws.variant_path("int8")))
-    users = consumers_of(qmodel)
-    inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
-    tensors = {}
-    for conv in output_sites(qmodel):
-        q = users[conv.output[0]][0]
-        scale, zero = float(inits[q.input[1]]), int(inits[q.input[2]])
-        tensors[conv.output[0]] = (-zero * scale, (255 - zero) * scale)
+    tensors = output_ranges(onnx.load(str(ws.variant_path("int8"))))
     batches, _ = calibration_inputs(spec, latest_calibration(ws) / "ranges.json")
     hist = channel_histograms(Path(spec.path), tensors, spec.input_name, batches)
     return ws, spec, tensors, hist, batches[0][:1]

@@ -82,6 +82,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     SPEED_TARGETS,
     TARGET_OF_BACKEND,
     TARGETS,
+    equalized_stem_blocks,
 )
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def make_int8(
     # The default also keeps float the blocks this calibration's sensitivity measurement found
     # to ruin the output on their own (`sensitive_blocks`, measured by `quantize` first)
     sensitive: list[str] = []  # beyond the stem, which the default keeps float anyway
-    stem_blocks = EQUALIZED_STEM_BLOCKS.get(target, 0) if equalize_with is not None else None
+    stem_blocks = equalized_stem_blocks(target, equalize_with is not None)
     if keep_float is None and stem_blocks is None:
         keep_float, sensitive = default_keep(model, ranges_path.parent, target)
     # Equalised, the default may quantize the stem blocks it evened out (EQUALIZED_STEM_BLOCKS)
@@ -309,8 +310,7 @@ def quantize(
                 progress(base, "measuring channel means for bias correction")
                 ensure_channel_means(ws, calib, cancel)
             sensitive: list[str] = []
-            # blocks the default keeps float (equalised too where the target keeps them)
-            if keep_float is None and (not equalize or EQUALIZED_STEM_BLOCKS.get(target) is None):
+            if keep_float is None and equalized_stem_blocks(target, equalize) is None:
                 share = 0.5 / len(precisions)  # of this variant's part of the bar
                 sensitive = ensure_sensitive_blocks(
                     ws,

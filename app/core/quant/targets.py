@@ -17,6 +17,15 @@ EQUALIZED_STEM_BLOCKS: dict[str, int | None] = {
     "ort-cuda": None,
     "openvino": 0,
 }
+
+
+def equalized_stem_blocks(target: str, equalized: bool) -> int | None:
+    """How many leading blocks an equalised default keeps float (EQUALIZED_STEM_BLOCKS); None
+    when the default's own keep list (stem and sensitive blocks) applies: unequalised, or a
+    target that keeps it equalised too."""
+    return EQUALIZED_STEM_BLOCKS.get(target, 0) if equalized else None
+
+
 # Equalisation in the default recipe, per target (int8_unseen_epyc_avx2_2026-12-03_*): on
 # ort-cpu the float SiLUs it needs cost 6-16% latency (AVX2 EPYC) for tuning-image gains
 # within noise (agreement 88.6 -> 89.8, mAP50-95 -1.6), so it stays off there unless asked.
