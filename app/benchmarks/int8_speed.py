@@ -27,11 +27,13 @@ from app.core.eval.bench import device_info
 from app.core.eval.evaluate import evaluate
 from app.core.frames.imageio import read_image
 from app.core.frames.preprocess import Preprocessor
+from app.core.model.files import file_sha256
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate, latest_calibration
-from app.core.quant.graph_rules import name_nodes
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, name_nodes, raise_opset
+from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.quantize import make_int8, quantize
 from app.core.quant.recipe import stem_nodes
 from app.core.quant.speed import (
@@ -67,6 +69,7 @@ CANDIDATES = {
         ("int8-stem-only", "default", True),
     ],
 }
+PREPARED_FP32 = "fp32-prepared"
 # candidates built with only the leading stem blocks float: the default before it also kept the
 # blocks `sensitive_blocks` finds, so their time cost is measured too
 STEM_ONLY = {"int8-stem-only"}
@@ -90,10 +93,11 @@ def efficientnet_spec(assets: Path) -> ModelSpec:
 
 
 def build_variants(ws: Workspace, model: str, calibration: Path) -> list[str]:
-    """FP16, the default INT8 and the candidates, registered in `ws`; their names."""
+    """FP16, the default INT8, the FP32 graph INT8 starts from and the candidates, registered in
+    `ws`; their names."""
     quantize(ws, precisions=["int8", "fp16"], calibration=calibration)
     source, ranges = Path(ws.spec().path), calibration / "ranges.json"
-    names = ["fp32", "fp16", "int8"]
+    names = ["fp32", "fp16", "int8", write_prepared_fp32(ws, source)]
     for name, placement, prepared in CANDIDATES[model]:
         if ws.valid_variant(name):  # a kept --workdir: built by an earlier run
             names.append(name)
@@ -113,6 +117,23 @@ def build_variants(ws: Workspace, model: str, calibration: Path) -> list[str]:
         ws.record_variant(name, {"precision": "int8", "target": "ort-cpu", **meta})
         names.append(name)
     return names
+
+
+def write_prepared_fp32(ws: Workspace, source: Path) -> str:
+    """`fp32-prepared`: the FP32 graph after the preparation every INT8 variant gets first
+    (`prepare`), not quantized. Its row splits INT8's speed-up into what preparation gives any
+    precision and what the integer kernels give."""
+    name = PREPARED_FP32
+    if not ws.valid_variant(name):
+        model = name_nodes(raise_opset(onnx.load(str(source)), MIN_QDQ_OPSET))
+        path = ws.variant_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model, info = prepare_for_quantization(model, workdir=path.parent)
+        onnx.save(model, str(path))
+        ws.record_variant(
+            name, {"precision": "fp32", "sha256": file_sha256(path), "preparation": info}
+        )
+    return name
 
 
 def top1_agreement(ws: Workspace, names: list[str], assets: Path) -> dict[str, float]:

@@ -30,6 +30,7 @@ from app.core.quant.graph_rules import (
     name_nodes,
     topological_sort,
 )
+from app.core.quant.space_to_depth import fold_space_to_depth
 
 log = logging.getLogger(__name__)
 # ops that overflow or lose range in FP16 wherever they sit (the float tail is FP32 anyway)
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 # written, then failed to load in evaluate and bench).
 FP16_BLOCK_OPS = ["Resize", "Range", "Exp", "Softmax", "TopK", "NonMaxSuppression"]
 FP16_BLOCK_OPS += ["QuantizeLinear", "DequantizeLinear"]
-FP16_VERSION = 3  # 2: decoding and NMS stay FP32 as a whole; 3: Q/DQ nodes stay FP32
+FP16_VERSION = 4  # 2: decoding and NMS stay FP32 as a whole; 3: Q/DQ nodes stay FP32;
+# 4: a Focus stem's slices folded into its conv first (`space_to_depth`)
 # tail ops that only move, select or squash values into 0..1: exact enough in FP16
 PASSIVE_TAIL_OPS = frozenset(
     {"Sigmoid", "Softmax", "Concat", "Reshape", "Transpose", "Slice", "Split", "Squeeze"}
@@ -146,7 +148,8 @@ def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
     range stay FP32 (see module doc). (Keeping the prediction convs, the first 8 or the last
     third of the convs in FP32 as well was measured on an H100 and changed no FP16-vs-FP32
     detection, so it is not offered.)"""
-    model, kept_tail = half_before_tail(name_nodes(onnx.load(str(source))))
+    model, focus = fold_space_to_depth(name_nodes(onnx.load(str(source))))
+    model, kept_tail = half_before_tail(model)
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))
@@ -156,4 +159,5 @@ def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
         "keep_io_types": True,
         "kept_fp32_ops": FP16_BLOCK_OPS,
         "kept_fp32_tail_nodes": kept_tail,
+        "space_to_depth_folded": focus,
     }

@@ -87,7 +87,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-QUANTIZE_VERSION = 16  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
+QUANTIZE_VERSION = 17  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
 # 9: float convs guarded from ONNX Runtime's per-tensor weight rounding (`float_convs`);
 # 10: SiLUs float, fused into one QuickGelu between DQ and Q (`silu`); 11: the openvino
@@ -98,7 +98,8 @@ QUANTIZE_VERSION = 16  # 4: graph prepared first; 5: bias correction; 6: equalis
 # (`pools`), and the inputs of residual Adds before a Relu floored too (`range_floors`);
 # 15: and the input of an Add of a constant (a bias) before a Relu (`range_floors`); 16: an
 # equalised TensorRT-layout graph (`quantize --equalize`) keeps the default's stem and sensitive
-# blocks float (targets.EQUALIZED_STEM_BLOCKS)
+# blocks float (targets.EQUALIZED_STEM_BLOCKS); 17: a Focus stem's slices folded into its conv
+# (`space_to_depth`)
 
 
 def make_int8(
