@@ -95,3 +95,16 @@ def float_pads_between_qdq(model: onnx.ModelProto) -> list[str]:
         ):
             found.append(node.name)
     return found
+
+
+def preparation_line(meta: dict[str, Any]) -> str | None:
+    """One line on what preparation rewrote in a variant's graph (pads, a Focus stem), for the
+    CLI and the GUI; None when it rewrote nothing a user would notice."""
+    prep = meta.get("preparation") or {}
+    pads = prep.get("pads_folded") or 0
+    focus = prep.get("space_to_depth_folded") or meta.get("space_to_depth_folded") or []
+    done = [f"{pads} Pad node(s) folded into convolutions"] * bool(pads > 0)
+    done += [f"Focus stem folded into one strided conv ({', '.join(focus)})"] * bool(focus)
+    if not done:
+        return None
+    return f"{meta.get('name', 'variant')}: {'; '.join(done)} (same outputs, fewer passes)"
