@@ -10,7 +10,7 @@ from app.cli.preflight import check_calibration_ranges, workspace_for_work
 from app.core import defaults
 from app.core.model.staleness import mark_stale
 from app.core.quant.build import build_variants
-from app.core.quant.prepare import preparation_line
+from app.core.quant.prepare import preparation_lines
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
@@ -64,12 +64,11 @@ def run(args: argparse.Namespace) -> int:
     for v in listed:
         if v["stale"] and v["name"] not in done:
             print(f"stale: {v['name']}: {v['stale']}; rebuild it with --target {v.get('target')}")
+    for line in preparation_lines(variants):  # what preparation rewrote before quantizing
+        print(f"prepared: {line}")
     for v in variants:
         if v.get("skipped"):
             print(f"not made: {v['name']}: {v['skipped']}")
-        prepared = preparation_line(v)  # what preparation rewrote before quantizing
-        if prepared:
-            print(f"prepared: {prepared}")
         kept = float_summary(v)  # what stayed out of INT8, and the sensitive blocks among it
         if kept:
             print(f"float: {kept}")

@@ -19,17 +19,19 @@ def _run(capsys, *argv):
 def _calibrated(capsys, tmp_path, model, images) -> str:
     root = tmp_path / "ws"
     argv = ["calibrate", "--model", model, "--images", images, "--workspace", root]
-    code, out, err = _run(capsys, *argv, "--count", 4, "--method", "minmax")
+    code, _out, err = _run(capsys, *argv, "--count", 4, "--method", "minmax")
     assert code == 0, err
     return str(root)
 
 
 def test_quantize_names_the_folded_focus_stem(capsys, tmp_path):
     root = _calibrated(capsys, tmp_path, YOLOX, COCO)
-    code, out, err = _run(capsys, "quantize", "--workspace", root, "--precision", "fp16")
+    code, out, err = _run(capsys, "quantize", "--workspace", root, "--precision", "int8,fp16")
     assert code == 0, err
-    line = next(x for x in out.splitlines() if x.startswith("prepared: "))
-    assert "fp16: Focus stem folded into one strided conv (Conv_41)" in line
+    lines = [x for x in out.splitlines() if x.startswith("prepared: ")]
+    assert lines == [
+        "prepared: int8, fp16: Focus stem folded into one strided conv (same outputs, fewer passes)"
+    ]
 
 
 def test_nothing_to_fold_prints_no_prepared_line(capsys, tmp_path):

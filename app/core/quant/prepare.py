@@ -97,14 +97,19 @@ def float_pads_between_qdq(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def preparation_line(meta: dict[str, Any]) -> str | None:
-    """One line on what preparation rewrote in a variant's graph (pads, a Focus stem), for the
-    CLI and the GUI; None when it rewrote nothing a user would notice."""
-    prep = meta.get("preparation") or {}
-    pads = prep.get("pads_folded") or 0
-    focus = prep.get("space_to_depth_folded") or meta.get("space_to_depth_folded") or []
-    done = [f"{pads} Pad node(s) folded into convolutions"] * bool(pads > 0)
-    done += [f"Focus stem folded into one strided conv ({', '.join(focus)})"] * bool(focus)
-    if not done:
-        return None
-    return f"{meta.get('name', 'variant')}: {'; '.join(done)} (same outputs, fewer passes)"
+def preparation_lines(metas: list[dict[str, Any]]) -> list[str]:
+    """What preparation rewrote in these variants' graphs (pads, a Focus stem), one line per
+    distinct rewrite naming the variants it applies to, for the CLI and the GUI; none for
+    variants it rewrote nothing in."""
+    said: dict[str, list[str]] = {}
+    for meta in metas:
+        prep = meta.get("preparation") or {}
+        pads = prep.get("pads_folded") or 0
+        focus = prep.get("space_to_depth_folded") or meta.get("space_to_depth_folded")
+        done = [f"{pads} Pad node(s) folded into convolutions"] * bool(pads > 0)
+        done += ["Focus stem folded into one strided conv"] * bool(focus)
+        if done:
+            said.setdefault("; ".join(done), []).append(str(meta.get("name", "variant")))
+    return [
+        f"{', '.join(names)}: {text} (same outputs, fewer passes)" for text, names in said.items()
+    ]

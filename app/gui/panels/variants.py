@@ -26,7 +26,7 @@ from app.core.errors import UserError
 from app.core.model.spec import ModelSpec
 from app.core.quant import quantize, recipe
 from app.core.quant.build import build_variants
-from app.core.quant.prepare import preparation_line
+from app.core.quant.prepare import preparation_lines
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
 from app.gui.engines_box import EnginesBox
@@ -221,7 +221,7 @@ class VariantsPanel(Panel):
             [f"reused {', '.join(reused)} (up to date)"] if reused else []
         )
         self.status.setText("; ".join(said) if said else "nothing to build")
-        prepared = [line for line in map(preparation_line, metas) if line]
+        prepared = preparation_lines(metas)
         if prepared:
             self.messages.set("prepared", "; ".join(prepared), "info")
         kept = [line for line in map(recipe.float_summary, metas) if line]
