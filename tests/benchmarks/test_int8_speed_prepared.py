@@ -27,7 +27,7 @@ def test_prepared_fp32_is_the_model_folded_and_computes_the_same(tmp_path):
     assert meta["precision"] == "fp32"
     assert meta["preparation"]["space_to_depth_folded"] == ["Conv_41"]
     graph = onnx.load(str(ws.variant_path(PREPARED_FP32)))
-    assert not any(n.op_type in ("Slice", "QuantizeLinear") for n in graph.node)
+    assert not any(n.op_type in ("Slice", "QuantizeLinear") for n in graph.graph.node)
     pre = Preprocessor(spec.preprocess)
     a, b = cpu_session(spec.path, 1), cpu_session(ws.variant_path(PREPARED_FP32), 1)
     for photo in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:3]:
