@@ -38,6 +38,7 @@ from app.core.quant.calibration import CalibrationReader, latest_calibration, se
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_blocks, name_nodes, raise_opset
 from app.core.quant.quantize import make_int8
 from app.core.quant.shift import unshifted
+from app.core.quant.space_to_depth import comparable_float
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -141,7 +142,7 @@ def analyse_layers(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
-        fmodel = name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET))
+        fmodel = comparable_float(name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET)))
         onnx.save(fmodel, str(float_path))
         qpath = Path(tmp) / "int8-all.onnx"
         progress(0.05, "quantizing every layer")

@@ -30,6 +30,7 @@ from app.core.atomic import write_json
 from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
 from app.core.ort_session import cpu_session
+from app.core.quant.space_to_depth import fold_space_to_depth
 from app.core.safe_json import load_json
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,12 @@ INT32 = np.iinfo(np.int32)
 
 def conv_input_tensors(model: onnx.ModelProto) -> list[str]:
     """Activations a conv reads: the data input of every Conv and of every Pad (a Pad folded
-    into the conv by graph preparation hands its input to the conv)."""
+    into the conv by graph preparation hands its input to the conv), and of a Focus stem's conv
+    once folded (`space_to_depth`)."""
     inits = {i.name for i in model.graph.initializer}
-    names = [n.input[0] for n in model.graph.node if n.op_type in ("Conv", "Pad") and n.input]
+    folded = fold_space_to_depth(model)[0]  # a Focus stem's conv reads the image once folded
+    nodes = [*model.graph.node, *folded.graph.node]
+    names = [n.input[0] for n in nodes if n.op_type in ("Conv", "Pad") and n.input]
     return sorted({t for t in names if t and t not in inits})
 
 

@@ -44,6 +44,7 @@ from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
 from app.core.quant.block_sensitivity import measure_blocks
 from app.core.quant.graph_rules import MIN_QDQ_OPSET, name_nodes, raise_opset
+from app.core.quant.space_to_depth import comparable_float
 from app.core.quant.targets import SENSITIVE_BLOCK_TARGETS
 from app.core.safe_json import load_json
 
@@ -64,7 +65,8 @@ SAMPLING = "spread"
 # 4: ort-cpu's SiLU inputs floored, as in the recipe since QUANTIZE_VERSION 13 (`range_floors`);
 # 5: its narrowing average pools float and residual-add inputs floored, as since
 # QUANTIZE_VERSION 14 (`pools`, `range_floors`)
-MEASUREMENT = 5
+# 6: the float graph it compares against is folded as the quantized one is (`space_to_depth`)
+MEASUREMENT = 6
 # make_int8(source, ranges, out, target, keep_float) -> its record
 Builder = Callable[[Path, Path, Path, str, list[str]], dict[str, Any]]
 
@@ -199,7 +201,8 @@ def _measure(
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".sensitivity.", suffix=".part", dir=folder) as tmp:
         float_path, qdq_path = Path(tmp) / "float.onnx", Path(tmp) / "int8-all.onnx"
-        onnx.save(name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET)), str(float_path))
+        named = name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET))
+        onnx.save(comparable_float(named), str(float_path))
         progress(0.05, "quantizing every layer")
         build(float_path, calibration / "ranges.json", qdq_path, target, [])
         cancel.check()

@@ -154,3 +154,29 @@ def test_preparation_and_fp16_fold_it_and_keep_the_conv_name(tmp_path):
     meta = make_fp16(YOLOX_ONNX, tmp_path / "fp16.onnx")
     assert meta["space_to_depth_folded"] == ["Conv_41"]
     assert _stem(onnx.load(str(tmp_path / "fp16.onnx"))) == ["Cast"]  # the FP32 input's cast
+
+
+def test_quantized_graph_matches_its_float_twin_weight_for_weight(tmp_path_factory, caplog):
+    """The precision analysis and the sensitive-block measurement compare a fully quantized
+    graph with its float twin by name; the folded stem conv's weight must have one, and the
+    channel means bias correction reads must cover the image the folded conv now reads."""
+    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
+
+    from app.core.quant.bias_correction import conv_input_tensors
+    from app.core.quant.calibration import latest_calibration
+    from app.core.quant.graph_rules import MIN_QDQ_OPSET, raise_opset
+    from app.core.quant.quantize import make_int8
+    from app.core.quant.space_to_depth import comparable_float
+    from tests.workspaces import minmax_workspace
+
+    ws = minmax_workspace(tmp_path_factory, inspect_model(YOLOX), 4)
+    tmp = tmp_path_factory.mktemp("twin")
+    named = name_nodes(raise_opset(onnx.load(str(YOLOX_ONNX)), MIN_QDQ_OPSET))
+    float_path, qdq_path = tmp / "float.onnx", tmp / "int8-all.onnx"
+    onnx.save(comparable_float(named), str(float_path))
+    make_int8(float_path, latest_calibration(ws) / "ranges.json", qdq_path, "ort-cpu", [])
+    with caplog.at_level("ERROR"):
+        matched = create_weight_matching(str(float_path), str(qdq_path))
+    assert "Conv_41_space_to_depth_W" in matched
+    assert not [r for r in caplog.records if "not found" in r.getMessage()]
+    assert "images" in conv_input_tensors(onnx.load(str(YOLOX_ONNX)))
