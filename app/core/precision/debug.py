@@ -35,7 +35,7 @@ from app.core.quant.block_sensitivity import (
     tensor_owners,
 )
 from app.core.quant.calibration import CalibrationReader, latest_calibration, select_images
-from app.core.quant.graph_rules import MIN_QDQ_OPSET, compute_blocks, name_nodes, raise_opset
+from app.core.quant.graph_rules import compute_blocks
 from app.core.quant.quantize import make_int8
 from app.core.quant.shift import unshifted
 from app.core.quant.space_to_depth import comparable_float
@@ -142,7 +142,7 @@ def analyse_layers(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
-        fmodel = comparable_float(name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET)))
+        fmodel = comparable_float(spec.path)
         onnx.save(fmodel, str(float_path))
         qpath = Path(tmp) / "int8-all.onnx"
         progress(0.05, "quantizing every layer")

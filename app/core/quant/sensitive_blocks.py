@@ -43,7 +43,6 @@ from app.core.atomic import write_json
 from app.core.errors import Cancelled, CancelToken
 from app.core.model.workspace import Workspace
 from app.core.quant.block_sensitivity import measure_blocks
-from app.core.quant.graph_rules import MIN_QDQ_OPSET, name_nodes, raise_opset
 from app.core.quant.space_to_depth import comparable_float
 from app.core.quant.targets import SENSITIVE_BLOCK_TARGETS
 from app.core.safe_json import load_json
@@ -201,8 +200,7 @@ def _measure(
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".sensitivity.", suffix=".part", dir=folder) as tmp:
         float_path, qdq_path = Path(tmp) / "float.onnx", Path(tmp) / "int8-all.onnx"
-        named = name_nodes(raise_opset(onnx.load(spec.path), MIN_QDQ_OPSET))
-        onnx.save(comparable_float(named), str(float_path))
+        onnx.save(comparable_float(spec.path), str(float_path))
         progress(0.05, "quantizing every layer")
         build(float_path, calibration / "ranges.json", qdq_path, target, [])
         cancel.check()

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from app.core.quant.graph_rules import consumers_of
+from app.core.quant.graph_rules import MIN_QDQ_OPSET, consumers_of, name_nodes, raise_opset
 
 log = logging.getLogger(__name__)
 _BIG = 2**31 - 1  # an "until the end" slice bound: exporters write INT64_MAX or INT32_MAX
@@ -45,13 +46,15 @@ def fold_space_to_depth(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[s
     """`model` with every Focus-style slice + concat + conv folded into one strided conv, and
     the names of the convolutions folded (each keeps its name, so node lists taken from the
     original graph still address it). A pattern that differs in any detail is left alone."""
+    candidates = _candidates(model)
+    if not candidates:  # nothing to fold: no copy, no shape inference
+        return model, []
     model_out = onnx.ModelProto()
     model_out.CopyFrom(model)
-    graph = model_out.graph
     shapes = _shapes(model_out)
     folded: list[str] = []
     removed_inputs: set[str] = set()
-    for concat in [n for n in graph.node if n.op_type == "Concat"]:
+    for concat in [n for n in model_out.graph.node if n.name in candidates]:
         conv = _fold_one(model_out, concat, shapes, removed_inputs)
         if conv:
             folded.append(conv)
@@ -59,6 +62,21 @@ def fold_space_to_depth(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[s
         _drop_dead(model_out, removed_inputs)
         log.info("space-to-depth folded into %s", ", ".join(folded))
     return (model_out if folded else model), folded
+
+
+def _candidates(model: onnx.ModelProto) -> set[str]:
+    """Names of the Concats of four Slice outputs that one Conv alone reads: the only places a
+    fold can apply, found without copying the model."""
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    users = consumers_of(model)
+    return {
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Concat"
+        and len(n.input) == 4
+        and all(producers.get(i) == "Slice" for i in n.input)
+        and [u.op_type for u in users.get(n.output[0], [])] == ["Conv"]
+    }
 
 
 def _fold_one(
@@ -152,17 +170,12 @@ def _phase(model: onnx.ModelProto, name: str, producers: dict) -> _Phase | None:
 
 def _slice_params(model: onnx.ModelProto, node: onnx.NodeProto) -> dict | None:
     """{axis: (start, end, step)} of a Slice whose bounds are constants, else None."""
-    if len(node.input) > 1:  # opset 10+: bounds as inputs
-        values = [_initializer(model, n) if n else None for n in node.input[1:5]]
-        if values[0] is None or values[1] is None:
+    if len(node.input) > 1:  # opset 10+: bounds as inputs, each a constant or absent
+        given = [*node.input[1:5], "", "", ""][:4]
+        values = [_initializer(model, n) if n else None for n in given]
+        if any(n and v is None for n, v in zip(given, values)) or not (given[0] and given[1]):
             return None
-        starts, ends = values[0].tolist(), values[1].tolist()
-        axes = values[2].tolist() if len(values) > 2 and values[2] is not None else None
-        if len(node.input) > 3 and node.input[3] and values[2] is None:
-            return None
-        steps = values[3].tolist() if len(values) > 3 and values[3] is not None else None
-        if len(node.input) > 4 and node.input[4] and values[3] is None:
-            return None
+        starts, ends, axes, steps = (v.tolist() if v is not None else None for v in values)
     else:  # opset 1-9: attributes, no steps
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         starts, ends, axes, steps = attrs.get("starts"), attrs.get("ends"), attrs.get("axes"), None
@@ -235,10 +248,11 @@ def _drop_dead(model: onnx.ModelProto, removed_inputs: set[str]) -> None:
         graph.initializer.remove(init)
 
 
-def comparable_float(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The FP32 graph that a fully quantized graph built from it (`make_int8`, which prepares
-    and folds) matches by name: weights and activations alike. The precision analysis and the
-    sensitive-block measurement compare the two tensor by tensor; against the unfolded model the
-    folded stem conv's weight had no float twin (ORT's `create_weight_matching` logged "weight
-    tensor ... not found") and its input another name."""
+def comparable_float(model_path: str | Path) -> onnx.ModelProto:
+    """The model's FP32 graph, named and at the Q/DQ opset, that a fully quantized graph built
+    from it (`make_int8`, which prepares and folds) matches by name, weights and activations.
+    The precision analysis and the sensitive-block measurement compare the two tensor by
+    tensor; against the unfolded model the folded stem conv's weight had no float twin (ORT's
+    `create_weight_matching` logged "weight tensor ... not found") and its input another name."""
+    model = name_nodes(raise_opset(onnx.load(str(model_path)), MIN_QDQ_OPSET))
     return fold_space_to_depth(model)[0]
