@@ -15,6 +15,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+import app.core.model.files as files_mod
 import app.core.model.workspace as workspace_mod
 from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
@@ -95,8 +96,8 @@ def test_a_model_changed_in_place_is_refused_naming_it(ws, images, command):
 def test_the_model_hash_is_memoised_and_a_touch_alone_is_no_change(ws):
     model_file = Path(ws.spec().path)
     st = model_file.stat()
-    key = (str(model_file), st.st_size, st.st_mtime_ns, st.st_ino)
-    assert workspace_mod._MODEL_HASHES[key] == ws.spec().sha256
+    key = (str(model_file), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    assert files_mod._HASHES[key] == ws.spec().sha256
     os.utime(model_file, (time.time() + 5, time.time() + 5))  # same bytes, newer mtime
     assert ws.spec().sha256  # re-hashed once, still the same model
     _reexport(model_file)

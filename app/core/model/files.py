@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from app.core.errors import UserError
@@ -14,6 +15,23 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+# (path, size, mtime, ctime, inode) -> SHA-256 of the files this process has hashed: hashing an
+# unchanged file again costs one stat. The ctime changes on every write, even one that puts the
+# size and mtime back.
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def known_sha256(path: Path, st: os.stat_result | None = None) -> str:
+    """`file_sha256` of a regular file (a FIFO would block), memoised by path, size, times and
+    inode (pass `st` when already taken); OSError when it cannot be read."""
+    st = st or os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    digest = _HASHES.get(key)
+    if digest is None:
+        digest = _HASHES[key] = file_sha256(path)
+    return digest
 
 
 def find_model_file(path: Path) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 from app.core.atomic import write_json
 from app.core.errors import UserError
-from app.core.model.files import file_sha256
+from app.core.model.files import file_sha256, known_sha256
 from app.core.model.spec import DECODERS, ModelSpec
 from app.core.model.workspace_index import find_workspace, remember_workspace
 from app.core.safe_json import load_json
@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 # minute on the largest vision models, so a running job's are never this old.
 LEFTOVER_AGE_S = 10 * 60
 _PID_PART = re.compile(r"\.(\d+)\.part\.[A-Za-z0-9]+$")  # `.NAME.PID.part.mp4`, not atomic.py's
-# (path, size, mtime, inode) -> sha256 of the model files this process has checked: re-checking
-# an unchanged model costs one stat.
-_MODEL_HASHES: dict[tuple[str, int, int, int], str] = {}
 
 
 def default_root() -> Path:
@@ -280,21 +277,17 @@ class Workspace:
 
 def _check_model_unchanged(spec: ModelSpec, root: Path) -> None:
     """The model file at the spec's path must still be the one the spec was made from (its
-    SHA-256, memoised by path, size, mtime and inode). A missing file is left to the step that
+    SHA-256, memoised by path, size, times and inode). A missing file is left to the step that
     needs it (the workspace may hold its own fp32 copy)."""
     path = Path(spec.path)
     try:
         st = path.stat()
     except OSError:
         return
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    digest = _MODEL_HASHES.get(key)
-    if digest is None:
-        try:
-            digest = file_sha256(path)
-        except OSError:
-            return
-        _MODEL_HASHES[key] = digest
+    try:
+        digest = known_sha256(path, st)
+    except OSError:
+        return
     if digest != spec.sha256:
         raise UserError(
             f"{path} has changed since the workspace {root} was made from it (SHA-256 differs); "

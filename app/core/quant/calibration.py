@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from app.core.atomic import write_json
 from app.core.errors import CancelToken, UserError
 from app.core.frames.imageio import os_error_reason
 from app.core.frames.sources import Skipped
-from app.core.model.files import file_sha256
+from app.core.model.files import file_sha256, known_sha256
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace, cache_key
 from app.core.quant.calibration_images import CalibrationReader, select_images
@@ -79,17 +80,23 @@ class CalibrationResult:
 def calibration_key(
     spec: ModelSpec, files: list[Path], method: str, settings: dict, skipped: list[Skipped]
 ) -> str:
-    """Key of model, preprocessing, image list (path, size, mtime), method and settings; files
-    that vanished since they were listed move from `files` to `skipped`."""
+    """Key of model, preprocessing, image list (path and content hash), method and settings;
+    files that vanished since they were listed move from `files` to `skipped`.
+
+    The images' content, not their modification times, so a folder copied back, synced or
+    checked out again (new mtimes, same bytes) reuses its calibration and every INT8 build made
+    from it; an image edited in place gets a new key."""
     listing = []
     for p in list(files):
         try:
             st = p.stat()
+            # a FIFO or device would block the hash forever; the reader skips it, saying what
+            digest = known_sha256(p, st) if stat.S_ISREG(st.st_mode) else "not a regular file"
         except OSError as exc:
             files.remove(p)
             skipped.append(Skipped(str(p), os_error_reason(p, exc)))
             continue
-        listing.append((str(p), st.st_size, st.st_mtime_ns))
+        listing.append((str(p), digest))
     return cache_key(
         "calibration",
         CALIBRATION_VERSION,

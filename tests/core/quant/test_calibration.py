@@ -82,6 +82,27 @@ def test_calibrate_writes_every_table_and_reuses_and_rebuilds(tmp_path, small_fo
     assert other.key != first.key and len(other.images_used) == 6
 
 
+def test_the_key_follows_the_images_content_not_their_times(tmp_path, small_folder):
+    """Photos synced or checked out again (new mtimes, same bytes) reuse the calibration; one
+    photo edited in place, even keeping its size and time, makes a new one."""
+    import os
+
+    ws = Workspace.for_model(inspect_model(YOLOX), tmp_path / "ws")
+    first = calibrate(ws, small_folder, method="minmax", count=4)
+    later = 2_000_000_000
+    for photo in small_folder.iterdir():
+        os.utime(photo, (later, later))
+    again = calibrate(ws, small_folder, method="minmax", count=4)
+    assert again.reused and again.key == first.key
+    edited = small_folder / first.images_used[0].split("/")[-1]
+    data = bytearray(edited.read_bytes())
+    data[-3] ^= 0xFF  # inside the JPEG's last scan: still decodes, other pixels
+    edited.write_bytes(bytes(data))
+    os.utime(edited, (later, later))
+    changed = calibrate(ws, small_folder, method="minmax", count=4)
+    assert not changed.reused and changed.key != first.key
+
+
 def test_cancel_midway_leaves_nothing_that_looks_complete(tmp_path, small_folder):
     ws = Workspace.for_model(inspect_model(YOLOX), tmp_path / "ws")
     token = CancelToken()
