@@ -37,6 +37,9 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
     """Default workspaces and the workspace index (found by model hash) go to a data dir of the
     test's own: never the user's, and no test finds another test's workspace."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+    # the user's own presets (app.core.model.presets) likewise: none unless a test writes some
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("INT8_STUDIO_PRESETS", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -106,12 +106,13 @@ def fuse_io(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     for i, node in enumerate(nodes):
         graph.node.insert(i, node)
     if spec.postprocess.decoder == "yolox_raw":
-        _fuse_yolox_scores(model)
+        _fuse_yolox_scores(model, spec.postprocess.transposed)
     return model
 
 
-def _fuse_yolox_scores(model: onnx.ModelProto) -> None:
-    """[N, A, 5+C] raw head -> [N, A, 6]: box offsets, obj * best class score, class id."""
+def _fuse_yolox_scores(model: onnx.ModelProto, transposed: bool = False) -> None:
+    """[N, A, 5+C] raw head (or [N, 5+C, A] when `transposed`) -> [N, A, 6]: box offsets,
+    obj * best class score, class id."""
     graph = model.graph
     out = graph.output[0]
     dims = _dims(out)
@@ -127,8 +128,11 @@ def _fuse_yolox_scores(model: onnx.ModelProto) -> None:
         # product) and cast the 6 columns instead of all 85
         graph.node.remove(producer)
         raw, elem = producer.input[0], TensorProto.FLOAT16
-    n_cls = dims[2] - 5 if isinstance(dims[2], int) else None
     nodes = []
+    if transposed:  # one transpose of the head, so the rest reads rows as for [N, A, 5+C]
+        nodes.append(helper.make_node("Transpose", [raw], ["fuse_rows"], perm=[0, 2, 1]))
+        raw, dims = "fuse_rows", [dims[0], dims[2], dims[1]]
+    n_cls = dims[2] - 5 if isinstance(dims[2], int) else None
     if n_cls is not None:
         graph.initializer.append(
             numpy_helper.from_array(np.asarray([4, 1, n_cls], np.int64), "fuse_split")

@@ -70,12 +70,15 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
 
 
 def decode_yolox(raw: np.ndarray, in_h: int, in_w: int, post: Postprocess, conf: float):
-    """YOLOX [A, 5+C] grid output -> (boxes xyxy in model pixels, scores, class ids), pre-NMS.
+    """YOLOX [A, 5+C] (or transposed [5+C, A]) grid output -> (boxes xyxy in model pixels,
+    scores, class ids), pre-NMS.
 
     Scores are obj * best class probability; anchors under `conf` are dropped before any
     arithmetic on boxes so the cost follows the number of candidates, not of anchors. A fused
     graph (see graph_fusion) already gives [A, 6] = offsets, score, class id.
     """
+    if post.transposed and raw.shape[1] != 6:  # [5+C, A]; a fused graph gives [A, 6]
+        raw = raw.T
     if raw.shape[1] == 6:
         scores = raw[:, 4]
         class_ids = raw[:, 5]  # float class ids; only the kept ones are converted below

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from app.core.model.files import read_label_file
 from app.core.model.label_names import indexed_labels
 from app.core.model.metadata import ModelMetadata, read_metadata
 from app.core.model.output_formats import recognise
+from app.core.model.presets import user_presets_dir
 from app.core.model.probing import read_probe_frames, run_probes
 from app.core.model.sidecars import Sidecars
-from app.core.model.spec import ModelSpec, Postprocess, Preprocess, palette_color
+from app.core.model.spec import DECODERS, ModelSpec, Postprocess, Preprocess, palette_color
 from app.core.resources import resources_dir
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -43,11 +45,19 @@ def _graph_normalises_input(model: onnx.ModelProto, input_name: str) -> bool:
     return False
 
 
+def _class_axis(shape: tuple[int, ...]) -> bool:
+    """[N, C] or the same scores with unit axes around them: [N, C, 1, 1] (a conv head without
+    a flatten, e.g. SqueezeNet), [N, 1, C]."""
+    return len(shape) >= 2 and sum(d > 1 for d in shape[1:]) == 1
+
+
 def _classifier(outputs: dict[str, np.ndarray]) -> tuple[str, Postprocess, int, list[str]]:
-    rows = next(iter(outputs.values())).astype(np.float64)
+    raw = next(iter(outputs.values()))
+    rows = raw.reshape(raw.shape[0], -1).astype(np.float64)
     probs = bool(np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+    shape = "[N, classes]" if raw.ndim == 2 else f"{list(raw.shape)} (read as [N, classes])"
     notes = [
-        "one [N, classes] output: classifier, "
+        f"one {shape} output: classifier, "
         + ("already softmax" if probs else "logits (softmax applied)")
     ]
     return "classification", Postprocess(apply_softmax=not probs), rows.shape[1], notes
@@ -58,6 +68,7 @@ def _guess_decoder(
     hw: tuple[int, int],
     model_file: Path,
     n_names: int | None,
+    sha: str,
 ) -> tuple[str, Postprocess, int, list[str]]:
     """(task, postprocess, number of classes, notes) from outputs probed on a few frames."""
     outputs = probes[0]
@@ -67,7 +78,11 @@ def _guess_decoder(
         notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
         post = Postprocess(decoder="boxes_labels_scores", boxes_normalized=True)
         return "detection", post, 0, notes
-    if len(names) == 1 and outputs[names[0]].ndim == 2:
+    if len(names) == 1 and (
+        outputs[names[0]].ndim == 2
+        or (outputs[names[0]].ndim == 4 and _class_axis(outputs[names[0]].shape))
+        or (outputs[names[0]].ndim == 3 and outputs[names[0]].shape[1] == 1)
+    ):
         return _classifier(outputs)
     found, notes, _ = recognise(probes, hw, n_names)
     if found is not None:
@@ -75,9 +90,13 @@ def _guess_decoder(
         return "detection", post, found.n_classes, notes
     desc = ", ".join(f"{k} {list(v.shape)}" for k, v in outputs.items())
     why = f" ({'; '.join(notes)})" if notes else ""
+    detectors = ", ".join(d for d in DECODERS if d != "classifier")
     raise UserError(
-        f"{model_file}: cannot tell what the outputs mean ({desc}){why}; add a preset JSON to "
-        "say which decoder to use"
+        f"{model_file}: cannot tell what the outputs mean ({desc}){why}; if you know their "
+        f"layout, save a preset naming its decoder as {user_presets_dir() / 'NAME.json'}, e.g. "
+        f'{{"match": {{"sha256": ["{sha}"]}}, "task": "detection", "postprocess": '
+        f'{{"decoder": "yolov5"}}}} (decoders: {detectors}; examples in '
+        f"{resources_dir() / 'presets'})"
     )
 
 
@@ -185,8 +204,13 @@ def _guess_spec(
     batch = shape[0] if isinstance(shape[0], int) else 1
     frames, real = read_probe_frames(probe_images)
     try:
-        probes = run_probes(
-            model_file, input_name, _probe_preprocess(pre, preset, meta), frames, batch
+        probes, batch_problem = run_probes(
+            model_file,
+            input_name,
+            _probe_preprocess(pre, preset, meta),
+            frames,
+            batch,
+            try_batch=0 if isinstance(shape[0], int) else 2,
         )
     except UserError as exc:
         if dynamic and not size:
@@ -198,23 +222,26 @@ def _guess_spec(
     n_names = len(meta.names or sidecars.labels or []) or None
     try:
         task, guessed_post, n_classes, decoder_notes = _guess_decoder(
-            probes, hw, model_file, n_names
+            probes, hw, model_file, n_names, sha
         )
-        weighed = "; ".join(decoder_notes)
-    except UserError as exc:
+    except UserError:
         if not preset:
             raise
         task, guessed_post, n_classes, decoder_notes = preset.get("task", ""), post, 0, []
-        weighed = str(exc)
     # a hash or whole-structure match is this network; names alone may be another one
     by_hash = bool(preset) and preset.get("_matched_by", "file hash") != "input/output names"
-    if preset and not by_hash and f"not {post.decoder}:" in weighed:
+    # names alone are kept only when the outputs read as the preset's layout
+    if preset and not by_hash and (guessed_post.decoder != post.decoder or not decoder_notes):
         raise _PresetDoesNotFit(
             f"preset {preset['name']} matched only by input/output names, and its "
             f"{post.decoder} layout does not fit these outputs; not used"
         )
     if preset:
         task = preset.get("task", task)
+        if guessed_post.decoder == post.decoder and "transposed" not in preset.get(
+            "postprocess", {}
+        ):
+            post.transposed = guessed_post.transposed  # e.g. a YOLOX export ending in Transpose
         post.apply_softmax = preset.get("postprocess", {}).get(
             "apply_softmax", guessed_post.apply_softmax
         )
@@ -228,6 +255,14 @@ def _guess_spec(
         notes.append(f"norm_stats.json not applied: {preset['ignore_norm_stats']}")
     labels, colors = _labels(sidecars, meta, preset, n_classes, post, probes[0], problems, notes)
     pre.validate()
+    if batch_problem:  # every step then feeds one image at a time (they batch only a free N)
+        shape = [1, *shape[1:]]
+        node = re.search(r"while running (\w+) node", batch_problem)
+        why = f"its {node.group(1)} node fails" if node else batch_problem
+        notes.append(
+            f"its batch size is declared free but a batch of 2 fails ({why}; the export "
+            "fixed a shape); images go through one at a time"
+        )
     return ModelSpec(
         path=str(model_file),
         sha256=sha,
@@ -312,7 +347,7 @@ def _labels(
     if not n_classes and post.decoder == "classifier":
         n_classes = next(iter(probed.values())).shape[-1]
     if post.decoder == "yolox_raw" and not n_classes:
-        n_classes = next(iter(probed.values())).shape[-1] - 5
+        n_classes = next(iter(probed.values())).shape[1 if post.transposed else -1] - 5
     labels = labels or [f"class {i}" for i in range(n_classes)]
     if n_classes and len(labels) != n_classes:
         problems.append(

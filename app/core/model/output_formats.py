@@ -51,9 +51,17 @@ def _one_output(name: str, arrs: list[np.ndarray], hw: tuple[int, int]) -> list[
     first = [(x[0].T if transposed else x[0])[:, :4] for x in arrs]
     norm = _normalised(np.concatenate(first), False)
     orient = "[1, features, N]" if transposed else "[1, N, features]"
-    if not transposed and feats > 6 and grid:
+    if feats > 6 and grid:
+        # exports that end in a Transpose (for a runtime that wants features first) give the
+        # same grid as [1, 5+C, A]
         cands.append(
-            Candidate("yolox_raw", {}, feats - 5, "YOLOX raw grid on strides 8/16/32", 1.0)
+            Candidate(
+                "yolox_raw",
+                {"transposed": True} if transposed else {},
+                feats - 5,
+                f"YOLOX raw grid on strides 8/16/32{' ' + orient if transposed else ''}",
+                1.0,
+            )
         )
     if feats == 6:
         # six columns are nearly always already-decoded boxes, not a one- or two-class YOLO

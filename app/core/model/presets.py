@@ -1,25 +1,88 @@
-"""The app's model presets (resources/presets/*.json), matched by file hash or graph signature."""
+"""Model presets, matched by file hash or graph signature: the user's own (JSON files in
+`user_presets_dir()`, which win) and the app's (resources/presets/*.json).
+
+A preset says what inspection cannot guess for one model: its decoder, preprocessing, labels.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import onnx
 
+from app.core.errors import UserError
+from app.core.model.spec import DECODERS, Postprocess, Preprocess
 from app.core.resources import resources_dir
 
 NEAR_INPUT_NODES = 8  # the stem of the network: what an exporter keeps across re-exports
+PRESETS_ENV = "INT8_STUDIO_PRESETS"  # another folder of user presets (the tests use an empty one)
+TOP_KEYS = {"name", "match", "task", "preprocess", "postprocess", "labels", "labels_fallback"}
+TOP_KEYS |= {"ignore_norm_stats", "comment"}
+
+
+def user_presets_dir() -> Path:
+    """Where the user's own presets live: $INT8_STUDIO_PRESETS, else the user config dir."""
+    override = os.environ.get(PRESETS_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("int8-studio", appauthor=False)) / "presets"
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def preset_problem(data: Any) -> str | None:
+    """Why `data` cannot be a preset, or None when it can."""
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        return f"unknown keys {unknown} (known: {', '.join(sorted(TOP_KEYS))})"
+    match = data.get("match")
+    if not isinstance(match, dict) or not set(match) & {"sha256", "structure", "signature"}:
+        return '"match" needs "sha256" (the model file\'s hash) or "structure"'
+    for key, cls in (("preprocess", Preprocess), ("postprocess", Postprocess)):
+        part = data.get(key, {})
+        if not isinstance(part, dict) or set(part) - _fields(cls):
+            return f'"{key}" may only set {", ".join(sorted(_fields(cls)))}'
+    decoder = data.get("postprocess", {}).get("decoder")
+    if decoder is not None and decoder not in DECODERS:
+        return f'decoder "{decoder}" is not one of {", ".join(DECODERS)}'
+    if data.get("task", "detection") not in ("detection", "classification"):
+        return '"task" must be "detection" or "classification"'
+    return None
+
+
+def _read(file: Path, label: str) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{file}: not a readable preset JSON ({exc}); fix or remove it") from exc
+    why = preset_problem(data)
+    if why:
+        raise UserError(f"{file}: not a valid preset: {why}; fix or remove it")
+    data.setdefault("name", file.stem)
+    data["_file"] = label
+    return data
 
 
 def load_presets() -> list[dict[str, Any]]:
+    """The user's presets (first, so they win), then the app's."""
     presets = []
+    user = user_presets_dir()
+    if user.is_dir():
+        presets += [_read(f, str(f)) for f in sorted(user.glob("*.json"))]
     for file in sorted((resources_dir() / "presets").glob("*.json")):
-        data = json.loads(file.read_text(encoding="utf-8"))
-        data["_file"] = file.name
-        presets.append(data)
+        presets.append(_read(file, file.name))
     return presets
 
 

@@ -67,17 +67,27 @@ def probe_tensor(bgr: np.ndarray, pre: Preprocess, batch: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(x[None], batch, axis=0))
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
 def run_probes(
     model_file: Path,
     input_name: str,
     pre: Preprocess,
     frames: list[np.ndarray],
     batch: int = 1,
-) -> list[dict[str, np.ndarray]]:
-    """Outputs by name, one dict per frame; `UserError` (naming the file) when ORT cannot run."""
+    try_batch: int = 0,
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """(outputs by name, one dict per frame; why a batch of `try_batch` frames fails, "" when
+    it runs or was not tried). `UserError` (naming the file) when ORT cannot run the model.
+
+    A batch declared dynamic is not always one: an exporter that wrote a fixed Reshape or
+    Flatten size makes every batch but 1 fail, which the callers must know before batching."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)
+    batch_problem = ""
     try:
         # severity 4: the failure is reported below, in one line
         sess = cpu_session(model_file, threads=1, log_severity=4)
@@ -86,9 +96,15 @@ def run_probes(
         for frame in frames:
             values = sess.run(None, {input_name: probe_tensor(frame, pre, batch)})
             results.append(dict(zip(names, (np.asarray(v) for v in values))))
+        if try_batch > 1 and frames:
+            try:
+                sess.run(None, {input_name: probe_tensor(frames[0], pre, try_batch)})
+            except Exception as exc:  # the same unrelated ORT types as below
+                batch_problem = _first_line(exc)
     except Exception as exc:  # ORT raises several unrelated types for unusable graphs
-        first = str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"{model_file}: ONNX Runtime cannot run this model ({first})") from exc
+        raise UserError(
+            f"{model_file}: ONNX Runtime cannot run this model ({_first_line(exc)})"
+        ) from exc
     finally:
         ort.set_default_logger_severity(2)
-    return results
+    return results, batch_problem
