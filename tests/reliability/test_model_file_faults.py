@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from app.core.errors import UserError
 from app.core.model.checks import load_checked_model
+from tests.assets import YOLOX_ONNX
 from tests.conftest import IMAGES, needs_assets
 from tests.reliability.helpers import assert_one_line_error, cli, copy_images
 
@@ -58,6 +59,20 @@ def test_a_fixed_batch_of_64_is_one_line_in_run_and_calibrate(tmp_path):
         ],
     ):
         assert_one_line_error(cli(*command), str(model), "fixed batch of 64", "batch 1")
+
+
+def test_a_half_precision_export_is_refused_saying_to_export_fp32(tmp_path):
+    """The real YOLOX-Nano converted with float16 inputs and outputs (what a half=True export
+    gives): ONNX Runtime used to reject the probe's float frame in a line about tensor types."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = tmp_path / "yolox_half.onnx"
+    half = convert_float_to_float16(onnx.load(str(YOLOX_ONNX)), keep_io_types=False)
+    onnx.save(half, str(model))
+    photo = str(IMAGES / "photos-misc103" / "dog_0.jpg")
+    run = ["run", "--model", str(model), "--source", photo]
+    for command in (["inspect", "--model", str(model)], run):
+        assert_one_line_error(cli(*command), str(model), "is float16", "export it again in FP32")
 
 
 def test_a_20000_square_input_is_refused_before_onnx_runtime_runs(tmp_path):

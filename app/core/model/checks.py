@@ -144,6 +144,12 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
             f"{model_file}: has {len(inputs)} inputs ({names}); INT8 Studio runs models with one "
             "image input"
         )
+    if images[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
+        raise UserError(
+            f"{model_file}: its input {images[0].name} is float16, a half-precision export "
+            "(Ultralytics half=True, torch .half()); INT8 Studio starts from the FP32 model and "
+            "builds the FP16 and INT8 variants itself: export it again in FP32 and open that"
+        )
     dims = [
         d.dim_value if d.HasField("dim_value") else None
         for d in images[0].type.tensor_type.shape.dim
