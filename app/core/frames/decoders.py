@@ -39,10 +39,18 @@ def _rows(raw: np.ndarray, transposed: bool) -> np.ndarray:
     return raw.T if transposed else raw
 
 
+def _detection_rows(outputs: list[np.ndarray], spec: ModelSpec) -> tuple[np.ndarray, int]:
+    """[anchors, features] of the detection output and where its class scores end (before a
+    segmentation head's mask coefficients)."""
+    raw = _rows(_output(outputs, spec, "detections", 0)[0], spec.postprocess.transposed)
+    return raw, raw.shape[1] - spec.postprocess.mask_coefficients
+
+
 def decode_yolov8(outputs, spec, in_h, in_w, conf) -> Decoded:
-    """[4+C, N] (or [N, 4+C]): cx, cy, w, h, per-class scores, no objectness."""
-    raw = _rows(outputs[0][0], spec.postprocess.transposed)
-    cls = raw[:, 4:]
+    """[4+C, N] (or [N, 4+C]): cx, cy, w, h, per-class scores, no objectness (then a
+    segmentation head's mask coefficients, ignored)."""
+    raw, end = _detection_rows(outputs, spec)
+    cls = raw[:, 4:end]
     class_ids = cls.argmax(axis=1)
     scores = cls[np.arange(cls.shape[0]), class_ids]
     keep = np.flatnonzero(scores >= conf)
@@ -51,9 +59,10 @@ def decode_yolov8(outputs, spec, in_h, in_w, conf) -> Decoded:
 
 
 def decode_yolov5(outputs, spec, in_h, in_w, conf) -> Decoded:
-    """[N, 5+C] (or [5+C, N]): cx, cy, w, h, objectness, per-class scores."""
-    raw = _rows(outputs[0][0], spec.postprocess.transposed)
-    cls = raw[:, 5:]
+    """[N, 5+C] (or [5+C, N]): cx, cy, w, h, objectness, per-class scores (then a
+    segmentation head's mask coefficients, ignored)."""
+    raw, end = _detection_rows(outputs, spec)
+    cls = raw[:, 5:end]
     class_ids = cls.argmax(axis=1)
     scores = raw[:, 4] * cls[np.arange(cls.shape[0]), class_ids]
     keep = np.flatnonzero(scores >= conf)

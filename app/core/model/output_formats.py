@@ -155,6 +155,48 @@ def _four_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list
     ]
 
 
+def _segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
+    """YOLOv8/YOLO11-seg and YOLOv5-seg: detections [1, 4+C+M, N] (or [1, N, 5+C+M]) and mask
+    prototypes [1, M, h, w]. The last M columns are mask coefficients; the app reads the boxes
+    and leaves the masks (it measures detection)."""
+    shapes = {n: probes[0][n].shape for n in names}
+    protos = [n for n in names if len(shapes[n]) == 4]
+    dets = [n for n in names if len(shapes[n]) == 3]
+    if len(protos) != 1 or len(dets) != 1:
+        return []
+    m, det = shapes[protos[0]][1], dets[0]
+    a, b = shapes[det][1], shapes[det][2]
+    feats, transposed = min(a, b), a < b
+    first = [(p[det][0].T if transposed else p[det][0])[:, :4] for p in probes]
+    seg = {"mask_coefficients": m, "outputs": {"detections": det}, "transposed": transposed}
+    seg["boxes_normalized"] = _normalised(np.concatenate(first), False)
+    orient = "[1, features, N]" if transposed else "[1, N, features]"
+    kept = f"; {m} mask coefficients and the prototypes {protos[0]} left out (boxes only)"
+    out = []
+    if feats - m >= 5:
+        out.append(
+            Candidate(
+                "yolov8",
+                seg,
+                feats - m - 4,
+                f"YOLOv8/YOLO11-seg {orient}: cx, cy, w, h, {feats - m - 4} class scores{kept}",
+                1.0 if transposed else 0.0,
+            )
+        )
+    if feats - m >= 6:
+        out.append(
+            Candidate(
+                "yolov5",
+                seg,
+                feats - m - 5,
+                f"YOLOv5-seg {orient}: cx, cy, w, h, objectness, {feats - m - 5} class "
+                f"scores{kept}",
+                0.0 if transposed else 1.0,
+            )
+        )
+    return out
+
+
 def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
     shapes = {n: probes[0][n].shape for n in names}
     boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
@@ -207,18 +249,21 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
     if len(names) == 4:
         return _four_outputs(names, probes)
     if len(names) == 2:
-        return _two_outputs(names, probes)
+        return _two_outputs(names, probes) + _segmentation(names, probes)
     return []
 
 
 def _objectness_cue(cand: Candidate, probes: list[dict[str, np.ndarray]]) -> float:
     """For a YOLOv5 reading: + when column 4 rises with every confident class (objectness),
     - when it does not (then it is a class of its own, as in a transposed YOLOv8 output)."""
-    if cand.decoder != "yolov5" or len(probes[0]) != 1:
+    name = cand.fields.get("outputs", {}).get("detections")
+    if cand.decoder != "yolov5" or (len(probes[0]) != 1 and not name):
         return 0.0
+    t, m = cand.fields.get("transposed"), cand.fields.get("mask_coefficients", 0)
     rows = np.concatenate(
-        [(x[0].T if cand.fields.get("transposed") else x[0]) for p in probes for x in p.values()]
+        [(x[0].T if t else x[0]) for p in probes for x in ([p[name]] if name else p.values())]
     )
+    rows = rows[:, : rows.shape[1] - m]
     if rows.shape[1] < 7:
         return 0.0
     # with objectness, obj * class is confident on every object; if column 4 is a class of its

@@ -77,9 +77,10 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
         boxes = out[f["outputs"]["boxes"]][0].reshape(-1, 4).astype(np.float64)
         logits = out[f["outputs"]["logits"]][0].astype(np.float64).reshape(boxes.shape[0], -1)
     else:
-        raw = next(iter(out.values()))[0].astype(np.float64)
+        name = f.get("outputs", {}).get("detections") or next(iter(out))
+        raw = out[name][0].astype(np.float64)
         rows = raw.T if f.get("transposed") else raw
-        boxes, logits = rows[:, :4], rows[:, 4:]
+        boxes, logits = rows[:, :4], rows[:, 4 : rows.shape[1] - f.get("mask_coefficients", 0)]
     if dec == "end2end":
         if not _whole(logits[:, 1]):
             return boxes, logits[:, 0], "its class column holds fractions"

@@ -94,6 +94,9 @@ class Postprocess:
     transposed: bool = False  # yolov8/yolov5 output laid out [1, features, anchors]
     score_activation: str = "none"  # detr: "sigmoid" or "softmax" (last class = no object)
     class_offset: int = 0  # subtracted from the model's class ids (1 for 1-based ids)
+    # yolov8/yolov5 segmentation heads: trailing mask-coefficient columns (32), ignored, with the
+    # mask prototypes output: boxes only
+    mask_coefficients: int = 0
     outputs: dict[str, str] = field(default_factory=dict)  # role (boxes, scores, ...) -> output
 
 

@@ -28,7 +28,18 @@ from onnx import TensorProto, helper, numpy_helper
 from app.core.frames.postprocess import yolox_grid
 from tests.assets import YOLOX_ONNX
 
-LAYOUTS = ("yolov8", "yolov5", "end2end", "efficient_nms", "tf_od", "detr", "detr_logits")
+LAYOUTS = (
+    "yolov8",
+    "yolov5",
+    "end2end",
+    "efficient_nms",
+    "tf_od",
+    "detr",
+    "detr_logits",
+    "yolov8_seg",
+    "yolov5_seg",
+)
+MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
 NMS_IOU, NMS_SCORE = 0.65, 0.001
 COCO80 = Path(__file__).resolve().parents[3] / "resources" / "labels" / "coco80.txt"
@@ -132,6 +143,15 @@ def _nms(g: _Graph, cxcywh: str, probs: str) -> tuple[str, str, str, str, str]:
     )
 
 
+def _mask_head(g: _Graph, cls: str) -> str:
+    """[A, 32] stand-in mask coefficients, spread like real ones (-5..15): the first 32 class
+    columns scaled, so a reader that takes them for class scores sees scores above 1."""
+    first = g.one("Slice", [cls, *(g.const(np.array([v], np.int64)) for v in (0, 32, 1))])
+    return g.one(
+        "Add", [g.one("Mul", [first, g.const(np.float32(20.0))]), g.const(np.float32(-5.0))]
+    )
+
+
 def _padded(g: _Graph, rows: str, width: int, fill: float = 0.0) -> str:
     """[n, width] rows padded with `fill` to [1, KEEP, width]."""
     pad = g.const(np.full((KEEP, width), fill, np.float32))
@@ -168,20 +188,23 @@ def build_layout(
     n_cls = len(kept) or CLASSES
     if kept:
         probs = g.one("Gather", [probs, g.const(np.array(kept, np.int64))], axis=1)
-    if kind == "yolov5":
+    seg = kind.endswith("_seg")
+    coefs = [_mask_head(g, cls)] if seg else []
+    extra = MASK_COEFFICIENTS if seg else 0
+    if kind in ("yolov5", "yolov5_seg"):
         _output(
             g,
-            g.one("Unsqueeze", [g.one("Concat", [cxcywh, obj, cls], axis=1)], axes=[0]),
+            g.one("Unsqueeze", [g.one("Concat", [cxcywh, obj, cls, *coefs], axis=1)], axes=[0]),
             "output0",
-            [1, ANCHORS, 5 + CLASSES],
+            [1, ANCHORS, 5 + CLASSES + extra],
         )
-    elif kind == "yolov8":
-        rows = g.one("Concat", [cxcywh, probs], axis=1)
+    elif kind in ("yolov8", "yolov8_seg"):
+        rows = g.one("Concat", [cxcywh, probs, *coefs], axis=1)
         _output(
             g,
             g.one("Unsqueeze", [g.one("Transpose", [rows], perm=[1, 0])], axes=[0]),
             "output0",
-            [1, 4 + n_cls, ANCHORS],
+            [1, 4 + n_cls + extra, ANCHORS],
         )
     else:
         idx, boxes, scores, classes, count = _nms(g, cxcywh, probs)
@@ -234,6 +257,16 @@ def build_layout(
                     "pred_logits",
                     [1, KEEP, CLASSES],
                 )
+    if seg:  # Ultralytics' second output: mask prototypes at a quarter of the input size
+        protos = g.one(
+            "AveragePool",
+            [g.one("ReduceMean", [model.graph.input[0].name], axes=[1], keepdims=1)],
+            kernel_shape=[4, 4],
+            strides=[4, 4],
+        )
+        reps = g.const(np.array([1, MASK_COEFFICIENTS, 1, 1], np.int64))
+        q = SIZE // 4
+        _output(g, g.one("Tile", [protos, reps]), "output1", [1, MASK_COEFFICIENTS, q, q])
     _input_adapter(g, uint8_nhwc)
     if meta:
         names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
