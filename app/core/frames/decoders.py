@@ -1,6 +1,6 @@
 """Decoders for common detector output layouts: YOLOv8, YOLOv5, end-to-end, EfficientNMS, TF/SSD,
-DETR. Each turns one image's raw outputs into boxes x1,y1,x2,y2 in model-input pixels, scores and
-class ids, and says whether the model has already done NMS."""
+DETR, boxes + class scores. Each turns one image's raw outputs into boxes x1,y1,x2,y2 in
+model-input pixels, scores and class ids, and says whether the model has already done NMS."""
 
 from __future__ import annotations
 
@@ -137,7 +137,23 @@ def decode_detr(outputs, spec, in_h, in_w, conf) -> Decoded:
     return xyxy, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), True
 
 
+def decode_boxes_scores(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """Boxes [1, N, 4] x1, y1, x2, y2 and per-class scores [1, N, C] (or [1, C, N]) before NMS
+    (YOLO-NAS, DAMO-YOLO, PP-YOLOE exported without NMS)."""
+    post = spec.postprocess
+    boxes = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
+    probs = _rows(_output(outputs, spec, "scores", 1)[0], post.transposed)
+    if post.score_activation == "sigmoid":
+        probs = _sigmoid(probs.astype(np.float32))
+    class_ids = probs.argmax(axis=1)
+    scores = probs[np.arange(probs.shape[0]), class_ids]
+    keep = np.flatnonzero(scores >= conf)
+    xyxy = _scale_boxes(boxes[keep].astype(np.float32), spec, in_h, in_w)
+    return xyxy, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+
+
 DECODE: dict[str, Callable[..., Decoded]] = {
+    "boxes_scores": decode_boxes_scores,
     "yolov8": decode_yolov8,
     "yolov5": decode_yolov5,
     "end2end": decode_end2end,

@@ -63,6 +63,13 @@ def _classifier(outputs: dict[str, np.ndarray]) -> tuple[str, Postprocess, int, 
     return "classification", Postprocess(apply_softmax=not probs), rows.shape[1], notes
 
 
+def _score_per_box(outputs: dict[str, np.ndarray], lower: dict[str, str]) -> bool:
+    """Outputs named boxes and scores hold one score per box (boxes_labels_scores), not a row
+    of class scores per box (boxes_scores, read by the recogniser)."""
+    boxes, scores = outputs[lower["boxes"]], outputs[lower["scores"]]
+    return scores.size * 4 == boxes.size
+
+
 def _guess_decoder(
     probes: list[dict[str, np.ndarray]],
     hw: tuple[int, int],
@@ -74,7 +81,7 @@ def _guess_decoder(
     outputs = probes[0]
     names = list(outputs)
     lower = {k.lower(): k for k in names}
-    if "boxes" in lower and "scores" in lower:
+    if "boxes" in lower and "scores" in lower and _score_per_box(outputs, lower):
         notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
         post = Postprocess(decoder="boxes_labels_scores", boxes_normalized=True)
         return "detection", post, 0, notes

@@ -197,6 +197,41 @@ def _segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list
     return out
 
 
+def _boxes_and_class_scores(
+    names: list[str], probes: list[dict[str, np.ndarray]]
+) -> list[Candidate]:
+    """Boxes [1, N, 4] read as x1, y1, x2, y2 and class scores [1, N, C] or [1, C, N], before
+    NMS: YOLO-NAS, DAMO-YOLO, PP-YOLOE exported without NMS (DETR's cx, cy, w, h normalised
+    boxes are the other reading of the same shapes; the probe boxes tell them apart)."""
+    shapes = {n: probes[0][n].shape for n in names}
+    boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
+    other = [n for n in names if n not in boxes and len(shapes[n]) == 3]
+    if len(boxes) != 1 or len(other) != 1:
+        return []
+    rows, (a, b) = shapes[boxes[0]][1], shapes[other[0]][1:]
+    if rows == a and b > 1:
+        transposed, n = False, b
+    elif rows == b and a > 1:
+        transposed, n = True, a
+    else:
+        return []
+    values = np.concatenate([p[other[0]].ravel() for p in probes])
+    act = _activation(values, False, n)
+    first = np.concatenate([p[boxes[0]][0].reshape(-1, 4) for p in probes])
+    fields = {
+        "outputs": {"boxes": boxes[0], "scores": other[0]},
+        "transposed": transposed,
+        "score_activation": act,
+        "boxes_normalized": _normalised(first, False),
+    }
+    kind = "probabilities" if act == "none" else "logits, sigmoid applied"
+    note = (
+        f"boxes in {boxes[0]} (x1, y1, x2, y2) and {n} class scores in {other[0]}"
+        f"{' [1, C, N]' if transposed else ''} ({kind}), before NMS"
+    )
+    return [Candidate("boxes_scores", fields, n, note, 1.0)]
+
+
 def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
     shapes = {n: probes[0][n].shape for n in names}
     boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
@@ -249,7 +284,11 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
     if len(names) == 4:
         return _four_outputs(names, probes)
     if len(names) == 2:
-        return _two_outputs(names, probes) + _segmentation(names, probes)
+        return (
+            _two_outputs(names, probes)
+            + _boxes_and_class_scores(names, probes)
+            + _segmentation(names, probes)
+        )
     return []
 
 

@@ -73,6 +73,15 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
         if dec == "tf_od":
             boxes = boxes[:, [1, 0, 3, 2]]
         return (boxes * scale if f.get("boxes_normalized") else boxes), scores, ""
+    if dec == "boxes_scores":
+        roles = f["outputs"]
+        boxes = out[roles["boxes"]][0].reshape(-1, 4).astype(np.float64)
+        probs = out[roles["scores"]][0].astype(np.float64)
+        probs = probs.T if f.get("transposed") else probs
+        if f.get("score_activation") == "sigmoid":
+            probs = _sigmoid(probs)
+        boxes = boxes * scale if f.get("boxes_normalized") else boxes
+        return boxes, probs.reshape(boxes.shape[0], -1).max(axis=1), ""
     if dec == "detr" and "outputs" in f:
         boxes = out[f["outputs"]["boxes"]][0].reshape(-1, 4).astype(np.float64)
         logits = out[f["outputs"]["logits"]][0].astype(np.float64).reshape(boxes.shape[0], -1)

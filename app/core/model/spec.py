@@ -21,6 +21,7 @@ DECODERS = (
     "yolox_raw",  # YOLOX [1, A, 5+C] grid offsets, decoded here
     "boxes_xywh_cls_prob",  # tutorial export [1, N, 6]: x0, y0, w, h, class, prob
     "boxes_labels_scores",  # separate boxes / labels / scores outputs
+    "boxes_scores",  # boxes [1, N, 4] x1, y1, x2, y2 + class scores [1, N, C] (YOLO-NAS, PP-YOLOE)
     "yolov8",  # Ultralytics YOLOv8/YOLO11 [1, 4+C, N]: cx, cy, w, h, class scores
     "yolov5",  # YOLOv5/v7, decoded YOLOX [1, N, 5+C]: cx, cy, w, h, objectness, class scores
     "end2end",  # [1, K, 6]: x1, y1, x2, y2, score, class (Ultralytics nms=True, YOLOv10)

@@ -9,6 +9,10 @@ Every layout carries the same real weights, so it must find what the raw model f
   detection_classes (1-based, float), detection_scores, num_detections, raw_detection_scores
 - `detr`: [1, 100, 84] cx, cy, w, h normalised + 80 class probabilities (RT-DETR style)
 - `detr_logits`: boxes [1, 100, 4] and logits [1, 100, 80] as separate outputs (DETR style)
+- `yolov8_seg`, `yolov5_seg`: those two with 32 mask coefficients per row and a prototypes
+  output [1, 32, 104, 104] (Ultralytics' -seg exports)
+- `boxes_scores`: boxes [1, 3549, 4] x1, y1, x2, y2 (input pixels) and scores [1, 3549, 80]
+  before NMS (YOLO-NAS, DAMO-YOLO); `boxes_scores_t`: scores [1, 80, 3549] (PP-YOLOE)
 
 Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
 Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
@@ -38,6 +42,8 @@ LAYOUTS = (
     "detr_logits",
     "yolov8_seg",
     "yolov5_seg",
+    "boxes_scores",
+    "boxes_scores_t",
 )
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
@@ -206,6 +212,17 @@ def build_layout(
             "output0",
             [1, 4 + n_cls + extra, ANCHORS],
         )
+    elif kind in ("boxes_scores", "boxes_scores_t"):
+        xy = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (0, 2, 1))])
+        wh = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (2, 4, 1))])
+        half = g.one("Mul", [wh, g.const(np.float32(0.5))])
+        xyxy = g.one("Concat", [g.one("Sub", [xy, half]), g.one("Add", [xy, half])], axis=1)
+        _output(g, g.one("Unsqueeze", [xyxy], axes=[0]), "boxes", [1, ANCHORS, 4])
+        if kind == "boxes_scores_t":  # PP-YOLOE's [1, C, N]
+            scores = g.one("Transpose", [probs], perm=[1, 0])
+            _output(g, g.one("Unsqueeze", [scores], axes=[0]), "scores", [1, n_cls, ANCHORS])
+        else:  # YOLO-NAS, DAMO-YOLO: [1, N, C]
+            _output(g, g.one("Unsqueeze", [probs], axes=[0]), "scores", [1, ANCHORS, n_cls])
     else:
         idx, boxes, scores, classes, count = _nms(g, cxcywh, probs)
         col = lambda t: g.one("Unsqueeze", [t], axes=[1])  # noqa: E731

@@ -35,6 +35,8 @@ EXPECTED = {
     "detr_logits": "detr",
     "yolov8_seg": "yolov8",
     "yolov5_seg": "yolov5",
+    "boxes_scores": "boxes_scores",
+    "boxes_scores_t": "boxes_scores",
 }
 
 
