@@ -9,6 +9,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from app.core.errors import UserError
 from app.core.frames.decoders import DECODE
 from app.core.frames.preprocess import Geometry
 from app.core.model.spec import ModelSpec, Postprocess
@@ -102,7 +103,26 @@ def postprocess_detections(
     conf: float | None = None,
     iou: float | None = None,
 ) -> Detections:
-    """Decode one image's raw outputs (batch index 0) into detections in source pixels."""
+    """Decode one image's raw outputs (batch index 0) into detections in source pixels;
+    `UserError` when they do not fit the spec's decoder (one a preset named, say)."""
+    try:
+        return _decode(outputs, spec, geo, conf, iou)
+    except (ValueError, IndexError, KeyError) as exc:
+        shapes = ", ".join(str(list(np.shape(o))) for o in outputs)
+        raise UserError(
+            f"{spec.path}: its outputs ({shapes}) do not fit the {spec.postprocess.decoder} "
+            f"decoder ({type(exc).__name__}: {str(exc)[:160]}); correct the decoder in your "
+            "preset, or remove the preset to let inspection read the outputs"
+        ) from exc
+
+
+def _decode(
+    outputs: list[np.ndarray],
+    spec: ModelSpec,
+    geo: Geometry,
+    conf: float | None,
+    iou: float | None,
+) -> Detections:
     post = spec.postprocess
     conf = post.conf if conf is None else conf
     iou = post.iou if iou is None else iou

@@ -71,6 +71,9 @@ def _read(file: Path, label: str) -> dict[str, Any]:
     if why:
         raise UserError(f"{file}: not a valid preset: {why}; fix or remove it")
     data.setdefault("name", file.stem)
+    decoder = data.get("postprocess", {}).get("decoder")
+    if decoder and "task" not in data:  # the decoder says which
+        data["task"] = "classification" if decoder == "classifier" else "detection"
     data["_file"] = label
     return data
 

@@ -119,3 +119,22 @@ def test_a_broken_user_preset_is_refused_naming_the_file(tmp_path, text, why):
         inspect_model(YOLOX)
     assert str(folder / "broken.json") in str(err.value) and why in str(err.value)
     assert "fix or remove it" in str(err.value)
+
+
+def test_a_user_preset_whose_decoder_does_not_fit_fails_in_one_line(tmp_path):
+    """A preset matched by hash is trusted at inspection; run then says the outputs do not fit
+    its decoder, naming the model and what to do, instead of a traceback."""
+    from tests.reliability.helpers import assert_one_line_error, cli
+
+    model = build_unreadable_yolox(tmp_path / "unreadable.onnx")
+    with pytest.raises(UserError) as err:
+        inspect_model(model)
+    sha = str(err.value).split('"sha256": ["')[1].split('"')[0]
+    folder = user_presets_dir()
+    folder.mkdir(parents=True)
+    (folder / "wrong.json").write_text(
+        json.dumps({"match": {"sha256": [sha]}, "postprocess": {"decoder": "boxes_labels_scores"}})
+    )
+    photo = str(IMAGES / "photos-misc103" / "dog_3.jpg")
+    proc = cli("run", "--model", str(model), "--source", photo)
+    assert_one_line_error(proc, str(model), "do not fit the boxes_labels_scores decoder", "preset")
