@@ -76,8 +76,10 @@ def _guess_decoder(
     model_file: Path,
     n_names: int | None,
     sha: str,
+    batch: int = 1,
 ) -> tuple[str, Postprocess, int, list[str]]:
-    """(task, postprocess, number of classes, notes) from outputs probed on a few frames."""
+    """(task, postprocess, number of classes, notes) from outputs probed on a few frames
+    (`batch` images each)."""
     outputs = probes[0]
     names = list(outputs)
     lower = {k.lower(): k for k in names}
@@ -85,7 +87,10 @@ def _guess_decoder(
         notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
         post = Postprocess(decoder="boxes_labels_scores", boxes_normalized=True)
         return "detection", post, 0, notes
-    if len(names) == 1 and (
+    # one row of scores per image: a [K, 7] list of detections (YOLOv7's end-to-end export)
+    # is 2-D too, but its rows are not the images
+    per_image = len(names) == 1 and all(p[names[0]].shape[:1] == (batch,) for p in probes)
+    if per_image and (
         outputs[names[0]].ndim == 2
         or (outputs[names[0]].ndim == 4 and _class_axis(outputs[names[0]].shape))
         or (outputs[names[0]].ndim == 3 and outputs[names[0]].shape[1] == 1)
@@ -229,7 +234,7 @@ def _guess_spec(
     n_names = len(meta.names or sidecars.labels or []) or None
     try:
         task, guessed_post, n_classes, decoder_notes = _guess_decoder(
-            probes, hw, model_file, n_names, sha
+            probes, hw, model_file, n_names, sha, batch
         )
     except UserError:
         if not preset:

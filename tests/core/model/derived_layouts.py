@@ -339,3 +339,24 @@ def build_unreadable_yolox(out_path: Path) -> Path:
     )
     onnx.save(model, str(out_path))
     return out_path
+
+
+def build_detection_rows(out_path: Path) -> Path:
+    """YOLOv7's end-to-end ONNX Runtime export: one 2-D output [K, 7] of batch index, x1, y1,
+    x2, y2, class, score after NMS (a row per detection, not per image)."""
+    model = onnx.load(str(YOLOX_ONNX))
+    g = _Graph(model.graph)
+    raw = "yolox_head"
+    for node in model.graph.node:
+        node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
+    model.graph.ClearField("output")
+    cxcywh, _, _, probs = _decoded(g, raw)
+    _, boxes, scores, classes, _ = _nms(g, cxcywh, probs)
+    col = lambda t: g.one("Unsqueeze", [t], axes=[1])  # noqa: E731
+    batch_index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
+    rows = g.one("Concat", [batch_index, boxes, col(classes), col(scores)], axis=1)
+    _output(g, rows, "output", ["detections", 7])
+    _input_adapter(g, False)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path
