@@ -79,6 +79,16 @@ def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
     return boxes, raw[:, 4].astype(np.float32), cls, True
 
 
+def decode_batch_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """[K, 7]: image index, x1, y1, x2, y2, class, score for every image of the batch; NMS
+    already done in the graph (YOLOv7's end-to-end export for ONNX Runtime)."""
+    raw = outputs[0].reshape(-1, 7)
+    raw = raw[(np.rint(raw[:, 0]) == 0) & (raw[:, 6] >= conf)]
+    boxes = _scale_boxes(raw[:, 1:5].astype(np.float32), spec, in_h, in_w)
+    cls = np.rint(raw[:, 5]).astype(np.int64) - spec.postprocess.class_offset
+    return boxes, raw[:, 6].astype(np.float32), cls, True
+
+
 def _counted(count: np.ndarray, k: int) -> int:
     return int(min(k, max(0, int(np.asarray(count).reshape(-1)[0])))) if count.size else k
 
@@ -157,6 +167,7 @@ DECODE: dict[str, Callable[..., Decoded]] = {
     "yolov8": decode_yolov8,
     "yolov5": decode_yolov5,
     "end2end": decode_end2end,
+    "batch_rows": decode_batch_rows,
     "efficient_nms": decode_efficient_nms,
     "tf_od": decode_tf_od,
     "detr": decode_detr,

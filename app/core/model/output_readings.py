@@ -64,6 +64,12 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
     """(boxes, scores, problem) of one frame's outputs under `cand`."""
     f, dec = cand.fields, cand.decoder
     scale = np.array([hw[1], hw[0], hw[1], hw[0]], np.float64)
+    if dec == "batch_rows":
+        rows = next(iter(out.values())).reshape(-1, 7).astype(np.float64)
+        boxes, scores = rows[:, 1:5], rows[:, 6]
+        if not (_whole(rows[:, 0]) and _whole(rows[:, 5])):
+            return boxes, scores, "its image-index or class column holds fractions"
+        return (boxes * scale if f.get("boxes_normalized") else boxes), scores, ""
     if dec == "efficient_nms" or dec == "tf_od":
         roles = f["outputs"]
         boxes = out[roles["boxes"]][0].reshape(-1, 4).astype(np.float64)

@@ -13,6 +13,8 @@ Every layout carries the same real weights, so it must find what the raw model f
   output [1, 32, 104, 104] (Ultralytics' -seg exports)
 - `boxes_scores`: boxes [1, 3549, 4] x1, y1, x2, y2 (input pixels) and scores [1, 3549, 80]
   before NMS (YOLO-NAS, DAMO-YOLO); `boxes_scores_t`: scores [1, 80, 3549] (PP-YOLOE)
+- `batch_rows`: one 2-D output "output" [K, 7] of image index, x1, y1, x2, y2, class, score after
+  NMS (YOLOv7's end-to-end export for ONNX Runtime)
 
 Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
 Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
@@ -44,6 +46,7 @@ LAYOUTS = (
     "yolov5_seg",
     "boxes_scores",
     "boxes_scores_t",
+    "batch_rows",
 )
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
@@ -226,7 +229,11 @@ def build_layout(
     else:
         idx, boxes, scores, classes, count = _nms(g, cxcywh, probs)
         col = lambda t: g.one("Unsqueeze", [t], axes=[1])  # noqa: E731
-        if kind == "end2end":
+        if kind == "batch_rows":  # YOLOv7's name for it, which official YOLOX's preset shares
+            index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
+            rows = g.one("Concat", [index, boxes, col(classes), col(scores)], axis=1)
+            _output(g, rows, "output", ["detections", 7])
+        elif kind == "end2end":
             rows = g.one("Concat", [boxes, col(scores), col(classes)], axis=1)
             _output(g, _padded(g, rows, 6), "output0", [1, KEEP, 6])
         elif kind == "efficient_nms":
@@ -337,26 +344,5 @@ def build_unreadable_yolox(out_path: Path) -> Path:
     model.graph.output.append(
         helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 255, 1183])
     )
-    onnx.save(model, str(out_path))
-    return out_path
-
-
-def build_detection_rows(out_path: Path) -> Path:
-    """YOLOv7's end-to-end ONNX Runtime export: one 2-D output [K, 7] of batch index, x1, y1,
-    x2, y2, class, score after NMS (a row per detection, not per image)."""
-    model = onnx.load(str(YOLOX_ONNX))
-    g = _Graph(model.graph)
-    raw = "yolox_head"
-    for node in model.graph.node:
-        node.output[:] = [raw if o == model.graph.output[0].name else o for o in node.output]
-    model.graph.ClearField("output")
-    cxcywh, _, _, probs = _decoded(g, raw)
-    _, boxes, scores, classes, _ = _nms(g, cxcywh, probs)
-    col = lambda t: g.one("Unsqueeze", [t], axes=[1])  # noqa: E731
-    batch_index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
-    rows = g.one("Concat", [batch_index, boxes, col(classes), col(scores)], axis=1)
-    _output(g, rows, "output", ["detections", 7])
-    _input_adapter(g, False)
-    onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
     return out_path

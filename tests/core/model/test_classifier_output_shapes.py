@@ -14,14 +14,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.backends.onnxrt import OrtRunner
-from app.core.errors import UserError
 from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.model.inspection import inspect_model
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import calibrate
 from tests.assets import IMAGES, needs_assets
-from tests.core.model.derived_layouts import build_detection_rows
+from tests.core.model.derived_layouts import build_layout
 from tests.core.model.unknown_copies import EFFICIENTNET_ONNX
 
 pytestmark = needs_assets
@@ -75,7 +74,8 @@ def test_a_free_batch_that_fails_at_two_is_run_one_image_at_a_time(tmp_path):
 
 def test_a_2d_list_of_detections_is_not_taken_for_a_classifier(tmp_path):
     """[K, 7] rows of detections (YOLOv7's end-to-end export, from YOLOX-Nano's weights) are
-    2-D like [N, C] scores, but their first axis is not the images': refused as unreadable,
-    where it used to be a 7-class classifier."""
-    with pytest.raises(UserError, match=r"cannot tell what the outputs mean \(output \[\d+, 7\]\)"):
-        inspect_model(build_detection_rows(tmp_path / "rows.onnx"), probe_images=PHOTOS[:2])
+    2-D like [N, C] scores, but their first axis is not the images': read as detection rows,
+    where they used to be a 7-class classifier."""
+    model = build_layout("batch_rows", tmp_path / "rows.onnx", meta=False)
+    spec = inspect_model(model, probe_images=PHOTOS[:2])
+    assert spec.task == "detection" and spec.postprocess.decoder == "batch_rows", spec.notes

@@ -37,6 +37,7 @@ EXPECTED = {
     "yolov5_seg": "yolov5",
     "boxes_scores": "boxes_scores",
     "boxes_scores_t": "boxes_scores",
+    "batch_rows": "batch_rows",
 }
 
 
