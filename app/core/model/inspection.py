@@ -41,8 +41,9 @@ def inspect_model(
     inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in init_names}
     outputs = {vi.name: _dims(vi) for vi in graph.output}
     sidecars = read_sidecars(model_file.parent, model_file)
-    preset = match_preset(sha, inputs, outputs, model)
+    preset, preset_problems = match_preset(sha, inputs, outputs, model)
     spec = guess_spec(model_file, model, sha, inputs, outputs, sidecars, preset, size, probe_images)
+    spec.problems[:0] = preset_problems
     quantized = quantized_node_count(model)
     if quantized:
         spec.notes.append(already_int8_note(model_file, quantized))

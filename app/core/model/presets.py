@@ -78,15 +78,19 @@ def _read(file: Path, label: str) -> dict[str, Any]:
     return data
 
 
-def load_presets() -> list[dict[str, Any]]:
-    """The user's presets (first, so they win), then the app's."""
-    presets = []
+def load_presets() -> tuple[list[dict[str, Any]], list[str]]:
+    """(the user's presets, first so they win, then the app's; why each unusable file was
+    skipped). A broken preset is reported, not fatal: it must not stop every other model."""
+    presets, problems = [], []
     user = user_presets_dir()
-    if user.is_dir():
-        presets += [_read(f, str(f)) for f in sorted(user.glob("*.json"))]
-    for file in sorted((resources_dir() / "presets").glob("*.json")):
-        presets.append(_read(file, file.name))
-    return presets
+    files = [(f, str(f)) for f in sorted(user.glob("*.json"))] if user.is_dir() else []
+    files += [(f, f.name) for f in sorted((resources_dir() / "presets").glob("*.json"))]
+    for file, label in files:
+        try:
+            presets.append(_read(file, label))
+        except UserError as exc:
+            problems.append(f"{exc} (skipped)")
+    return presets, problems
 
 
 def _signature_matches(
@@ -146,10 +150,21 @@ def match_preset(
     inputs: dict[str, list],
     outputs: dict[str, list],
     model: onnx.ModelProto | None = None,
+) -> tuple[dict | None, list[str]]:
+    """(the preset for this model, with `_matched_by` saying how: "file hash", "graph
+    structure" (a re-export of a known model) or "input/output names" (the weakest); the
+    preset files skipped as unusable)."""
+    presets, problems = load_presets()
+    return _match(presets, sha, inputs, outputs, model), problems
+
+
+def _match(
+    presets: list[dict[str, Any]],
+    sha: str,
+    inputs: dict[str, list],
+    outputs: dict[str, list],
+    model: onnx.ModelProto | None,
 ) -> dict | None:
-    """The preset for this model, with `_matched_by` saying how: "file hash", "graph
-    structure" (a re-export of a known model) or "input/output names" (the weakest)."""
-    presets = load_presets()
     for preset in presets:
         if sha in preset.get("match", {}).get("sha256", []):
             return preset | {"_matched_by": "file hash"}

@@ -111,14 +111,15 @@ def test_user_preset_names_the_decoder_and_wins_over_the_bundled_one(tmp_path):
         ('{"match": {"sha256": ["x"]}, "preprocess": {"colour": "RGB"}}', '"preprocess" may only'),
     ],
 )
-def test_a_broken_user_preset_is_refused_naming_the_file(tmp_path, text, why):
+def test_a_broken_user_preset_is_skipped_with_a_warning_naming_the_file(tmp_path, text, why):
+    """It must not stop every other model from opening: the bundled preset still applies."""
     folder = user_presets_dir()
     folder.mkdir(parents=True)
     (folder / "broken.json").write_text(text)
-    with pytest.raises(UserError) as err:
-        inspect_model(YOLOX)
-    assert str(folder / "broken.json") in str(err.value) and why in str(err.value)
-    assert "fix or remove it" in str(err.value)
+    spec = inspect_model(YOLOX)
+    assert spec.preset == "yolox-official.json"
+    warning = next(p for p in spec.problems if str(folder / "broken.json") in p)
+    assert why in warning and "fix or remove it" in warning and "(skipped)" in warning
 
 
 def test_a_user_preset_whose_decoder_does_not_fit_fails_in_one_line(tmp_path):
