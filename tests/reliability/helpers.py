@@ -109,7 +109,8 @@ def run_as_nobody(body: str, *, imports: str = "", timeout: float = 240) -> dict
         text=True,
         cwd="/",
         timeout=timeout,
-        env={**os.environ, "HOME": "/tmp"},
+        # the test's private config folder (conftest) is root's: nobody's is under its HOME
+        env={**{k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}, "HOME": "/tmp"},
     )
     found = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
     assert found, f"rc={proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"

@@ -311,3 +311,24 @@ def test_image_over_pillows_bomb_limit_is_also_refused_as_too_large(tmp_path):
     png = _grey_png(tmp_path / "bomb.png", 15_000, 12_000)  # 180 MP
     with pytest.raises(ImageReadError, match="image too large"):
         read_image(png)
+
+
+def test_a_presets_folder_the_user_cannot_read_is_a_warning_not_a_refusal(open_tmp):
+    """Every command inspects the model, and inspection lists the user's presets: a folder
+    that cannot be listed used to stop every command with `permission denied`."""
+    model = copy_model_folder(RESNET8, open_tmp / "model")
+    locked = open_tmp / "presets"
+    locked.mkdir()
+    (locked / "mine.json").write_text('{"match": {"sha256": ["x"]}}')
+    locked.chmod(0o700)  # root's: uid 65534 may not list it
+    body = f"""
+os.environ["INT8_STUDIO_PRESETS"] = {str(locked)!r}
+spec = app.core.model.inspection.inspect_model({str(model)!r})
+result = {{"preset": spec.preset, "problems": spec.problems}}
+"""
+    got = run_as_nobody(body, imports="import app.core.model.inspection")
+    assert got["result"]["preset"] == "resnet8-cifar10.json"  # the app's presets still apply
+    assert any(
+        str(locked) in p and "cannot read your presets folder" in p
+        for p in got["result"]["problems"]
+    ), got["result"]

@@ -83,7 +83,16 @@ def load_presets() -> tuple[list[dict[str, Any]], list[str]]:
     skipped). A broken preset is reported, not fatal: it must not stop every other model."""
     presets, problems = [], []
     user = user_presets_dir()
-    files = [(f, str(f)) for f in sorted(user.glob("*.json"))] if user.is_dir() else []
+    try:
+        # iterdir, not glob: glob passes over a folder it may not list without a word
+        found = sorted(f for f in user.iterdir() if f.suffix == ".json") if user.is_dir() else []
+        files = [(f, str(f)) for f in found]
+    except OSError as exc:  # e.g. a folder this user may not read: its presets are not used
+        files = []
+        problems.append(
+            f"{user}: cannot read your presets folder ({exc.strerror or exc}); its presets are "
+            "not used: fix its permissions"
+        )
     files += [(f, f.name) for f in sorted((resources_dir() / "presets").glob("*.json"))]
     for file, label in files:
         try:
