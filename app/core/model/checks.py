@@ -74,7 +74,16 @@ def _external_span(tensor: onnx.TensorProto) -> tuple[int, int]:
 
 
 def load_checked_model(model_file: Path) -> onnx.ModelProto:
-    """Load and validate an ONNX file; raise `UserError` naming the file and the problem."""
+    """Load and validate an ONNX vision model; raise `UserError` naming the file and the
+    problem."""
+    model = load_valid_onnx(model_file)
+    _check_image_input(model, Path(model_file))
+    return model
+
+
+def load_valid_onnx(model_file: Path) -> onnx.ModelProto:
+    """Load an ONNX file (external data included) that onnx's checker accepts; `UserError`
+    naming the file otherwise. Its inputs are not judged here (`load_checked_model` does)."""
     model_file = Path(model_file)
     if not model_file.is_file():
         raise UserError(f"{model_file}: no such file")
@@ -103,7 +112,6 @@ def load_checked_model(model_file: Path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0][:160]
         raise UserError(f"{model_file}: the ONNX graph is invalid ({first})") from exc
-    _check_image_input(model, model_file)
     return model
 
 
@@ -147,8 +155,10 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
     if images[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
         raise UserError(
             f"{model_file}: its input {images[0].name} is float16, a half-precision export "
-            "(Ultralytics half=True, torch .half()); INT8 Studio starts from the FP32 model and "
-            "builds the FP16 and INT8 variants itself: export it again in FP32 and open that"
+            "(Ultralytics half=True, torch .half()); INT8 Studio starts from an FP32 model and "
+            "builds the FP16 and INT8 variants itself: export it again in FP32, or let "
+            f"`int8-studio upcast --model {model_file}` write an FP32 copy (the same weights, "
+            "computed in FP32) and open that"
         )
     dims = [
         d.dim_value if d.HasField("dim_value") else None

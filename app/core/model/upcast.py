@@ -1,0 +1,100 @@
+"""An FP32 copy of a half-precision ONNX export, so it can be calibrated like any FP32 model.
+
+Exporters write FP16 graphs with float16 inputs and outputs (Ultralytics `half=True`, torch
+`.half()`); the app starts from FP32 and builds its own FP16 and INT8 variants. Every float16
+weight is widened to float32 (exactly: each FP16 value is an FP32 value), every float16 tensor
+type, Cast target, constant and dtype attribute becomes float32, in subgraphs too. The copy
+computes the same function in FP32, so its outputs differ from the FP16 model's only by FP16's
+own rounding of intermediate values.
+
+onnx, onnxconverter-common and ONNX Runtime's float16 tools convert FP32 to FP16 only; none
+goes back, so this is written here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from app.core.atomic import atomic_path
+from app.core.errors import UserError
+from app.core.model.checks import load_valid_onnx
+
+F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
+DTYPE_ATTRS = {"to", "dtype"}  # Cast's target; EyeLike / RandomNormal... output types
+
+
+def _widen_tensor(tensor: onnx.TensorProto) -> bool:
+    if tensor.data_type != F16:
+        return False
+    wide = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
+    tensor.CopyFrom(wide)
+    return True
+
+
+def _widen_graph(graph: onnx.GraphProto) -> int:
+    """Widen `graph` in place (its subgraphs too); how many float16 things changed."""
+    changed = sum(_widen_tensor(t) for t in graph.initializer)
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        if vi.type.tensor_type.elem_type == F16:
+            vi.type.tensor_type.elem_type = F32
+            changed += 1
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name in DTYPE_ATTRS and attr.type == onnx.AttributeProto.INT and attr.i == F16:
+                attr.i = F32
+                changed += 1
+            elif attr.type == onnx.AttributeProto.TENSOR:
+                changed += _widen_tensor(attr.t)
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                changed += sum(_widen_tensor(t) for t in attr.tensors)
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                changed += _widen_graph(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                changed += sum(_widen_graph(g) for g in attr.graphs)
+    return changed
+
+
+def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened)."""
+    if any(t.data_type == F16 for t in model.graph.sparse_initializer):
+        raise UserError("sparse float16 weights are not supported; export the model in FP32")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    changed = _widen_graph(copy.graph)
+    for fn in copy.functions:
+        for node in fn.node:
+            for attr in node.attribute:
+                if attr.name in DTYPE_ATTRS and attr.i == F16:
+                    attr.i = F32
+                    changed += 1
+                elif attr.type == onnx.AttributeProto.TENSOR:
+                    changed += _widen_tensor(attr.t)
+    return copy, changed
+
+
+def default_output(model_file: Path) -> Path:
+    return model_file.with_name(f"{model_file.stem}.fp32.onnx")
+
+
+def upcast_file(model_file: Path, out: Path | None = None) -> tuple[Path, int]:
+    """Write the FP32 copy of `model_file` (default: `<stem>.fp32.onnx` beside it); (where, how
+    many things were widened). `UserError` when the model has nothing in float16."""
+    model_file = Path(model_file)
+    out = Path(out) if out else default_output(model_file)
+    if out.resolve() == model_file.resolve():
+        raise UserError(f"{out}: is the model itself; choose another --out")
+    wide, changed = upcast_model(load_valid_onnx(model_file))
+    if not changed:
+        raise UserError(f"{model_file}: nothing in it is float16; open it as it is")
+    try:
+        onnx.checker.check_model(wide)
+    except onnx.checker.ValidationError as exc:  # an op whose FP32 form the graph cannot take
+        first = str(exc).strip().splitlines()[0][:160]
+        raise UserError(f"{model_file}: its FP32 copy is not a valid graph ({first})") from exc
+    with atomic_path(out) as tmp:
+        onnx.save(wide, str(tmp))
+    return out, changed

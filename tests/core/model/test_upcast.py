@@ -1,0 +1,92 @@
+"""A half-precision export (float16 inputs, outputs and weights, as Ultralytics half=True writes)
+is refused with the way out, and `upcast` writes an FP32 copy that opens as the same model and
+finds the same detections. Made from the real YOLOX-Nano with ONNX Runtime's own FP16 converter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto
+from onnxruntime.transformers.float16 import convert_float_to_float16
+
+from app.backends.onnxrt import OrtRunner
+from app.core.errors import UserError
+from app.core.frames.imageio import read_image
+from app.core.frames.pipeline import FramePipeline
+from app.core.model.inspection import inspect_model
+from app.core.model.upcast import upcast_file, upcast_model
+from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, needs_assets
+from tests.reliability.helpers import assert_one_line_error, cli
+
+pytestmark = needs_assets
+PHOTOS = sorted((COCO_DEV64 / "images").glob("*.jpg"))[:6]
+
+
+def half(path: Path, keep_io_types: bool = False) -> Path:
+    model = convert_float_to_float16(onnx.load(str(YOLOX_ONNX)), keep_io_types=keep_io_types)
+    onnx.save(model, str(path))
+    return path
+
+
+def detections(spec) -> list:
+    with OrtRunner(spec.path) as runner:
+        pipe = FramePipeline(spec, runner)
+        return [pipe.process(read_image(p)).detections for p in PHOTOS]
+
+
+def test_a_half_export_is_refused_then_its_fp32_copy_is_the_same_model(tmp_path):
+    model = half(tmp_path / "yolox_half.onnx")
+    with pytest.raises(UserError, match=r"is float16.*int8-studio upcast --model"):
+        inspect_model(model)
+    out, changed = upcast_file(model)
+    assert out == tmp_path / "yolox_half.fp32.onnx" and changed > 100
+    wide = onnx.load(str(out))
+    assert not [t.name for t in wide.graph.initializer if t.data_type == TensorProto.FLOAT16]
+    spec = inspect_model(out)
+    raw = inspect_model(YOLOX)
+    assert spec.preset == raw.preset and "graph structure" in spec.notes[0]  # YOLOX, re-exported
+    ours, theirs = detections(spec), detections(raw)
+    assert sum(len(d) for d in theirs) >= 15
+    # FP16-rounded weights: the same objects (near-equal scores may swap places), boxes and
+    # scores within 2 px and 0.02
+    for a, b in zip(ours, theirs):
+        assert len(a) == len(b) and sorted(a.class_ids) == sorted(b.class_ids)
+        for box, score, cls in zip(b.boxes, b.scores, b.class_ids):
+            near = (a.class_ids == cls) & np.all(np.abs(a.boxes - box) <= 2.0, axis=1)
+            assert near.any() and np.abs(a.scores[near] - score).min() <= 0.02
+
+
+def test_inner_casts_and_constants_are_widened(tmp_path):
+    """An FP16 graph with FP32 inputs and outputs: Casts into float16 and float16 constants
+    inside; the copy has none left and answers as FP32 does, to FP16's rounding."""
+    model = onnx.load(str(half(tmp_path / "inner.onnx", keep_io_types=True)))
+    assert any(n.op_type == "Cast" for n in model.graph.node)
+    wide, _ = upcast_model(model)
+    casts = [n for n in wide.graph.node if n.op_type == "Cast"]
+    assert casts and all(a.i == TensorProto.FLOAT for n in casts for a in n.attribute)
+    onnx.save(wide, str(tmp_path / "wide.onnx"))
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)
+    with OrtRunner(tmp_path / "wide.onnx") as a, OrtRunner(YOLOX_ONNX) as b:
+        got, want = a.infer(x)[0], b.infer(x)[0]
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_upcast_on_the_command_line(tmp_path):
+    model = half(tmp_path / "h.onnx")
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "upcast", "--model", str(model)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = Path(proc.stdout.strip())
+    assert out == tmp_path / "h.fp32.onnx" and out.is_file()
+    assert_one_line_error(cli("upcast", "--model", str(out)), str(out), "nothing in it is float16")
+    assert_one_line_error(
+        cli("upcast", "--model", str(model), "--out", str(model)), "is the model itself"
+    )
