@@ -16,6 +16,11 @@ class ModelRefused(UserError):
     than skipping input after input with the same message."""
 
 
+class HalfPrecisionModel(UserError):
+    """The model takes float16 inputs (a half-precision export); `upcast` can make an FP32 copy
+    of it, which the GUI offers to do."""
+
+
 class Cancelled(Exception):
     """Raised inside long jobs when their cancellation token is set."""
 

@@ -125,3 +125,26 @@ def test_label_names_are_not_cut(qtbot, tmp_path, make_panel):
         item = panel.labels.item(row)
         needed = panel.labels.sizeHintForIndex(panel.labels.indexFromItem(item)).width()
         assert panel.labels.visualItemRect(item).width() >= needed, item.text()
+
+
+def test_a_half_precision_export_is_offered_an_fp32_copy(qtbot, tmp_path, make_panel):
+    """YOLOX-Nano converted to float16 inputs and outputs (a half=True export): the refusal
+    comes with a button that writes the FP32 copy and opens it as YOLOX."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from tests.assets import YOLOX_ONNX
+
+    half = tmp_path / "yolox_half.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(YOLOX_ONNX)), keep_io_types=False), half)
+    state = AppState()
+    panel = make_panel(ModelPanel, state)
+    panel.open_model(str(half))
+    qtbot.waitUntil(lambda: panel.messages.has("model"), timeout=15000)
+    assert "is float16" in panel.messages.text("model") and state.spec is None
+    assert panel.upcast_btn.isVisibleTo(panel)
+    panel.upcast_btn.click()
+    qtbot.waitUntil(lambda: state.spec is not None, timeout=30000)
+    assert state.spec.path == str(tmp_path / "yolox_half.fp32.onnx")
+    assert state.spec.postprocess.decoder == "yolox_raw" and not panel.messages.has("model")
+    assert not panel.upcast_btn.isVisibleTo(panel)

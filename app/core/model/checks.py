@@ -9,7 +9,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import uses_external_data
 
-from app.core.errors import UserError
+from app.core.errors import HalfPrecisionModel, UserError
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
 # The largest input side the app runs (app.core.model.spec's Preprocess.validate): a fixed input
@@ -153,7 +153,7 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
             "image input"
         )
     if images[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
-        raise UserError(
+        raise HalfPrecisionModel(
             f"{model_file}: its input {images[0].name} is float16, a half-precision export "
             "(Ultralytics half=True, torch .half()); INT8 Studio starts from an FP32 model and "
             "builds the FP16 and INT8 variants itself: export it again in FP32, or let "
