@@ -22,6 +22,7 @@ from app.core.model.spec import DECODERS, ModelSpec, Postprocess, Preprocess, pa
 from app.core.resources import resources_dir
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
+CLASSIFIER_SIZE = (224, 224)
 IMAGENET_STD = [0.229, 0.224, 0.225]
 NORMALISING_OPS = {"Sub", "Div", "Mul", "Add"}
 
@@ -212,6 +213,8 @@ def _guess_spec(
         notes.append(f"dynamic input size; using {pre.size[0]}x{pre.size[1]} from the metadata")
     else:
         notes.append(f"dynamic input size; using {pre.size[0]}x{pre.size[1]} (choose with --size)")
+    size_guessed = dynamic and not size and not meta.imgsz
+    size_guessed = size_guessed and not (preset and "size" in preset.get("preprocess", {}))
     hw = (pre.size[0], pre.size[1])
     batch = shape[0] if isinstance(shape[0], int) else 1
     frames, real = read_probe_frames(probe_images)
@@ -263,6 +266,15 @@ def _guess_spec(
         notes.append(f"output layout judged on {len(frames)} {'' if real else 'synthetic '}frames")
         if not meta.ultralytics and pre.input_dtype != "uint8":
             _guess_preprocess(pre, task, post, sidecars, model, input_name, notes)
+    if size_guessed and task == "classification":
+        # a detector's default size is not a classifier's: ImageNet models (timm, torchvision)
+        # are made for 224 (a global pool runs at any size, so the probe's size told nothing)
+        pre.size = list(CLASSIFIER_SIZE)
+        notes[:] = [n for n in notes if not n.startswith("dynamic input size; using ")]
+        notes.append(
+            f"dynamic input size; using {CLASSIFIER_SIZE[0]}x{CLASSIFIER_SIZE[1]}, the usual "
+            "classifier size (choose with --size)"
+        )
     if preset and preset.get("ignore_norm_stats") and sidecars.mean is not None:
         notes.append(f"norm_stats.json not applied: {preset['ignore_norm_stats']}")
     labels, colors = _labels(sidecars, meta, preset, n_classes, post, probes[0], problems, notes)

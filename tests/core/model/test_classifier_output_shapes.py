@@ -79,3 +79,18 @@ def test_a_2d_list_of_detections_is_not_taken_for_a_classifier(tmp_path):
     model = build_layout("batch_rows", tmp_path / "rows.onnx", meta=False)
     spec = inspect_model(model, probe_images=PHOTOS[:2])
     assert spec.task == "detection" and spec.postprocess.decoder == "batch_rows", spec.notes
+
+
+def test_a_classifier_of_free_size_is_fed_224_not_a_detectors_416(tmp_path):
+    """EfficientNet-Lite0 (made for 224) exported with free height and width: a global pool runs
+    at any size, so the probe tells nothing; 224 is assumed and said, and --size still wins."""
+    model = onnx.load(str(EFFICIENTNET_ONNX))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    onnx.save(model, str(tmp_path / "free.onnx"))
+    spec = inspect_model(tmp_path / "free.onnx")
+    assert spec.preprocess.size == [224, 224] and spec.dynamic_size
+    assert any("224x224, the usual classifier size" in n for n in spec.notes)
+    flat = inspect_model(EFFICIENTNET_ONNX)  # fixed at 224: the same answers
+    assert top5(spec, spec.path) == top5(flat, flat.path)
+    assert inspect_model(tmp_path / "free.onnx", size=[256, 256]).preprocess.size == [256, 256]
