@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.arguments import file_to_read
+from app.cli.arguments import add_model
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         "float32 and save the copy: the same weights, computed in FP32. The app builds its own "
         "FP16 and INT8 variants from that copy.",
     )
-    p.add_argument("--model", required=True, type=file_to_read, help="the FP16 ONNX file")
+    add_model(p)
     p.add_argument("--out", help="where to write the copy (default: <model>.fp32.onnx beside it)")
     p.set_defaults(func=run)
 

@@ -22,6 +22,7 @@ from onnx import TensorProto, numpy_helper
 from app.core.atomic import atomic_path
 from app.core.errors import UserError
 from app.core.model.checks import load_valid_onnx
+from app.core.model.files import find_model_file
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 DTYPE_ATTRS = {"to", "dtype"}  # Cast's target; EyeLike / RandomNormal... output types
@@ -83,7 +84,7 @@ def default_output(model_file: Path) -> Path:
 def upcast_file(model_file: Path, out: Path | None = None) -> tuple[Path, int]:
     """Write the FP32 copy of `model_file` (default: `<stem>.fp32.onnx` beside it); (where, how
     many things were widened). `UserError` when the model has nothing in float16."""
-    model_file = Path(model_file)
+    model_file = find_model_file(Path(model_file))
     out = Path(out) if out else default_output(model_file)
     if out.resolve() == model_file.resolve():
         raise UserError(f"{out}: is the model itself; choose another --out")
