@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -40,6 +41,36 @@ def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _kind(default: Any) -> str | None:
+    """What a field holds, judged by its default ("a number", "true or false", ...)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, list):
+        return "a list of numbers"
+    if isinstance(default, dict):
+        return "an object of strings"
+    return None  # None by default (short_side): checked where it is used
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a number":
+        return number(value)
+    if kind == "a string":
+        return isinstance(value, str)
+    if kind == "a list of numbers":
+        return isinstance(value, list) and all(number(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
 def preset_problem(data: Any) -> str | None:
     """Why `data` cannot be a preset, or None when it can."""
     if not isinstance(data, dict):
@@ -54,6 +85,11 @@ def preset_problem(data: Any) -> str | None:
         part = data.get(key, {})
         if not isinstance(part, dict) or set(part) - _fields(cls):
             return f'"{key}" may only set {", ".join(sorted(_fields(cls)))}'
+        defaults = cls()
+        for name, value in part.items():
+            want = _kind(getattr(defaults, name))
+            if want and not _is_kind(value, want):
+                return f'"{key}.{name}" must be {want} (got {value!r})'
     decoder = data.get("postprocess", {}).get("decoder")
     if decoder is not None and decoder not in DECODERS:
         return f'decoder "{decoder}" is not one of {", ".join(DECODERS)}'

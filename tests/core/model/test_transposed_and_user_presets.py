@@ -109,6 +109,8 @@ def test_user_preset_names_the_decoder_and_wins_over_the_bundled_one(tmp_path):
         ('{"match": {}}', '"match" needs "sha256"'),
         ('{"match": {"sha256": ["x"]}, "postprocess": {"decoder": "yolo9000"}}', "yolo9000"),
         ('{"match": {"sha256": ["x"]}, "preprocess": {"colour": "RGB"}}', '"preprocess" may only'),
+        ('{"match": {"sha256": ["x"]}, "preprocess": {"mean": 0.5}}', "must be a list of numbers"),
+        ('{"match": {"sha256": ["x"]}, "postprocess": {"transposed": "yes"}}', "true or false"),
     ],
 )
 def test_a_broken_user_preset_is_skipped_with_a_warning_naming_the_file(tmp_path, text, why):
