@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import HalfPrecisionModel, UserError
-from app.core.model.inspection import inspect_model
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.labels_box import LabelsBox
 from app.gui.panels.preprocess_finder_box import PreprocessFinder
+from app.gui.panels.upcast_offer import UpcastOffer, inspect_or_offer
 from app.gui.workers import Job
 
 
@@ -152,9 +152,7 @@ class ModelPanel(Panel):
         self.update_banner()
 
         # offered when the model is a half-precision export: write its FP32 copy and open that
-        self.upcast_btn = QPushButton("Write an FP32 copy and open it")
-        self.upcast_btn.setVisible(False)
-        self.upcast_btn.clicked.connect(self.open_fp32_copy)
+        self.upcast_btn = UpcastOffer(self, self.open_model, self._open_failed)
         self.body.addWidget(self.upcast_btn, 0, Qt.AlignmentFlag.AlignLeft)
 
         self.summary = QLabel("No model open.")
@@ -293,45 +291,11 @@ class ModelPanel(Panel):
         self.upcast_btn.setVisible(False)
         self.summary.setText(f"Reading {path} …")
         self.set_setting("last_dir", str(Path(path).parent))
-
-        def inspect(progress, cancel) -> ModelSpec | HalfPrecisionModel:
-            try:
-                return inspect_model(path)
-            except HalfPrecisionModel as exc:  # shown with the offer to upcast it
-                return exc
-
         self.pool.start(
-            inspect,
+            lambda progress, cancel: inspect_or_offer(path),
             name="open model",
             on_finished=lambda spec: self._opened(path, spec),
             on_error=self._open_failed,
-        )
-
-    def open_fp32_copy(self) -> None:
-        """Upcast the half-precision model the path names (off the GUI thread), then open the
-        copy."""
-        from app.core.model.upcast import upcast_file
-
-        source = self.path.text().strip()
-        self.upcast_btn.setEnabled(False)
-        self.summary.setText(f"Writing an FP32 copy of {source} …")
-
-        def done(result: tuple[Path, int]) -> None:
-            self.upcast_btn.setEnabled(True)
-            self.state.message.emit(
-                f"wrote {result[0]}: {result[1]} float16 weights, types and attributes widened"
-            )
-            self.open_model(str(result[0]))
-
-        def failed(message: str, _tb: str) -> None:
-            self.upcast_btn.setEnabled(True)
-            self._open_failed(message, "")
-
-        self.pool.start(
-            lambda progress, cancel: upcast_file(Path(source)),
-            name="upcast model",
-            on_finished=done,
-            on_error=failed,
         )
 
     def _opened(self, path: str, spec: ModelSpec | HalfPrecisionModel) -> None:
