@@ -36,14 +36,10 @@ def _widen_tensor(tensor: onnx.TensorProto) -> bool:
     return True
 
 
-def _widen_graph(graph: onnx.GraphProto) -> int:
-    """Widen `graph` in place (its subgraphs too); how many float16 things changed."""
-    changed = sum(_widen_tensor(t) for t in graph.initializer)
-    for vi in (*graph.input, *graph.output, *graph.value_info):
-        if vi.type.tensor_type.elem_type == F16:
-            vi.type.tensor_type.elem_type = F32
-            changed += 1
-    for node in graph.node:
+def _widen_nodes(nodes) -> int:
+    """Widen the float16 dtype attributes, constants and subgraphs of `nodes` in place."""
+    changed = 0
+    for node in nodes:
         for attr in node.attribute:
             if attr.name in DTYPE_ATTRS and attr.type == onnx.AttributeProto.INT and attr.i == F16:
                 attr.i = F32
@@ -59,6 +55,16 @@ def _widen_graph(graph: onnx.GraphProto) -> int:
     return changed
 
 
+def _widen_graph(graph: onnx.GraphProto) -> int:
+    """Widen `graph` in place (its subgraphs too); how many float16 things changed."""
+    changed = sum(_widen_tensor(t) for t in graph.initializer)
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        if vi.type.tensor_type.elem_type == F16:
+            vi.type.tensor_type.elem_type = F32
+            changed += 1
+    return changed + _widen_nodes(graph.node)
+
+
 def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened)."""
     if any(t.data_type == F16 for t in model.graph.sparse_initializer):
@@ -66,14 +72,7 @@ def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     changed = _widen_graph(copy.graph)
-    for fn in copy.functions:
-        for node in fn.node:
-            for attr in node.attribute:
-                if attr.name in DTYPE_ATTRS and attr.i == F16:
-                    attr.i = F32
-                    changed += 1
-                elif attr.type == onnx.AttributeProto.TENSOR:
-                    changed += _widen_tensor(attr.t)
+    changed += sum(_widen_nodes(fn.node) for fn in copy.functions)  # model-local functions
     return copy, changed
 
 

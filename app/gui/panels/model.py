@@ -152,7 +152,7 @@ class ModelPanel(Panel):
         self.update_banner()
 
         # offered when the model is a half-precision export: write its FP32 copy and open that
-        self.upcast_btn = UpcastOffer(self, self.open_model, self._open_failed)
+        self.upcast_btn = UpcastOffer(self)
         self.body.addWidget(self.upcast_btn, 0, Qt.AlignmentFlag.AlignLeft)
 
         self.summary = QLabel("No model open.")
@@ -295,21 +295,21 @@ class ModelPanel(Panel):
             lambda progress, cancel: inspect_or_offer(path),
             name="open model",
             on_finished=lambda spec: self._opened(path, spec),
-            on_error=self._open_failed,
+            on_error=lambda message, _tb: self.show_open_error(message),
         )
 
     def _opened(self, path: str, spec: ModelSpec | HalfPrecisionModel) -> None:
         if isinstance(spec, HalfPrecisionModel):
-            self._open_failed(str(spec), "")
-            self.upcast_btn.setVisible(True)
+            self.show_open_error(str(spec))
+            self.upcast_btn.offer(path)
             return
         self.model_opened.emit(path)
         try:
             self.state.open_spec(spec)  # the user's corrections (workspace) on top of the guess
         except UserError as exc:
-            self._open_failed(str(exc), "")
+            self.show_open_error(str(exc))
 
-    def _open_failed(self, message: str, _tb: str) -> None:
+    def show_open_error(self, message: str) -> None:
         self.messages.set("model", message, "error")
         self.summary.setText("No model open.")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +22,23 @@ def inspect_or_offer(path: str) -> ModelSpec | HalfPrecisionModel:
 
 
 class UpcastOffer(QPushButton):
-    """Hidden until a model is refused as float16; clicked, it runs `upcast_file` off the GUI
-    thread and hands the copy's path to `open_model` (or the error to `failed`)."""
+    """Hidden until `offer(path)` (a model refused as float16); clicked, it runs `upcast_file`
+    on that path off the GUI thread and opens the copy in `panel` (or shows why it failed)."""
 
-    def __init__(
-        self,
-        panel: Any,
-        open_model: Callable[[str], None],
-        failed: Callable[[str, str], None],
-    ) -> None:
+    def __init__(self, panel: Any) -> None:
         super().__init__("Write an FP32 copy and open it")
-        self.panel, self.open_model, self.failed = panel, open_model, failed
+        self.panel, self.source = panel, ""
         self.setVisible(False)
         self.clicked.connect(self.start)
+
+    def offer(self, path: str) -> None:
+        self.source = path  # the refused model, whatever the path field says by the click
+        self.setVisible(True)
 
     def start(self) -> None:
         from app.core.model.upcast import upcast_file
 
-        source = self.panel.path.text().strip()
+        source = self.source
         self.setEnabled(False)
         self.panel.summary.setText(f"Writing an FP32 copy of {source} …")
         self.panel.pool.start(
@@ -55,8 +53,8 @@ class UpcastOffer(QPushButton):
         self.panel.state.message.emit(
             f"wrote {result[0]}: {result[1]} float16 weights, types and attributes widened"
         )
-        self.open_model(str(result[0]))
+        self.panel.open_model(str(result[0]))
 
     def _failed(self, message: str, _tb: str) -> None:
         self.setEnabled(True)
-        self.failed(message, "")
+        self.panel.show_open_error(message)
