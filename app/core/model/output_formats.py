@@ -197,60 +197,46 @@ def _segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list
     return out
 
 
-def _boxes_and_class_scores(
-    names: list[str], probes: list[dict[str, np.ndarray]]
-) -> list[Candidate]:
-    """Boxes [1, N, 4] read as x1, y1, x2, y2 and class scores [1, N, C] or [1, C, N], before
-    NMS: YOLO-NAS, DAMO-YOLO, PP-YOLOE exported without NMS (DETR's cx, cy, w, h normalised
-    boxes are the other reading of the same shapes; the probe boxes tell them apart)."""
+def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
+    """Boxes [1, N, 4] and class scores beside them: DETR's (cx, cy, w, h normalised, scores
+    [1, N, C]) or, before NMS, x1, y1, x2, y2 with scores [1, N, C] or [1, C, N] (YOLO-NAS,
+    DAMO-YOLO, PP-YOLOE exported without NMS). The probe boxes tell the two readings apart."""
     shapes = {n: probes[0][n].shape for n in names}
     boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
     other = [n for n in names if n not in boxes and len(shapes[n]) == 3]
     if len(boxes) != 1 or len(other) != 1:
         return []
-    rows, (a, b) = shapes[boxes[0]][1], shapes[other[0]][1:]
-    if rows == a and b > 1:
-        transposed, n = False, b
-    elif rows == b and a > 1:
-        transposed, n = True, a
-    else:
-        return []
-    values = np.concatenate([p[other[0]].ravel() for p in probes])
-    act = _activation(values, False, n)
-    first = np.concatenate([p[boxes[0]][0].reshape(-1, 4) for p in probes])
-    fields = {
-        "outputs": {"boxes": boxes[0], "scores": other[0]},
-        "transposed": transposed,
-        "score_activation": act,
-        "boxes_normalized": _normalised(first, False),
-    }
-    kind = "probabilities" if act == "none" else "logits, sigmoid applied"
-    note = (
-        f"boxes in {boxes[0]} (x1, y1, x2, y2) and {n} class scores in {other[0]}"
-        f"{' [1, C, N]' if transposed else ''} ({kind}), before NMS"
-    )
-    return [Candidate("boxes_scores", fields, n, note, 1.0)]
-
-
-def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
-    shapes = {n: probes[0][n].shape for n in names}
-    boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
-    other = [n for n in names if n not in boxes and len(shapes[n]) == 3]
-    if len(boxes) != 1 or len(other) != 1 or shapes[other[0]][1] != shapes[boxes[0]][1]:
-        return []
-    n = shapes[other[0]][-1]
-    act = _activation(np.concatenate([p[other[0]].ravel() for p in probes]), True, n)
-    roles = {"boxes": boxes[0], "logits": other[0]}
-    return [
-        Candidate(
-            "detr",
-            {"outputs": roles, "score_activation": act, "boxes_normalized": True},
-            n - 1 if act == "softmax" else n,
-            f"DETR-style boxes {boxes[0]} (cx, cy, w, h normalised) and class scores "
-            f"{other[0]} ({act})",
-            1.0,
+    box, score = boxes[0], other[0]
+    rows, (a, b) = shapes[box][1], shapes[score][1:]
+    values = np.concatenate([p[score].ravel() for p in probes])
+    cands = []
+    if rows == a:
+        act = _activation(values, True, b)
+        cands.append(
+            Candidate(
+                "detr",
+                {"outputs": {"boxes": box, "logits": score}, "score_activation": act}
+                | {"boxes_normalized": True},
+                b - 1 if act == "softmax" else b,
+                f"DETR-style boxes {box} (cx, cy, w, h normalised) and class scores {score} "
+                f"({act})",
+                1.0,
+            )
         )
-    ]
+    if (rows == a and b > 1) or (rows == b and a > 1):
+        transposed = rows != a
+        n = a if transposed else b
+        act = _activation(values, False, n)
+        first = np.concatenate([p[box][0].reshape(-1, 4) for p in probes])
+        fields = {"outputs": {"boxes": box, "scores": score}, "transposed": transposed}
+        fields |= {"score_activation": act, "boxes_normalized": _normalised(first, False)}
+        kind = "probabilities" if act == "none" else "logits, sigmoid applied"
+        note = (
+            f"boxes in {box} (x1, y1, x2, y2) and {n} class scores in {score}"
+            f"{' [1, C, N]' if transposed else ''} ({kind}), before NMS"
+        )
+        cands.append(Candidate("boxes_scores", fields, n, note, 1.0))
+    return cands
 
 
 TF_API_ROLES = {
@@ -289,11 +275,7 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
     if len(names) == 4:
         return _four_outputs(names, probes)
     if len(names) == 2:
-        return (
-            _two_outputs(names, probes)
-            + _boxes_and_class_scores(names, probes)
-            + _segmentation(names, probes)
-        )
+        return _two_outputs(names, probes) + _segmentation(names, probes)
     return []
 
 
