@@ -109,10 +109,15 @@ def postprocess_detections(
         return _decode(outputs, spec, geo, conf, iou)
     except (ValueError, IndexError, KeyError) as exc:
         shapes = ", ".join(str(list(np.shape(o))) for o in outputs)
+        fix = (
+            f"correct the decoder in the preset {spec.preset}, or remove that preset to let "
+            "inspection read the outputs"
+            if spec.preset
+            else "open the model again so inspection reads its outputs afresh"
+        )
         raise UserError(
             f"{spec.path}: its outputs ({shapes}) do not fit the {spec.postprocess.decoder} "
-            f"decoder ({type(exc).__name__}: {str(exc)[:160]}); correct the decoder in your "
-            "preset, or remove the preset to let inspection read the outputs"
+            f"decoder ({type(exc).__name__}: {str(exc)[:160]}); {fix}"
         ) from exc
 
 
