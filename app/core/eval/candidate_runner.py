@@ -54,10 +54,12 @@ class CandidateRunner:
             self._cache[resize] = np.stack([resized(im, resize, th, tw) for im in self.images])
         return self._cache[resize]
 
-    def run_each(self, cand: Pixels, start: int = 0, stop: int | None = None) -> list[list]:
+    def run_each(
+        self, cand: Pixels, start: int = 0, stop: int | None = None, *, mirrored: bool = False
+    ) -> list[list]:
         """Every output of images [start:stop], batch index 0 (detectors: decoded one image at
-        a time)."""
-        x, name = self._tensor(cand)[start:stop], self.spec.input_name
+        a time); `mirrored` feeds each input flipped left to right."""
+        x, name = self._tensor(cand, mirrored)[start:stop], self.spec.input_name
         return [
             [
                 np.asarray(o)
@@ -77,8 +79,10 @@ class CandidateRunner:
         ]
         return np.concatenate([np.asarray(o) for o in outs])
 
-    def _tensor(self, cand: Pixels) -> np.ndarray:
+    def _tensor(self, cand: Pixels, mirrored: bool = False) -> np.ndarray:
         x = self._stack(cand.resize)
+        if mirrored:
+            x = x[:, :, ::-1]  # NHWC: width
         if cand.color == "RGB":
             x = x[..., ::-1]
         x = (x.astype(np.float32) * np.float32(cand.scale) - np.float32(cand.mean)) / np.float32(

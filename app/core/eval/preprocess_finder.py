@@ -13,21 +13,20 @@ from app.core.errors import CancelToken, UserError
 from app.core.eval.labels import class_labels
 from app.core.eval.preprocess_search import SAMPLE_SIZE, SearchResult, sample, search_preprocessing
 from app.core.eval.search_report import read_images
-from app.core.frames.postprocess import postprocess_detections
+from app.core.frames.postprocess import Detections, postprocess_detections
 from app.core.frames.preprocess import Geometry
 from app.core.frames.sources import list_images
 from app.core.model.spec import ModelSpec, Preprocess
 
 
-def object_counter(spec: ModelSpec):
-    """(objects found, best score) in one image's outputs, decoded as the app decodes them."""
+def detector(spec: ModelSpec):
+    """One image's outputs decoded as the app decodes them, boxes in input pixels."""
 
-    def count(outputs: list, pre: Preprocess) -> tuple[int, float]:
+    def detect(outputs: list, pre: Preprocess) -> Detections:
         h, w = pre.size
-        dets = postprocess_detections(outputs, spec, Geometry(1, 1, 0, 0, w, h, w, h))
-        return len(dets.scores), float(dets.scores.max()) if len(dets.scores) else 0.0
+        return postprocess_detections(outputs, spec, Geometry(1, 1, 0, 0, w, h, w, h))
 
-    return count
+    return detect
 
 
 def find_preprocessing(
@@ -50,7 +49,7 @@ def find_preprocessing(
     found = class_labels(spec.labels, paths, folder, labels) if classifier and spec.labels else None
     truth = found.truth if found is not None and found.labelled else None
     stop = (lambda: cancel.cancelled) if cancel is not None else None
-    counter = object_counter(spec) if spec.task == "detection" else None
+    detect = detector(spec) if spec.task == "detection" else None
     return search_preprocessing(
-        spec, images, truth, progress=progress, cancelled=stop, count_objects=counter
+        spec, images, truth, progress=progress, cancelled=stop, detect=detect
     )

@@ -16,6 +16,7 @@ def evidence_table(result: SearchResult) -> tuple[list[str], list[list[str]]]:
     detector's columns say what it found, a classifier's how its answers spread."""
     if result.task == "detection":
         heads = ["", "candidate", "score", "images with finds", "objects/image", "best score"]
+        heads += ["found again mirrored"]
     else:
         heads = ["", "candidate", "score", "top class", "confidence", "classes", "accuracy"]
     rows = []
@@ -23,7 +24,7 @@ def evidence_table(result: SearchResult) -> tuple[list[str], list[list[str]]]:
         row = ["*" if i == result.chosen else "", ev.candidate.name, f"{ev.score:.3f}"]
         if result.task == "detection":
             row += [f"{ev.found_share or 0:.0%}", f"{ev.objects or 0:.1f}"]
-            row += [f"{ev.mean_confidence:.2f}"]
+            row += [f"{ev.mean_confidence:.2f}", f"{ev.mirror_agreement or 0:.0%}"]
         else:
             acc = "" if ev.accuracy is None else f"{ev.accuracy:.0%}"
             row += [f"{ev.top_share:.0%}", f"{ev.mean_confidence:.2f}", str(ev.classes_seen), acc]
@@ -45,7 +46,10 @@ def accepted_notes(notes: list[str], result: SearchResult) -> list[str]:
     ev = result.choice
     if ev.objects is not None:
         found = ev.found_share or 0.0
-        how = f"objects found in {found:.0%} of them, best score {ev.mean_confidence:.2f}"
+        how = (
+            f"objects found in {found:.0%} of them, best score {ev.mean_confidence:.2f}, "
+            f"{ev.mirror_agreement or 0:.0%} found again mirrored"
+        )
     elif ev.accuracy is not None:
         how = f"accuracy {ev.accuracy:.0%}"
     else:

@@ -5,17 +5,24 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.core.errors import UserError
 from app.core.eval.labels import class_labels
 from app.core.eval.preprocess_finder import find_preprocessing
-from app.core.eval.preprocess_search import collapse_alarm, sample, search_preprocessing
+from app.core.eval.preprocess_search import (
+    collapse_alarm,
+    mirror_agreement,
+    sample,
+    search_preprocessing,
+)
 from app.core.eval.search_report import read_images
+from app.core.frames.postprocess import Detections
 from app.core.frames.sources import list_images
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
-from tests.assets import CIFAR, IMAGES, YOLOX_ONNX, needs_assets
+from tests.assets import CIFAR, HAGRID, IMAGES, YOLOX_ONNX, YOLOX_TUTORIAL, needs_assets
 from tests.core.model.unknown_copies import (
     EFFICIENTNET_ONNX,
     RESNET8_ONNX,
@@ -127,6 +134,49 @@ def test_detector_preprocessing_found_on_coco_photos(tmp_path: Path) -> None:
     assert choice.found_share >= 0.9 and choice.alarm == ""
     div = next(e for e in result.evidence if e.candidate.norm == "/255")
     assert div.alarm.startswith("check preprocessing: nothing found")
+
+
+def test_confident_boxes_the_mirror_does_not_repeat_are_misfeeding() -> None:
+    """The tutorial YOLOX export (x/255 expected; normalisation in the graph) fed 0..255 finds
+    ~140 confident boxes per photo: by count and confidence it looked best (it was chosen,
+    before the mirror check). Its boxes are not found again in the mirrored input."""
+    spec = inspect_model(YOLOX_TUTORIAL)
+    spec.preprocess = replace(spec.preprocess, size=[256, 320])  # fewer pixels, same finding
+    result = find_preprocessing(spec, IMAGES / "photos-misc103")
+    choice = result.choice
+    assert (choice.candidate.norm, choice.candidate.color) == ("/255", "RGB"), choice.candidate
+    assert choice.alarm == "" and (choice.mirror_agreement or 0) >= 0.8
+    raw = next(e for e in result.evidence if e.candidate.norm == "raw 0..255")
+    assert raw.objects > 20 * choice.objects and raw.mean_confidence > choice.mean_confidence
+    assert raw.alarm.startswith("check preprocessing: only") and "mirrored" in raw.alarm
+
+
+def test_thin_evidence_is_said() -> None:
+    """HaGRID's hand detector on photos with few hands: whatever wins, the note says the
+    evidence is thin and what to try; the raw 0..255 candidates' phantom hands are alarmed."""
+    result = find_preprocessing(inspect_model(HAGRID), IMAGES / "photos-misc103")
+    assert any(n.startswith("thin evidence") for n in result.notes), result.notes
+    raw = [e for e in result.evidence if e.candidate.norm == "raw 0..255"]
+    assert raw and all(e.alarm and (e.mirror_agreement or 0) < 0.25 for e in raw)
+
+
+def test_mirror_agreement_flips_boxes_back() -> None:
+    one = Detections(
+        np.array([[10, 20, 50, 60], [100, 0, 120, 30]], np.float32),
+        np.array([0.9, 0.8], np.float32),
+        np.array([1, 2]),
+    )
+    width = 200
+    mirrored = one.boxes.copy()
+    mirrored[:, [0, 2]] = width - one.boxes[:, [2, 0]]
+    mirror = Detections(mirrored, one.scores, one.class_ids)
+    assert mirror_agreement([one], [mirror], width) == 1.0
+    # the same boxes not flipped (what a detector seeing things gives) do not agree
+    assert mirror_agreement([one], [one], width) == 0.0
+    # another class at the same place does not count; empty pairs of views are left out
+    other = Detections(mirrored, one.scores, np.array([1, 3]))
+    assert mirror_agreement([one, Detections()], [other, Detections()], width) == 0.5
+    assert mirror_agreement([Detections()], [Detections()], width) == 0.0
 
 
 def test_presets_match_a_reexport_by_graph_structure(tmp_path: Path) -> None:
