@@ -84,7 +84,10 @@ def print_spec(spec: ModelSpec) -> None:
         + (f", pad {pre.pad_value:g}" if pre.resize == "letterbox" else "")
     )
     more = " ..." if len(spec.labels) > 6 else ""
-    print(f"labels      {len(spec.labels)}: {', '.join(spec.labels[:6])}{more}")
+    if spec.labels:
+        print(f"labels      {len(spec.labels)}: {', '.join(spec.labels[:6])}{more}")
+    else:
+        print("labels      none: classes show as numbers (name them with --class-names FILE)")
     for note in spec.notes:
         print(f"note        {note}")
     for problem in spec.problems:

@@ -16,9 +16,24 @@ class ModelRefused(UserError):
     than skipping input after input with the same message."""
 
 
-class HalfPrecisionModel(UserError):
-    """The model takes float16 inputs (a half-precision export); `upcast` can make an FP32 copy
-    of it, which the GUI offers to do."""
+class FixableByCopy(UserError):
+    """A model the app cannot open as it is, but whose copy written by `upcast` it can; the GUI
+    offers to write that copy (`action` is its button's text)."""
+
+    action = "Write a copy the app can open, and open it"
+
+
+class HalfPrecisionModel(FixableByCopy):
+    """The model takes float16 inputs (a half-precision export); `upcast` writes an FP32 copy."""
+
+    action = "Write an FP32 copy and open it"
+
+
+class UnorderedModel(FixableByCopy):
+    """The model's nodes are out of dependency order (float16 converters write such graphs);
+    `upcast` writes a copy in order."""
+
+    action = "Write a copy in order and open it"
 
 
 class Cancelled(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.gui.panels.model import ModelPanel
 from app.gui.state import AppState
 
@@ -127,24 +129,39 @@ def test_label_names_are_not_cut(qtbot, tmp_path, make_panel):
         assert panel.labels.visualItemRect(item).width() >= needed, item.text()
 
 
-def test_a_half_precision_export_is_offered_an_fp32_copy(qtbot, tmp_path, make_panel):
-    """YOLOX-Nano converted to float16 inputs and outputs (a half=True export): the refusal
-    comes with a button that writes the FP32 copy and opens it as YOLOX."""
+@pytest.mark.parametrize(
+    "source, refusal, action, decoder",
+    [
+        ("yolox-nano-coco/yolox_nano.onnx", "is float16", "an FP32 copy", "yolox_raw"),
+        # the converter leaves this export's nodes out of order: that refusal comes first
+        (
+            "yolox-nano-coco-tutorial-format/coco-yolox_nano.onnx",
+            "out of order",
+            "a copy in order",
+            "boxes_xywh_cls_prob",
+        ),
+    ],
+)
+def test_a_half_precision_export_is_offered_a_copy(
+    qtbot, tmp_path, make_panel, source, refusal, action, decoder
+):
+    """A model converted to float16 inputs and outputs (a half=True export): the refusal
+    comes with a button that writes the FP32 copy (nodes in order) and opens it."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    from tests.assets import YOLOX_ONNX
+    from tests.assets import MODELS
 
-    half = tmp_path / "yolox_half.onnx"
-    onnx.save(convert_float_to_float16(onnx.load(str(YOLOX_ONNX)), keep_io_types=False), half)
+    half = tmp_path / "half.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(MODELS / source)), keep_io_types=False), half)
     state = AppState()
     panel = make_panel(ModelPanel, state)
     panel.open_model(str(half))
     qtbot.waitUntil(lambda: panel.messages.has("model"), timeout=15000)
-    assert "is float16" in panel.messages.text("model") and state.spec is None
-    assert panel.upcast_btn.isVisibleTo(panel)
+    assert refusal in panel.messages.text("model") and state.spec is None
+    assert panel.upcast_btn.isVisibleTo(panel) and action in panel.upcast_btn.text()
     panel.upcast_btn.click()
     qtbot.waitUntil(lambda: state.spec is not None, timeout=30000)
-    assert state.spec.path == str(tmp_path / "yolox_half.fp32.onnx")
-    assert state.spec.postprocess.decoder == "yolox_raw" and not panel.messages.has("model")
+    assert state.spec.path == str(tmp_path / "half.fp32.onnx")
+    assert state.spec.postprocess.decoder == decoder and not panel.messages.has("model")
     assert not panel.upcast_btn.isVisibleTo(panel)

@@ -9,7 +9,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import uses_external_data
 
-from app.core.errors import HalfPrecisionModel, UserError
+from app.core.errors import HalfPrecisionModel, UnorderedModel, UserError
+from app.core.model.node_order import sort_nodes
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
 # The largest input side the app runs (app.core.model.spec's Preprocess.validate): a fixed input
@@ -81,9 +82,11 @@ def load_checked_model(model_file: Path) -> onnx.ModelProto:
     return model
 
 
-def load_valid_onnx(model_file: Path) -> onnx.ModelProto:
+def load_valid_onnx(model_file: Path, order_nodes: bool = False) -> onnx.ModelProto:
     """Load an ONNX file (external data included) that onnx's checker accepts; `UserError`
-    naming the file otherwise. Its inputs are not judged here (`load_checked_model` does)."""
+    naming the file otherwise (`UnorderedModel` when only its node order is wrong). Its inputs
+    are not judged here (`load_checked_model` does). `order_nodes`: put the nodes in order
+    first (for a copy to be written)."""
     model_file = Path(model_file)
     if not model_file.is_file():
         raise UserError(f"{model_file}: no such file")
@@ -107,10 +110,23 @@ def load_valid_onnx(model_file: Path) -> onnx.ModelProto:
     _check_external_data(model, model_file)
     if any(uses_external_data(t) for t in model.graph.initializer):
         onnx.load_external_data_for_model(model, str(model_file.parent))
+    if order_nodes:
+        try:
+            sort_nodes(model)
+        except UserError as exc:
+            raise UserError(f"{model_file}: the ONNX graph is invalid ({exc})") from exc
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0][:160]
+        if "topologically sorted" in first:
+            raise UnorderedModel(
+                f"{model_file}: its nodes are out of order (a node reads a tensor that a later "
+                "node writes; float16 converters such as onnxconverter-common write such "
+                "graphs). ONNX Runtime may run it, but ONNX's own tools, which calibration "
+                f"and quantization use, refuse it: let `int8-studio upcast --model {model_file}` "
+                "write a copy in order (float16 widened to float32 too) and open that"
+            ) from exc
         raise UserError(f"{model_file}: the ONNX graph is invalid ({first})") from exc
     return model
 

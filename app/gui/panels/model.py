@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import HalfPrecisionModel, UserError
+from app.core.errors import FixableByCopy, UserError
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.labels_box import LabelsBox
@@ -298,10 +298,10 @@ class ModelPanel(Panel):
             on_error=lambda message, _tb: self.show_open_error(message),
         )
 
-    def _opened(self, path: str, spec: ModelSpec | HalfPrecisionModel) -> None:
-        if isinstance(spec, HalfPrecisionModel):
+    def _opened(self, path: str, spec: ModelSpec | FixableByCopy) -> None:
+        if isinstance(spec, FixableByCopy):
             self.show_open_error(str(spec))
-            self.upcast_btn.offer(path)
+            self.upcast_btn.offer(path, spec)
             return
         self.model_opened.emit(path)
         try:

@@ -1,4 +1,5 @@
-"""The Model tab's offer for a half-precision export: write its FP32 copy, then open that."""
+"""The Model tab's offer for a model the app opens only through a copy (a half-precision export,
+nodes out of order): write the copy `upcast` writes, then open that."""
 
 from __future__ import annotations
 
@@ -7,23 +8,24 @@ from typing import Any
 
 from PySide6.QtWidgets import QPushButton
 
-from app.core.errors import HalfPrecisionModel
+from app.core.errors import FixableByCopy
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 
 
-def inspect_or_offer(path: str) -> ModelSpec | HalfPrecisionModel:
-    """`inspect_model`, with a half-precision export's refusal returned (to show with the
-    offer) rather than raised."""
+def inspect_or_offer(path: str) -> ModelSpec | FixableByCopy:
+    """`inspect_model`, with the refusal of a model a copy would fix returned (to show with
+    the offer) rather than raised."""
     try:
         return inspect_model(path)
-    except HalfPrecisionModel as exc:
+    except FixableByCopy as exc:
         return exc
 
 
 class UpcastOffer(QPushButton):
-    """Hidden until `offer(path)` (a model refused as float16); clicked, it runs `upcast_file`
-    on that path off the GUI thread and opens the copy in `panel` (or shows why it failed)."""
+    """Hidden until `offer(path, refusal)` (a model a copy would fix); clicked, it runs
+    `upcast_file` on that path off the GUI thread and opens the copy in `panel` (or shows why
+    it failed)."""
 
     def __init__(self, panel: Any) -> None:
         super().__init__("Write an FP32 copy and open it")
@@ -31,8 +33,9 @@ class UpcastOffer(QPushButton):
         self.setVisible(False)
         self.clicked.connect(self.start)
 
-    def offer(self, path: str) -> None:
+    def offer(self, path: str, refusal: FixableByCopy) -> None:
         self.source = path  # the refused model, whatever the path field says by the click
+        self.setText(refusal.action)
         self.setVisible(True)
 
     def start(self) -> None:
@@ -40,7 +43,7 @@ class UpcastOffer(QPushButton):
 
         source = self.source
         self.setEnabled(False)
-        self.panel.summary.setText(f"Writing an FP32 copy of {source} …")
+        self.panel.summary.setText(f"Writing a copy of {source} …")
         self.panel.pool.start(
             lambda progress, cancel: upcast_file(Path(source)),
             name="upcast model",
@@ -48,12 +51,13 @@ class UpcastOffer(QPushButton):
             on_error=self._failed,
         )
 
-    def _done(self, result: tuple[Path, int]) -> None:
+    def _done(self, result: tuple[Path, int, bool]) -> None:
+        out, changed, reordered = result
         self.setEnabled(True)
-        self.panel.state.message.emit(
-            f"wrote {result[0]}: {result[1]} float16 weights, types and attributes widened"
-        )
-        self.panel.open_model(str(result[0]))
+        done = [f"{changed} float16 weights, types and attributes widened"] if changed else []
+        done += ["nodes put in order"] if reordered else []
+        self.panel.state.message.emit(f"wrote {out}: {', '.join(done)}")
+        self.panel.open_model(str(out))
 
     def _failed(self, message: str, _tb: str) -> None:
         self.setEnabled(True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -15,12 +16,13 @@ from onnx import TensorProto
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from app.backends.onnxrt import OrtRunner
-from app.core.errors import UserError
+from app.core.errors import UnorderedModel, UserError
 from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.model.inspection import inspect_model
+from app.core.model.node_order import sort_nodes
 from app.core.model.upcast import upcast_file, upcast_model
-from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, needs_assets
+from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, YOLOX_TUTORIAL, needs_assets
 from tests.reliability.helpers import assert_one_line_error, cli
 
 pytestmark = needs_assets
@@ -43,8 +45,8 @@ def test_a_half_export_is_refused_then_its_fp32_copy_is_the_same_model(tmp_path)
     model = half(tmp_path / "yolox_half.onnx")
     with pytest.raises(UserError, match=r"is float16.*int8-studio upcast --model"):
         inspect_model(model)
-    out, changed = upcast_file(model)
-    assert out == tmp_path / "yolox_half.fp32.onnx" and changed > 100
+    out, changed, reordered = upcast_file(model)
+    assert out == tmp_path / "yolox_half.fp32.onnx" and changed > 100 and not reordered
     wide = onnx.load(str(out))
     assert not [t.name for t in wide.graph.initializer if t.data_type == TensorProto.FLOAT16]
     spec = inspect_model(out)
@@ -90,3 +92,49 @@ def test_upcast_on_the_command_line(tmp_path):
     assert_one_line_error(
         cli("upcast", "--model", str(model), "--out", str(model)), "is the model itself"
     )
+
+
+def test_a_converter_graph_out_of_order_is_refused_then_copied_in_order(tmp_path):
+    """ONNX Runtime's float16 converter leaves the tutorial YOLOX export's nodes out of order
+    (the Casts it adds for Resize's constant come after the Resize, as onnxconverter-common's
+    issues 240/261/272 report): ONNX Runtime runs it, onnx's checker refuses it. The app names
+    the fault and the fix; the copy is in order, in float32, and answers as the FP32 export."""
+    src = YOLOX_TUTORIAL / "coco-yolox_nano.onnx"
+    model = tmp_path / "tutorial_half.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=False), str(model))
+    with pytest.raises(UnorderedModel, match=r"out of order.*int8-studio upcast --model"):
+        inspect_model(model)
+    out, changed, reordered = upcast_file(model)
+    assert reordered and changed > 100
+    onnx.checker.check_model(onnx.load(str(out)))  # what calibration's tools need
+    spec = inspect_model(out)
+    assert spec.task == "detection"
+    photo = cv2.resize(read_image(PHOTOS[0]), (512, 384))[..., ::-1]  # RGB, x/255
+    x = np.ascontiguousarray(photo.transpose(2, 0, 1)[None], np.float32) / 255
+    with OrtRunner(out) as a, OrtRunner(src) as b:
+        got, want = a.infer(x)[0][0], b.infer(x)[0][0]  # rows x0, y0, w, h, class, prob
+    assert got.shape == want.shape
+    sure = want[:, 5] > 0.3
+    assert sure.sum() >= 3 and np.array_equal(got[sure, 4], want[sure, 4])
+    assert np.abs(got[sure, :4] - want[sure, :4]).max() < 2.0
+    assert np.abs(got[:, 5] - want[:, 5]).max() < 0.02
+
+
+def test_an_fp32_graph_out_of_order_gets_a_copy_in_order(tmp_path):
+    """Only the order wrong (nodes reversed): the copy widens nothing and is the same graph in
+    order; nothing is left out or duplicated, and a graph already in order is left as it is."""
+    model = onnx.load(str(YOLOX_ONNX))
+    order = [n.name or n.output[0] for n in model.graph.node]
+    nodes = list(model.graph.node)[::-1]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    path = tmp_path / "reversed.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(UnorderedModel):
+        inspect_model(path)
+    out, changed, reordered = upcast_file(path, tmp_path / "ordered.onnx")
+    assert (changed, reordered) == (0, True)
+    fixed = onnx.load(str(out))
+    assert sorted(n.name or n.output[0] for n in fixed.graph.node) == sorted(order)
+    assert inspect_model(out).preset == inspect_model(YOLOX_ONNX).preset
+    assert not sort_nodes(fixed)  # in order: nothing moves
