@@ -22,6 +22,7 @@ from app.core.model.spec import DECODERS, Postprocess, Preprocess
 from app.core.resources import resources_dir
 
 NEAR_INPUT_NODES = 8  # the stem of the network: what an exporter keeps across re-exports
+PASS_THROUGH = {"Cast", "Identity"}  # left out of the structure signature
 PRESETS_ENV = "INT8_STUDIO_PRESETS"  # another folder of user presets (the tests use an empty one)
 TOP_KEYS = {"name", "match", "task", "preprocess", "postprocess", "labels", "labels_fallback"}
 TOP_KEYS |= {"ignore_norm_stats", "comment"}
@@ -170,14 +171,16 @@ def structure_signature(model: onnx.ModelProto) -> str:
     """A digest of what a re-export of the same network keeps while its file hash changes:
     the image inputs (name, type, shape), the outputs' types and shapes, how many nodes of each
     op type, and the op types and weight shapes of the first nodes after the input. Node and
-    tensor names, metadata and doc strings are left out."""
+    tensor names, metadata and doc strings are left out, and so are Cast and Identity nodes:
+    converters and optimisers add and remove them without changing the network (an FP16
+    conversion widened back by `upcast` has two Casts more than the export it came from)."""
     graph = model.graph
     inits = {i.name: list(i.dims) for i in graph.initializer}
     inputs = [
         (v.name, v.type.tensor_type.elem_type, _dims(v)) for v in graph.input if v.name not in inits
     ]
     outputs = [(v.type.tensor_type.elem_type, _dims(v)) for v in graph.output]
-    ops = sorted(Counter(n.op_type for n in graph.node).items())
+    ops = sorted(Counter(n.op_type for n in graph.node if n.op_type not in PASS_THROUGH).items())
     reached = {name for name, _, _ in inputs}
     stem = []
     for node in graph.node:  # nodes are stored in topological order
@@ -185,7 +188,8 @@ def structure_signature(model: onnx.ModelProto) -> str:
             break
         if any(i in reached for i in node.input):
             reached.update(node.output)
-            stem.append((node.op_type, [inits[i] for i in node.input if i in inits]))
+            if node.op_type not in PASS_THROUGH:
+                stem.append((node.op_type, [inits[i] for i in node.input if i in inits]))
     text = json.dumps([inputs, outputs, ops, stem], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
