@@ -112,18 +112,28 @@ class StageTimer:
 
 
 def speed_verdict(
-    ratio: float, variant: str = "int8", baseline: str = "fp32", backend: str = "ort-cpu"
+    ratio: float,
+    variant: str = "int8",
+    baseline: str = "fp32",
+    backend: str = "ort-cpu",
+    instead: str = "",
 ) -> str:
-    """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline)."""
+    """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline);
+    `instead`: the variant recommended in its place, when that is not `baseline`."""
     if ratio < 1.0 - SAME_SPEED_BAND:
         return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
     if ratio <= 1.0 + SAME_SPEED_BAND:
+        advice = (
+            f"{baseline} is as fast and more accurate; prefer it unless the smaller file matters"
+            if not instead or instead == baseline
+            else f"use {instead}, recommended above"
+        )
         return (
             f"{variant} is not faster than {baseline} on {backend} here ({ratio:.2f}x the "
-            f"latency): {baseline} is as fast and more accurate; prefer it unless the "
-            f"smaller file matters"
+            f"latency): {advice}"
         )
+    use = baseline if not instead or instead == baseline else f"{instead}, recommended above"
     return (
         f"{variant} is SLOWER than {baseline} on {backend} here ({ratio:.2f}x the latency): "
-        f"use {baseline}"
+        f"use {use}"
     )

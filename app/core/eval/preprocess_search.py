@@ -45,6 +45,13 @@ NORMALISATIONS: list[tuple[str, float, list[float], list[float]]] = [
 ]
 COLORS = ("RGB", "BGR")
 RESIZES = ("resize_crop", "letterbox", "stretch")
+# a detector sees the whole image: cutting 1/8 off each side (the classifiers' crop) would win by
+# finding the rest larger and surer, and lose every object near an edge, which no unlabelled
+# score sees
+DETECTOR_RESIZES = ("letterbox", "stretch")
+# tried first, and kept, when the model's spec already says it (a preset: the tutorial exports'
+# short side to a size, centre-cropped); no candidate of its own otherwise
+OWN_RESIZES = ("short_side_crop",)
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class Candidate:
             color=self.color,
             resize=self.resize,
             crop_fraction=crop if self.resize == "resize_crop" else 1.0,
-            short_side=None,
+            short_side=pre.short_side if self.resize == "short_side_crop" else None,
         )
 
 
@@ -301,14 +308,16 @@ def search_preprocessing(
     stop = cancelled or (lambda: False)
     runner = CandidateRunner(spec, model_file, images)
     notes: list[str] = []
-    first = spec.preprocess.resize if spec.preprocess.resize in RESIZES else "resize_crop"
+    own, modes = spec.preprocess.resize, DETECTOR_RESIZES if detector else RESIZES
+    first = own if own in modes + OWN_RESIZES else modes[0]
+    others = [mode for mode in modes if mode != first]
     round1 = [
         Candidate(n, s, tuple(m), tuple(d), c, first)
         for n, s, m, d in NORMALISATIONS
         for c in COLORS
     ]
     same = _same_aspect(images, spec.preprocess.size)
-    total = len(round1) + (0 if same else len(RESIZES) - 1)
+    total = len(round1) + (0 if same else len(others))
     evidence: list[Evidence] = []
     classes: list[int] = []
 
@@ -336,9 +345,8 @@ def search_preprocessing(
         if same:
             notes.append("every image already has the model's aspect ratio: resize modes not tried")
         else:
-            for mode in RESIZES:
-                if mode != first:
-                    judge(replace(best.candidate, resize=mode))
+            for mode in others:
+                judge(replace(best.candidate, resize=mode))
     except (UserError, Cancelled):
         raise
     except Exception as exc:  # ORT raises several unrelated types for inputs it cannot take

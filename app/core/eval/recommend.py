@@ -144,16 +144,20 @@ def recommend_backend(
         s = _score(v, metric)
         lost = f"{metric} {s:.4g}, {s - reference:+.2f}" if s is not None else f"no {metric}"
         out.lines.append(f"{other} is faster ({other_ms:.3g} ms) but misses the target ({lost})")
-    out.lines.extend(_slow_int8(usable, fp32_ms, backend))
+    out.lines.extend(_slow_int8(usable, fp32_ms, backend, name))
     return _finish(out, notes)
 
 
-def _slow_int8(usable: list[tuple], fp32_ms: float | None, backend: str) -> list[str]:
-    """The truth for every INT8 variant that is not faster than FP32 on this backend."""
+def _slow_int8(
+    usable: list[tuple], fp32_ms: float | None, backend: str, chosen: str = ""
+) -> list[str]:
+    """The truth for every INT8 variant that is not faster than FP32 on this backend (pointing
+    at `chosen`, the recommended variant, where that is not FP32 or itself)."""
     if not fp32_ms:
         return []
     return [
-        speed_verdict(ms / fp32_ms, name, "fp32", backend) + _timed_by(v)
+        speed_verdict(ms / fp32_ms, name, "fp32", backend, chosen if chosen != name else "")
+        + _timed_by(v)
         for ms, name, v in usable
         if name.startswith("int8") and ms / fp32_ms > 1.0 - SAME_SPEED_BAND
     ]

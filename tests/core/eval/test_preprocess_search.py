@@ -149,6 +149,11 @@ def test_confident_boxes_the_mirror_does_not_repeat_are_misfeeding() -> None:
     raw = next(e for e in result.evidence if e.candidate.norm == "raw 0..255")
     assert raw.objects > 20 * choice.objects and raw.mean_confidence > choice.mean_confidence
     assert raw.alarm.startswith("check preprocessing: only") and "mirrored" in raw.alarm
+    # the preset's own resize is tried first; a detector is never offered the classifiers'
+    # crop (it would cut off objects at the edges, which no unlabelled score sees)
+    modes = [e.candidate.resize for e in result.evidence]
+    assert modes[0] == "short_side_crop" and "resize_crop" not in modes
+    assert set(modes) == {"short_side_crop", "letterbox", "stretch"}
 
 
 def test_thin_evidence_is_said() -> None:

@@ -126,6 +126,16 @@ def test_fastest_within_the_target_and_what_missed_it():
     assert recommend(rep, max_drop=10.0)[0].variant == "int8-aggr"
 
 
+def test_a_slow_int8_points_at_the_recommended_variant_not_fp32():
+    """fp16 recommended (clearly faster), int8 slower than fp32: the int8 line said "use fp32"
+    right under "use fp16" (seen on the tutorial YOLOX's upcast copy, ort-cpu)."""
+    rep = report(row("fp32", 35.59, 22.3), row("fp16", 35.59, 20.4), row("int8", 34.53, 24.6))
+    lines = recommendation_lines(rep, max_drop=1.5)
+    assert lines[0].startswith("ort-cpu: use fp16, the fastest")
+    assert lines[-1].startswith("int8 is SLOWER than fp32 on ort-cpu here (1.10x the latency)")
+    assert "use fp16, recommended above" in lines[-1] and "use fp32" not in lines[-1]
+
+
 def test_slower_int8_is_called_slower():
     rep = report(row("fp32", 35.9, 27.0), row("int8", 35.1, 31.0), task="detection")
     rep["variants"] = [dict(v, metrics={"mAP50_95": v["metrics"]["top1"]}) for v in rep["variants"]]
