@@ -32,7 +32,7 @@ COMMANDS = [
     "app.cli.cmd_evaluate",
     "app.cli.cmd_bench",
     "app.cli.cmd_fetch_demo",
-    "app.cli.cmd_upcast",
+    "app.cli.cmd_adapt",
     "app.cli.cmd_debug_precision",
     "app.cli.cmd_compare",
     "app.cli.cmd_gui",

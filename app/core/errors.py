@@ -17,23 +17,30 @@ class ModelRefused(UserError):
 
 
 class FixableByCopy(UserError):
-    """A model the app cannot open as it is, but whose copy written by `upcast` it can; the GUI
+    """A model the app cannot open as it is, but whose copy written by `adapt` it can; the GUI
     offers to write that copy (`action` is its button's text)."""
 
     action = "Write a copy the app can open, and open it"
 
 
 class HalfPrecisionModel(FixableByCopy):
-    """The model takes float16 inputs (a half-precision export); `upcast` writes an FP32 copy."""
+    """The model takes float16 inputs (a half-precision export); `adapt` writes an FP32 copy."""
 
     action = "Write an FP32 copy and open it"
 
 
 class UnorderedModel(FixableByCopy):
     """The model's nodes are out of dependency order (float16 converters write such graphs);
-    `upcast` writes a copy in order."""
+    `adapt` writes a copy in order."""
 
     action = "Write a copy in order and open it"
+
+
+class UnbatchedModel(FixableByCopy):
+    """The image input has no batch axis ([3, H, W]: torchvision's detectors); `adapt` writes
+    a copy that takes [1, 3, H, W]."""
+
+    action = "Write a copy with a batch axis and open it"
 
 
 class Cancelled(Exception):

@@ -159,9 +159,9 @@ def test_a_half_precision_export_is_offered_a_copy(
     panel.open_model(str(half))
     qtbot.waitUntil(lambda: panel.messages.has("model"), timeout=15000)
     assert refusal in panel.messages.text("model") and state.spec is None
-    assert panel.upcast_btn.isVisibleTo(panel) and action in panel.upcast_btn.text()
-    panel.upcast_btn.click()
+    assert panel.copy_btn.isVisibleTo(panel) and action in panel.copy_btn.text()
+    panel.copy_btn.click()
     qtbot.waitUntil(lambda: state.spec is not None, timeout=30000)
     assert state.spec.path == str(tmp_path / "half.fp32.onnx")
     assert state.spec.postprocess.decoder == decoder and not panel.messages.has("model")
-    assert not panel.upcast_btn.isVisibleTo(panel)
+    assert not panel.copy_btn.isVisibleTo(panel)

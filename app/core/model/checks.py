@@ -9,7 +9,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import uses_external_data
 
-from app.core.errors import HalfPrecisionModel, UnorderedModel, UserError
+from app.core.errors import HalfPrecisionModel, UnbatchedModel, UnorderedModel, UserError
+from app.core.model.batch_axis import unbatched_image_input
 from app.core.model.node_order import sort_nodes
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
@@ -124,7 +125,7 @@ def load_valid_onnx(model_file: Path, order_nodes: bool = False) -> onnx.ModelPr
                 f"{model_file}: its nodes are out of order (a node reads a tensor that a later "
                 "node writes; float16 converters such as onnxconverter-common write such "
                 "graphs). ONNX Runtime may run it, but ONNX's own tools, which calibration "
-                f"and quantization use, refuse it: let `int8-studio upcast --model {model_file}` "
+                f"and quantization use, refuse it: let `int8-studio adapt --model {model_file}` "
                 "write a copy in order (float16 widened to float32 too) and open that"
             ) from exc
         raise UserError(f"{model_file}: the ONNX graph is invalid ({first})") from exc
@@ -153,6 +154,15 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         and vi.type.tensor_type.elem_type
         in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.UINT8)
     ]
+    unbatched = unbatched_image_input(model)
+    if not images and unbatched is not None:
+        shape = [d.dim_value or d.dim_param or "?" for d in unbatched.type.tensor_type.shape.dim]
+        raise UnbatchedModel(
+            f"{model_file}: its image input {unbatched.name} {shape} has no batch axis (one "
+            "image, as torchvision's detectors export); INT8 Studio feeds [N, C, H, W] or "
+            f"[N, H, W, C]: let `int8-studio adapt --model {model_file}` write a copy that "
+            "takes a batch of one (the same graph after it) and open that"
+        )
     if not images:
         desc = (
             ", ".join(f"{vi.name} (rank {len(vi.type.tensor_type.shape.dim)})" for vi in inputs)
@@ -173,7 +183,7 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
             f"{model_file}: its input {images[0].name} is float16, a half-precision export "
             "(Ultralytics half=True, torch .half()); INT8 Studio starts from an FP32 model and "
             "builds the FP16 and INT8 variants itself: export it again in FP32, or let "
-            f"`int8-studio upcast --model {model_file}` write an FP32 copy (the same weights, "
+            f"`int8-studio adapt --model {model_file}` write an FP32 copy (the same weights, "
             "computed in FP32) and open that"
         )
     dims = [

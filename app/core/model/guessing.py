@@ -14,7 +14,7 @@ from app.core.errors import UserError
 from app.core.model.files import read_label_file
 from app.core.model.label_names import indexed_labels
 from app.core.model.metadata import ModelMetadata, read_metadata
-from app.core.model.output_formats import recognise
+from app.core.model.output_formats import decoded_boxes_labels_scores, recognise
 from app.core.model.presets import user_presets_dir
 from app.core.model.probing import read_probe_frames, run_probes
 from app.core.model.sidecars import Sidecars
@@ -64,13 +64,6 @@ def _classifier(outputs: dict[str, np.ndarray]) -> tuple[str, Postprocess, int, 
     return "classification", Postprocess(apply_softmax=not probs), rows.shape[1], notes
 
 
-def _score_per_box(outputs: dict[str, np.ndarray], lower: dict[str, str]) -> bool:
-    """Outputs named boxes and scores hold one score per box (boxes_labels_scores), not a row
-    of class scores per box (boxes_scores, read by the recogniser)."""
-    boxes, scores = outputs[lower["boxes"]], outputs[lower["scores"]]
-    return scores.size * 4 == boxes.size
-
-
 def _guess_decoder(
     probes: list[dict[str, np.ndarray]],
     hw: tuple[int, int],
@@ -83,11 +76,10 @@ def _guess_decoder(
     (`batch` images each)."""
     outputs = probes[0]
     names = list(outputs)
-    lower = {k.lower(): k for k in names}
-    if "boxes" in lower and "scores" in lower and _score_per_box(outputs, lower):
-        notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
-        post = Postprocess(decoder="boxes_labels_scores", boxes_normalized=True)
-        return "detection", post, 0, notes
+    decoded = decoded_boxes_labels_scores(probes)
+    if decoded is not None:
+        fields, notes = decoded
+        return "detection", Postprocess(decoder="boxes_labels_scores", **fields), 0, notes
     # one row of scores per image: a [K, 7] list of detections (YOLOv7's end-to-end export)
     # is 2-D too, but its rows are not the images
     per_image = len(names) == 1 and all(p[names[0]].shape[:1] == (batch,) for p in probes)

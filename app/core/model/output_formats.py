@@ -10,6 +10,8 @@ the usual orientation of each family, and whether column 4 behaves like an objec
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from app.core.model.output_readings import Candidate, Reading, read_candidate
@@ -26,13 +28,41 @@ def _is_count(shape: tuple[int, ...]) -> bool:
     return int(np.prod(shape[1:], dtype=np.int64)) <= 1
 
 
-def _normalised(boxes: np.ndarray, unknown: bool | None) -> bool | None:
+def looks_normalised(boxes: np.ndarray, unknown: bool | None) -> bool | None:
     """Whether box coordinates look normalised to 0..1; `unknown` when every row is zero (the
     padding of a fixed-size output on a frame with nothing in it)."""
     rows = boxes[np.any(boxes != 0, axis=1)]
     if not rows.size:
         return unknown
     return bool(rows.min() >= -0.5 and rows.max() <= 1.5)
+
+
+def decoded_boxes_labels_scores(
+    probes: list[dict[str, np.ndarray]],
+) -> tuple[dict[str, Any], list[str]] | None:
+    """(Postprocess fields, notes) when outputs boxes and scores hold one score per box (NMS
+    done: HaGRID's, torchvision's; a row of class scores is `boxes_scores`); else None. Box
+    coordinates as the probes show, normalised (HaGRID's kind) when they show none, said."""
+    lower = {k.lower(): k for k in probes[0]}
+    if "boxes" not in lower or "scores" not in lower:
+        return None
+    boxes, scores = probes[0][lower["boxes"]], probes[0][lower["scores"]]
+    if scores.size * 4 != boxes.size:
+        return None
+    notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
+    seen = np.concatenate(
+        [np.asarray(p[lower["boxes"]], np.float32).reshape(-1, 4) for p in probes]
+    )
+    normalised = looks_normalised(seen, None)
+    if normalised is None:
+        normalised = True
+        notes.append(
+            "box coordinates taken as normalised 0..1 (guessed: no box on the probe frames); "
+            "if boxes come out in the corner, set boxes_normalized false"
+        )
+    else:
+        notes.append(f"box coordinates {'normalised 0..1' if normalised else 'in input pixels'}")
+    return {"boxes_normalized": normalised}, notes
 
 
 def _activation(values: np.ndarray, separate: bool, n: int) -> str:
@@ -49,7 +79,7 @@ def _one_output(name: str, arrs: list[np.ndarray], hw: tuple[int, int]) -> list[
     grid = rows == grid_anchors(hw)
     cands: list[Candidate] = []
     first = [(x[0].T if transposed else x[0])[:, :4] for x in arrs]
-    norm = _normalised(np.concatenate(first), False)
+    norm = looks_normalised(np.concatenate(first), False)
     orient = "[1, features, N]" if transposed else "[1, N, features]"
     if feats > 6 and grid:
         # exports that end in a Transpose (for a runtime that wants features first) give the
@@ -132,7 +162,9 @@ def _four_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list
         return []
     scores, classes = _roles_by_values(pair, probes)
     roles = {"count": count[0], "boxes": boxes[0], "scores": scores, "classes": classes}
-    normalised = _normalised(np.concatenate([p[boxes[0]].reshape(-1, 4) for p in probes]), None)
+    normalised = looks_normalised(
+        np.concatenate([p[boxes[0]].reshape(-1, 4) for p in probes]), None
+    )
     tf_names = any("detection_classes" in n.lower() for n in names)
     one_based = {"class_offset": 1} if tf_names else {}
     nms_named = any(n.lower().startswith("det_") or "num_dets" in n.lower() for n in names)
@@ -169,7 +201,7 @@ def _segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list
     feats, transposed = min(a, b), a < b
     first = [(p[det][0].T if transposed else p[det][0])[:, :4] for p in probes]
     seg = {"mask_coefficients": m, "outputs": {"detections": det}, "transposed": transposed}
-    seg["boxes_normalized"] = _normalised(np.concatenate(first), False)
+    seg["boxes_normalized"] = looks_normalised(np.concatenate(first), False)
     orient = "[1, features, N]" if transposed else "[1, N, features]"
     kept = f"; {m} mask coefficients and the prototypes {protos[0]} left out (boxes only)"
     out = []
@@ -229,7 +261,7 @@ def _two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[
         act = _activation(values, False, n)
         first = np.concatenate([p[box][0].reshape(-1, 4) for p in probes])
         fields = {"outputs": {"boxes": box, "scores": score}, "transposed": transposed}
-        fields |= {"score_activation": act, "boxes_normalized": _normalised(first, False)}
+        fields |= {"score_activation": act, "boxes_normalized": looks_normalised(first, False)}
         kind = "probabilities" if act == "none" else "logits, sigmoid applied"
         note = (
             f"boxes in {box} (x1, y1, x2, y2) and {n} class scores in {score}"
@@ -270,7 +302,7 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
     if len(names) == 1 and probes[0][names[0]].ndim == 2 and probes[0][names[0]].shape[1] == 7:
         rows = np.concatenate([p[names[0]] for p in probes])
         note = "detection rows [K, 7]: image index, x1, y1, x2, y2, class, score (YOLOv7 end2end)"
-        fields = {"boxes_normalized": _normalised(rows[:, 1:5], False)}
+        fields = {"boxes_normalized": looks_normalised(rows[:, 1:5], False)}
         return [Candidate("batch_rows", fields, 0, note, 1.0)]
     if len(names) == 4:
         return _four_outputs(names, probes)

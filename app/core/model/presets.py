@@ -173,7 +173,7 @@ def structure_signature(model: onnx.ModelProto) -> str:
     op type, and the op types and weight shapes of the first nodes after the input. Node and
     tensor names, metadata and doc strings are left out, and so are Cast and Identity nodes:
     converters and optimisers add and remove them without changing the network (an FP16
-    conversion widened back by `upcast` has two Casts more than the export it came from)."""
+    conversion widened back by `adapt` has two Casts more than the export it came from)."""
     graph = model.graph
     inits = {i.name: list(i.dims) for i in graph.initializer}
     inputs = [

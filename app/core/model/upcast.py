@@ -8,23 +8,16 @@ computes the same function in FP32, so its outputs differ from the FP16 model's 
 own rounding of intermediate values.
 
 onnx, onnxconverter-common and ONNX Runtime's float16 tools convert FP32 to FP16 only; none
-goes back, so this is written here. Those converters also leave nodes out of order, which onnx's
-checker refuses; the copy puts them in order (`node_order`), and a float32 model whose only fault
-is its order gets the same copy.
+goes back, so this is written here. `adapted_copy` writes the copy.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from app.core.atomic import atomic_path
-from app.core.errors import UnorderedModel, UserError
-from app.core.model.checks import load_valid_onnx
-from app.core.model.files import find_model_file
+from app.core.errors import UserError
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 DTYPE_ATTRS = {"to", "dtype"}  # Cast's target; EyeLike / RandomNormal... output types
@@ -76,34 +69,3 @@ def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     changed = _widen_graph(copy.graph)
     changed += sum(_widen_nodes(fn.node) for fn in copy.functions)  # model-local functions
     return copy, changed
-
-
-def default_output(model_file: Path) -> Path:
-    return model_file.with_name(f"{model_file.stem}.fp32.onnx")
-
-
-def upcast_file(model_file: Path, out: Path | None = None) -> tuple[Path, int, bool]:
-    """Write the FP32 copy of `model_file`, its nodes in order (default: `<stem>.fp32.onnx`
-    beside it); (where, how many things were widened, whether nodes were reordered).
-    `UserError` when the model has nothing in float16 and its nodes are in order."""
-    model_file = find_model_file(Path(model_file))
-    out = Path(out) if out else default_output(model_file)
-    if out.resolve() == model_file.resolve():
-        raise UserError(f"{out}: is the model itself; choose another --out")
-    try:
-        model = load_valid_onnx(model_file)
-        reordered = False
-    except UnorderedModel:
-        model = load_valid_onnx(model_file, order_nodes=True)
-        reordered = True
-    wide, changed = upcast_model(model)
-    if not changed and not reordered:
-        raise UserError(f"{model_file}: nothing in it is float16; open it as it is")
-    try:
-        onnx.checker.check_model(wide)
-    except onnx.checker.ValidationError as exc:  # an op whose FP32 form the graph cannot take
-        first = str(exc).strip().splitlines()[0][:160]
-        raise UserError(f"{model_file}: its FP32 copy is not a valid graph ({first})") from exc
-    with atomic_path(out) as tmp:
-        onnx.save(wide, str(tmp))
-    return out, changed, reordered

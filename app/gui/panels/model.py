@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 from app.core.errors import FixableByCopy, UserError
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
+from app.gui.panels.copy_offer import CopyOffer, inspect_or_offer
 from app.gui.panels.labels_box import LabelsBox
 from app.gui.panels.preprocess_finder_box import PreprocessFinder
-from app.gui.panels.upcast_offer import UpcastOffer, inspect_or_offer
 from app.gui.workers import Job
 
 
@@ -152,8 +152,8 @@ class ModelPanel(Panel):
         self.update_banner()
 
         # offered when the model is a half-precision export: write its FP32 copy and open that
-        self.upcast_btn = UpcastOffer(self)
-        self.body.addWidget(self.upcast_btn, 0, Qt.AlignmentFlag.AlignLeft)
+        self.copy_btn = CopyOffer(self)
+        self.body.addWidget(self.copy_btn, 0, Qt.AlignmentFlag.AlignLeft)
 
         self.summary = QLabel("No model open.")
         self.summary.setWordWrap(True)
@@ -288,7 +288,7 @@ class ModelPanel(Panel):
             return
         self.path.setText(path)
         self.messages.clear("model")
-        self.upcast_btn.setVisible(False)
+        self.copy_btn.setVisible(False)
         self.summary.setText(f"Reading {path} …")
         self.set_setting("last_dir", str(Path(path).parent))
         self.pool.start(
@@ -301,7 +301,7 @@ class ModelPanel(Panel):
     def _opened(self, path: str, spec: ModelSpec | FixableByCopy) -> None:
         if isinstance(spec, FixableByCopy):
             self.show_open_error(str(spec))
-            self.upcast_btn.offer(path, spec)
+            self.copy_btn.offer(path, spec)
             return
         self.model_opened.emit(path)
         try:

@@ -15,6 +15,8 @@ Every layout carries the same real weights, so it must find what the raw model f
   before NMS (YOLO-NAS, DAMO-YOLO); `boxes_scores_t`: scores [1, 80, 3549] (PP-YOLOE)
 - `batch_rows`: one 2-D output "output" [K, 7] of image index, x1, y1, x2, y2, class, score after
   NMS (YOLOv7's end-to-end export for ONNX Runtime)
+- `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
+  pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
 
 Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
 Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
@@ -76,8 +78,9 @@ class _Graph:
         return self.op(op_type, inputs, **attrs)[0]
 
 
-def _input_adapter(g: _Graph, uint8_nhwc: bool) -> None:
-    """Replace YOLOX's BGR 0..255 NCHW input by Ultralytics' RGB 0..1 (or uint8 RGB NHWC)."""
+def _input_adapter(g: _Graph, uint8_nhwc: bool, unbatched: bool = False) -> None:
+    """Replace YOLOX's BGR 0..255 NCHW input by Ultralytics' RGB 0..1 (or uint8 RGB NHWC; or
+    RGB 0..1 [3, H, W], one image without a batch axis, as torchvision's detectors take)."""
     old = g.graph.input[0]
     g.graph.input.remove(old)
     for node in g.graph.node:
@@ -89,6 +92,10 @@ def _input_adapter(g: _Graph, uint8_nhwc: bool) -> None:
         nchw = g.one(
             "Transpose", [g.one("Cast", ["images"], to=TensorProto.FLOAT)], perm=[0, 3, 1, 2]
         )
+    elif unbatched:
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [3, SIZE, SIZE])
+        one = g.one("Unsqueeze", ["images"], axes=[0])
+        nchw = g.one("Mul", [one, g.const(np.float32(255.0))])
     else:
         x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])
         nchw = g.one("Mul", ["images", g.const(np.float32(255.0))])
@@ -233,6 +240,11 @@ def build_layout(
             index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
             rows = g.one("Concat", [index, boxes, col(classes), col(scores)], axis=1)
             _output(g, rows, "output", ["detections", 7])
+        elif kind == "torchvision":
+            _output(g, boxes, "boxes", ["n", 4])
+            labels = g.one("Cast", [classes], to=TensorProto.INT64)
+            _output(g, labels, "labels", ["n"], TensorProto.INT64)
+            _output(g, scores, "scores", ["n"])
         elif kind == "end2end":
             rows = g.one("Concat", [boxes, col(scores), col(classes)], axis=1)
             _output(g, _padded(g, rows, 6), "output0", [1, KEEP, 6])
@@ -291,8 +303,8 @@ def build_layout(
         reps = g.const(np.array([1, MASK_COEFFICIENTS, 1, 1], np.int64))
         q = SIZE // 4
         _output(g, g.one("Tile", [protos, reps]), "output1", [1, MASK_COEFFICIENTS, q, q])
-    _input_adapter(g, uint8_nhwc)
-    if meta:
+    _input_adapter(g, uint8_nhwc, unbatched=kind == "torchvision")
+    if meta and kind != "torchvision":
         names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
         names = [names[c] for c in kept] if kept else names
         props = {

@@ -1,6 +1,8 @@
-"""A half-precision export (float16 inputs, outputs and weights, as Ultralytics half=True writes)
-is refused with the way out, and `upcast` writes an FP32 copy that opens as the same model and
-finds the same detections. Made from the real YOLOX-Nano with ONNX Runtime's own FP16 converter."""
+"""Models the app opens only through a copy: a half-precision export (float16 inputs, outputs and
+weights, as Ultralytics half=True writes), a float16 converter's graph with nodes out of order,
+an image input without a batch axis (torchvision's detectors). Each is refused with the way out,
+and `adapt` writes a copy that opens as the same model and finds the same detections. Made from
+the real YOLOX-Nano with ONNX Runtime's own FP16 converter, or by prepending ONNX ops."""
 
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from app.backends.onnxrt import OrtRunner
-from app.core.errors import UnorderedModel, UserError
+from app.core.errors import UnbatchedModel, UnorderedModel, UserError
 from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
+from app.core.model.adapted_copy import write_adapted_copy
 from app.core.model.inspection import inspect_model
 from app.core.model.node_order import sort_nodes
-from app.core.model.upcast import upcast_file, upcast_model
+from app.core.model.upcast import upcast_model
 from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, YOLOX_TUTORIAL, needs_assets
 from tests.reliability.helpers import assert_one_line_error, cli
 
@@ -43,10 +46,12 @@ def detections(spec) -> list:
 
 def test_a_half_export_is_refused_then_its_fp32_copy_is_the_same_model(tmp_path):
     model = half(tmp_path / "yolox_half.onnx")
-    with pytest.raises(UserError, match=r"is float16.*int8-studio upcast --model"):
+    with pytest.raises(UserError, match=r"is float16.*int8-studio adapt --model"):
         inspect_model(model)
-    out, changed, reordered = upcast_file(model)
-    assert out == tmp_path / "yolox_half.fp32.onnx" and changed > 100 and not reordered
+    copy = write_adapted_copy(model)
+    out = copy.path
+    assert out == tmp_path / "yolox_half.fp32.onnx" and copy.widened > 100
+    assert not (copy.reordered or copy.batched)
     wide = onnx.load(str(out))
     assert not [t.name for t in wide.graph.initializer if t.data_type == TensorProto.FLOAT16]
     spec = inspect_model(out)
@@ -78,9 +83,9 @@ def test_inner_casts_and_constants_are_widened(tmp_path):
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
 
 
-def test_upcast_on_the_command_line(tmp_path):
+def test_adapt_on_the_command_line(tmp_path):
     model = half(tmp_path / "h.onnx")
-    proc = subprocess.run(
+    proc = subprocess.run(  # `upcast`, its first name, still works
         [sys.executable, "-m", "app", "upcast", "--model", str(model)],
         capture_output=True,
         text=True,
@@ -88,9 +93,9 @@ def test_upcast_on_the_command_line(tmp_path):
     )
     out = Path(proc.stdout.strip())
     assert out == tmp_path / "h.fp32.onnx" and out.is_file()
-    assert_one_line_error(cli("upcast", "--model", str(out)), str(out), "nothing in it is float16")
+    assert_one_line_error(cli("adapt", "--model", str(out)), str(out), "needs no copy")
     assert_one_line_error(
-        cli("upcast", "--model", str(model), "--out", str(model)), "is the model itself"
+        cli("adapt", "--model", str(model), "--out", str(model)), "is the model itself"
     )
 
 
@@ -102,10 +107,11 @@ def test_a_converter_graph_out_of_order_is_refused_then_copied_in_order(tmp_path
     src = YOLOX_TUTORIAL / "coco-yolox_nano.onnx"
     model = tmp_path / "tutorial_half.onnx"
     onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=False), str(model))
-    with pytest.raises(UnorderedModel, match=r"out of order.*int8-studio upcast --model"):
+    with pytest.raises(UnorderedModel, match=r"out of order.*int8-studio adapt --model"):
         inspect_model(model)
-    out, changed, reordered = upcast_file(model)
-    assert reordered and changed > 100
+    copy = write_adapted_copy(model)
+    out = copy.path
+    assert copy.reordered and copy.widened > 100
     onnx.checker.check_model(onnx.load(str(out)))  # what calibration's tools need
     spec = inspect_model(out)
     # the copy has two Casts more than the export; the structure signature leaves Casts out,
@@ -136,9 +142,45 @@ def test_an_fp32_graph_out_of_order_gets_a_copy_in_order(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(UnorderedModel):
         inspect_model(path)
-    out, changed, reordered = upcast_file(path, tmp_path / "ordered.onnx")
-    assert (changed, reordered) == (0, True)
+    copy = write_adapted_copy(path, tmp_path / "ordered.onnx")
+    out = copy.path
+    assert (copy.widened, copy.reordered, copy.batched) == (0, True, False)
     fixed = onnx.load(str(out))
     assert sorted(n.name or n.output[0] for n in fixed.graph.node) == sorted(order)
     assert inspect_model(out).preset == inspect_model(YOLOX_ONNX).preset
     assert not sort_nodes(fixed)  # in order: nothing moves
+
+
+def _unbatched(path: Path, opset: int) -> Path:
+    """The real YOLOX-Nano taking one image [3, 416, 416], as torchvision's detectors export:
+    an Unsqueeze in front of its input (at `opset`, Unsqueeze's axes as an attribute below 13)."""
+    model = onnx.load(str(YOLOX_ONNX))
+    graph = model.graph
+    name = graph.input[0].name
+    model.opset_import[0].version = opset
+    if model.opset_import[0].version >= 13:
+        graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "axis0"))
+        unsqueeze = helper.make_node("Unsqueeze", ["chw", "axis0"], [name])
+    else:
+        unsqueeze = helper.make_node("Unsqueeze", ["chw"], [name], axes=[0])
+    graph.node.insert(0, unsqueeze)
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info("chw", TensorProto.FLOAT, [3, 416, 416]))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_an_image_input_without_a_batch_axis_gets_a_copy_with_one(tmp_path, opset):
+    model = _unbatched(tmp_path / "chw.onnx", opset)
+    with pytest.raises(UnbatchedModel, match=r"chw \[3, 416, 416\] has no batch axis.*adapt"):
+        inspect_model(model)
+    copy = write_adapted_copy(model)
+    assert copy.path == tmp_path / "chw.adapted.onnx" and copy.batched
+    assert (copy.widened, copy.reordered) == (0, False)
+    spec = inspect_model(copy.path)
+    assert spec.input_name == "chw" and spec.input_shape == [1, 3, 416, 416]
+    assert spec.postprocess.decoder == "yolox_raw"
+    x = np.random.default_rng(2).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)
+    with OrtRunner(copy.path) as a, OrtRunner(YOLOX_ONNX) as b:
+        assert np.array_equal(a.infer(x)[0], b.infer(x)[0])  # the same graph after the Squeeze

@@ -1,5 +1,5 @@
 """The Model tab's offer for a model the app opens only through a copy (a half-precision export,
-nodes out of order): write the copy `upcast` writes, then open that."""
+nodes out of order, no batch axis): write the copy `adapt` writes, then open that."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtWidgets import QPushButton
 
 from app.core.errors import FixableByCopy
+from app.core.model.adapted_copy import AdaptedCopy, write_adapted_copy
 from app.core.model.inspection import inspect_model
 from app.core.model.spec import ModelSpec
 
@@ -22,9 +23,9 @@ def inspect_or_offer(path: str) -> ModelSpec | FixableByCopy:
         return exc
 
 
-class UpcastOffer(QPushButton):
+class CopyOffer(QPushButton):
     """Hidden until `offer(path, refusal)` (a model a copy would fix); clicked, it runs
-    `upcast_file` on that path off the GUI thread and opens the copy in `panel` (or shows why
+    `write_adapted_copy` on that path off the GUI thread and opens the copy in `panel` (or shows why
     it failed)."""
 
     def __init__(self, panel: Any) -> None:
@@ -39,25 +40,20 @@ class UpcastOffer(QPushButton):
         self.setVisible(True)
 
     def start(self) -> None:
-        from app.core.model.upcast import upcast_file
-
         source = self.source
         self.setEnabled(False)
         self.panel.summary.setText(f"Writing a copy of {source} …")
         self.panel.pool.start(
-            lambda progress, cancel: upcast_file(Path(source)),
-            name="upcast model",
+            lambda progress, cancel: write_adapted_copy(Path(source)),
+            name="write adapted copy",
             on_finished=self._done,
             on_error=self._failed,
         )
 
-    def _done(self, result: tuple[Path, int, bool]) -> None:
-        out, changed, reordered = result
+    def _done(self, copy: AdaptedCopy) -> None:
         self.setEnabled(True)
-        done = [f"{changed} float16 weights, types and attributes widened"] if changed else []
-        done += ["nodes put in order"] if reordered else []
-        self.panel.state.message.emit(f"wrote {out}: {', '.join(done)}")
-        self.panel.open_model(str(out))
+        self.panel.state.message.emit(f"wrote {copy.path}: {copy.summary()}")
+        self.panel.open_model(str(copy.path))
 
     def _failed(self, message: str, _tb: str) -> None:
         self.setEnabled(True)

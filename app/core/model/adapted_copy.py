@@ -1,0 +1,67 @@
+"""The copy of a model that the app can open, where the model itself cannot be: float16
+widened to float32 (`upcast`), nodes put in dependency order (`node_order`: float16 converters
+leave them out of order), a batch axis added to an image input without one (`batch_axis`:
+torchvision's detectors). Written beside the model, never over it, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from app.core.atomic import atomic_path
+from app.core.errors import UnorderedModel, UserError
+from app.core.model.batch_axis import add_batch_axis
+from app.core.model.checks import load_valid_onnx
+from app.core.model.files import find_model_file
+from app.core.model.upcast import upcast_model
+
+
+@dataclass(frozen=True)
+class AdaptedCopy:
+    path: Path
+    widened: int  # float16 weights, types and attributes made float32
+    reordered: bool  # nodes put in dependency order
+    batched: bool  # a batch axis added to the image input
+
+    def summary(self) -> str:
+        done = [f"{self.widened} float16 weights, types and attributes widened"] * bool(
+            self.widened
+        )
+        done += ["nodes put in order"] * self.reordered
+        done += ["a batch axis added to the input"] * self.batched
+        return ", ".join(done)
+
+
+def default_output(model_file: Path, widened: bool) -> Path:
+    """`<stem>.fp32.onnx` for a widened copy (what it is), else `<stem>.adapted.onnx`."""
+    return model_file.with_name(f"{model_file.stem}.{'fp32' if widened else 'adapted'}.onnx")
+
+
+def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy:
+    """Write the copy of `model_file` the app can open (default: beside it, `default_output`).
+    `UserError` when the model needs none of it."""
+    model_file = find_model_file(Path(model_file))
+    try:
+        model, reordered = load_valid_onnx(model_file), False
+    except UnorderedModel:
+        model, reordered = load_valid_onnx(model_file, order_nodes=True), True
+    wide, widened = upcast_model(model)
+    batched = add_batch_axis(wide)
+    if not (widened or reordered or batched):
+        raise UserError(
+            f"{model_file}: needs no copy (float32, in order, batched); open it as it is"
+        )
+    out = Path(out) if out else default_output(model_file, bool(widened))
+    if out.resolve() == model_file.resolve():
+        raise UserError(f"{out}: is the model itself; choose another --out")
+    try:
+        onnx.checker.check_model(wide)
+    except onnx.checker.ValidationError as exc:  # an op whose FP32 form the graph cannot take
+        first = str(exc).strip().splitlines()[0][:160]
+        raise UserError(f"{model_file}: its adapted copy is not a valid graph ({first})") from exc
+    with atomic_path(out) as tmp:
+        onnx.save(wide, str(tmp))
+    return AdaptedCopy(out, widened, reordered, batched)
