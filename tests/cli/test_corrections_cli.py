@@ -146,3 +146,20 @@ def test_moved_model_keeps_its_workspace_cli(capsys, tmp_path, model, images):
     assert Workspace.open(root).spec().preprocess.color == "BGR"
     code, out, err = _run(capsys, *evaluate)
     assert code == 0, err
+
+
+def test_a_spec_written_for_a_model_without_names_reads_back(capsys, tmp_path):
+    """`--write-spec` writes "labels": [] for a model without class names (decoded boxes, labels
+    and scores, no metadata); `--spec` read that as an error ("'labels' must be a list of class
+    names (got [])"): its own file refused."""
+    from app.core.model.adapted_copy import write_adapted_copy
+    from tests.core.model.derived_layouts import build_layout
+
+    model = write_adapted_copy(build_layout("torchvision", tmp_path / "tv.onnx")).path
+    spec_file = tmp_path / "s.json"
+    code, _, err = _run(capsys, "inspect", "--model", model, "--write-spec", spec_file)
+    assert code == 0, err
+    assert json.loads(spec_file.read_text())["labels"] == []
+    code, out, err = _run(capsys, "inspect", "--model", model, "--spec", spec_file)
+    assert code == 0, err
+    assert "labels      none" in out

@@ -49,8 +49,8 @@ def _check_field(name: str, value: Any) -> str | None:
     if name == "scale" or name in POSTPROCESS_FIELDS:
         ok = _numbers([value], 1) and value > 0 and (name == "scale" or value < 1)
         return None if ok else ("a number above 0" if name == "scale" else "a number in (0, 1)")
-    if name == "labels":
-        ok = isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+    if name == "labels":  # [] (what --write-spec writes for a model without names): none given
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok else "a list of class names"
     return f"not a field you can set (known: {', '.join(FIELDS)})"
 
@@ -63,7 +63,7 @@ def check_overrides(data: Any, source: str) -> dict[str, Any]:
         why = _check_field(name, value)
         if why:
             raise UserError(f"{source}: '{name}' must be {why} (got {value!r}); fix the file")
-    out = dict(data)
+    out = {k: v for k, v in data.items() if not (k == "labels" and v == [])}
     if "size" in out:
         out["size"] = [int(v) for v in out["size"]]
     return out
