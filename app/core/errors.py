@@ -43,6 +43,13 @@ class UnbatchedModel(FixableByCopy):
     action = "Write a copy with a batch axis and open it"
 
 
+class GrayscaleModel(FixableByCopy):
+    """The image input has one channel; `adapt` writes a copy that takes RGB and converts it to
+    gray as its first node."""
+
+    action = "Write a copy that takes colour frames and open it"
+
+
 class Cancelled(Exception):
     """Raised inside long jobs when their cancellation token is set."""
 

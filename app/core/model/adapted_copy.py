@@ -1,7 +1,8 @@
 """The copy of a model that the app can open, where the model itself cannot be: float16
 widened to float32 (`upcast`), nodes put in dependency order (`node_order`: float16 converters
 leave them out of order), a batch axis added to an image input without one (`batch_axis`:
-torchvision's detectors). Written beside the model, never over it, atomically.
+torchvision's detectors), RGB taken into a one-channel model (`gray_input`). Written beside the
+model, never over it, atomically.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.core.errors import UnorderedModel, UserError
 from app.core.model.batch_axis import add_batch_axis
 from app.core.model.checks import load_valid_onnx
 from app.core.model.files import find_model_file
+from app.core.model.gray_input import add_color_input
 from app.core.model.upcast import upcast_model
 
 
@@ -25,6 +27,7 @@ class AdaptedCopy:
     widened: int  # float16 weights, types and attributes made float32
     reordered: bool  # nodes put in dependency order
     batched: bool  # a batch axis added to the image input
+    colored: bool = False  # RGB in, converted to the model's one channel by its first node
 
     def summary(self) -> str:
         done = [f"{self.widened} float16 weights, types and attributes widened"] * bool(
@@ -32,6 +35,7 @@ class AdaptedCopy:
         )
         done += ["nodes put in order"] * self.reordered
         done += ["a batch axis added to the input"] * self.batched
+        done += ["RGB in, converted to gray by its first node"] * self.colored
         return ", ".join(done)
 
 
@@ -50,9 +54,11 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
         model, reordered = load_valid_onnx(model_file, order_nodes=True), True
     wide, widened = upcast_model(model)
     batched = add_batch_axis(wide)
-    if not (widened or reordered or batched):
+    colored = add_color_input(wide)
+    if not (widened or reordered or batched or colored):
         raise UserError(
-            f"{model_file}: needs no copy (float32, in order, batched); open it as it is"
+            f"{model_file}: needs no copy (float32, in order, batched, 3 channels); "
+            "open it as it is"
         )
     out = Path(out) if out else default_output(model_file, bool(widened))
     if out.resolve() == model_file.resolve():
@@ -64,4 +70,4 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
         raise UserError(f"{model_file}: its adapted copy is not a valid graph ({first})") from exc
     with atomic_path(out) as tmp:
         onnx.save(wide, str(tmp))
-    return AdaptedCopy(out, widened, reordered, batched)
+    return AdaptedCopy(out, widened, reordered, batched, colored)

@@ -9,8 +9,15 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import uses_external_data
 
-from app.core.errors import HalfPrecisionModel, UnbatchedModel, UnorderedModel, UserError
+from app.core.errors import (
+    GrayscaleModel,
+    HalfPrecisionModel,
+    UnbatchedModel,
+    UnorderedModel,
+    UserError,
+)
 from app.core.model.batch_axis import unbatched_image_input
+from app.core.model.gray_input import gray_image_input
 from app.core.model.node_order import sort_nodes
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
@@ -185,6 +192,15 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
             "builds the FP16 and INT8 variants itself: export it again in FP32, or let "
             f"`int8-studio adapt --model {model_file}` write an FP32 copy (the same weights, "
             "computed in FP32) and open that"
+        )
+    gray = gray_image_input(model)
+    if gray is not None:
+        shape = [d.dim_value or d.dim_param or "?" for d in gray[0].type.tensor_type.shape.dim]
+        raise GrayscaleModel(
+            f"{model_file}: its image input {gray[0].name} {shape} has one channel (grayscale); "
+            "INT8 Studio feeds colour frames: let `int8-studio adapt --model "
+            f"{model_file}` write a copy that takes RGB and converts it to gray as its first "
+            "node (BT.601 luma, as OpenCV computes it), and open that"
         )
     dims = [
         d.dim_value if d.HasField("dim_value") else None

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from app.backends.onnxrt import OrtRunner
-from app.core.errors import UnbatchedModel, UnorderedModel, UserError
+from app.core.errors import GrayscaleModel, UnbatchedModel, UnorderedModel, UserError
 from app.core.frames.imageio import read_image
 from app.core.frames.pipeline import FramePipeline
 from app.core.model.adapted_copy import write_adapted_copy
@@ -26,6 +26,7 @@ from app.core.model.inspection import inspect_model
 from app.core.model.node_order import sort_nodes
 from app.core.model.upcast import upcast_model
 from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, YOLOX_TUTORIAL, needs_assets
+from tests.core.model.unknown_copies import EFFICIENTNET_ONNX, RESNET8_ONNX
 from tests.reliability.helpers import assert_one_line_error, cli
 
 pytestmark = needs_assets
@@ -184,3 +185,45 @@ def test_an_image_input_without_a_batch_axis_gets_a_copy_with_one(tmp_path, opse
     x = np.random.default_rng(2).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)
     with OrtRunner(copy.path) as a, OrtRunner(YOLOX_ONNX) as b:
         assert np.array_equal(a.infer(x)[0], b.infer(x)[0])  # the same graph after the Squeeze
+
+
+def _gray(source: Path, path: Path, channel: int) -> Path:
+    """`source` (a real 3-channel classifier) taking one channel, replicated to three inside:
+    a grayscale model with real weights (input [N, 1, H, W], or [N, H, W, 1] for NHWC)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    old = graph.input[0]
+    dims = [d.dim_value or d.dim_param for d in old.type.tensor_type.shape.dim]
+    dims[channel] = 1
+    for node in graph.node:
+        node.input[:] = ["three" if i == old.name else i for i in node.input]
+    reps = [1, 1, 1, 1]
+    reps[channel] = 3
+    graph.initializer.append(numpy_helper.from_array(np.array(reps, np.int64), "reps"))
+    graph.node.insert(0, helper.make_node("Tile", ["gray", "reps"], ["three"]))
+    graph.input.remove(old)
+    graph.input.insert(0, helper.make_tensor_value_info("gray", TensorProto.FLOAT, dims))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("source, channel", [(EFFICIENTNET_ONNX, 1), (RESNET8_ONNX, 3)])
+def test_a_grayscale_model_gets_a_copy_that_takes_colour(tmp_path, source, channel):
+    """NCHW (EfficientNet-Lite0) and NHWC (ResNet-8) models taking one channel: refused with the
+    way out; the copy fed an RGB photo answers exactly as the model fed its BT.601 gray."""
+    model = _gray(source, tmp_path / "gray.onnx", channel)
+    with pytest.raises(GrayscaleModel, match=r"has one channel.*int8-studio adapt --model"):
+        inspect_model(model)
+    copy = write_adapted_copy(model)
+    assert copy.colored and "converted to gray" in copy.summary()
+    spec = inspect_model(copy.path)
+    assert spec.input_shape[channel] == 3 and spec.task == "classification"
+    h, w = [d for i, d in enumerate(spec.input_shape[1:], 1) if i != channel]
+    rgb = cv2.resize(read_image(PHOTOS[1]), (w, h))[..., ::-1].astype(np.float32)
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2GRAY)[..., None]
+    to_layout = (lambda a: a.transpose(2, 0, 1)[None]) if channel == 1 else (lambda a: a[None])
+    with OrtRunner(copy.path) as a, OrtRunner(model) as b:
+        got = a.infer(np.ascontiguousarray(to_layout(rgb)))[0]
+        want = b.infer(np.ascontiguousarray(to_layout(gray)))[0]
+    assert got.argmax() == want.argmax()
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
