@@ -206,6 +206,12 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         d.dim_value if d.HasField("dim_value") else None
         for d in images[0].type.tensor_type.shape.dim
     ]
+    if 1 in (dims[1], dims[3]) and 3 not in (dims[1], dims[3]):  # a uint8 one (float: above)
+        raise UserError(
+            f"{model_file}: its image input {images[0].name} {dims} has one channel and takes "
+            "uint8; INT8 Studio feeds colour frames: export it taking float (then `int8-studio "
+            "adapt` writes a copy that takes colour) or three channels"
+        )
     if dims[0] is not None and dims[0] > 1:
         raise UserError(
             f"{model_file}: its input has a fixed batch of {dims[0]} images; INT8 Studio feeds "

@@ -227,3 +227,18 @@ def test_a_grayscale_model_gets_a_copy_that_takes_colour(tmp_path, source, chann
         want = b.infer(np.ascontiguousarray(to_layout(gray)))[0]
     assert got.argmax() == want.argmax()
     assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
+
+
+def test_a_uint8_grayscale_model_is_refused_with_what_to_do(tmp_path):
+    model = onnx.load(str(_gray(RESNET8_ONNX, tmp_path / "gray.onnx", 3)))
+    graph = model.graph
+    graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    for node in graph.node:
+        node.input[:] = ["gray_f" if i == "gray" else i for i in node.input]
+    graph.node.insert(0, helper.make_node("Cast", ["gray"], ["gray_f"], to=TensorProto.FLOAT))
+    path = tmp_path / "gray_u8.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(UserError, match=r"has one channel and takes uint8.*export it taking float"):
+        inspect_model(path)
+    with pytest.raises(UserError, match="needs no copy"):
+        write_adapted_copy(path)
