@@ -24,8 +24,8 @@ def register(subs: argparse._SubParsersAction) -> None:
     add_model(p)
     p.add_argument(
         "--out",
-        help="where to write the copy (default beside the model: <model>.fp32.onnx when "
-        "float16 was widened, else <model>.adapted.onnx)",
+        help="where to write the copy, a file or a folder (default beside the model: "
+        "<model>.fp32.onnx when float16 was widened, else <model>.adapted.onnx)",
     )
     p.set_defaults(func=run)
 

@@ -61,6 +61,8 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
             "open it as it is"
         )
     out = Path(out) if out else default_output(model_file, bool(widened))
+    if out.is_dir():  # a folder: the copy goes in it, under its default name
+        out = out / default_output(model_file, bool(widened)).name
     if out.resolve() == model_file.resolve():
         raise UserError(f"{out}: is the model itself; choose another --out")
     try:

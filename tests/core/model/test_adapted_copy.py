@@ -214,7 +214,9 @@ def test_a_grayscale_model_gets_a_copy_that_takes_colour(tmp_path, source, chann
     model = _gray(source, tmp_path / "gray.onnx", channel)
     with pytest.raises(GrayscaleModel, match=r"has one channel.*int8-studio adapt --model"):
         inspect_model(model)
-    copy = write_adapted_copy(model)
+    (tmp_path / "out").mkdir()
+    copy = write_adapted_copy(model, tmp_path / "out")  # a folder: the default name in it
+    assert copy.path == tmp_path / "out" / "gray.adapted.onnx"
     assert copy.colored and "converted to gray" in copy.summary()
     spec = inspect_model(copy.path)
     assert spec.input_shape[channel] == 3 and spec.task == "classification"
