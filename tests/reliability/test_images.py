@@ -332,3 +332,25 @@ result = {{"preset": spec.preset, "problems": spec.problems}}
         str(locked) in p and "cannot read your presets folder" in p
         for p in got["result"]["problems"]
     ), got["result"]
+
+
+def test_a_copy_of_a_model_in_a_read_only_folder_goes_to_the_users_data(open_tmp):
+    """`adapt` (the Model tab's copy button) writes beside the model; where the user may not
+    write, the copy goes to the user's data folder instead of failing."""
+    from tests.core.model.derived_layouts import build_layout
+
+    shelf = open_tmp / "shelf"
+    shelf.mkdir()
+    build_layout("torchvision", shelf / "tv.onnx")  # one image [3, H, W]: needs a copy
+    shelf.chmod(0o755)  # root's: uid 65534 may read, not write
+    data = open_tmp / "data"
+    data.mkdir()
+    data.chmod(0o777)
+    body = f"""
+os.environ["XDG_DATA_HOME"] = {str(data)!r}
+copy = app.core.model.adapted_copy.write_adapted_copy({str(shelf / "tv.onnx")!r})
+result = str(copy.path)
+"""
+    got = run_as_nobody(body, imports="import app.core.model.adapted_copy")
+    assert got["result"] == str(data / "int8-studio" / "adapted" / "tv.adapted.onnx"), got
+    assert not (shelf / "tv.adapted.onnx").exists()

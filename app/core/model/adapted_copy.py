@@ -7,6 +7,7 @@ model, never over it, atomically.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from app.core.model.checks import load_valid_onnx
 from app.core.model.files import find_model_file
 from app.core.model.gray_input import add_color_input
 from app.core.model.upcast import upcast_model
+from app.core.model.workspace import default_root
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ def default_output(model_file: Path, widened: bool) -> Path:
 
 
 def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy:
-    """Write the copy of `model_file` the app can open (default: beside it, `default_output`).
-    `UserError` when the model needs none of it."""
+    """Write the copy of `model_file` the app can open (default: beside it, `default_output`;
+    in the user's data folder, `adapted/`, when the model's folder is read-only). `UserError`
+    when the model needs none of it."""
     model_file = find_model_file(Path(model_file))
     try:
         model, reordered = load_valid_onnx(model_file), False
@@ -60,9 +63,13 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
             f"{model_file}: needs no copy (float32, in order, batched, 3 channels); "
             "open it as it is"
         )
-    out = Path(out) if out else default_output(model_file, bool(widened))
+    beside = default_output(model_file, bool(widened))
+    if out is None and not os.access(model_file.parent, os.W_OK):
+        out = default_root().parent / "adapted"  # a read-only model folder: the user's data
+        out.mkdir(parents=True, exist_ok=True)
+    out = Path(out) if out else beside
     if out.is_dir():  # a folder: the copy goes in it, under its default name
-        out = out / default_output(model_file, bool(widened)).name
+        out = out / beside.name
     if out.resolve() == model_file.resolve():
         raise UserError(f"{out}: is the model itself; choose another --out")
     try:
