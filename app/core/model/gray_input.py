@@ -16,6 +16,12 @@ import onnx
 from onnx import helper, numpy_helper
 
 LUMA_RGB = np.array([0.299, 0.587, 0.114], np.float32)
+TO_GRAY = "__to_gray"  # the converting node's name: `<input>__to_gray`
+
+
+def is_gray_copy(model: onnx.ModelProto, input_name: str) -> bool:
+    """Whether `model` is a copy `add_color_input` made (its first node converts to gray)."""
+    return bool(model.graph.node) and model.graph.node[0].name == f"{input_name}{TO_GRAY}"
 
 
 def gray_image_input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, str] | None:
@@ -49,11 +55,11 @@ def add_color_input(model: onnx.ModelProto) -> bool:
     luma = f"{name}__luma_weights"
     if layout == "NCHW":
         graph.initializer.append(numpy_helper.from_array(LUMA_RGB.reshape(1, 3, 1, 1), luma))
-        node = helper.make_node("Conv", [name, luma], [inner], name=f"{name}__to_gray")
+        node = helper.make_node("Conv", [name, luma], [inner], name=f"{name}{TO_GRAY}")
         channel = 1
     else:
         graph.initializer.append(numpy_helper.from_array(LUMA_RGB.reshape(3, 1), luma))
-        node = helper.make_node("MatMul", [name, luma], [inner], name=f"{name}__to_gray")
+        node = helper.make_node("MatMul", [name, luma], [inner], name=f"{name}{TO_GRAY}")
         channel = 3
     graph.node.insert(0, node)
     vi.type.tensor_type.shape.dim[channel].dim_value = 3

@@ -12,6 +12,7 @@ import onnx
 
 from app.core.errors import UserError
 from app.core.model.files import read_label_file
+from app.core.model.gray_input import is_gray_copy
 from app.core.model.label_names import indexed_labels
 from app.core.model.metadata import ModelMetadata, read_metadata
 from app.core.model.output_formats import decoded_boxes_labels_scores, recognise
@@ -322,6 +323,12 @@ def _guess_preprocess(
     elif in_graph:
         pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
         notes.append("the graph normalises its input; feeding RGB 0..1 (guessed)")
+    elif is_gray_copy(model, input_name):
+        pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
+        notes.append(
+            "a grayscale model's copy: gray 0..1 assumed (guessed; the same mean and std on "
+            "every channel keep its gray conversion exact; check it: Find preprocessing)"
+        )
     else:
         pre.scale, pre.mean, pre.std = 1 / 255, IMAGENET_MEAN, IMAGENET_STD
         notes.append(

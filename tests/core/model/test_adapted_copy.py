@@ -220,6 +220,9 @@ def test_a_grayscale_model_gets_a_copy_that_takes_colour(tmp_path, source, chann
     assert copy.colored and "converted to gray" in copy.summary()
     spec = inspect_model(copy.path)
     assert spec.input_shape[channel] == 3 and spec.task == "classification"
+    # the guess keeps the gray conversion exact: one mean and std for every channel
+    assert len(set(spec.preprocess.mean)) == 1 and len(set(spec.preprocess.std)) == 1
+    assert any(n.startswith("a grayscale model's copy") for n in spec.notes)
     h, w = [d for i, d in enumerate(spec.input_shape[1:], 1) if i != channel]
     rgb = cv2.resize(read_image(PHOTOS[1]), (w, h))[..., ::-1].astype(np.float32)
     gray = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2GRAY)[..., None]
