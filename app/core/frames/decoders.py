@@ -71,8 +71,14 @@ def decode_yolov5(outputs, spec, in_h, in_w, conf) -> Decoded:
 
 
 def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
-    """[K, 6]: x1, y1, x2, y2, score, class; NMS already done in the graph."""
-    raw = outputs[0][0]
+    """[K, 6]: x1, y1, x2, y2, score, class; NMS already done in the graph. Or the same split
+    in two (MMDeploy): dets [1, K, 5] x1, y1, x2, y2, score and labels [1, K]."""
+    if "labels" in spec.postprocess.outputs:
+        dets = _output(outputs, spec, "detections", 0)[0].reshape(-1, 5)
+        labels = _output(outputs, spec, "labels", 1)[0].reshape(-1, 1)
+        raw = np.concatenate([dets.astype(np.float32), labels.astype(np.float32)], axis=1)
+    else:
+        raw = outputs[0][0]
     raw = raw[raw[:, 4] >= conf]
     boxes = _scale_boxes(raw[:, :4].astype(np.float32), spec, in_h, in_w)
     cls = np.rint(raw[:, 5]).astype(np.int64) - spec.postprocess.class_offset

@@ -15,7 +15,8 @@ from app.core.model.files import read_label_file
 from app.core.model.gray_input import is_gray_copy
 from app.core.model.label_names import indexed_labels
 from app.core.model.metadata import ModelMetadata, read_metadata
-from app.core.model.output_formats import decoded_boxes_labels_scores, recognise
+from app.core.model.output_formats import recognise
+from app.core.model.paired_outputs import decoded_boxes_labels_scores
 from app.core.model.presets import user_presets_dir
 from app.core.model.probing import read_probe_frames, run_probes
 from app.core.model.sidecars import Sidecars

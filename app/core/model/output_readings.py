@@ -88,6 +88,12 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
             probs = _sigmoid(probs)
         boxes = boxes * scale if f.get("boxes_normalized") else boxes
         return boxes, probs.reshape(boxes.shape[0], -1).max(axis=1), ""
+    if dec == "end2end" and "labels" in f.get("outputs", {}):  # MMDeploy: dets and labels
+        dets = out[f["outputs"]["detections"]][0].reshape(-1, 5).astype(np.float64)
+        if not _whole(out[f["outputs"]["labels"]].astype(np.float64)):
+            return dets[:, :4], dets[:, 4], "its labels output holds fractions"
+        boxes = dets[:, :4] * scale if f.get("boxes_normalized") else dets[:, :4]
+        return boxes, dets[:, 4], ""
     if dec == "detr" and "outputs" in f:
         boxes = out[f["outputs"]["boxes"]][0].reshape(-1, 4).astype(np.float64)
         logits = out[f["outputs"]["logits"]][0].astype(np.float64).reshape(boxes.shape[0], -1)

@@ -17,6 +17,8 @@ Every layout carries the same real weights, so it must find what the raw model f
   NMS (YOLOv7's end-to-end export for ONNX Runtime)
 - `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
   pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
+- `mmdeploy`: dets [1, n, 5] x1, y1, x2, y2 (input pixels), score and labels [1, n] int64 after
+  NMS (MMDetection models exported by MMDeploy for ONNX Runtime)
 
 Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
 Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
@@ -49,6 +51,7 @@ LAYOUTS = (
     "boxes_scores",
     "boxes_scores_t",
     "batch_rows",
+    "mmdeploy",
 )
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
@@ -240,6 +243,13 @@ def build_layout(
             index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
             rows = g.one("Concat", [index, boxes, col(classes), col(scores)], axis=1)
             _output(g, rows, "output", ["detections", 7])
+        elif kind == "mmdeploy":
+            dets = g.one("Concat", [boxes, col(scores)], axis=1)
+            _output(g, g.one("Unsqueeze", [dets], axes=[0]), "dets", [1, "n", 5])
+            labels = g.one("Cast", [classes], to=TensorProto.INT64)
+            _output(
+                g, g.one("Unsqueeze", [labels], axes=[0]), "labels", [1, "n"], TensorProto.INT64
+            )
         elif kind == "torchvision":
             _output(g, boxes, "boxes", ["n", 4])
             labels = g.one("Cast", [classes], to=TensorProto.INT64)

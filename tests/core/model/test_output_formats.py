@@ -38,6 +38,7 @@ EXPECTED = {
     "boxes_scores": "boxes_scores",
     "boxes_scores_t": "boxes_scores",
     "batch_rows": "batch_rows",
+    "mmdeploy": "end2end",
 }
 
 
@@ -219,3 +220,13 @@ def test_six_feature_rows_of_a_two_class_yolov8_are_not_read_as_end_to_end(tmp_p
         people = run(spec, path)
         assert sum(len(d) for d in people) >= 10
         assert set(np.concatenate([d.class_ids for d in people]).tolist()) <= {0, 1}
+
+
+def test_mmdeploy_dets_and_labels_without_metadata_are_read(tmp_path):
+    """MMDeploy writes no class names or sizes: the two outputs alone say what they are, even
+    when the synthetic probe frames find nothing (dets [1, 0, 5])."""
+    spec = inspect_model(build_layout("mmdeploy", tmp_path / "mmd.onnx", meta=False))
+    assert spec.postprocess.decoder == "end2end", spec.notes
+    assert spec.postprocess.outputs == {"detections": "dets", "labels": "labels"}
+    assert not spec.postprocess.boxes_normalized
+    assert any("(MMDeploy)" in n for n in spec.notes)
