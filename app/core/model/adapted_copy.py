@@ -29,15 +29,18 @@ class AdaptedCopy:
     widened: int  # float16 weights, types and attributes made float32
     reordered: bool  # nodes put in dependency order
     batched: bool  # a batch axis added to the image input
-    colored: bool = False  # RGB in, converted to the model's one channel by its first node
+    colored: bool  # RGB in, converted to the model's one channel by its first node
 
     def summary(self) -> str:
-        done = [f"{self.widened} float16 weights, types and attributes widened"] * bool(
-            self.widened
-        )
-        done += ["nodes put in order"] * self.reordered
-        done += ["a batch axis added to the input"] * self.batched
-        done += ["RGB in, converted to gray by its first node"] * self.colored
+        done = []
+        if self.widened:
+            done.append(f"{self.widened} float16 weights, types and attributes widened")
+        if self.reordered:
+            done.append("nodes put in order")
+        if self.batched:
+            done.append("a batch axis added to the input")
+        if self.colored:
+            done.append("RGB in, converted to gray by its first node")
         return ", ".join(done)
 
 

@@ -1,5 +1,5 @@
 """The Model tab's offer for a model the app opens only through a copy (a half-precision export,
-nodes out of order, no batch axis): write the copy `adapt` writes, then open that."""
+nodes out of order, no batch axis, one channel): write the copy `adapt` writes, open that."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class CopyOffer(QPushButton):
     it failed)."""
 
     def __init__(self, panel: Any) -> None:
-        super().__init__("Write an FP32 copy and open it")
+        super().__init__(FixableByCopy.action)
         self.panel, self.source = panel, ""
         self.setVisible(False)
         self.clicked.connect(self.start)
