@@ -39,23 +39,22 @@ def _sort_graph(graph: onnx.GraphProto, outer: set[str]) -> bool:
     nodes = list(graph.node)
     known = set(outer) | {i.name for i in graph.input} | {t.name for t in graph.initializer}
     known |= {t.values.name for t in graph.sparse_initializer}
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    scope = known | set(producer)  # what a subgraph may read from this graph
     for node in nodes:
         for attr in node.attribute:
             graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
             for g in graphs:
-                scope = known | {o for n in nodes for o in n.output}
                 moved |= _sort_graph(g, scope)
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    reads = [_reads(node) for node in nodes]
     waits_on: list[set[int]] = []
     feeds: dict[int, list[int]] = defaultdict(list)
-    for i, node in enumerate(nodes):
-        before = {producer[n] for n in _reads(node) if n in producer and n not in known}
+    for i, names in enumerate(reads):
+        before = {producer[n] for n in names if n in producer and n not in known}
         waits_on.append(before)
         for j in before:
             feeds[j].append(i)
-    missing = sorted(
-        n for node in nodes for n in _reads(node) if n not in producer and n not in known
-    )
+    missing = sorted(n for names in reads for n in names if n not in producer and n not in known)
     if missing:
         raise UserError(f"node input '{missing[0]}' is produced by no node, input or weight")
     ready = [i for i, w in enumerate(waits_on) if not w]  # a heap: the earliest node first
