@@ -133,6 +133,8 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
         return four_outputs(names, probes)
     if len(names) == 2:
         return two_outputs(names, probes) + segmentation(names, probes) + dets_labels(names, probes)
+    if len(names) == 3:  # MMDeploy's instance segmentation: dets, labels, masks
+        return dets_labels(names, probes)
     return []
 
 

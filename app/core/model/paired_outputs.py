@@ -194,14 +194,20 @@ def two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[C
 
 
 def dets_labels(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
-    """MMDeploy's end-to-end export: dets [1, N, 5] (x1, y1, x2, y2, score) and labels [1, N]."""
+    """MMDeploy's end-to-end export: dets [1, N, 5] (x1, y1, x2, y2, score) and labels [1, N];
+    an instance-segmentation export's third output, masks [1, N, h, w], is left out."""
     shapes = {n: probes[0][n].shape for n in names}
     dets = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 5]
     labels = [n for n in names if len(shapes[n]) == 2]
-    if len(dets) != 1 or len(labels) != 1 or shapes[dets[0]][1] != shapes[labels[0]][1]:
+    masks = [n for n in names if len(shapes[n]) == 4]
+    if len(dets) != 1 or len(labels) != 1 or len(names) != 2 + len(masks) or len(masks) > 1:
+        return []
+    rows = shapes[dets[0]][1]
+    if shapes[labels[0]][1] != rows or any(shapes[m][1] != rows for m in masks):
         return []
     first = np.concatenate([p[dets[0]][0].reshape(-1, 5)[:, :4] for p in probes])
     fields = {"outputs": {"detections": dets[0], "labels": labels[0]}}
     fields |= {"boxes_normalized": looks_normalised(first, False)}
-    note = f"end-to-end {dets[0]} (x1, y1, x2, y2, score) and class {labels[0]} (MMDeploy)"
+    left = f"; mask output {masks[0]} left out (boxes only)" if masks else ""
+    note = f"end-to-end {dets[0]} (x1, y1, x2, y2, score) and class {labels[0]} (MMDeploy){left}"
     return [Candidate("end2end", fields, 0, note, 1.5)]

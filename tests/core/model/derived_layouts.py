@@ -18,7 +18,8 @@ Every layout carries the same real weights, so it must find what the raw model f
 - `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
   pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
 - `mmdeploy`: dets [1, n, 5] x1, y1, x2, y2 (input pixels), score and labels [1, n] int64 after
-  NMS (MMDetection models exported by MMDeploy for ONNX Runtime)
+  NMS (MMDetection models exported by MMDeploy for ONNX Runtime); `mmdeploy_seg` adds masks
+  [1, n, 28, 28] (its instance-segmentation exports)
 
 Each takes Ultralytics' input (RGB, 0..1; an adapter turns it into YOLOX's BGR 0..255) and carries
 Ultralytics-style metadata (names, imgsz, stride, task), as such exports do. With `uint8_nhwc` the
@@ -52,6 +53,7 @@ LAYOUTS = (
     "boxes_scores_t",
     "batch_rows",
     "mmdeploy",
+    "mmdeploy_seg",
 )
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
@@ -207,7 +209,7 @@ def build_layout(
     n_cls = len(kept) or CLASSES
     if kept:
         probs = g.one("Gather", [probs, g.const(np.array(kept, np.int64))], axis=1)
-    seg = kind.endswith("_seg")
+    seg = kind in ("yolov8_seg", "yolov5_seg")  # Ultralytics' coefficients and prototypes
     coefs = [_mask_head(g, cls)] if seg else []
     extra = MASK_COEFFICIENTS if seg else 0
     if kind in ("yolov5", "yolov5_seg"):
@@ -243,13 +245,18 @@ def build_layout(
             index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
             rows = g.one("Concat", [index, boxes, col(classes), col(scores)], axis=1)
             _output(g, rows, "output", ["detections", 7])
-        elif kind == "mmdeploy":
+        elif kind in ("mmdeploy", "mmdeploy_seg"):
             dets = g.one("Concat", [boxes, col(scores)], axis=1)
             _output(g, g.one("Unsqueeze", [dets], axes=[0]), "dets", [1, "n", 5])
             labels = g.one("Cast", [classes], to=TensorProto.INT64)
             _output(
                 g, g.one("Unsqueeze", [labels], axes=[0]), "labels", [1, "n"], TensorProto.INT64
             )
+            if kind == "mmdeploy_seg":  # a stand-in mask per detection, [1, n, 28, 28]
+                sizes = [g.const(np.array(v, np.int64)) for v in ([1], [28, 28])]
+                shape = g.one("Concat", [sizes[0], count, sizes[1]], axis=0)
+                blank = g.const(np.full((1, 1, 28, 28), 0.5, np.float32))
+                _output(g, g.one("Expand", [blank, shape]), "masks", [1, "n", 28, 28])
         elif kind == "torchvision":
             _output(g, boxes, "boxes", ["n", 4])
             labels = g.one("Cast", [classes], to=TensorProto.INT64)

@@ -39,6 +39,7 @@ EXPECTED = {
     "boxes_scores_t": "boxes_scores",
     "batch_rows": "batch_rows",
     "mmdeploy": "end2end",
+    "mmdeploy_seg": "end2end",
 }
 
 
