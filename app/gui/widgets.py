@@ -233,6 +233,15 @@ class LatencyChart(QWidget):
         return 0 if xs is None else len(xs)
 
 
+def blank_spinboxes(spins, blank: bool) -> None:
+    """Show `spins` as a dash (nothing to show yet) rather than as each box's minimum, or
+    give them back their numbers."""
+    for spin in spins:
+        spin.setSpecialValueText("—" if blank else "")
+        if blank:
+            spin.setValue(spin.minimum())
+
+
 def nice_ceiling(value: float) -> float:
     """The next of 1, 2, 5 x 10^n at or above `value`."""
     magnitude = 10 ** math.floor(math.log10(value))

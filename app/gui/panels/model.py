@@ -30,6 +30,7 @@ from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.copy_offer import CopyOffer, inspect_or_offer
 from app.gui.panels.labels_box import LabelsBox
 from app.gui.panels.preprocess_finder_box import PreprocessFinder
+from app.gui.widgets import blank_spinboxes
 from app.gui.workers import Job
 
 
@@ -212,6 +213,7 @@ class ModelPanel(Panel):
         form.addRow(self.apply_btn)
         box.setEnabled(False)
         self.form_box = box
+        blank_spinboxes((self.height, self.width, self.scale, self.conf, self.iou), True)
         return box
 
     # first run -------------------------------------------------------------------------------
@@ -328,6 +330,7 @@ class ModelPanel(Panel):
         if not isinstance(spec, ModelSpec):
             return
         self.path.setText(spec.path)
+        blank_spinboxes((self.height, self.width, self.scale, self.conf, self.iou), False)
         self.form_box.setEnabled(True)
         outs = ", ".join(f"{o['name']} {o['shape']}" for o in spec.outputs)
         lines = [
