@@ -25,8 +25,9 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--find-preprocessing",
         metavar="DIR",
-        help="classifiers: try the usual preprocessings on ~32 images of DIR and show which "
-        "one the model answers best under (labels: class-named subfolders or a CSV in DIR)",
+        help="try the usual preprocessings on ~32 images of DIR and show which one the model "
+        "answers best under (classifiers: by accuracy with labels, class-named subfolders or "
+        "a CSV in DIR; detectors: by objects found surely and found again mirrored)",
     )
     p.add_argument(
         "--find-labels", metavar="PATH", help="labels for --find-preprocessing (CSV or folder)"
