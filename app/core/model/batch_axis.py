@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from app.core.model.graph_inputs import data_inputs, rename_reads
+
 IMAGE_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.UINT8)
 
 
@@ -23,28 +25,13 @@ def _dims(vi: onnx.ValueInfoProto) -> list[onnx.TensorShapeProto.Dimension]:
 def unbatched_image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto | None:
     """The model's one input when it is a 3-channel image without a batch axis ([3, H, W] or
     [H, W, 3], float or uint8); None otherwise."""
-    weights = {t.name for t in model.graph.initializer}
-    inputs = [vi for vi in model.graph.input if vi.name not in weights]
+    inputs = data_inputs(model)
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type not in IMAGE_TYPES:
         return None
     dims = _dims(inputs[0])
     if len(dims) != 3:
         return None
     return inputs[0] if 3 in (dims[0].dim_value, dims[2].dim_value) else None
-
-
-def _rename_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Every read of `old` in `graph` and its subgraphs (outer-scope reads) becomes `new`."""
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                _rename_reads(attr.g, old, new)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    _rename_reads(g, old, new)
 
 
 def add_batch_axis(model: onnx.ModelProto) -> bool:
@@ -54,7 +41,7 @@ def add_batch_axis(model: onnx.ModelProto) -> bool:
         return False
     graph, name = model.graph, vi.name
     inner = f"{name}__unbatched"
-    _rename_reads(graph, name, inner)
+    rename_reads(graph, name, inner)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     if opset >= 13:  # Squeeze takes its axes as an input from opset 13
         axes = f"{name}__batch_axis"

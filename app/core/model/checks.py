@@ -17,6 +17,7 @@ from app.core.errors import (
     UserError,
 )
 from app.core.model.batch_axis import unbatched_image_input
+from app.core.model.graph_inputs import data_inputs, shape_of
 from app.core.model.gray_input import gray_image_input
 from app.core.model.node_order import sort_nodes
 
@@ -152,8 +153,7 @@ def _check_opset(model: onnx.ModelProto, model_file: Path) -> None:
 
 
 def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
-    init_names = {init.name for init in model.graph.initializer}
-    inputs = [vi for vi in model.graph.input if vi.name not in init_names]
+    inputs = data_inputs(model)
     images = [
         vi
         for vi in inputs
@@ -163,9 +163,9 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
     ]
     unbatched = unbatched_image_input(model)
     if not images and unbatched is not None:
-        shape = [d.dim_value or d.dim_param or "?" for d in unbatched.type.tensor_type.shape.dim]
         raise UnbatchedModel(
-            f"{model_file}: its image input {unbatched.name} {shape} has no batch axis (one "
+            f"{model_file}: its image input {unbatched.name} {shape_of(unbatched)} has no batch "
+            "axis (one "
             "image, as torchvision's detectors export); INT8 Studio feeds [N, C, H, W] or "
             f"[N, H, W, C]: let `int8-studio adapt --model {model_file}` write a copy that "
             "takes a batch of one (the same graph after it) and open that"
@@ -195,23 +195,22 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         )
     gray = gray_image_input(model)
     if gray is not None:
-        shape = [d.dim_value or d.dim_param or "?" for d in gray[0].type.tensor_type.shape.dim]
+        one = f"{model_file}: its image input {gray[0].name} {shape_of(gray[0])} has one channel"
+        if gray[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+            raise UserError(
+                f"{one} and takes uint8; INT8 Studio feeds colour frames: export it taking "
+                "float (then `int8-studio adapt` writes a copy that takes colour) or three "
+                "channels"
+            )
         raise GrayscaleModel(
-            f"{model_file}: its image input {gray[0].name} {shape} has one channel (grayscale); "
-            "INT8 Studio feeds colour frames: let `int8-studio adapt --model "
-            f"{model_file}` write a copy that takes RGB and converts it to gray as its first "
-            "node (BT.601 luma, as OpenCV computes it), and open that"
+            f"{one} (grayscale); INT8 Studio feeds colour frames: let `int8-studio adapt "
+            f"--model {model_file}` write a copy that takes RGB and converts it to gray as its "
+            "first node (BT.601 luma, as OpenCV computes it), and open that"
         )
     dims = [
         d.dim_value if d.HasField("dim_value") else None
         for d in images[0].type.tensor_type.shape.dim
     ]
-    if 1 in (dims[1], dims[3]) and 3 not in (dims[1], dims[3]):  # a uint8 one (float: above)
-        raise UserError(
-            f"{model_file}: its image input {images[0].name} {dims} has one channel and takes "
-            "uint8; INT8 Studio feeds colour frames: export it taking float (then `int8-studio "
-            "adapt` writes a copy that takes colour) or three channels"
-        )
     if dims[0] is not None and dims[0] > 1:
         raise UserError(
             f"{model_file}: its input has a fixed batch of {dims[0]} images; INT8 Studio feeds "

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from app.core.model.graph_inputs import data_inputs, rename_reads
+
 LUMA_RGB = np.array([0.299, 0.587, 0.114], np.float32)
 TO_GRAY = "__to_gray"  # the converting node's name: `<input>__to_gray`
 
@@ -25,15 +27,14 @@ def is_gray_copy(model: onnx.ModelProto, input_name: str) -> bool:
 
 
 def gray_image_input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, str] | None:
-    """(the model's one input, its layout) when it is a float 4-D image with one channel
-    (`[N, 1, H, W]` or `[N, H, W, 1]`); None otherwise."""
-    weights = {t.name for t in model.graph.initializer}
-    inputs = [vi for vi in model.graph.input if vi.name not in weights]
+    """(the model's one input, its layout) when it is a float or uint8 4-D image with one
+    channel (`[N, 1, H, W]` or `[N, H, W, 1]`); None otherwise."""
+    inputs = data_inputs(model)
     if len(inputs) != 1:
         return None
     tensor = inputs[0].type.tensor_type
     dims = [d.dim_value for d in tensor.shape.dim]
-    if tensor.elem_type != onnx.TensorProto.FLOAT or len(dims) != 4:
+    if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UINT8) or len(dims) != 4:
         return None
     if dims[1] == 1 and dims[3] != 1:
         return inputs[0], "NCHW"
@@ -43,15 +44,14 @@ def gray_image_input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, str] 
 
 
 def add_color_input(model: onnx.ModelProto) -> bool:
-    """Make the model's one-channel image input take RGB, in place; whether it did."""
+    """Make the model's one-channel float image input take RGB, in place; whether it did."""
     found = gray_image_input(model)
-    if found is None:
-        return False
+    if found is None or found[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        return False  # (a uint8 one is refused: its conversion would need rounding back)
     vi, layout = found
     graph, name = model.graph, vi.name
     inner = f"{name}__gray"
-    for node in graph.node:
-        node.input[:] = [inner if i == name else i for i in node.input]
+    rename_reads(graph, name, inner)
     luma = f"{name}__luma_weights"
     if layout == "NCHW":
         graph.initializer.append(numpy_helper.from_array(LUMA_RGB.reshape(1, 3, 1, 1), luma))
