@@ -122,17 +122,19 @@ def speed_verdict(
     `instead`: the variant recommended in its place, when that is not `baseline`."""
     if ratio < 1.0 - SAME_SPEED_BAND:
         return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
+    other = f"{instead}, recommended above" if instead and instead != baseline else ""
     if ratio <= 1.0 + SAME_SPEED_BAND:
         advice = (
-            f"{baseline} is as fast and more accurate; prefer it unless the smaller file matters"
-            if not instead or instead == baseline
-            else f"use {instead}, recommended above"
+            f"use {other}"
+            if other
+            else f"{baseline} is as fast and more accurate; prefer it unless the smaller file "
+            "matters"
         )
         return (
             f"{variant} is not faster than {baseline} on {backend} here ({ratio:.2f}x the "
             f"latency): {advice}"
         )
-    use = baseline if not instead or instead == baseline else f"{instead}, recommended above"
+    use = other or baseline
     return (
         f"{variant} is SLOWER than {baseline} on {backend} here ({ratio:.2f}x the latency): "
         f"use {use}"

@@ -152,7 +152,7 @@ class ModelPanel(Panel):
         self.body.addLayout(row)
         self.update_banner()
 
-        # offered when the model is a half-precision export: write its FP32 copy and open that
+        # offered when the model opens only through a copy (`adapt`): write it and open that
         self.copy_btn = CopyOffer(self)
         self.body.addWidget(self.copy_btn, 0, Qt.AlignmentFlag.AlignLeft)
 
@@ -213,7 +213,8 @@ class ModelPanel(Panel):
         form.addRow(self.apply_btn)
         box.setEnabled(False)
         self.form_box = box
-        blank_spinboxes((self.height, self.width, self.scale, self.conf, self.iou), True)
+        self.numbers = (self.height, self.width, self.scale, self.conf, self.iou)
+        blank_spinboxes(self.numbers, True)
         return box
 
     # first run -------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ class ModelPanel(Panel):
         if not isinstance(spec, ModelSpec):
             return
         self.path.setText(spec.path)
-        blank_spinboxes((self.height, self.width, self.scale, self.conf, self.iou), False)
+        blank_spinboxes(self.numbers, False)
         self.form_box.setEnabled(True)
         outs = ", ".join(f"{o['name']} {o['shape']}" for o in spec.outputs)
         lines = [
