@@ -42,9 +42,10 @@ from app.benchmarks.int8_unseen import (
 from app.cli.main import setup_logging
 from app.cli.output import save_json, table
 from app.core.eval.bench import device_info
+from app.core.model.node_order import sort_nodes
 from app.core.ort_session import cpu_session
 from app.core.quant.equalize_ranges import calibration_inputs
-from app.core.quant.graph_rules import consumers_of, topological_sort
+from app.core.quant.graph_rules import consumers_of
 from app.core.quant.speed import interleaved_latency, synthetic_feed
 
 BINS = 1024
@@ -179,7 +180,7 @@ def per_channel_outputs(
             added.append(helper.make_node("BatchNormalization", [mid, *names], [out], epsilon=0.0))
     if added:  # each after its DequantizeLinear: appended, then sorted by the checker's order
         qmodel.graph.node.extend(added)
-        topological_sort(qmodel)
+        sort_nodes(qmodel)
     onnx.checker.check_model(qmodel)
     return len(sites)
 

@@ -5,7 +5,8 @@ Cast nodes at the end of the node list, after the nodes that read them, so their
 onnx's checker ("Nodes in a graph must be topologically sorted") while ONNX Runtime, which sorts
 for itself, still runs it (onnxconverter-common issues 240, 261, 272). onnx has no public sort,
 and onnx-graphsurgeon or onnxslim would be a dependency for thirty lines, so it is written here:
-Kahn's algorithm, stable (nodes keep their order where they may), subgraphs too.
+Kahn's algorithm, stable (nodes keep their order where they may), subgraphs too. The app's own
+FP16 variants (the same converter) are sorted by it as well.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from app.core.errors import UserError
+from app.core.model.graph_inputs import rename_reads
 
 F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
 DTYPE_ATTRS = {"to", "dtype"}  # Cast's target; EyeLike / RandomNormal... output types
@@ -60,12 +61,54 @@ def _widen_graph(graph: onnx.GraphProto) -> int:
     return changed + _widen_nodes(graph.node)
 
 
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the top graph's float32 tensors, by shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    typed = (*graph.input, *graph.value_info, *graph.output)
+    floats = {vi.name for vi in typed if vi.type.tensor_type.elem_type == F32}
+    return floats | {t.name for t in graph.initializer if t.data_type == F32}
+
+
+def _drop_noop_casts(model: onnx.ModelProto) -> int:
+    """Remove the top graph's Casts from float32 to float32, in place; how many. A converter's
+    Casts in and out of float16 become these once widened, and they keep its names
+    (`graph_input_cast_0`): the app's own FP16 variant, made by the same converter from the
+    copy, would add Casts of the same names beside them."""
+    graph = model.graph
+    floats = _float_tensors(model)
+    outputs = {o.name for o in graph.output}
+    inputs = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    dropped = []
+    for node in graph.node:
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if node.op_type != "Cast" or to != F32 or node.input[0] not in floats:
+            continue
+        src, dst = node.input[0], node.output[0]
+        if dst in outputs:  # the graph output keeps its name: its producer writes it directly
+            if src in inputs or src in outputs:
+                continue
+            old, new = src, dst
+        else:
+            old, new = dst, src
+        for other in graph.node:
+            other.output[:] = [new if o == old else o for o in other.output]
+        rename_reads(graph, old, new)
+        dropped.append(node)
+    for node in dropped:
+        graph.node.remove(node)
+    return len(dropped)
+
+
 def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened)."""
+    """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened);
+    Casts left from float32 to float32 by the widening are removed."""
     if any(t.data_type == F16 for t in model.graph.sparse_initializer):
         raise UserError("sparse float16 weights are not supported; export the model in FP32")
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     changed = _widen_graph(copy.graph)
     changed += sum(_widen_nodes(fn.node) for fn in copy.functions)  # model-local functions
+    if changed:
+        _drop_noop_casts(copy)
     return copy, changed

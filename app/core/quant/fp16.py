@@ -24,11 +24,11 @@ import onnx
 
 from app.core.atomic import atomic_path
 from app.core.model.files import file_sha256
+from app.core.model.node_order import sort_nodes
 from app.core.quant.graph_rules import (
     dedupe_outputs,
     float_tail_nodes,
     name_nodes,
-    topological_sort,
 )
 from app.core.quant.space_to_depth import fold_space_to_depth
 
@@ -79,7 +79,9 @@ def _half(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP16_BLOCK_OPS)
-    return topological_sort(dedupe_outputs(model))
+    model = dedupe_outputs(model)
+    sort_nodes(model)  # the converter appends its Casts after their readers
+    return model
 
 
 def half_before_tail(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
@@ -140,7 +142,8 @@ def half_before_tail(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     half.graph.node.extend(tail)
     half.graph.ClearField("output")
     half.graph.output.extend(model.graph.output)
-    return topological_sort(half), len(tail)
+    sort_nodes(half)
+    return half, len(tail)
 
 
 def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:

@@ -127,30 +127,6 @@ def compute_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in COMPUTE_OPS]
 
 
-def topological_sort(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Reorder nodes so each comes after its inputs' producers (the FP16 converter appends its
-    Cast nodes at the end, which onnx's checker rejects although runtimes sort for themselves)."""
-    graph = model.graph
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered: list[onnx.NodeProto] = []
-    while pending:
-        progressed = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                progressed.append(node)
-        if len(progressed) == len(pending):
-            break  # a cycle or a dangling input: leave the rest in their order for the checker
-        pending = progressed
-    ordered += pending
-    del graph.node[:]
-    graph.node.extend(ordered)
-    return model
-
-
 def dedupe_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """Drop repeated identical nodes that write the same output (the FP16 converter emits one
     Cast per blocked consumer under one name, which breaks SSA form); keep the first."""
