@@ -70,11 +70,11 @@ def _float_tensors(model: onnx.ModelProto) -> set[str]:
     return floats | {t.name for t in graph.initializer if t.data_type == F32}
 
 
-def _drop_noop_casts(model: onnx.ModelProto) -> int:
-    """Remove the top graph's Casts from float32 to float32, in place; how many. A converter's
-    Casts in and out of float16 become these once widened, and they keep its names
-    (`graph_input_cast_0`): the app's own FP16 variant, made by the same converter from the
-    copy, would add Casts of the same names beside them."""
+def drop_noop_casts(model: onnx.ModelProto) -> int:
+    """Remove the top graph's Casts from float32 to float32, in place; how many. A float16
+    converter's Casts become these once widened (here or by another tool), and they keep its
+    names (`graph_input_cast_0`): the app's own FP16 variant, made by the same converter, would
+    add Casts of the same names beside them."""
     graph = model.graph
     floats = _float_tensors(model)
     outputs = {o.name for o in graph.output}
@@ -101,14 +101,11 @@ def _drop_noop_casts(model: onnx.ModelProto) -> int:
 
 
 def upcast_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened);
-    Casts left from float32 to float32 by the widening are removed."""
+    """(an FP32 copy of `model`, how many float16 tensors, types and attributes it widened)."""
     if any(t.data_type == F16 for t in model.graph.sparse_initializer):
         raise UserError("sparse float16 weights are not supported; export the model in FP32")
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     changed = _widen_graph(copy.graph)
     changed += sum(_widen_nodes(fn.node) for fn in copy.functions)  # model-local functions
-    if changed:
-        _drop_noop_casts(copy)
     return copy, changed

@@ -23,6 +23,7 @@ from typing import Any
 import onnx
 
 from app.core.atomic import atomic_path
+from app.core.errors import UserError
 from app.core.model.files import file_sha256
 from app.core.model.node_order import sort_nodes
 from app.core.quant.graph_rules import (
@@ -152,7 +153,15 @@ def make_fp16(source: Path, out_path: Path) -> dict[str, Any]:
     third of the convs in FP32 as well was measured on an H100 and changed no FP16-vs-FP32
     detection, so it is not offered.)"""
     model, focus = fold_space_to_depth(name_nodes(onnx.load(str(source))))
-    model, kept_tail = half_before_tail(model)
+    try:
+        model, kept_tail = half_before_tail(model)
+    except ValueError as exc:  # dedupe_outputs: the converter's Cast names are the model's own
+        raise UserError(
+            f"{source}: cannot build its FP16 variant ({exc}: the model already has tensors "
+            "named as the float16 converter names its Casts, as one converted to FP16 and back "
+            f"elsewhere does); let `int8-studio adapt --model {source}` write a copy without "
+            "those Casts and open that"
+        ) from exc
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))

@@ -24,7 +24,7 @@ from app.core.frames.pipeline import FramePipeline
 from app.core.model.adapted_copy import write_adapted_copy
 from app.core.model.inspection import inspect_model
 from app.core.model.node_order import sort_nodes
-from app.core.model.upcast import upcast_model
+from app.core.model.upcast import drop_noop_casts, upcast_model
 from app.core.quant.fp16 import make_fp16
 from tests.assets import COCO_DEV64, YOLOX, YOLOX_ONNX, YOLOX_TUTORIAL, needs_assets
 from tests.core.model.unknown_copies import EFFICIENTNET_ONNX, RESNET8_ONNX
@@ -76,6 +76,7 @@ def test_inner_casts_and_constants_are_widened(tmp_path):
     model = onnx.load(str(half(tmp_path / "inner.onnx", keep_io_types=True)))
     assert any(n.op_type == "Cast" for n in model.graph.node)
     wide, _ = upcast_model(model)
+    assert drop_noop_casts(wide) >= 2
     # YOLOX has no Cast of its own; the converter's, float32 to float32 once widened, are gone
     # (left in, their names clash with the Casts the app's own FP16 variant adds)
     assert not [n for n in wide.graph.node if n.op_type == "Cast"]
@@ -260,10 +261,27 @@ def test_the_copy_of_a_converted_model_gets_the_apps_own_fp16_variant(tmp_path):
     converted = convert_float_to_float16(onnx.load(str(EFFICIENTNET_ONNX)), keep_io_types=True)
     onnx.save(converted, str(model))
     copy = write_adapted_copy(model)
-    assert copy.reordered and copy.widened
+    assert copy.reordered and copy.widened and copy.casts_dropped >= 2
     meta = make_fp16(copy.path, tmp_path / "fp16.onnx")
     assert meta["sha256"]
     x = np.random.default_rng(3).normal(0, 1, (1, 3, 224, 224)).astype(np.float32)
     with OrtRunner(tmp_path / "fp16.onnx") as a, OrtRunner(EFFICIENTNET_ONNX) as b:
         got, want = a.infer(x)[0], b.infer(x)[0]
     assert got.argmax() == want.argmax() and np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_a_model_widened_elsewhere_is_told_to_drop_the_converters_casts(tmp_path):
+    """Widened back by another tool, the converter's Casts (float32 to float32 now) and their
+    names stay: the FP16 variant's build says so in one line and names `adapt`, whose copy
+    (only those Casts removed) builds."""
+    converted = convert_float_to_float16(onnx.load(str(YOLOX_ONNX)), keep_io_types=True)
+    wide, _ = upcast_model(converted)  # widened, casts kept: what a plain widening tool leaves
+    sort_nodes(wide)
+    model = tmp_path / "widened.onnx"
+    onnx.save(wide, str(model))
+    with pytest.raises(UserError, match=r"cannot build its FP16 variant.*int8-studio adapt"):
+        make_fp16(model, tmp_path / "fp16.onnx")
+    assert not (tmp_path / "fp16.onnx").exists()
+    copy = write_adapted_copy(model)
+    assert (copy.widened, copy.reordered, copy.casts_dropped) == (0, False, 2)
+    assert make_fp16(copy.path, tmp_path / "fp16.onnx")["sha256"]
