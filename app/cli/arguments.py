@@ -195,7 +195,7 @@ def workspace_variants(ws: Workspace, names: list[str] | None) -> list[str]:
     if names:
         return names
     have = [v["name"] for v in ws.variants()]
-    first = [n for n in defaults.VARIANTS if n == "fp32" or n in have]
+    first = [n for n in defaults.VARIANT_ORDER if n == "fp32" or n in have]
     return first + sorted(n for n in have if n not in first)
 
 

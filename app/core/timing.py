@@ -117,9 +117,12 @@ def speed_verdict(
     baseline: str = "fp32",
     backend: str = "ort-cpu",
     instead: str = "",
+    *,
+    exact: bool = False,
 ) -> str:
     """One sentence on `variant`'s latency against `baseline`'s (ratio = variant / baseline);
-    `instead`: the variant recommended in its place, when that is not `baseline`."""
+    `instead`: the variant recommended in its place, when that is not `baseline`; `exact`: the
+    variant computes what `baseline` does (`fp32-prep`), so only speed can speak for it."""
     if ratio < 1.0 - SAME_SPEED_BAND:
         return f"{variant} runs at {ratio:.2f}x {baseline}'s latency on {backend} here"
     other = f"{instead}, recommended above" if instead and instead != baseline else ""
@@ -127,6 +130,8 @@ def speed_verdict(
         advice = (
             f"use {other}"
             if other
+            else f"the runtime gets as far on its own; use {baseline}"
+            if exact
             else f"{baseline} is as fast and more accurate; prefer it unless the smaller file "
             "matters"
         )

@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.backends.tensorrt.workspace_engines import built_variants, engine_for_variant
+from app.core import defaults
 from app.core.errors import UserError
 from app.core.model.overrides import changed_fields, corrected_spec, save_overrides
 from app.core.model.spec import ModelSpec
@@ -132,7 +133,8 @@ class AppState(QObject):
         return [dict(m) for m in self._metas]
 
     def variant_names(self) -> list[str]:
-        """fp32 (the model itself) plus every valid variant recorded in the workspace."""
+        """fp32 (the model itself) plus every valid variant recorded in the workspace, in the
+        order the CLI lists them (`defaults.VARIANT_ORDER` first)."""
         if self.spec is None:
             return []
         names = ["fp32"]
@@ -141,7 +143,8 @@ class AppState(QObject):
             names += [n for n in built_variants(self.workspace()) if n not in names]  # engines
         except (UserError, OSError):
             pass
-        return names
+        order = {n: i for i, n in enumerate(defaults.VARIANT_ORDER)}
+        return sorted(names, key=lambda n: order.get(n, len(order)))  # stable: others as found
 
     def variant_path(self, name: str, backend: str = "") -> str:
         """The ONNX file of a variant: fp32 is the model itself, others come from the workspace;

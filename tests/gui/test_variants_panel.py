@@ -33,32 +33,35 @@ def test_build_cancel_then_build_fp16_int8(qtbot, state, paths, make_panel):
         assert panel.build()
     qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
     table = rows(panel)
-    assert {"fp32", "fp16", "int8"} <= set(table), table
+    assert {"fp32", "fp16", "int8", "fp32-prep"} <= set(table), table
+    assert table["fp32-prep"][COLUMNS.index("precision")] == "fp32"
     size = COLUMNS.index("size")
     assert table["int8"][COLUMNS.index("valid")] == "yes"
     assert "built" in panel.status.text()
     assert "convolutions/matmuls kept float" in panel.messages.text("float")
     # YOLOX-Nano's Focus stem was folded before quantizing, in both variants, and it says so
     prepared = panel.messages.text("prepared")
-    assert "fp16, int8: Focus stem folded into one strided conv" in prepared
+    assert "fp16, int8, fp32-prep: Focus stem folded into one strided conv" in prepared
     # timed against FP32 on this CPU, as the CLI does: the verdict and the SiLU form YOLOX-Nano
     # kept are shown, never assumed
     record = state.workspace().variant_meta("int8")
     speed = panel.messages.text("speed")
     assert "fp32" in speed and "1 thread" in speed
     assert f"SiLUs {record['silu_form']['chosen']}" in speed
+    assert state.workspace().variant_meta("fp32-prep")["speed"]["verdict"] in speed
     # built again with nothing changed: both are reused, and the status says so
     with qtbot.waitSignal(state.variants_changed, timeout=180000):
         assert panel.build()
     qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
-    assert panel.status.text() == "reused fp16, int8 (up to date)"
+    assert panel.status.text() == "reused fp16, int8, fp32-prep (up to date)"
 
     # Sizes sort by bytes, not by text ("1.3 MB" < "3.5 MB" < "12 KB" as text would be wrong too).
     panel.table.sortItems(size, Qt.SortOrder.AscendingOrder)
     ordered = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
-    nbytes = [panel.table.item(r, size).data(Qt.ItemDataRole.UserRole) for r in range(3)]
+    count = panel.table.rowCount()
+    nbytes = [panel.table.item(r, size).data(Qt.ItemDataRole.UserRole) for r in range(count)]
     assert nbytes == sorted(nbytes)
-    assert ordered[0] == "int8" and ordered[-1] == "fp32"
+    assert ordered[0] == "int8" and set(ordered[-2:]) == {"fp32", "fp32-prep"}
 
 
 def test_nothing_ticked_is_inline_error(qtbot, state, make_panel):

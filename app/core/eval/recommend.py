@@ -23,7 +23,8 @@ from app.core import defaults
 from app.core.eval.reports import default_metric, interval_of, metric_names
 from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
-PRECISION_RANK = {"fp32": 0, "fp16": 1}  # ties go to the more precise variant
+# Ties go to the more precise variant: fp32, then fp32-prep (same outputs, one rewrite), fp16
+PRECISION_RANK = {"fp32": 0, "fp32-prep": 1, "fp16": 2}
 AGREEMENT = "agreement"  # in the name of every metric scored against FP32's outputs
 
 
@@ -138,9 +139,15 @@ def recommend_backend(
         if low is not None and low < floor:
             head += f"; {what}, past the target: evaluate on more images to be sure"
     out.lines.append(head)
+    for other_ms, other, _v in sorted(tied, key=lambda t: t[0]):
+        if other_ms < ms:  # faster by less than the band: say why it was not chosen
+            out.lines.append(
+                f"{other} is {other_ms:.3g} ms, within {SAME_SPEED_BAND:.0%} of {name}: a tie "
+                f"on a busy machine, which goes to the more precise {name}"
+            )
     for other_ms, other, v in sorted(usable, key=lambda t: t[0]):
         if other_ms >= ms or other in {t[1] for t in meeting}:
-            continue  # slower, or a tie the more precise variant won
+            continue  # slower, or a tie the more precise variant won (said above)
         s = _score(v, metric)
         lost = f"{metric} {s:.4g}, {s - reference:+.2f}" if s is not None else f"no {metric}"
         out.lines.append(f"{other} is faster ({other_ms:.3g} ms) but misses the target ({lost})")

@@ -1,4 +1,5 @@
-"""Reduced-precision variants of a workspace's model: INT8 Q/DQ graphs (per target) and FP16.
+"""Variants of a workspace's model: INT8 Q/DQ graphs (per target), FP16, and `fp32-prep`, FP32
+with a Focus stem folded (`prepared_fp32`), which a CPU target also times against FP32.
 
 INT8 graphs use ONNX Runtime's `quantize_static` on the ranges the calibration step collected,
 with Q/DQ placed the way each target executes them:
@@ -64,6 +65,12 @@ from app.core.quant.int8_finish import correct_bias_at, default_keep, finish_for
 from app.core.quant.placements import apply_placement
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
+from app.core.quant.prepared_fp32 import (
+    PREPARED_FP32,
+    PREPARED_VERSION,
+    NotPrepared,
+    make_prepared_fp32,
+)
 from app.core.quant.range_floors import floor_ranges
 from app.core.quant.ranges import read_ranges
 from app.core.quant.recipe import describe_types, int8_variant_name, recipe, stem_nodes
@@ -86,6 +93,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
 )
 
 log = logging.getLogger(__name__)
+PRECISIONS = ("int8", "fp16", PREPARED_FP32)  # what `quantize` builds (fp32 is the model)
 Progress = Callable[[float, str], None]
 QUANTIZE_VERSION = 17  # 4: graph prepared first; 5: bias correction; 6: equalisation option;
 # 7: sensitive blocks kept float; 8: Gemm/MatMul heads quantized with a float output;
@@ -258,7 +266,7 @@ def make_int8(
 def quantize(
     ws: Workspace,
     *,
-    precisions: tuple[str, ...] | list[str] = ("int8", "fp16"),
+    precisions: tuple[str, ...] | list[str] = ("int8", "fp16"),  # or PRECISIONS
     target: str = "ort-cpu",
     calibration: Path | None = None,
     keep_float: list[str] | None = None,
@@ -277,9 +285,9 @@ def quantize(
     if target not in TARGETS:
         raise UserError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
     equalize = EQUALIZE_BY_DEFAULT[target] if equalize is None else equalize
-    bad = [p for p in precisions if p not in ("int8", "fp16")]
+    bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
-        raise UserError(f"unknown precision {bad}; choose int8 and/or fp16")
+        raise UserError(f"unknown precision {bad}; choose from {', '.join(PRECISIONS)}")
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
     spec = ws.spec()
@@ -296,6 +304,11 @@ def quantize(
             key = cache_key("fp16", QUANTIZE_VERSION, FP16_VERSION, spec.sha256, FP16_BLOCK_OPS)
             meta = {"precision": "fp16", "target": "any", "key": key}
             build = partial(make_fp16, source)
+        elif precision == PREPARED_FP32:
+            name = PREPARED_FP32
+            key = cache_key(PREPARED_FP32, QUANTIZE_VERSION, PREPARED_VERSION, spec.sha256)
+            meta = {"precision": "fp32", "target": "any", "key": key}
+            build = partial(make_prepared_fp32, source, size=spec.preprocess.size)
         else:
             name = variant_name or int8_variant_name(target)
             quantized = quantized_node_count(onnx.load(str(source), load_external_data=False))
@@ -355,7 +368,13 @@ def quantize(
         if ws.variant_path(name).exists():
             log.info("variant %s rebuilt: its key or file no longer matches", name)
         progress(start, f"building {name}")
-        details = build(ws.variant_path(name))
+        try:
+            details = build(ws.variant_path(name))
+        except NotPrepared as exc:  # nothing to fold: fp32 is that graph already
+            log.info("%s not made: %s", name, exc)
+            progress(base + 1 / len(precisions), f"{name}: not made")
+            out.append({"name": name, "precision": "fp32", "skipped": str(exc)})
+            continue
         cancel.check()
         meta.update(built_from(spec, meta))  # what it was built from: stale when they change
         ws.record_variant(name, {**meta, **details, "source": str(source)})
@@ -367,10 +386,17 @@ def quantize(
             log.info("%s not timed: OpenVINO is not installed", target)
             return out
         for i, entry in enumerate(out):
-            if entry.get("precision") != "int8" or entry.get("skipped"):
+            if entry.get("skipped"):
+                continue
+            name = entry["name"]
+            if name == PREPARED_FP32:  # exact: only its speed can make it worth using
+                cancel.check()
+                progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
+                _record_speed(ws, entry, source, spec.preprocess.size, backend, exact=True)
+                continue
+            if entry.get("precision") != "int8":
                 continue
             cancel.check()
-            name = entry["name"]
             fused = entry.get("silus_fused") and placement == "default"
             if fused and not entry.get("reused"):  # see `silu_choice`
                 progress(1.0, f"timing {name}'s two SiLU forms against fp32 on this CPU")
@@ -379,10 +405,25 @@ def quantize(
                 out[i] = {**record, "reused": False}
                 continue
             progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
-            entry["speed"] = measure_int8_speed(
-                source, ws.variant_path(name), spec.preprocess.size, name=name, backend=backend
-            )
-            recorded = ws.variant_meta(name)
-            if recorded is not None:  # the latest timing, as `silu_choice` records its own
-                ws.record_variant(name, {**recorded, "speed": entry["speed"]})
+            _record_speed(ws, entry, source, spec.preprocess.size, backend)
     return out
+
+
+def _record_speed(
+    ws: Workspace,
+    entry: dict[str, Any],
+    source: Path,
+    size: list[int] | None,
+    backend: str,
+    *,
+    exact: bool = False,
+) -> None:
+    """Time the variant of `entry` against FP32 on this CPU and keep the result in `entry` and
+    in its record (the latest timing, as `silu_choice` records its own)."""
+    name = entry["name"]
+    entry["speed"] = measure_int8_speed(
+        source, ws.variant_path(name), size, name=name, backend=backend, exact=exact
+    )
+    recorded = ws.variant_meta(name)
+    if recorded is not None:
+        ws.record_variant(name, {**recorded, "speed": entry["speed"]})

@@ -163,11 +163,13 @@ def measure_int8_speed(
     name: str = "int8",
     others: Mapping[str, str | Path] | None = None,
     backend: str = "ort-cpu",
+    exact: bool = False,
 ) -> dict[str, Any]:
     """The bounded timing step of `quantize`: INT8 against FP32 on this CPU (on `backend`, one of
     SPEED_BACKENDS), with a verdict.
     `others` (name -> graph) are timed in the same turns; their p50s come back under
-    "others_p50_ms" (how `silu_choice` compares the two SiLU forms)."""
+    "others_p50_ms" (how `silu_choice` compares the two SiLU forms). `exact`: the graph computes
+    what FP32 does (`fp32-prep`); its verdict says so (`timing.speed_verdict`)."""
     feed = synthetic_feed(fp32_path, size)
     graphs = {"fp32": fp32_path, name: int8_path, **(others or {})}
     backends = dict.fromkeys(graphs, backend)
@@ -175,7 +177,9 @@ def measure_int8_speed(
         graphs[ORT_FP32] = fp32_path
         backends[ORT_FP32] = "ort-cpu"
     lat = interleaved_latency(graphs, feed, seconds=seconds, backend=backends)
-    entry = speed_entry(lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name, backend)
+    entry = speed_entry(
+        lat["fp32"]["p50"], lat[name]["p50"], lat[name]["runs"], name, backend, exact=exact
+    )
     if ORT_FP32 in lat:
         entry["ort_fp32_p50_ms"] = lat[ORT_FP32]["p50"]
         entry["ort_fp32_faster"] = lat[ORT_FP32]["p50"] < lat[name]["p50"] * (1 - SAME_SPEED_BAND)
@@ -186,7 +190,13 @@ def measure_int8_speed(
 
 
 def speed_entry(
-    fp32_ms: float, int8_ms: float, runs: int, name: str = "int8", backend: str = "ort-cpu"
+    fp32_ms: float,
+    int8_ms: float,
+    runs: int,
+    name: str = "int8",
+    backend: str = "ort-cpu",
+    *,
+    exact: bool = False,
 ) -> dict[str, Any]:
     """`quantize`'s "speed" record of an INT8 graph timed at `int8_ms` against FP32's `fp32_ms`
     (p50s, 1 thread, this CPU, on `backend`)."""
@@ -199,7 +209,7 @@ def speed_entry(
         "ratio": round(ratio, 3),
         "runs": runs,
         "faster": ratio < 1.0 - SAME_SPEED_BAND,
-        "verdict": speed_verdict(ratio, name, "fp32", backend),
+        "verdict": speed_verdict(ratio, name, "fp32", backend, exact=exact),
         **int8_dot_support(),
     }
 

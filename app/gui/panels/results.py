@@ -198,7 +198,7 @@ class ResultsPanel(Panel):
         for name in names:
             box = QCheckBox(name)
             # first time (or all unticked): the variants `evaluate` scores by default
-            box.setChecked(name in ticked if ticked else name in defaults.VARIANTS)
+            box.setChecked(name in ticked if ticked else name in defaults.VARIANT_ORDER)
             self.variant_row.addWidget(box)
             self.variant_checks[name] = box
 
