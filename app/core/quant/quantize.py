@@ -49,7 +49,6 @@ from app.core.model.files import file_sha256
 from app.core.model.spec import ModelSpec
 from app.core.model.staleness import built_from
 from app.core.model.workspace import Workspace, cache_key
-from app.core.openvino_session import openvino_installed
 from app.core.quant.bias_correction import ensure_channel_means
 from app.core.quant.calibration import check_calibration, latest_calibration
 from app.core.quant.equalize_ranges import equalize_for_recipe, target_settings
@@ -76,8 +75,7 @@ from app.core.quant.ranges import read_ranges
 from app.core.quant.recipe import describe_types, int8_variant_name, recipe, stem_nodes
 from app.core.quant.sensitive_blocks import ensure_sensitive_blocks
 from app.core.quant.shift import shift_for_int8
-from app.core.quant.silu_choice import QUANTIZED, choose_silu_form
-from app.core.quant.speed import measure_int8_speed
+from app.core.quant.silu_choice import QUANTIZED
 from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-exported)
     BIAS_CORRECTED_TARGETS,
     EQUALIZE_BY_DEFAULT,
@@ -91,6 +89,7 @@ from app.core.quant.targets import (  # noqa: F401  (TARGET_OF_BACKEND re-export
     TARGETS,
     equalized_stem_blocks,
 )
+from app.core.quant.variant_speed import time_built_variants
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("int8", "fp16", PREPARED_FP32)  # what `quantize` builds (fp32 is the model)
@@ -295,6 +294,7 @@ def quantize(
     if not source.is_file():
         raise UserError(f"{source}: the workspace's model file is gone; open the model again")
     out = []
+    int8_build: Callable[..., dict[str, Any]] | None = None  # for `silu_choice`'s second form
     for i, precision in enumerate(precisions):
         cancel.check()
         base = i / len(precisions)
@@ -381,49 +381,6 @@ def quantize(
         out.append({**(ws.variant_meta(name) or {}), "reused": False})
         progress(base + 1 / len(precisions), f"{name}: built")
     if measure_speed and target in SPEED_TARGETS:
-        backend = SPEED_TARGETS[target]
-        if backend == "openvino-cpu" and not openvino_installed():
-            log.info("%s not timed: OpenVINO is not installed", target)
-            return out
-        for i, entry in enumerate(out):
-            if entry.get("skipped"):
-                continue
-            name = entry["name"]
-            if name == PREPARED_FP32:  # exact: only its speed can make it worth using
-                cancel.check()
-                progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
-                _record_speed(ws, entry, source, spec.preprocess.size, backend, exact=True)
-                continue
-            if entry.get("precision") != "int8":
-                continue
-            cancel.check()
-            fused = entry.get("silus_fused") and placement == "default"
-            if fused and not entry.get("reused"):  # see `silu_choice`
-                progress(1.0, f"timing {name}'s two SiLU forms against fp32 on this CPU")
-                quantized = partial(int8_build, placement=QUANTIZED)
-                record = choose_silu_form(ws, name, source, spec.preprocess.size, quantized, cancel)
-                out[i] = {**record, "reused": False}
-                continue
-            progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
-            _record_speed(ws, entry, source, spec.preprocess.size, backend)
+        int8_quantized = None if int8_build is None else partial(int8_build, placement=QUANTIZED)
+        time_built_variants(ws, out, target, int8_quantized, placement, progress, cancel)
     return out
-
-
-def _record_speed(
-    ws: Workspace,
-    entry: dict[str, Any],
-    source: Path,
-    size: list[int] | None,
-    backend: str,
-    *,
-    exact: bool = False,
-) -> None:
-    """Time the variant of `entry` against FP32 on this CPU and keep the result in `entry` and
-    in its record (the latest timing, as `silu_choice` records its own)."""
-    name = entry["name"]
-    entry["speed"] = measure_int8_speed(
-        source, ws.variant_path(name), size, name=name, backend=backend, exact=exact
-    )
-    recorded = ws.variant_meta(name)
-    if recorded is not None:
-        ws.record_variant(name, {**recorded, "speed": entry["speed"]})

@@ -1,0 +1,83 @@
+"""`quantize`'s timing step: every variant it just built for a CPU target, timed against FP32 on
+this machine's runtime (`speed`), the answer kept in the variant's record.
+
+An INT8 graph whose SiLUs run fused in float is built a second time with them quantized, and the
+faster form kept (`silu_choice`); `fp32-prep` computes what FP32 does, so its timing is all that
+can make it worth using (`prepared_fp32`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import CancelToken
+from app.core.model.workspace import Workspace
+from app.core.openvino_session import openvino_installed
+from app.core.quant.prepared_fp32 import PREPARED_FP32
+from app.core.quant.silu_choice import choose_silu_form
+from app.core.quant.speed import measure_int8_speed
+from app.core.quant.targets import SPEED_TARGETS
+
+log = logging.getLogger(__name__)
+
+
+def time_built_variants(
+    ws: Workspace,
+    out: list[dict[str, Any]],
+    target: str,
+    int8_quantized: Callable[[Path], dict[str, Any]] | None,
+    placement: str,
+    progress: Callable[[float, str], None],
+    cancel: CancelToken,
+) -> None:
+    """Time each of `out` (quantize's records, updated in place) against FP32 on `target`'s CPU
+    runtime. `int8_quantized`: builds the INT8 graph with its SiLUs quantized (`silu_choice`)."""
+    backend = SPEED_TARGETS[target]
+    if backend == "openvino-cpu" and not openvino_installed():
+        log.info("%s not timed: OpenVINO is not installed", target)
+        return
+    spec = ws.spec()
+    source, size = Path(spec.path), spec.preprocess.size
+    for i, entry in enumerate(out):
+        if entry.get("skipped"):
+            continue
+        name = entry["name"]
+        if name == PREPARED_FP32:  # exact: only its speed can make it worth using
+            cancel.check()
+            progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
+            _record_speed(ws, entry, source, size, backend, exact=True)
+            continue
+        if entry.get("precision") != "int8":
+            continue
+        cancel.check()
+        fused = entry.get("silus_fused") and placement == "default"
+        if fused and not entry.get("reused") and int8_quantized is not None:
+            progress(1.0, f"timing {name}'s two SiLU forms against fp32 on this CPU")
+            record = choose_silu_form(ws, name, source, size, int8_quantized, cancel)
+            out[i] = {**record, "reused": False}
+            continue
+        progress(1.0, f"timing {name} against fp32 on this CPU ({backend})")
+        _record_speed(ws, entry, source, size, backend)
+
+
+def _record_speed(
+    ws: Workspace,
+    entry: dict[str, Any],
+    source: Path,
+    size: list[int] | None,
+    backend: str,
+    *,
+    exact: bool = False,
+) -> None:
+    """Time the variant of `entry` against FP32 and keep the result in `entry` and in its record
+    (the latest timing, as `silu_choice` records its own)."""
+    name = entry["name"]
+    entry["speed"] = measure_int8_speed(
+        source, ws.variant_path(name), size, name=name, backend=backend, exact=exact
+    )
+    recorded = ws.variant_meta(name)
+    if recorded is not None:
+        ws.record_variant(name, {**recorded, "speed": entry["speed"]})
