@@ -14,6 +14,7 @@ from app.core.quant.prepare import preparation_lines
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
+from app.core.quant.variant_speed import prepared_beats_int8
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -81,5 +82,8 @@ def run(args: argparse.Namespace) -> int:
         speed = speed_line(v)  # measured here, on this CPU: INT8 is not assumed to be faster
         if speed:
             print(f"speed: {speed}")
+    verdict = prepared_beats_int8(variants)  # the exact variant is faster than INT8 here
+    if verdict:
+        print(f"speed: {verdict}")
     save_json(args.json_out, {"workspace": str(ws.root), "variants": variants})
     return 0

@@ -20,6 +20,7 @@ from app.core.quant.prepared_fp32 import PREPARED_FP32
 from app.core.quant.silu_choice import choose_silu_form
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import SPEED_TARGETS
+from app.core.timing import SAME_SPEED_BAND
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +82,25 @@ def _record_speed(
     recorded = ws.variant_meta(name)
     if recorded is not None:
         ws.record_variant(name, {**recorded, "speed": entry["speed"]})
+
+
+def prepared_beats_int8(metas: list[dict[str, Any]]) -> str | None:
+    """A line when `fp32-prep` was timed faster than FP32 and an INT8 variant was not clearly
+    faster than it (each timed against FP32 on this CPU): then the exact variant is the one to
+    run unless an evaluation says otherwise. None otherwise."""
+    timed = {m.get("name"): m["speed"] for m in metas if m.get("speed") and not m.get("skipped")}
+    prep = timed.get(PREPARED_FP32)
+    if not prep or not prep.get("faster"):
+        return None
+    slow = [
+        f"{name} {speed['ratio']:.2f}x"
+        for name, speed in timed.items()
+        if str(name).startswith("int8") and speed["ratio"] > prep["ratio"] * (1 - SAME_SPEED_BAND)
+    ]
+    if not slow:
+        return None
+    return (
+        f"{', '.join(slow)} against {PREPARED_FP32} {prep['ratio']:.2f}x fp32's latency: INT8 is "
+        f"not clearly faster than {PREPARED_FP32}, which gives FP32's outputs; use "
+        f"{PREPARED_FP32} unless `evaluate` or `bench` finds otherwise"
+    )

@@ -23,6 +23,7 @@ from app.core.model.workspace import Workspace
 from app.core.quant import prepared_fp32
 from app.core.quant.prepared_fp32 import NotPrepared, make_prepared_fp32
 from app.core.quant.space_to_depth import fold_space_to_depth
+from app.core.quant.variant_speed import prepared_beats_int8
 from app.core.timing import speed_verdict
 from tests.assets import CIFAR, COCO_DEV64, RESNET8, YOLOX, YOLOX_ONNX, needs_assets
 
@@ -153,3 +154,16 @@ def test_an_int8_within_the_band_of_it_loses_the_tie_and_is_told_why():
 def test_an_exact_variant_that_is_not_faster_points_back_at_fp32():
     said = speed_verdict(1.01, "fp32-prep", "fp32", "ort-cpu", exact=True)
     assert said.endswith("use fp32") and "more accurate" not in said
+
+
+def _timed(name, ratio):
+    return {"name": name, "speed": {"ratio": ratio, "faster": ratio < 0.95}}
+
+
+def test_quantize_says_when_int8_does_not_beat_the_prepared_fp32():
+    said = prepared_beats_int8([_timed("int8", 1.01), _timed("fp32-prep", 0.90), {"name": "fp16"}])
+    assert said.startswith("int8 1.01x against fp32-prep 0.90x fp32's latency")
+    assert "use fp32-prep unless" in said
+    assert prepared_beats_int8([_timed("int8", 0.80), _timed("fp32-prep", 0.90)]) is None
+    assert prepared_beats_int8([_timed("int8", 1.01), _timed("fp32-prep", 0.99)]) is None
+    assert prepared_beats_int8([_timed("int8", 1.01)]) is None
