@@ -55,7 +55,13 @@ def make_prepared_fp32(
     with atomic_path(out_path) as part:
         onnx.save(model, str(part))
         onnx.checker.check_model(str(part))
-        worst = largest_difference(source, part, size)
+        try:
+            worst = largest_difference(source, part, size)
+        except Exception as exc:  # ONNX Runtime raises assorted types; the model is not ours
+            first = str(exc).strip().splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise NotPrepared(
+                f"the folded graph could not be checked against the model ({first}); use fp32"
+            ) from exc
         if worst > MAX_RELATIVE_DIFF:
             raise NotPrepared(
                 f"folding {', '.join(folded)} changed the outputs by {worst:.2g} of their range; "
