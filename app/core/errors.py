@@ -50,6 +50,14 @@ class GrayscaleModel(FixableByCopy):
     action = "Write a copy that takes colour frames and open it"
 
 
+class SizeInputsModel(FixableByCopy):
+    """Beside the image the model takes the original picture's size (PaddleDetection's
+    `im_shape` / `scale_factor`, RT-DETR's `orig_target_sizes`); `adapt` writes a copy that
+    computes them from the image."""
+
+    action = "Write a copy that takes the image alone and open it"
+
+
 class Cancelled(Exception):
     """Raised inside long jobs when their cancellation token is set."""
 

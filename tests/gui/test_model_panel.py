@@ -165,3 +165,21 @@ def test_a_half_precision_export_is_offered_a_copy(
     assert state.spec.path == str(tmp_path / "half.fp32.onnx")
     assert state.spec.postprocess.decoder == decoder and not panel.messages.has("model")
     assert not panel.copy_btn.isVisibleTo(panel)
+
+
+def test_a_detector_taking_the_pictures_size_is_offered_a_copy(qtbot, tmp_path, make_panel):
+    """A PaddleDetection export (image, im_shape, scale_factor; derived from the real YOLOX-Nano):
+    the refusal names the inputs, and its button writes the copy that takes the image alone."""
+    from tests.core.model.derived_layouts import build_layout
+
+    model = build_layout("ppyoloe", tmp_path / "ppyoloe.onnx")
+    state = AppState()
+    panel = make_panel(ModelPanel, state)
+    panel.open_model(str(model))
+    qtbot.waitUntil(lambda: panel.messages.has("model"), timeout=15000)
+    assert "im_shape, scale_factor" in panel.messages.text("model") and state.spec is None
+    assert panel.copy_btn.text() == "Write a copy that takes the image alone and open it"
+    panel.copy_btn.click()
+    qtbot.waitUntil(lambda: state.spec is not None, timeout=30000)
+    assert state.spec.path == str(tmp_path / "ppyoloe.adapted.onnx")
+    assert state.spec.postprocess.decoder == "boxes_scores" and not panel.messages.has("model")

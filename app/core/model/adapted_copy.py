@@ -2,7 +2,9 @@
 widened to float32 and a converter's Casts left float32 to float32 removed (`upcast`), nodes put
 in dependency order (`node_order`: float16 converters leave them out of order), a batch axis
 added to an image input without one (`batch_axis`: torchvision's detectors), RGB taken into a
-one-channel model (`gray_input`). Written beside the model, never over it, atomically.
+one-channel model (`gray_input`), the original picture's size a detector takes beside the image
+computed from the image (`size_inputs`: PaddleDetection, RT-DETR). Written beside the model,
+never over it, atomically.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.core.model.batch_axis import add_batch_axis
 from app.core.model.checks import load_valid_onnx
 from app.core.model.files import find_model_file
 from app.core.model.gray_input import add_color_input
+from app.core.model.size_inputs import feed_size_inputs
 from app.core.model.upcast import drop_noop_casts, upcast_model
 from app.core.model.workspace import default_root
 
@@ -31,6 +34,7 @@ class AdaptedCopy:
     batched: bool  # a batch axis added to the image input
     colored: bool  # RGB in, converted to the model's one channel by its first node
     casts_dropped: int = 0  # leftover Casts from float32 to float32 (a converter's) removed
+    sized: tuple[str, ...] = ()  # size inputs now computed from the image
 
     def summary(self) -> str:
         done = []
@@ -42,6 +46,8 @@ class AdaptedCopy:
             done.append("a batch axis added to the input")
         if self.colored:
             done.append("RGB in, converted to gray by its first node")
+        if self.sized:
+            done.append(f"{', '.join(self.sized)} computed from the image (boxes in its pixels)")
         if self.casts_dropped:
             done.append(f"{self.casts_dropped} leftover float32-to-float32 Casts removed")
         return ", ".join(done)
@@ -63,12 +69,13 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
         model, reordered = load_valid_onnx(model_file, order_nodes=True), True
     wide, widened = upcast_model(model)
     dropped = drop_noop_casts(wide)
+    sized = tuple(feed_size_inputs(wide))  # first: the others look for one input
     batched = add_batch_axis(wide)
     colored = add_color_input(wide)
-    if not (widened or reordered or batched or colored or dropped):
+    if not (widened or reordered or batched or colored or dropped or sized):
         raise UserError(
-            f"{model_file}: needs no copy (float32, in order, batched, 3 channels); "
-            "open it as it is"
+            f"{model_file}: needs no copy (float32, in order, batched, 3 channels, the image "
+            "its only input); open it as it is"
         )
     beside = default_output(model_file, bool(widened))
     if out is None and not os.access(model_file.parent, os.W_OK):
@@ -86,4 +93,4 @@ def write_adapted_copy(model_file: Path, out: Path | None = None) -> AdaptedCopy
         raise UserError(f"{model_file}: its adapted copy is not a valid graph ({first})") from exc
     with atomic_path(out) as tmp:
         onnx.save(wide, str(tmp))
-    return AdaptedCopy(out, widened, reordered, batched, colored, dropped)
+    return AdaptedCopy(out, widened, reordered, batched, colored, dropped, sized)

@@ -12,6 +12,7 @@ from onnx.external_data_helper import uses_external_data
 from app.core.errors import (
     GrayscaleModel,
     HalfPrecisionModel,
+    SizeInputsModel,
     UnbatchedModel,
     UnorderedModel,
     UserError,
@@ -20,6 +21,7 @@ from app.core.model.batch_axis import unbatched_image_input
 from app.core.model.graph_inputs import data_inputs, shape_of
 from app.core.model.gray_input import gray_image_input
 from app.core.model.node_order import sort_nodes
+from app.core.model.size_inputs import size_inputs
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single file
 # The largest input side the app runs (app.core.model.spec's Preprocess.validate): a fixed input
@@ -178,6 +180,16 @@ def _check_image_input(model: onnx.ModelProto, model_file: Path) -> None:
         raise UserError(
             f"{model_file}: not a vision model: it needs one 4-D float image input "
             f"(or uint8; NCHW or NHWC), but its inputs are {desc}"
+        )
+    image, sizes = size_inputs(model)
+    if image is not None:
+        names = ", ".join(vi.name for vi in sizes)
+        raise SizeInputsModel(
+            f"{model_file}: besides its image input {image.name} it takes {names}, the size of the "
+            "picture the image was resized from (PaddleDetection and RT-DETR exports scale "
+            "their boxes back to it in the graph); INT8 Studio maps boxes back to the frame "
+            f"itself: let `int8-studio adapt --model {model_file}` write a copy that computes "
+            "them from the image (boxes in input pixels, the same graph after it) and open that"
         )
     if len(inputs) > 1:
         names = ", ".join(vi.name for vi in inputs)

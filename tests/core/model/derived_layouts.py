@@ -17,6 +17,12 @@ Every layout carries the same real weights, so it must find what the raw model f
   NMS (YOLOv7's end-to-end export for ONNX Runtime)
 - `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
   pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
+- `ppyoloe` (PaddleDetection, NMS excluded): image in, named `image`, beside `im_shape` and
+  `scale_factor` [N, 2] inputs (the original picture's size; the boxes are divided by the
+  scale); boxes [1, 3549, 4] xyxy and scores [1, 80, 3549] out
+- `rtdetr` (RT-DETR's deploy export): `images` beside `orig_target_sizes` [N, 2] int64 (width,
+  height; the 0..1 boxes are multiplied by it); labels [1, 100] int64, boxes [1, 100, 4] xyxy,
+  scores [1, 100] out. Neither opens as it is: `adapt` computes the size inputs (SIZE_INPUTS)
 - `mmdeploy`: dets [1, n, 5] x1, y1, x2, y2 (input pixels), score and labels [1, n] int64 after
   NMS (MMDetection models exported by MMDeploy for ONNX Runtime); `mmdeploy_seg` adds masks
   [1, n, 28, 28] (its instance-segmentation exports)
@@ -37,6 +43,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from app.core.frames.postprocess import yolox_grid
+from app.core.model.graph_inputs import rename_reads
 from tests.assets import YOLOX_ONNX
 
 LAYOUTS = (
@@ -55,6 +62,7 @@ LAYOUTS = (
     "mmdeploy",
     "mmdeploy_seg",
 )
+SIZE_INPUTS = ("ppyoloe", "rtdetr")  # built here too, opened through `adapt`
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
 NMS_IOU, NMS_SCORE = 0.65, 0.001
@@ -193,7 +201,7 @@ def build_layout(
     out_path: Path,
     *,
     uint8_nhwc: bool = False,
-    meta: bool = True,
+    meta: bool = True,  # (ppyoloe, rtdetr: never: those exporters write none)
     classes: list[int] | None = None,
 ) -> Path:
     """Write the `kind` layout of the real YOLOX-Nano to `out_path` (see module doc).
@@ -227,13 +235,16 @@ def build_layout(
             "output0",
             [1, 4 + n_cls + extra, ANCHORS],
         )
-    elif kind in ("boxes_scores", "boxes_scores_t"):
+    elif kind in ("boxes_scores", "boxes_scores_t", "ppyoloe"):
         xy = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (0, 2, 1))])
         wh = g.one("Slice", [cxcywh, *(g.const(np.array([v], np.int64)) for v in (2, 4, 1))])
         half = g.one("Mul", [wh, g.const(np.float32(0.5))])
         xyxy = g.one("Concat", [g.one("Sub", [xy, half]), g.one("Add", [xy, half])], axis=1)
+        if kind == "ppyoloe":  # PaddleDetection divides by (scale_x, scale_y, scale_x, scale_y)
+            yx = g.one("Gather", ["scale_factor", g.const(np.array([1, 0, 1, 0]))], axis=1)
+            xyxy = g.one("Div", [xyxy, yx])
         _output(g, g.one("Unsqueeze", [xyxy], axes=[0]), "boxes", [1, ANCHORS, 4])
-        if kind == "boxes_scores_t":  # PP-YOLOE's [1, C, N]
+        if kind in ("boxes_scores_t", "ppyoloe"):  # PP-YOLOE's [1, C, N]
             scores = g.one("Transpose", [probs], perm=[1, 0])
             _output(g, g.one("Unsqueeze", [scores], axes=[0]), "scores", [1, n_cls, ANCHORS])
         else:  # YOLO-NAS, DAMO-YOLO: [1, N, C]
@@ -257,6 +268,15 @@ def build_layout(
                 shape = g.one("Concat", [sizes[0], count, sizes[1]], axis=0)
                 blank = g.const(np.full((1, 1, 28, 28), 0.5, np.float32))
                 _output(g, g.one("Expand", [blank, shape]), "masks", [1, "n", 28, 28])
+        elif kind == "rtdetr":  # 0..1 boxes times (width, height, width, height)
+            sizes = g.one("Cast", ["orig_target_sizes"], to=TensorProto.FLOAT)
+            whwh = g.one("Gather", [sizes, g.const(np.array([0, 1, 0, 1]))], axis=1)
+            unit = g.one("Div", [boxes, g.const(np.float32(SIZE))])
+            _output(g, _padded(g, g.one("Mul", [unit, whwh]), 4), "boxes", [1, KEEP, 4])
+            sq = lambda t: g.one("Squeeze", [t], axes=[2])  # noqa: E731
+            labels = g.one("Cast", [sq(_padded(g, col(classes), 1))], to=TensorProto.INT64)
+            _output(g, labels, "labels", [1, KEEP], TensorProto.INT64)
+            _output(g, sq(_padded(g, col(scores), 1)), "scores", [1, KEEP])
         elif kind == "torchvision":
             _output(g, boxes, "boxes", ["n", 4])
             labels = g.one("Cast", [classes], to=TensorProto.INT64)
@@ -321,7 +341,16 @@ def build_layout(
         q = SIZE // 4
         _output(g, g.one("Tile", [protos, reps]), "output1", [1, MASK_COEFFICIENTS, q, q])
     _input_adapter(g, uint8_nhwc, unbatched=kind == "torchvision")
-    if meta and kind != "torchvision":
+    if kind == "ppyoloe":  # PaddleDetection's names; im_shape is taken, and unused, as there
+        rename_reads(model.graph, "images", "image")
+        model.graph.input[0].name = "image"
+        for name in ("im_shape", "scale_factor"):
+            vi = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 2])
+            model.graph.input.append(vi)
+    elif kind == "rtdetr":
+        vi = helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64, ["batch", 2])
+        model.graph.input.append(vi)
+    if meta and kind not in ("torchvision", *SIZE_INPUTS):
         names = [n.strip() for n in COCO80.read_text().splitlines() if n.strip()]
         names = [names[c] for c in kept] if kept else names
         props = {
@@ -333,45 +362,5 @@ def build_layout(
         }
         onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model)
-    onnx.save(model, str(out_path))
-    return out_path
-
-
-def build_transposed_yolox(out_path: Path, output_name: str = "output") -> Path:
-    """The real YOLOX-Nano with its raw grid transposed to [1, 85, 3549] (an export for a runtime
-    that wants features first); YOLOX's own input. Named "output", its input and output names
-    are official YOLOX's, so the bundled preset matches by names."""
-    model = onnx.load(str(YOLOX_ONNX))
-    out = model.graph.output[0]
-    for node in model.graph.node:
-        node.output[:] = ["yolox_head" if o == out.name else o for o in node.output]
-    model.graph.ClearField("output")
-    model.graph.node.append(
-        helper.make_node("Transpose", ["yolox_head"], [output_name], perm=[0, 2, 1])
-    )
-    model.graph.output.append(
-        helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [1, 5 + CLASSES, ANCHORS])
-    )
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out_path))
-    return out_path
-
-
-def build_unreadable_yolox(out_path: Path) -> Path:
-    """The real YOLOX-Nano's grid reshaped to [1, 255, 1183], which no decoder reads, under
-    official YOLOX's input and output names."""
-    model = onnx.load(str(YOLOX_ONNX))
-    out = model.graph.output[0]
-    for node in model.graph.node:
-        node.output[:] = ["yolox_head" if o == out.name else o for o in node.output]
-    model.graph.ClearField("output")
-    shape = numpy_helper.from_array(np.array([1, 255, 1183], np.int64), "unreadable_shape")
-    model.graph.initializer.append(shape)
-    model.graph.node.append(
-        helper.make_node("Reshape", ["yolox_head", "unreadable_shape"], ["output"])
-    )
-    model.graph.output.append(
-        helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 255, 1183])
-    )
     onnx.save(model, str(out_path))
     return out_path

@@ -285,3 +285,58 @@ def test_a_model_widened_elsewhere_is_told_to_drop_the_converters_casts(tmp_path
     copy = write_adapted_copy(model)
     assert (copy.widened, copy.reordered, copy.casts_dropped) == (0, False, 2)
     assert make_fp16(copy.path, tmp_path / "fp16.onnx")["sha256"]
+
+
+def _run(path: Path, feeds: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+@pytest.mark.parametrize(
+    "kind, image, sizes",
+    [
+        # PaddleDetection: (height, width) and a scale of 1 from the picture to the input
+        ("ppyoloe", "image", {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]}),
+        # RT-DETR: the (width, height) its 0..1 boxes are multiplied by, int64
+        ("rtdetr", "images", {"orig_target_sizes": [416, 416]}),
+    ],
+)
+def test_size_inputs_beside_the_image_get_a_copy_that_computes_them(tmp_path, kind, image, sizes):
+    """PaddleDetection's and RT-DETR's exports take the original picture's size beside the image
+    (layouts derived from the real YOLOX-Nano): refused with the way out; the copy takes the
+    image alone and computes the same outputs as the model fed the input's own size."""
+    from app.core.errors import SizeInputsModel
+    from tests.core.model.derived_layouts import build_layout
+
+    model = build_layout(kind, tmp_path / f"{kind}.onnx")
+    names = ", ".join(sizes)
+    with pytest.raises(SizeInputsModel, match=f"it takes {names}, the size of the picture"):
+        inspect_model(model)
+    copy = write_adapted_copy(model)
+    assert copy.sized == tuple(sizes) and f"{names} computed from the image" in copy.summary()
+    spec = inspect_model(copy.path)
+    assert spec.input_name == image and spec.task == "detection"
+    x = np.random.default_rng(3).uniform(0, 1, (1, 3, 416, 416)).astype(np.float32)
+    given = {
+        k: np.array([v], np.int64 if kind == "rtdetr" else np.float32) for k, v in sizes.items()
+    }
+    want = _run(model, {image: x, **given})
+    got = _run(copy.path, {image: x})
+    for a, b in zip(want, got, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_an_extra_input_the_app_does_not_know_is_still_refused_by_name(tmp_path):
+    from tests.core.model.derived_layouts import build_layout
+
+    model = onnx.load(str(build_layout("rtdetr", tmp_path / "rtdetr.onnx")))
+    model.graph.input[1].name = "target_sizes_override"  # not a name the copy knows to compute
+    for node in model.graph.node:
+        node.input[:] = ["target_sizes_override" if i == "orig_target_sizes" else i
+                         for i in node.input]  # fmt: skip
+    onnx.save(model, str(tmp_path / "other.onnx"))
+    with pytest.raises(UserError, match=r"has 2 inputs \(images, target_sizes_override\)") as e:
+        inspect_model(tmp_path / "other.onnx")
+    assert "adapt" not in str(e.value)

@@ -21,7 +21,7 @@ from app.core.frames.pipeline import FramePipeline
 from app.core.model.inspection import inspect_model
 from app.core.model.presets import user_presets_dir
 from tests.assets import IMAGES, YOLOX, needs_assets
-from tests.core.model.derived_layouts import build_transposed_yolox, build_unreadable_yolox
+from tests.core.model.yolox_grid_exports import build_transposed_yolox, build_unreadable_yolox
 
 pytestmark = needs_assets
 PHOTOS = [IMAGES / "photos-misc103" / n for n in ("dog_3.jpg",)] + sorted(
