@@ -95,6 +95,17 @@ def decode_batch_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
     return boxes, raw[:, 6].astype(np.float32), cls, True
 
 
+def decode_class_score_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """PaddleDetection's NMS output: rows [K, 6] of class, score, x1, y1, x2, y2 for the whole
+    batch, the first count[0] of them the first image's; an empty result is one row of class -1."""
+    raw = _output(outputs, spec, "detections", 0).reshape(-1, 6)
+    raw = raw[: _counted(_output(outputs, spec, "count", 1), raw.shape[0])]
+    raw = raw[(raw[:, 0] >= 0) & (raw[:, 1] >= conf)]
+    boxes = _scale_boxes(raw[:, 2:6].astype(np.float32), spec, in_h, in_w)
+    cls = np.rint(raw[:, 0]).astype(np.int64) - spec.postprocess.class_offset
+    return boxes, raw[:, 1].astype(np.float32), cls, True
+
+
 def _counted(count: np.ndarray, k: int) -> int:
     return int(min(k, max(0, int(np.asarray(count).reshape(-1)[0])))) if count.size else k
 
@@ -174,6 +185,7 @@ DECODE: dict[str, Callable[..., Decoded]] = {
     "yolov5": decode_yolov5,
     "end2end": decode_end2end,
     "batch_rows": decode_batch_rows,
+    "class_score_rows": decode_class_score_rows,
     "efficient_nms": decode_efficient_nms,
     "tf_od": decode_tf_od,
     "detr": decode_detr,

@@ -14,6 +14,7 @@ import numpy as np
 
 from app.core.model.output_readings import Candidate, Reading, read_candidate
 from app.core.model.paired_outputs import (
+    class_score_rows,
     dets_labels,
     four_outputs,
     looks_normalised,
@@ -132,7 +133,12 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
     if len(names) == 4:
         return four_outputs(names, probes)
     if len(names) == 2:
-        return two_outputs(names, probes) + segmentation(names, probes) + dets_labels(names, probes)
+        return (
+            two_outputs(names, probes)
+            + segmentation(names, probes)
+            + dets_labels(names, probes)
+            + class_score_rows(names, probes)
+        )
     if len(names) == 3:  # MMDeploy's instance segmentation: dets, labels, masks
         return dets_labels(names, probes)
     return []

@@ -70,6 +70,13 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
         if not (_whole(rows[:, 0]) and _whole(rows[:, 5])):
             return boxes, scores, "its image-index or class column holds fractions"
         return (boxes * scale if f.get("boxes_normalized") else boxes), scores, ""
+    if dec == "class_score_rows":
+        rows = out[f["outputs"]["detections"]].reshape(-1, 6).astype(np.float64)
+        rows = rows[rows[:, 0] >= 0]  # PaddleDetection's empty result: one row of class -1
+        boxes, scores = rows[:, 2:6], rows[:, 1]
+        if not _whole(rows[:, 0]):
+            return boxes, scores, "its class column holds fractions"
+        return (boxes * scale if f.get("boxes_normalized") else boxes), scores, ""
     if dec == "efficient_nms" or dec == "tf_od":
         roles = f["outputs"]
         boxes = out[roles["boxes"]][0].reshape(-1, 4).astype(np.float64)

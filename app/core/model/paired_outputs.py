@@ -193,6 +193,26 @@ def two_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[C
     return cands
 
 
+def class_score_rows(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
+    """PaddleDetection's export with its NMS (multiclass_nms3): rows [K, 6] of class, score, x1,
+    y1, x2, y2 for the whole batch, and an integer count per image [N] saying which are whose."""
+    shapes = {n: probes[0][n].shape for n in names}
+    rows = [n for n in names if len(shapes[n]) == 2 and shapes[n][1] == 6]
+    counts = [
+        n for n in names if len(shapes[n]) == 1 and np.issubdtype(probes[0][n].dtype, np.integer)
+    ]
+    if len(rows) != 1 or len(counts) != 1:
+        return []
+    first = np.concatenate([p[rows[0]].reshape(-1, 6)[:, 2:6] for p in probes])
+    fields = {"outputs": {"detections": rows[0], "count": counts[0]}}
+    fields |= {"boxes_normalized": looks_normalised(first, False)}
+    note = (
+        f"detection rows {rows[0]} [K, 6]: class, score, x1, y1, x2, y2, counted per image by "
+        f"{counts[0]} (PaddleDetection's NMS)"
+    )
+    return [Candidate("class_score_rows", fields, 0, note, 1.5)]
+
+
 def dets_labels(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
     """MMDeploy's end-to-end export: dets [1, N, 5] (x1, y1, x2, y2, score) and labels [1, N];
     an instance-segmentation export's third output, masks [1, N, h, w], is left out."""

@@ -26,6 +26,7 @@ DECODERS = (
     "yolov5",  # YOLOv5/v7, decoded YOLOX [1, N, 5+C]: cx, cy, w, h, objectness, class scores
     "end2end",  # [1, K, 6]: x1, y1, x2, y2, score, class (Ultralytics nms=True, YOLOv10)
     "batch_rows",  # [K, 7]: image index, x1, y1, x2, y2, class, score (YOLOv7 --end2end, ORT)
+    "class_score_rows",  # [K, 6] class, score, x1, y1, x2, y2 + counts [N] (PaddleDetection NMS)
     "efficient_nms",  # num_dets, det_boxes (x1, y1, x2, y2), det_scores, det_classes
     "tf_od",  # TensorFlow OD / TFLite SSD: boxes (ymin, xmin, ymax, xmax), classes, scores, count
     "detr",  # DETR / RT-DETR: cx, cy, w, h normalised, class logits or probabilities

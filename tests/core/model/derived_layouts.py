@@ -20,6 +20,8 @@ Every layout carries the same real weights, so it must find what the raw model f
 - `ppyoloe` (PaddleDetection, NMS excluded): image in, named `image`, beside `im_shape` and
   `scale_factor` [N, 2] inputs (the original picture's size; the boxes are divided by the
   scale); boxes [1, 3549, 4] xyxy and scores [1, 80, 3549] out
+- `ppdet_nms` (PaddleDetection with its NMS): the same inputs; rows [n, 6] of class, score, x1,
+  y1, x2, y2 (`multiclass_nms3_0.tmp_0`) and a count per image [1] int32 (`..._tmp_2`) out
 - `rtdetr` (RT-DETR's deploy export): `images` beside `orig_target_sizes` [N, 2] int64 (width,
   height; the 0..1 boxes are multiplied by it); labels [1, 100] int64, boxes [1, 100, 4] xyxy,
   scores [1, 100] out. Neither opens as it is: `adapt` computes the size inputs (SIZE_INPUTS)
@@ -62,7 +64,7 @@ LAYOUTS = (
     "mmdeploy",
     "mmdeploy_seg",
 )
-SIZE_INPUTS = ("ppyoloe", "rtdetr")  # built here too, opened through `adapt`
+SIZE_INPUTS = ("ppyoloe", "ppdet_nms", "rtdetr")  # built here too, opened through `adapt`
 MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
 NMS_IOU, NMS_SCORE = 0.65, 0.001
@@ -268,6 +270,12 @@ def build_layout(
                 shape = g.one("Concat", [sizes[0], count, sizes[1]], axis=0)
                 blank = g.const(np.full((1, 1, 28, 28), 0.5, np.float32))
                 _output(g, g.one("Expand", [blank, shape]), "masks", [1, "n", 28, 28])
+        elif kind == "ppdet_nms":  # boxes divided by (scale_x, scale_y, scale_x, scale_y)
+            yx = g.one("Gather", ["scale_factor", g.const(np.array([1, 0, 1, 0]))], axis=1)
+            rows = g.one("Concat", [col(classes), col(scores), g.one("Div", [boxes, yx])], axis=1)
+            _output(g, rows, "multiclass_nms3_0.tmp_0", ["n", 6])
+            n = g.one("Cast", [count], to=TensorProto.INT32)
+            _output(g, n, "multiclass_nms3_0.tmp_2", [1], TensorProto.INT32)
         elif kind == "rtdetr":  # 0..1 boxes times (width, height, width, height)
             sizes = g.one("Cast", ["orig_target_sizes"], to=TensorProto.FLOAT)
             whwh = g.one("Gather", [sizes, g.const(np.array([0, 1, 0, 1]))], axis=1)
@@ -341,7 +349,7 @@ def build_layout(
         q = SIZE // 4
         _output(g, g.one("Tile", [protos, reps]), "output1", [1, MASK_COEFFICIENTS, q, q])
     _input_adapter(g, uint8_nhwc, unbatched=kind == "torchvision")
-    if kind == "ppyoloe":  # PaddleDetection's names; im_shape is taken, and unused, as there
+    if kind in ("ppyoloe", "ppdet_nms"):  # PaddleDetection's names; im_shape taken, unused
         rename_reads(model.graph, "images", "image")
         model.graph.input[0].name = "image"
         for name in ("im_shape", "scale_factor"):

@@ -299,6 +299,7 @@ def _run(path: Path, feeds: dict) -> list[np.ndarray]:
     [
         # PaddleDetection: (height, width) and a scale of 1 from the picture to the input
         ("ppyoloe", "image", {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]}),
+        ("ppdet_nms", "image", {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]}),
         # RT-DETR: the (width, height) its 0..1 boxes are multiplied by, int64
         ("rtdetr", "images", {"orig_target_sizes": [416, 416]}),
     ],
@@ -340,3 +341,20 @@ def test_an_extra_input_the_app_does_not_know_is_still_refused_by_name(tmp_path)
     with pytest.raises(UserError, match=r"has 2 inputs \(images, target_sizes_override\)") as e:
         inspect_model(tmp_path / "other.onnx")
     assert "adapt" not in str(e.value)
+
+
+def test_paddle_rows_for_the_second_image_or_an_empty_result_are_not_read(tmp_path):
+    """PaddleDetection's NMS rows hold the whole batch, counted per image, and an image with
+    nothing found gets one row of class -1: neither is a detection of the first image."""
+    from app.core.frames.decoders import decode_class_score_rows
+    from tests.core.model.derived_layouts import build_layout
+
+    spec = inspect_model(write_adapted_copy(build_layout("ppdet_nms", tmp_path / "p.onnx")).path)
+    assert spec.postprocess.decoder == "class_score_rows"
+    rows = np.array([[3, 0.9, 10, 20, 50, 60], [7, 0.8, 1, 2, 3, 4]], np.float32)  # 1 + 1
+    boxes, scores, cls, _ = decode_class_score_rows([rows, np.array([1], np.int32)], spec, 416,
+                                                    416, 0.25)  # fmt: skip
+    assert cls.tolist() == [3] and scores.tolist() == pytest.approx([0.9])
+    assert boxes.tolist() == [[10, 20, 50, 60]]
+    empty = np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
+    assert len(decode_class_score_rows([empty, np.array([1], np.int32)], spec, 416, 416, 0)[0]) == 0
