@@ -295,16 +295,28 @@ def _run(path: Path, feeds: dict) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "kind, image, sizes",
+    "kind, image, sizes, decoder",
     [
         # PaddleDetection: (height, width) and a scale of 1 from the picture to the input
-        ("ppyoloe", "image", {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]}),
-        ("ppdet_nms", "image", {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]}),
+        (
+            "ppyoloe",
+            "image",
+            {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]},
+            "boxes_scores",
+        ),
+        (
+            "ppdet_nms",
+            "image",
+            {"im_shape": [416.0, 416.0], "scale_factor": [1.0, 1.0]},
+            "class_score_rows",
+        ),
         # RT-DETR: the (width, height) its 0..1 boxes are multiplied by, int64
-        ("rtdetr", "images", {"orig_target_sizes": [416, 416]}),
+        ("rtdetr", "images", {"orig_target_sizes": [416, 416]}, "boxes_labels_scores"),
     ],
 )
-def test_size_inputs_beside_the_image_get_a_copy_that_computes_them(tmp_path, kind, image, sizes):
+def test_size_inputs_beside_the_image_get_a_copy_that_computes_them(
+    tmp_path, kind, image, sizes, decoder
+):
     """PaddleDetection's and RT-DETR's exports take the original picture's size beside the image
     (layouts derived from the real YOLOX-Nano): refused with the way out; the copy takes the
     image alone and computes the same outputs as the model fed the input's own size."""
@@ -318,7 +330,8 @@ def test_size_inputs_beside_the_image_get_a_copy_that_computes_them(tmp_path, ki
     copy = write_adapted_copy(model)
     assert copy.sized == tuple(sizes) and f"{names} computed from the image" in copy.summary()
     spec = inspect_model(copy.path)
-    assert spec.input_name == image and spec.task == "detection"
+    assert spec.input_name == image and spec.postprocess.decoder == decoder
+    assert not spec.postprocess.boxes_normalized  # input pixels: the scale of 1 kept them so
     x = np.random.default_rng(3).uniform(0, 1, (1, 3, 416, 416)).astype(np.float32)
     given = {
         k: np.array([v], np.int64 if kind == "rtdetr" else np.float32) for k, v in sizes.items()
