@@ -86,13 +86,15 @@ def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
 
 
 def decode_batch_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
-    """[K, 7]: image index, x1, y1, x2, y2, class, score for every image of the batch; NMS
-    already done in the graph (YOLOv7's end-to-end export for ONNX Runtime)."""
+    """[K, 7]: image index, x1, y1, x2, y2, class, score for every image of the batch (YOLOv7's
+    end-to-end export for ONNX Runtime), or score, class (YOLO-NAS's flat format,
+    `score_first`); NMS already done in the graph."""
+    score, cls = (5, 6) if spec.postprocess.score_first else (6, 5)
     raw = outputs[0].reshape(-1, 7)
-    raw = raw[(np.rint(raw[:, 0]) == 0) & (raw[:, 6] >= conf)]
+    raw = raw[(np.rint(raw[:, 0]) == 0) & (raw[:, score] >= conf)]
     boxes = _scale_boxes(raw[:, 1:5].astype(np.float32), spec, in_h, in_w)
-    cls = np.rint(raw[:, 5]).astype(np.int64) - spec.postprocess.class_offset
-    return boxes, raw[:, 6].astype(np.float32), cls, True
+    ids = np.rint(raw[:, cls]).astype(np.int64) - spec.postprocess.class_offset
+    return boxes, raw[:, score].astype(np.float32), ids, True
 
 
 def decode_class_score_rows(outputs, spec, in_h, in_w, conf) -> Decoded:

@@ -127,9 +127,18 @@ def candidates(probes: list[dict[str, np.ndarray]], hw: tuple[int, int]) -> list
         return _one_output(names[0], [p[names[0]] for p in probes], hw)
     if len(names) == 1 and probes[0][names[0]].ndim == 2 and probes[0][names[0]].shape[1] == 7:
         rows = np.concatenate([p[names[0]] for p in probes])
-        note = "detection rows [K, 7]: image index, x1, y1, x2, y2, class, score (YOLOv7 end2end)"
         fields = {"boxes_normalized": looks_normalised(rows[:, 1:5], False)}
-        return [Candidate("batch_rows", fields, 0, note, 1.0)]
+        row = "detection rows [K, 7]: image index, x1, y1, x2, y2"
+        return [  # the probe run tells them apart: a class column holds whole numbers
+            Candidate("batch_rows", fields, 0, f"{row}, class, score (YOLOv7 end2end)", 1.0),
+            Candidate(
+                "batch_rows",
+                fields | {"score_first": True},
+                0,
+                f"{row}, score, class (YOLO-NAS flat format)",
+                1.0,
+            ),
+        ]
     if len(names) == 4:
         return four_outputs(names, probes)
     if len(names) == 2:

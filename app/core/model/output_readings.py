@@ -66,8 +66,9 @@ def _frame(cand: Candidate, out: dict[str, np.ndarray], hw: tuple[int, int]):
     scale = np.array([hw[1], hw[0], hw[1], hw[0]], np.float64)
     if dec == "batch_rows":
         rows = next(iter(out.values())).reshape(-1, 7).astype(np.float64)
-        boxes, scores = rows[:, 1:5], rows[:, 6]
-        if not (_whole(rows[:, 0]) and _whole(rows[:, 5])):
+        score, cls = (5, 6) if f.get("score_first") else (6, 5)
+        boxes, scores = rows[:, 1:5], rows[:, score]
+        if not (_whole(rows[:, 0]) and _whole(rows[:, cls])):
             return boxes, scores, "its image-index or class column holds fractions"
         return (boxes * scale if f.get("boxes_normalized") else boxes), scores, ""
     if dec == "class_score_rows":

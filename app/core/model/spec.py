@@ -26,6 +26,7 @@ DECODERS = (
     "yolov5",  # YOLOv5/v7, decoded YOLOX [1, N, 5+C]: cx, cy, w, h, objectness, class scores
     "end2end",  # [1, K, 6]: x1, y1, x2, y2, score, class (Ultralytics nms=True, YOLOv10)
     "batch_rows",  # [K, 7]: image index, x1, y1, x2, y2, class, score (YOLOv7 --end2end, ORT)
+    # or score, class (YOLO-NAS's flat format; Postprocess.score_first)
     "class_score_rows",  # [K, 6] class, score, x1, y1, x2, y2 + counts [N] (PaddleDetection NMS)
     "efficient_nms",  # num_dets, det_boxes (x1, y1, x2, y2), det_scores, det_classes
     "tf_od",  # TensorFlow OD / TFLite SSD: boxes (ymin, xmin, ymax, xmax), classes, scores, count
@@ -100,6 +101,9 @@ class Postprocess:
     # yolov8/yolov5 segmentation heads: trailing mask-coefficient columns (32), ignored, with the
     # mask prototypes output: boxes only
     mask_coefficients: int = 0
+    # batch_rows: confidence in column 5 and class in 6 (YOLO-NAS's flat format), not class
+    # then score (YOLOv7's end-to-end export)
+    score_first: bool = False
     outputs: dict[str, str] = field(default_factory=dict)  # role (boxes, scores, ...) -> output
 
 

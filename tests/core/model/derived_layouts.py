@@ -14,7 +14,8 @@ Every layout carries the same real weights, so it must find what the raw model f
 - `boxes_scores`: boxes [1, 3549, 4] x1, y1, x2, y2 (input pixels) and scores [1, 3549, 80]
   before NMS (YOLO-NAS, DAMO-YOLO); `boxes_scores_t`: scores [1, 80, 3549] (PP-YOLOE)
 - `batch_rows`: one 2-D output "output" [K, 7] of image index, x1, y1, x2, y2, class, score after
-  NMS (YOLOv7's end-to-end export for ONNX Runtime)
+  NMS (YOLOv7's end-to-end export for ONNX Runtime); `batch_rows_nas`: the same with score, class
+  (YOLO-NAS's flat format, output "graph2_flat_predictions")
 - `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
   pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
 - `ppyoloe` (PaddleDetection, NMS excluded): image in, named `image`, beside `im_shape` and
@@ -61,6 +62,7 @@ LAYOUTS = (
     "boxes_scores",
     "boxes_scores_t",
     "batch_rows",
+    "batch_rows_nas",
     "mmdeploy",
     "mmdeploy_seg",
 )
@@ -258,6 +260,10 @@ def build_layout(
             index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
             rows = g.one("Concat", [index, boxes, col(classes), col(scores)], axis=1)
             _output(g, rows, "output", ["detections", 7])
+        elif kind == "batch_rows_nas":  # YOLO-NAS: score before class
+            index = g.one("Mul", [col(scores), g.const(np.float32(0.0))])
+            rows = g.one("Concat", [index, boxes, col(scores), col(classes)], axis=1)
+            _output(g, rows, "graph2_flat_predictions", ["detections", 7])
         elif kind in ("mmdeploy", "mmdeploy_seg"):
             dets = g.one("Concat", [boxes, col(scores)], axis=1)
             _output(g, g.one("Unsqueeze", [dets], axes=[0]), "dets", [1, "n", 5])

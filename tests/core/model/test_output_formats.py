@@ -38,6 +38,7 @@ EXPECTED = {
     "boxes_scores": "boxes_scores",
     "boxes_scores_t": "boxes_scores",
     "batch_rows": "batch_rows",
+    "batch_rows_nas": "batch_rows",
     "mmdeploy": "end2end",
     "mmdeploy_seg": "end2end",
 }
@@ -97,6 +98,8 @@ def test_layout_loads_right_and_matches_the_raw_model(kind, layouts, reference):
     spec = inspect_model(layouts[kind])
     pre = spec.preprocess
     assert spec.task == "detection" and spec.postprocess.decoder == EXPECTED[kind], spec.notes
+    # [K, 7] rows: YOLOv7's class, score or YOLO-NAS's score, class, told apart on the probe
+    assert spec.postprocess.score_first == (kind == "batch_rows_nas"), spec.notes
     assert (pre.resize, pre.pad_center, pre.pad_value, pre.color, pre.size) == (
         "letterbox",
         True,
