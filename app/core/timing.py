@@ -130,7 +130,7 @@ def speed_verdict(
         advice = (
             f"use {other}"
             if other
-            else f"the runtime gets as far on its own; use {baseline}"
+            else f"its rewrite gains nothing measurable here; use {baseline}"
             if exact
             else f"{baseline} is as fast and more accurate; prefer it unless the smaller file "
             "matters"

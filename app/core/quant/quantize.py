@@ -308,7 +308,7 @@ def quantize(
             name = PREPARED_FP32
             key = cache_key(PREPARED_FP32, QUANTIZE_VERSION, PREPARED_VERSION, spec.sha256)
             meta = {"precision": "fp32", "target": "any", "key": key}
-            build = partial(make_prepared_fp32, source, size=spec.preprocess.size)
+            build = partial(make_prepared_fp32, source, pre=spec.preprocess)
         else:
             name = variant_name or int8_variant_name(target)
             quantized = quantized_node_count(onnx.load(str(source), load_external_data=False))
