@@ -149,13 +149,12 @@ def test_moved_model_keeps_its_workspace_cli(capsys, tmp_path, model, images):
 
 
 def test_a_spec_written_for_a_model_without_names_reads_back(capsys, tmp_path):
-    """`--write-spec` writes "labels": [] for a model without class names (decoded boxes, labels
-    and scores, no metadata); `--spec` read that as an error ("'labels' must be a list of class
+    """`--write-spec` writes "labels": [] for a model without class names (MMDeploy's dets and
+    labels, no metadata); `--spec` read that as an error ("'labels' must be a list of class
     names (got [])"): its own file refused."""
-    from app.core.model.adapted_copy import write_adapted_copy
     from tests.core.model.derived_layouts import build_layout
 
-    model = write_adapted_copy(build_layout("torchvision", tmp_path / "tv.onnx")).path
+    model = build_layout("mmdeploy", tmp_path / "mm.onnx", meta=False)
     spec_file = tmp_path / "s.json"
     code, _, err = _run(capsys, "inspect", "--model", model, "--write-spec", spec_file)
     assert code == 0, err

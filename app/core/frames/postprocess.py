@@ -142,7 +142,7 @@ def _decode(
         by_name = {o["name"].lower(): i for i, o in enumerate(spec.outputs)}
         boxes = outputs[by_name.get("boxes", 0)].reshape(-1, 4).astype(np.float32)
         scores = outputs[by_name.get("scores", 2)].reshape(-1).astype(np.float32)
-        labels = outputs[by_name.get("labels", 1)].reshape(-1).astype(np.int64)
+        labels = outputs[by_name.get("labels", 1)].reshape(-1).astype(np.int64) - post.class_offset
         cls = np.broadcast_to(labels, scores.shape).copy() if labels.size else labels
         if post.boxes_normalized:
             boxes = boxes * np.array([geo.in_w, geo.in_h, geo.in_w, geo.in_h], np.float32)

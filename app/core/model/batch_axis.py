@@ -34,6 +34,18 @@ def unbatched_image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto | None:
     return inputs[0] if 3 in (dims[0].dim_value, dims[2].dim_value) else None
 
 
+BATCH_SQUEEZE = "__squeeze"  # the name of the copy's first node: <input name>__squeeze
+
+
+def is_batch_axis_copy(model: onnx.ModelProto) -> bool:
+    """Whether `model` is a copy `add_batch_axis` made (its first node squeezes the batch axis
+    off its input): a torchvision-style export, one image in."""
+    if not model.graph.node or not model.graph.input:
+        return False
+    first = model.graph.node[0]
+    return first.op_type == "Squeeze" and first.name == f"{first.input[0]}{BATCH_SQUEEZE}"
+
+
 def add_batch_axis(model: onnx.ModelProto) -> bool:
     """Give the model's unbatched image input a batch axis of 1, in place; whether it did."""
     vi = unbatched_image_input(model)
@@ -46,9 +58,9 @@ def add_batch_axis(model: onnx.ModelProto) -> bool:
     if opset >= 13:  # Squeeze takes its axes as an input from opset 13
         axes = f"{name}__batch_axis"
         graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
-        squeeze = helper.make_node("Squeeze", [name, axes], [inner], name=f"{name}__squeeze")
+        squeeze = helper.make_node("Squeeze", [name, axes], [inner], name=name + BATCH_SQUEEZE)
     else:
-        squeeze = helper.make_node("Squeeze", [name], [inner], name=f"{name}__squeeze", axes=[0])
+        squeeze = helper.make_node("Squeeze", [name], [inner], name=name + BATCH_SQUEEZE, axes=[0])
     graph.node.insert(0, squeeze)
     dims = [onnx.TensorShapeProto.Dimension(dim_value=1)]
     for d in _dims(vi):

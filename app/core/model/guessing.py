@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 
 from app.core.errors import UserError
+from app.core.model.batch_axis import is_batch_axis_copy
 from app.core.model.files import read_label_file
 from app.core.model.gray_input import is_gray_copy
 from app.core.model.label_names import indexed_labels
@@ -257,6 +258,17 @@ def _guess_spec(
     else:
         post = guessed_post
         notes += decoder_notes
+        if (
+            post.decoder == "boxes_labels_scores"
+            and not (meta.names or sidecars.labels)
+            and is_batch_axis_copy(model)
+        ):  # torchvision's detectors: labels are COCO category ids, 0 the background
+            post.class_offset = 1
+            notes.append(
+                "torchvision-style export (one image in, boxes, labels and scores out): labels "
+                "read as COCO category ids, 1 = person (guessed; give the class names of a "
+                "model trained on other classes)"
+            )
         notes.append(f"output layout judged on {len(frames)} {'' if real else 'synthetic '}frames")
         if not meta.ultralytics and pre.input_dtype != "uint8":
             _guess_preprocess(pre, task, post, sidecars, model, input_name, notes)
@@ -315,6 +327,9 @@ def _guess_preprocess(
         return
     pre.resize = "resize_crop" if task == "classification" else "stretch"
     pre.color = "RGB"
+    torchvision = is_batch_axis_copy(model)  # one image in: torchvision's detectors
+    if torchvision and task == "detection":
+        pre.resize = "letterbox"  # they keep the aspect ratio when they resize inside
     in_graph = _graph_normalises_input(model, input_name)
     if sidecars.mean is not None and not in_graph:
         pre.scale, pre.mean, pre.std = 1 / 255, sidecars.mean, sidecars.std
@@ -324,6 +339,12 @@ def _guess_preprocess(
     elif in_graph:
         pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
         notes.append("the graph normalises its input; feeding RGB 0..1 (guessed)")
+    elif torchvision:
+        pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
+        notes.append(
+            "a torchvision-style export (one image in): RGB 0..1 assumed, as its own transform "
+            "normalises inside the graph (guessed; check it: Find preprocessing)"
+        )
     elif is_gray_copy(model, input_name):
         pre.scale, pre.mean, pre.std = 1 / 255, [0.0] * 3, [1.0] * 3
         notes.append(
@@ -364,6 +385,8 @@ def _labels(
     if labels is None and not preset and post.decoder == "tf_od":
         fallback_name = "coco90"  # TF / TFLite SSDs are COCO's 90-id scheme unless told
         notes.append("no class names: COCO's 90-id names assumed (guessed; check them)")
+    elif labels is None and not preset and post.decoder == "boxes_labels_scores":
+        fallback_name = "coco90" if post.class_offset == 1 else None  # torchvision's (above)
     if labels is None and fallback_name:
         labels = indexed_labels(
             read_label_file(resources_dir() / "labels" / f"{fallback_name}.txt")

@@ -17,7 +17,8 @@ Every layout carries the same real weights, so it must find what the raw model f
   NMS (YOLOv7's end-to-end export for ONNX Runtime); `batch_rows_nas`: the same with score, class
   (YOLO-NAS's flat format, output "graph2_flat_predictions")
 - `torchvision`: one image [3, 416, 416] in (no batch axis), boxes [n, 4] x1, y1, x2, y2 (input
-  pixels), labels [n] int64 and scores [n] out after NMS, no metadata (torchvision's detectors)
+  pixels), labels [n] int64 (COCO category ids, 1 = person) and scores [n] out after NMS, no
+  metadata (torchvision's detectors)
 - `ppyoloe` (PaddleDetection, NMS excluded): image in, named `image`, beside `im_shape` and
   `scale_factor` [N, 2] inputs (the original picture's size; the boxes are divided by the
   scale); boxes [1, 3549, 4] xyxy and scores [1, 80, 3549] out
@@ -71,6 +72,11 @@ MASK_COEFFICIENTS = 32
 SIZE, ANCHORS, CLASSES, KEEP = 416, 3549, 80, 100
 NMS_IOU, NMS_SCORE = 0.65, 0.001
 COCO80 = Path(__file__).resolve().parents[3] / "resources" / "labels" / "coco80.txt"
+# COCO's category id of each of its 80 classes (person 1 ... stop sign 13 ... toothbrush 90):
+# the app's coco90.txt lists them as "<id - 1>  <name>"
+COCO_CATEGORY_IDS = np.array(
+    [int(line.split()[0]) + 1 for line in COCO80.with_name("coco90.txt").read_text().splitlines()]
+)
 
 
 class _Graph:
@@ -291,9 +297,10 @@ def build_layout(
             labels = g.one("Cast", [sq(_padded(g, col(classes), 1))], to=TensorProto.INT64)
             _output(g, labels, "labels", [1, KEEP], TensorProto.INT64)
             _output(g, sq(_padded(g, col(scores), 1)), "scores", [1, KEEP])
-        elif kind == "torchvision":
+        elif kind == "torchvision":  # labels are COCO category ids (1 = person; 0 background)
             _output(g, boxes, "boxes", ["n", 4])
-            labels = g.one("Cast", [classes], to=TensorProto.INT64)
+            ids = g.one("Cast", [classes], to=TensorProto.INT64)
+            labels = g.one("Gather", [g.const(COCO_CATEGORY_IDS), ids])
             _output(g, labels, "labels", ["n"], TensorProto.INT64)
             _output(g, scores, "scores", ["n"])
         elif kind == "end2end":

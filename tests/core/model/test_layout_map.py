@@ -48,14 +48,19 @@ def test_derived_layouts_score_the_raw_models_map(tmp_path):
         score = map50_95(pad(spec, False), tmp_path / f"ws-{kind}")
         assert abs(score - own) <= 0.1, (kind, score, own)
     # torchvision's kind: one image [3, H, W] in, boxes in input pixels, no metadata; opened
-    # through the copy `adapt` writes, fed what its preprocessing search finds (/255, RGB)
+    # through the copy `adapt` writes and scored as guessed: RGB 0..1 letterboxed (torchvision's
+    # detectors normalise inside), labels read as COCO category ids
     tv = build_layout("torchvision", tmp_path / "torchvision.onnx")
     spec = inspect_model(write_adapted_copy(tv).path)
     assert spec.postprocess.decoder == "boxes_labels_scores"
     assert not spec.postprocess.boxes_normalized, spec.notes
-    spec.preprocess = replace(
-        spec.preprocess, resize="letterbox", scale=1 / 255, mean=[0.0] * 3, std=[1.0] * 3
-    )
+    # its labels are COCO category ids (1 = person, 13 = stop sign): read as such, by name
+    assert spec.postprocess.class_offset == 1 and spec.labels[0] == "person", spec.notes
+    assert spec.labels[12] == "stop sign"
+    pre = spec.preprocess
+    assert (pre.resize, pre.color, pre.scale, pre.mean, pre.std, pre.pad_center) == (
+        "letterbox", "RGB", 1 / 255, [0.0] * 3, [1.0] * 3, False
+    )  # fmt: skip
     score = map50_95(spec, tmp_path / "ws-torchvision")
     assert abs(score - own) <= 0.1, ("torchvision", score, own)
     # PaddleDetection's kind with its NMS: the picture's size is an input beside the image;
