@@ -140,6 +140,8 @@ def _decode(
         scores, cls = raw[:, 5].astype(np.float32), raw[:, 4].astype(np.int64)
     elif post.decoder == "boxes_labels_scores":
         by_name = {o["name"].lower(): i for i, o in enumerate(spec.outputs)}
+        # roles inspection read by shape (outputs no name explains), else by name, else order
+        by_name |= {role: by_name[name.lower()] for role, name in post.outputs.items()}
         boxes = outputs[by_name.get("boxes", 0)].reshape(-1, 4).astype(np.float32)
         scores = outputs[by_name.get("scores", 2)].reshape(-1).astype(np.float32)
         labels = outputs[by_name.get("labels", 1)].reshape(-1).astype(np.int64) - post.class_offset

@@ -32,12 +32,22 @@ def decoded_boxes_labels_scores(
     done: HaGRID's, torchvision's; a row of class scores is `boxes_scores`); else None. Box
     coordinates as the probes show, normalised (HaGRID's kind) when they show none, said."""
     lower = {k.lower(): k for k in probes[0]}
+    roles: dict[str, str] = {}
     if "boxes" not in lower or "scores" not in lower:
-        return None
+        roles = _unnamed_boxes_labels_scores(probes[0])
+        if not roles:
+            return None
+        lower = {"boxes": roles["boxes"], "scores": roles["scores"]}
     boxes, scores = probes[0][lower["boxes"]], probes[0][lower["scores"]]
     if scores.size * 4 != boxes.size:
         return None
     notes = ["outputs boxes/scores: already-decoded detections (guessed)"]
+    if roles:
+        notes = [
+            f"outputs read by shape and type as boxes {roles['boxes']}, labels "
+            f"{roles['labels']} (integers) and scores {roles['scores']}: already-decoded "
+            "detections (guessed: no output name says so)"
+        ]
     seen = np.concatenate(
         [np.asarray(p[lower["boxes"]], np.float32).reshape(-1, 4) for p in probes]
     )
@@ -50,7 +60,25 @@ def decoded_boxes_labels_scores(
         )
     else:
         notes.append(f"box coordinates {'normalised 0..1' if normalised else 'in input pixels'}")
-    return {"boxes_normalized": normalised}, notes
+    return {"boxes_normalized": normalised, **({"outputs": roles} if roles else {})}, notes
+
+
+def _unnamed_boxes_labels_scores(out: dict[str, np.ndarray]) -> dict[str, str]:
+    """Roles of three outputs no name explains (torch.onnx.export numbers them unless told) when
+    they are boxes [.., n, 4], integer labels and float scores of n each (torchvision's
+    detectors); empty otherwise."""
+    if len(out) != 3:
+        return {}
+    floats = {k for k, v in out.items() if np.issubdtype(v.dtype, np.floating)}
+    boxes = [k for k in floats if out[k].ndim in (2, 3) and out[k].shape[-1] == 4]
+    labels = [k for k, v in out.items() if np.issubdtype(v.dtype, np.integer) and v.ndim in (1, 2)]
+    scores = [k for k in floats - set(boxes) if out[k].ndim in (1, 2)]
+    if len(boxes) != 1 or len(labels) != 1 or len(scores) != 1:
+        return {}
+    n = out[boxes[0]].size // 4
+    if out[labels[0]].size != n or out[scores[0]].size != n:
+        return {}
+    return {"boxes": boxes[0], "labels": labels[0], "scores": scores[0]}
 
 
 def score_activation(values: np.ndarray, separate: bool, n: int) -> str:

@@ -371,3 +371,31 @@ def test_paddle_rows_for_the_second_image_or_an_empty_result_are_not_read(tmp_pa
     assert boxes.tolist() == [[10, 20, 50, 60]]
     empty = np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
     assert len(decode_class_score_rows([empty, np.array([1], np.int32)], spec, 416, 416, 0)[0]) == 0
+
+
+def test_a_torchvision_export_with_numbered_outputs_is_read_by_shape(tmp_path):
+    """torch.onnx.export numbers the outputs unless told their names: boxes, labels and scores
+    then say nothing by name (and here come in another order); read by shape and type they give
+    the detections the named export gives."""
+    from tests.core.model.derived_layouts import build_layout
+
+    named = build_layout("torchvision", tmp_path / "named.onnx")
+    model = onnx.load(str(named))
+    numbers = {"boxes": "3437", "labels": "3441", "scores": "3438"}
+    for node in model.graph.node:
+        node.output[:] = [numbers.get(o, o) for o in node.output]
+    outs = {o.name: o for o in model.graph.output}
+    for o in outs.values():
+        o.name = numbers[o.name]
+    model.graph.ClearField("output")
+    model.graph.output.extend([outs["scores"], outs["boxes"], outs["labels"]])
+    onnx.save(model, str(tmp_path / "numbered.onnx"))
+    spec = inspect_model(write_adapted_copy(tmp_path / "numbered.onnx").path)
+    assert spec.postprocess.decoder == "boxes_labels_scores", spec.notes
+    assert spec.postprocess.outputs == numbers and spec.labels[0] == "person"
+    assert any("read by shape and type" in n for n in spec.notes)
+    reference = inspect_model(write_adapted_copy(named).path)
+    found, want = detections(spec), detections(reference)
+    assert sum(map(len, want)) > 10  # real photos, real boxes
+    for a, b in zip(found, want, strict=True):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.class_ids, b.class_ids)
