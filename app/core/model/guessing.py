@@ -12,16 +12,15 @@ import onnx
 
 from app.core.errors import UserError
 from app.core.model.batch_axis import is_batch_axis_copy
-from app.core.model.files import read_label_file
 from app.core.model.gray_input import is_gray_copy
-from app.core.model.label_names import indexed_labels
+from app.core.model.label_guess import guess_labels
 from app.core.model.metadata import ModelMetadata, read_metadata
 from app.core.model.output_formats import recognise
 from app.core.model.paired_outputs import decoded_boxes_labels_scores
 from app.core.model.presets import user_presets_dir
 from app.core.model.probing import read_probe_frames, run_probes
 from app.core.model.sidecars import Sidecars
-from app.core.model.spec import DECODERS, ModelSpec, Postprocess, Preprocess, palette_color
+from app.core.model.spec import DECODERS, ModelSpec, Postprocess, Preprocess
 from app.core.resources import resources_dir
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -283,7 +282,9 @@ def _guess_spec(
         )
     if preset and preset.get("ignore_norm_stats") and sidecars.mean is not None:
         notes.append(f"norm_stats.json not applied: {preset['ignore_norm_stats']}")
-    labels, colors = _labels(sidecars, meta, preset, n_classes, post, probes[0], problems, notes)
+    labels, colors = guess_labels(
+        sidecars, meta, preset, n_classes, post, probes[0], problems, notes
+    )
     pre.validate()
     if batch_problem:  # every step then feeds one image at a time (they batch only a free N)
         shape = [1, *shape[1:]]
@@ -358,58 +359,3 @@ def _guess_preprocess(
             "preprocessing, or inspect --find-preprocessing DIR, tries the others on your images)"
         )
     notes.append(f"resize mode '{pre.resize}', RGB (guessed)")
-
-
-def _labels(
-    sidecars: Sidecars,
-    meta: ModelMetadata,
-    preset: dict[str, Any] | None,
-    n_classes: int,
-    post: Postprocess,
-    probed: dict[str, np.ndarray],
-    problems: list[str],
-    notes: list[str],
-) -> tuple[list[str], list[list[int]]]:
-    """Names: a preset's, else the model's metadata (it describes this very file), else a label
-    sidecar, else a fallback list; lines like '12  stop sign' are placed at their ids."""
-    labels = indexed_labels(sidecars.labels) if sidecars.labels else None
-    colors = [list(c) for c in sidecars.colors] if sidecars.colors else None
-    if meta.names and not (preset and "labels" in preset):
-        if labels and labels != meta.names:
-            notes.append("class names from the metadata used, not the label file beside it")
-            colors = None
-        labels = list(meta.names)
-    if preset and "labels" in preset:
-        labels = list(preset["labels"])
-    fallback_name = preset.get("labels_fallback") if preset else None
-    if labels is None and not preset and post.decoder == "tf_od":
-        fallback_name = "coco90"  # TF / TFLite SSDs are COCO's 90-id scheme unless told
-        notes.append("no class names: COCO's 90-id names assumed (guessed; check them)")
-    elif labels is None and not preset and post.decoder == "boxes_labels_scores":
-        fallback_name = "coco90" if post.class_offset == 1 else None  # torchvision's (above)
-    if labels is None and fallback_name:
-        labels = indexed_labels(
-            read_label_file(resources_dir() / "labels" / f"{fallback_name}.txt")
-        )
-    if not n_classes and post.decoder == "classifier":
-        n_classes = next(iter(probed.values())).shape[-1]
-    if post.decoder == "yolox_raw" and not n_classes:
-        n_classes = next(iter(probed.values())).shape[1 if post.transposed else -1] - 5
-    labels = labels or [f"class {i}" for i in range(n_classes)]
-    if n_classes and len(labels) != n_classes:
-        problems.append(
-            f"the label list has {len(labels)} names but the model has {n_classes} classes; "
-            + (
-                "extra names ignored"
-                if len(labels) > n_classes
-                else "missing ones shown as numbers"
-            )
-        )
-        labels = (labels + [f"class {i}" for i in range(len(labels), n_classes)])[:n_classes]
-        if colors:
-            colors = colors[:n_classes]
-    if not colors or len(colors) < len(labels):
-        colors = (colors or []) + [
-            list(palette_color(i)[::-1]) for i in range(len(colors or []), len(labels))
-        ]
-    return labels, colors
