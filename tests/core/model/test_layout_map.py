@@ -18,6 +18,12 @@ from tests.assets import COCO_DEV64, YOLOX, needs_assets
 from tests.core.model.derived_layouts import LAYOUTS, build_layout
 
 pytestmark = [needs_assets, pytest.mark.slow]
+SAME_DETECTIONS_AS = {
+    "yolov8_seg": "yolov8",
+    "yolov5_seg": "yolov5",
+    "mmdeploy_seg": "mmdeploy",
+    "batch_rows_nas": "batch_rows",
+}
 SIGNATURE = inspect.signature(evaluate).parameters
 
 
@@ -40,7 +46,10 @@ def test_derived_layouts_score_the_raw_models_map(tmp_path):
     own = map50_95(raw, tmp_path / "ws-raw")
     assert own > 30  # measured 35.90
     specs = {}
-    for kind in LAYOUTS:
+    # A layout that differs from another only by outputs no decoder reads (masks) or by a column
+    # order the probe run settles finds the same detections (test_output_formats checks that on
+    # every layout): scored once, by the layout it extends.
+    for kind in [k for k in LAYOUTS if k not in SAME_DETECTIONS_AS]:
         (tmp_path / kind).mkdir()
         specs[kind] = spec = inspect_model(build_layout(kind, tmp_path / kind / f"{kind}.onnx"))
         # The layouts take RGB 0..1 where YOLOX takes BGR 0..255 (their input adapter undoes
