@@ -13,13 +13,13 @@ from app.core.model.spec import ModelSpec
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, bool]  # boxes, scores, class ids, nms done
 
 
-def _output(outputs: list[np.ndarray], spec: ModelSpec, role: str, default: int) -> np.ndarray:
-    """The output playing `role` (postprocess.outputs names it), else the one at `default`."""
-    name = spec.postprocess.outputs.get(role)
-    if name:
-        for i, o in enumerate(spec.outputs):
-            if o["name"] == name:
-                return outputs[i]
+def output_for(outputs: list[np.ndarray], spec: ModelSpec, role: str, default: int) -> np.ndarray:
+    """The output playing `role`: the one postprocess.outputs names, else one named as the role
+    (any case: "boxes", "scores"), else the one at `default`."""
+    name = spec.postprocess.outputs.get(role, role).lower()
+    for i, o in enumerate(spec.outputs):
+        if o["name"].lower() == name:
+            return outputs[i]
     return outputs[default]
 
 
@@ -42,7 +42,7 @@ def _rows(raw: np.ndarray, transposed: bool) -> np.ndarray:
 def _detection_rows(outputs: list[np.ndarray], spec: ModelSpec) -> tuple[np.ndarray, int]:
     """[anchors, features] of the detection output and where its class scores end (before a
     segmentation head's mask coefficients)."""
-    raw = _rows(_output(outputs, spec, "detections", 0)[0], spec.postprocess.transposed)
+    raw = _rows(output_for(outputs, spec, "detections", 0)[0], spec.postprocess.transposed)
     return raw, raw.shape[1] - spec.postprocess.mask_coefficients
 
 
@@ -74,8 +74,8 @@ def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
     """[K, 6]: x1, y1, x2, y2, score, class; NMS already done in the graph. Or the same split
     in two (MMDeploy): dets [1, K, 5] x1, y1, x2, y2, score and labels [1, K]."""
     if "labels" in spec.postprocess.outputs:
-        dets = _output(outputs, spec, "detections", 0)[0].reshape(-1, 5)
-        labels = _output(outputs, spec, "labels", 1)[0].reshape(-1, 1)
+        dets = output_for(outputs, spec, "detections", 0)[0].reshape(-1, 5)
+        labels = output_for(outputs, spec, "labels", 1)[0].reshape(-1, 1)
         raw = np.concatenate([dets.astype(np.float32), labels.astype(np.float32)], axis=1)
     else:
         raw = outputs[0][0]
@@ -100,8 +100,8 @@ def decode_batch_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
 def decode_class_score_rows(outputs, spec, in_h, in_w, conf) -> Decoded:
     """PaddleDetection's NMS output: rows [K, 6] of class, score, x1, y1, x2, y2 for the whole
     batch, the first count[0] of them the first image's; an empty result is one row of class -1."""
-    raw = _output(outputs, spec, "detections", 0).reshape(-1, 6)
-    raw = raw[: _counted(_output(outputs, spec, "count", 1), raw.shape[0])]
+    raw = output_for(outputs, spec, "detections", 0).reshape(-1, 6)
+    raw = raw[: _counted(output_for(outputs, spec, "count", 1), raw.shape[0])]
     raw = raw[(raw[:, 0] >= 0) & (raw[:, 1] >= conf)]
     boxes = _scale_boxes(raw[:, 2:6].astype(np.float32), spec, in_h, in_w)
     cls = np.rint(raw[:, 0]).astype(np.int64) - spec.postprocess.class_offset
@@ -114,10 +114,10 @@ def _counted(count: np.ndarray, k: int) -> int:
 
 def decode_efficient_nms(outputs, spec, in_h, in_w, conf) -> Decoded:
     """num_dets [1, 1], det_boxes [1, K, 4] x1,y1,x2,y2, det_scores [1, K], det_classes [1, K]."""
-    boxes = _output(outputs, spec, "boxes", 1)[0].reshape(-1, 4).astype(np.float32)
-    n = _counted(_output(outputs, spec, "count", 0), boxes.shape[0])
-    scores = _output(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
-    cls = np.rint(_output(outputs, spec, "classes", 3)[0].reshape(-1)[:n]).astype(np.int64)
+    boxes = output_for(outputs, spec, "boxes", 1)[0].reshape(-1, 4).astype(np.float32)
+    n = _counted(output_for(outputs, spec, "count", 0), boxes.shape[0])
+    scores = output_for(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
+    cls = np.rint(output_for(outputs, spec, "classes", 3)[0].reshape(-1)[:n]).astype(np.int64)
     keep = scores >= conf
     boxes = _scale_boxes(boxes[:n][keep], spec, in_h, in_w)
     return boxes, scores[keep], cls[keep] - spec.postprocess.class_offset, True
@@ -126,10 +126,10 @@ def decode_efficient_nms(outputs, spec, in_h, in_w, conf) -> Decoded:
 def decode_tf_od(outputs, spec, in_h, in_w, conf) -> Decoded:
     """TF Object Detection / TFLite SSD: boxes [1, K, 4] ymin, xmin, ymax, xmax (normalised),
     classes [1, K], scores [1, K], count [1]."""
-    yxyx = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4).astype(np.float32)
-    n = _counted(_output(outputs, spec, "count", 3), yxyx.shape[0])
-    cls = np.rint(_output(outputs, spec, "classes", 1)[0].reshape(-1)[:n]).astype(np.int64)
-    scores = _output(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
+    yxyx = output_for(outputs, spec, "boxes", 0)[0].reshape(-1, 4).astype(np.float32)
+    n = _counted(output_for(outputs, spec, "count", 3), yxyx.shape[0])
+    cls = np.rint(output_for(outputs, spec, "classes", 1)[0].reshape(-1)[:n]).astype(np.int64)
+    scores = output_for(outputs, spec, "scores", 2)[0].reshape(-1)[:n].astype(np.float32)
     keep = scores >= conf
     boxes = yxyx[:n][keep][:, [1, 0, 3, 2]]
     boxes = _scale_boxes(boxes, spec, in_h, in_w)
@@ -146,8 +146,8 @@ def decode_detr(outputs, spec, in_h, in_w, conf) -> Decoded:
     last). One box per query, no NMS (a set prediction)."""
     post = spec.postprocess
     if post.outputs.get("logits"):
-        boxes = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
-        logits = _output(outputs, spec, "logits", 1)[0]
+        boxes = output_for(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
+        logits = output_for(outputs, spec, "logits", 1)[0]
         logits = logits.reshape(boxes.shape[0], -1)
     else:
         raw = outputs[0][0]
@@ -170,8 +170,8 @@ def decode_boxes_scores(outputs, spec, in_h, in_w, conf) -> Decoded:
     """Boxes [1, N, 4] x1, y1, x2, y2 and per-class scores [1, N, C] (or [1, C, N]) before NMS
     (YOLO-NAS, DAMO-YOLO, PP-YOLOE exported without NMS)."""
     post = spec.postprocess
-    boxes = _output(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
-    probs = _rows(_output(outputs, spec, "scores", 1)[0], post.transposed)
+    boxes = output_for(outputs, spec, "boxes", 0)[0].reshape(-1, 4)
+    probs = _rows(output_for(outputs, spec, "scores", 1)[0], post.transposed)
     if post.score_activation == "sigmoid":
         probs = _sigmoid(probs.astype(np.float32))
     class_ids = probs.argmax(axis=1)

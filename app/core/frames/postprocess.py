@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from app.core.errors import UserError
-from app.core.frames.decoders import DECODE
+from app.core.frames.decoders import DECODE, output_for
 from app.core.frames.preprocess import Geometry
 from app.core.model.spec import ModelSpec, Postprocess
 
@@ -139,12 +139,11 @@ def _decode(
         boxes = np.concatenate([raw[:, :2], raw[:, :2] + raw[:, 2:4]], axis=1).astype(np.float32)
         scores, cls = raw[:, 5].astype(np.float32), raw[:, 4].astype(np.int64)
     elif post.decoder == "boxes_labels_scores":
-        by_name = {o["name"].lower(): i for i, o in enumerate(spec.outputs)}
-        # roles inspection read by shape (outputs no name explains), else by name, else order
-        by_name |= {role: by_name[name.lower()] for role, name in post.outputs.items()}
-        boxes = outputs[by_name.get("boxes", 0)].reshape(-1, 4).astype(np.float32)
-        scores = outputs[by_name.get("scores", 2)].reshape(-1).astype(np.float32)
-        labels = outputs[by_name.get("labels", 1)].reshape(-1).astype(np.int64) - post.class_offset
+        # the roles inspection read by shape (numbered outputs), else by name, else by order
+        boxes = output_for(outputs, spec, "boxes", 0).reshape(-1, 4).astype(np.float32)
+        scores = output_for(outputs, spec, "scores", 2).reshape(-1).astype(np.float32)
+        labels = output_for(outputs, spec, "labels", 1).reshape(-1).astype(np.int64)
+        labels = labels - post.class_offset
         cls = np.broadcast_to(labels, scores.shape).copy() if labels.size else labels
         if post.boxes_normalized:
             boxes = boxes * np.array([geo.in_w, geo.in_h, geo.in_w, geo.in_h], np.float32)
