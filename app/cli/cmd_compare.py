@@ -242,6 +242,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"matched boxes: IoU mean {s['mean_iou']:.3f} (min {s['min_iou']:.3f}); score "
             f"difference mean {s['mean_score_diff']:.3f} (max {s['max_score_diff']:.3f})"
         )
+    if s.get("mask_pairs"):
+        print(
+            f"instance masks of matched boxes: IoU mean {s['mean_mask_iou']:.3f} (min "
+            f"{s['min_mask_iou']:.3f}); {s['mask_iou_below_0_9']} of {s['mask_pairs']} under 0.9"
+        )
     rows = [
         (
             Path(r["source"]).name,

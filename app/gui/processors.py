@@ -152,6 +152,7 @@ class CompareProcessor(LiveProcessor):
         if ra.detections is not None and rb.detections is not None:
             extra.update(only_a=diff.missed, only_b=diff.extra, class_diff=diff.other_class)
         extra["agreement"] = self.comparison.agreement
+        extra["mask_iou"] = self.comparison.mask_iou  # segmentation models only
         ha, hb = diff.highlight_a, diff.highlight_b
 
         def images() -> list[QImage]:

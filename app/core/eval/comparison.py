@@ -38,6 +38,7 @@ class FrameDiff:
     other_class: int = 0  # A's boxes that B finds with another class (classifiers: top-1)
     ious: list[float] = field(default_factory=list)  # per matched pair
     score_diffs: list[float] = field(default_factory=list)  # |score A - score B| per pair
+    mask_ious: list[float] = field(default_factory=list)  # per pair, where both have masks
     items: list[dict[str, Any]] = field(default_factory=list)  # each disagreement, for JSON
     # bool per box of each side: drawn thick (no same-class partner on the other side)
     highlight_a: np.ndarray | None = None
@@ -66,6 +67,7 @@ class FrameDiff:
             "mean_iou": _r(np.mean(self.ious)) if self.ious else None,
             "min_iou": _r(min(self.ious)) if self.ious else None,
             "max_score_diff": _r(max(self.score_diffs)) if self.score_diffs else None,
+            "mean_mask_iou": _r(np.mean(self.mask_ious)) if self.mask_ious else None,
             "disagreements": self.items,
         }
 
@@ -100,6 +102,8 @@ def diff_frame(
         out.other_class = int(agree.class_diff_a.sum())
         out.ious = [float(v) for v in agree.pair_iou]
         out.score_diffs = [abs(float(da.scores[i]) - float(db.scores[j])) for i, j in agree.pairs]
+        if da.masks is not None and db.masks is not None:
+            out.mask_ious = [da.masks.iou(i, db.masks, j) for i, j in agree.pairs]
         out.highlight_a, out.highlight_b = agree.highlight_a(), agree.highlight_b()
         for kind, mask, d in (
             ("missed", agree.missing_a, da),
@@ -152,6 +156,10 @@ class Comparison:
         self._score_diff_sum = 0.0
         self._score_diff_max: float | None = None
         self._score_pairs = 0
+        self._mask_iou_sum = 0.0
+        self._mask_iou_min = 1.0
+        self._mask_pairs = 0
+        self._mask_low = 0  # pairs under 0.9
 
     def add(self, source: str, frame: int, a: FrameResult, b: FrameResult) -> FrameDiff:
         """Compare one frame and count it; returns the frame's record."""
@@ -170,6 +178,11 @@ class Comparison:
             self._pairs += len(diff.ious)
             low = min(diff.ious)
             self._iou_min = low if self._iou_min is None else min(self._iou_min, low)
+        if diff.mask_ious:
+            self._mask_iou_sum += sum(diff.mask_ious)
+            self._mask_iou_min = min(self._mask_iou_min, *diff.mask_ious)
+            self._mask_pairs += len(diff.mask_ious)
+            self._mask_low += sum(v < 0.9 for v in diff.mask_ious)
         if diff.score_diffs:
             self._score_diff_sum += sum(diff.score_diffs)
             self._score_pairs += len(diff.score_diffs)
@@ -200,4 +213,21 @@ class Comparison:
                 _r(self._score_diff_sum / self._score_pairs) if self._score_pairs else None
             ),
             "max_score_diff": _r(self._score_diff_max),
+            **self._mask_summary(),
+        }
+
+    @property
+    def mask_iou(self) -> float | None:
+        """Mean IoU of the instance masks of matched boxes so far (segmentation models)."""
+        return self._mask_iou_sum / self._mask_pairs if self._mask_pairs else None
+
+    def _mask_summary(self) -> dict[str, Any]:
+        """Instance masks of matched boxes (segmentation models): how alike B draws them."""
+        if not self._mask_pairs:
+            return {}
+        return {
+            "mask_pairs": self._mask_pairs,
+            "mean_mask_iou": _r(self.mask_iou),
+            "min_mask_iou": _r(self._mask_iou_min),
+            "mask_iou_below_0_9": self._mask_low,
         }

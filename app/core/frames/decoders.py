@@ -46,28 +46,36 @@ def _detection_rows(outputs: list[np.ndarray], spec: ModelSpec) -> tuple[np.ndar
     return raw, raw.shape[1] - spec.postprocess.mask_coefficients
 
 
-def decode_yolov8(outputs, spec, in_h, in_w, conf) -> Decoded:
-    """[4+C, N] (or [N, 4+C]): cx, cy, w, h, per-class scores, no objectness (then a
-    segmentation head's mask coefficients, ignored)."""
+def _yolo(outputs, spec, in_h, in_w, conf, objectness: bool) -> tuple[Decoded, np.ndarray]:
+    """The YOLOv8 / YOLOv5 rows above `conf`, and their mask coefficients ([k, 0] without)."""
     raw, end = _detection_rows(outputs, spec)
-    cls = raw[:, 4:end]
+    cls = raw[:, 5 if objectness else 4 : end]
     class_ids = cls.argmax(axis=1)
     scores = cls[np.arange(cls.shape[0]), class_ids]
+    if objectness:
+        scores = raw[:, 4] * scores
     keep = np.flatnonzero(scores >= conf)
     boxes = _scale_boxes(cxcywh_to_xyxy(raw[keep, :4]), spec, in_h, in_w)
-    return boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+    decoded = boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+    return decoded, raw[keep, end:]
+
+
+def decode_yolov8(outputs, spec, in_h, in_w, conf) -> Decoded:
+    """[4+C, N] (or [N, 4+C]): cx, cy, w, h, per-class scores, no objectness (then a
+    segmentation head's mask coefficients: `yolo_with_coefficients`)."""
+    return _yolo(outputs, spec, in_h, in_w, conf, False)[0]
 
 
 def decode_yolov5(outputs, spec, in_h, in_w, conf) -> Decoded:
     """[N, 5+C] (or [5+C, N]): cx, cy, w, h, objectness, per-class scores (then a
-    segmentation head's mask coefficients, ignored)."""
-    raw, end = _detection_rows(outputs, spec)
-    cls = raw[:, 5:end]
-    class_ids = cls.argmax(axis=1)
-    scores = raw[:, 4] * cls[np.arange(cls.shape[0]), class_ids]
-    keep = np.flatnonzero(scores >= conf)
-    boxes = _scale_boxes(cxcywh_to_xyxy(raw[keep, :4]), spec, in_h, in_w)
-    return boxes, scores[keep].astype(np.float32), class_ids[keep].astype(np.int64), False
+    segmentation head's mask coefficients: `yolo_with_coefficients`)."""
+    return _yolo(outputs, spec, in_h, in_w, conf, True)[0]
+
+
+def yolo_with_coefficients(outputs, spec, in_h, in_w, conf) -> tuple[Decoded, np.ndarray]:
+    """A -seg export's decoded rows (as decode_yolov8 / decode_yolov5) and each row's mask
+    coefficients [k, M]."""
+    return _yolo(outputs, spec, in_h, in_w, conf, spec.postprocess.decoder == "yolov5")
 
 
 def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:

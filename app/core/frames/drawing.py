@@ -1,4 +1,5 @@
-"""Draw detections (box, label, score) and classifier top-k onto BGR frames, with OpenCV."""
+"""Draw detections (instance mask, box, label, score) and classifier top-k onto BGR frames,
+with OpenCV."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from app.core.model.spec import ModelSpec
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MAX_PLACED = 64  # labels moved off each other per frame; past that a frame is beyond help
+MASK_ALPHA = 0.45  # an instance mask's tint: the picture stays readable under it
 
 
 def _text_scale(image: np.ndarray) -> tuple[float, int]:
@@ -108,6 +110,8 @@ def draw_detections(
     Labels go in the order of `dets` (best first from NMS), each moved off those before it;
     `label_rects`, when given, receives where each label went."""
     scale, thick = _text_scale(image)
+    if dets.masks is not None:
+        draw_masks(image, dets, spec)
     placed = Placed()
     for i in range(len(dets)):
         x1, y1, x2, y2 = (int(round(v)) for v in dets.boxes[i])
@@ -119,6 +123,21 @@ def draw_detections(
         rect = _label_box(image, text, x1, y1, color, scale, thick, (x1, y1, x2, y2), placed)
         if label_rects is not None:
             label_rects.append(rect)
+    return image
+
+
+def draw_masks(image: np.ndarray, dets: Detections, spec: ModelSpec) -> np.ndarray:
+    """Tint each detection's mask pixels with its class colour, worst first so the best
+    detection's tint is on top where masks overlap; only the box rectangles are touched."""
+    assert dets.masks is not None
+    for i in reversed(range(len(dets))):
+        x0, y0, x1, y1 = (int(v) for v in dets.masks.rects[i])
+        inside = dets.masks.masks[i]
+        if not inside.any():
+            continue
+        region = image[y0:y1, x0:x1]
+        color = np.array(spec.color(int(dets.class_ids[i])), np.float32)
+        region[inside] = (region[inside] * (1 - MASK_ALPHA) + color * MASK_ALPHA).astype(np.uint8)
     return image
 
 

@@ -34,17 +34,20 @@ class FrameResult:
     def to_json(self, spec: ModelSpec) -> dict[str, Any]:
         if self.detections is not None:
             d = self.detections
-            return {
-                "detections": [
-                    {
-                        "label": spec.label(int(d.class_ids[i])),
-                        "class_id": int(d.class_ids[i]),
-                        "score": round(float(d.scores[i]), 4),
-                        "box": [round(float(v), 1) for v in d.boxes[i]],
-                    }
-                    for i in range(len(d))
-                ]
-            }
+            found = [
+                {
+                    "label": spec.label(int(d.class_ids[i])),
+                    "class_id": int(d.class_ids[i]),
+                    "score": round(float(d.scores[i]), 4),
+                    "box": [round(float(v), 1) for v in d.boxes[i]],
+                }
+                for i in range(len(d))
+            ]
+            if d.masks is not None:  # a segmentation model's: area and outline, source pixels
+                for i, item in enumerate(found):
+                    area = int(d.masks.masks[i].sum())
+                    item["mask"] = {"area": area, "polygon": d.masks.polygon(i)}
+            return {"detections": found}
         assert self.top is not None
         return {
             "topk": [
@@ -85,6 +88,7 @@ class FramePipeline:
         self.conf = spec.postprocess.conf
         self.iou = spec.postprocess.iou
         self.k = spec.postprocess.topk
+        self.masks = True  # a segmentation model's instance masks, to draw (evaluate: boxes)
 
     def warm_up(self) -> bool:
         """Run the model once on a blank frame of its input size, timing nothing: the first
@@ -124,7 +128,9 @@ class FramePipeline:
     def decode(self, outputs: list[np.ndarray], geo: Any) -> FrameResult:
         if self.spec.task == "detection":
             return FrameResult(
-                detections=postprocess_detections(outputs, self.spec, geo, self.conf, self.iou)
+                detections=postprocess_detections(
+                    outputs, self.spec, geo, self.conf, self.iou, masks=self.masks
+                )
             )
         probs = class_probabilities(outputs, self.spec)[0]
         return FrameResult(top=topk(probs, self.k))

@@ -1,5 +1,5 @@
-"""Raw model outputs to detections (YOLOX grid decode, decoded boxes, the layouts in `decoders`)
-or top-k classes."""
+"""Raw model outputs to detections (YOLOX grid decode, decoded boxes, the layouts in `decoders`,
+with instance masks where a segmentation model gives them) or top-k classes."""
 
 from __future__ import annotations
 
@@ -10,25 +10,29 @@ import cv2
 import numpy as np
 
 from app.core.errors import UserError
-from app.core.frames.decoders import DECODE, output_for
+from app.core.frames.decoders import DECODE, output_for, yolo_with_coefficients
+from app.core.frames.masks import InstanceMasks, pasted_masks, prototype_masks
 from app.core.frames.preprocess import Geometry
 from app.core.model.spec import ModelSpec, Postprocess
 
 
 @dataclass
 class Detections:
-    """Boxes x1,y1,x2,y2 in source pixels, with scores and class ids (parallel arrays)."""
+    """Boxes x1,y1,x2,y2 in source pixels, with scores and class ids (parallel arrays), and
+    a segmentation model's instance masks when asked for."""
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     class_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    masks: InstanceMasks | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
     def filtered(self, conf: float) -> Detections:
         keep = self.scores >= conf
-        return Detections(self.boxes[keep], self.scores[keep], self.class_ids[keep])
+        masks = self.masks.take(keep) if self.masks is not None else None
+        return Detections(self.boxes[keep], self.scores[keep], self.class_ids[keep], masks)
 
 
 @dataclass
@@ -102,11 +106,13 @@ def postprocess_detections(
     geo: Geometry,
     conf: float | None = None,
     iou: float | None = None,
+    masks: bool = False,
 ) -> Detections:
     """Decode one image's raw outputs (batch index 0) into detections in source pixels;
-    `UserError` when they do not fit the spec's decoder (one a preset named, say)."""
+    `UserError` when they do not fit the spec's decoder (one a preset named, say). `masks`:
+    also a segmentation model's instance masks (for drawing; scoring reads boxes)."""
     try:
-        return _decode(outputs, spec, geo, conf, iou)
+        return _decode(outputs, spec, geo, conf, iou, masks)
     except (ValueError, IndexError, KeyError) as exc:
         shapes = ", ".join(str(list(np.shape(o))) for o in outputs)
         fix = (
@@ -127,10 +133,13 @@ def _decode(
     geo: Geometry,
     conf: float | None,
     iou: float | None,
+    want_masks: bool = False,
 ) -> Detections:
     post = spec.postprocess
     conf = post.conf if conf is None else conf
     iou = post.iou if iou is None else iou
+    if want_masks and has_masks(spec):
+        return _with_masks(outputs, spec, geo, conf, iou)
     if post.decoder == "yolox_raw":
         boxes, scores, cls = decode_yolox(outputs[0][0], geo.in_h, geo.in_w, post, conf)
     elif post.decoder == "boxes_xywh_cls_prob":
@@ -158,6 +167,38 @@ def _decode(
         raise ValueError(f"not a detection decoder: {post.decoder}")
     keep = nms(boxes, scores, cls, iou, post.max_det)
     return Detections(geo.to_source(boxes[keep]), scores[keep], cls[keep].astype(np.int64))
+
+
+def has_masks(spec: ModelSpec) -> bool:
+    """Whether the model gives instance masks the app can draw: Ultralytics' prototypes, or
+    MMDeploy's mask output beside its detections."""
+    post = spec.postprocess  # (a spec saved before masks were read names no prototypes role:
+    # its other output is they)
+    return (post.mask_coefficients > 0 and len(spec.outputs) == 2) or (
+        post.decoder == "end2end" and "masks" in post.outputs
+    )
+
+
+def _with_masks(
+    outputs: list[np.ndarray], spec: ModelSpec, geo: Geometry, conf: float, iou: float
+) -> Detections:
+    post = spec.postprocess
+    if post.decoder == "end2end":  # MMDeploy: masks [1, K, h, w] beside dets, NMS done
+        boxes, scores, cls, _ = DECODE["end2end"](outputs, spec, geo.in_h, geo.in_w, conf)
+        dets = output_for(outputs, spec, "detections", 0)[0].reshape(-1, 5)
+        maps = output_for(outputs, spec, "masks", 2)[0]
+        maps = maps[: dets.shape[0]][dets[:, 4] >= conf]
+        keep = np.argsort(-scores, kind="stable")[: post.max_det]
+        found = pasted_masks(maps[keep], boxes[keep], geo)
+    else:  # Ultralytics -seg: coefficients per row, prototypes [1, M, h, w]
+        (boxes, scores, cls, _), coefs = yolo_with_coefficients(
+            outputs, spec, geo.in_h, geo.in_w, conf
+        )
+        keep = nms(boxes, scores, cls, iou, post.max_det)
+        protos = [o for o in outputs if o.ndim == 4]  # [1, M, h, w]; the detections are 3-D
+        protos = output_for(outputs, spec, "prototypes", 1)[0] if len(protos) != 1 else protos[0][0]
+        found = prototype_masks(coefs[keep], protos, boxes[keep], geo)
+    return Detections(geo.to_source(boxes[keep]), scores[keep], cls[keep].astype(np.int64), found)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

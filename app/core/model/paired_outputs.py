@@ -139,8 +139,8 @@ def four_outputs(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[
 
 def segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
     """YOLOv8/YOLO11-seg and YOLOv5-seg: detections [1, 4+C+M, N] (or [1, N, 5+C+M]) and mask
-    prototypes [1, M, h, w]. The last M columns are mask coefficients; the app reads the boxes
-    and leaves the masks (it measures detection)."""
+    prototypes [1, M, h, w]. The last M columns are mask coefficients: each kept box's mask is
+    sigmoid(coefficients . prototypes) inside the box (`app.core.frames.masks`)."""
     shapes = {n: probes[0][n].shape for n in names}
     protos = [n for n in names if len(shapes[n]) == 4]
     dets = [n for n in names if len(shapes[n]) == 3]
@@ -150,10 +150,11 @@ def segmentation(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[
     a, b = shapes[det][1], shapes[det][2]
     feats, transposed = min(a, b), a < b
     first = [(p[det][0].T if transposed else p[det][0])[:, :4] for p in probes]
-    seg = {"mask_coefficients": m, "outputs": {"detections": det}, "transposed": transposed}
+    roles = {"detections": det, "prototypes": protos[0]}
+    seg = {"mask_coefficients": m, "outputs": roles, "transposed": transposed}
     seg["boxes_normalized"] = looks_normalised(np.concatenate(first), False)
     orient = "[1, features, N]" if transposed else "[1, N, features]"
-    kept = f"; {m} mask coefficients and the prototypes {protos[0]} left out (boxes only)"
+    kept = f"; {m} mask coefficients for the prototypes {protos[0]} (instance masks)"
     out = []
     if feats - m >= 5:
         out.append(
@@ -243,7 +244,8 @@ def class_score_rows(names: list[str], probes: list[dict[str, np.ndarray]]) -> l
 
 def dets_labels(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[Candidate]:
     """MMDeploy's end-to-end export: dets [1, N, 5] (x1, y1, x2, y2, score) and labels [1, N];
-    an instance-segmentation export's third output, masks [1, N, h, w], is left out."""
+    an instance-segmentation export's third output, masks [1, N, h, w] (probabilities over each
+    box, or over the whole input), gives each detection's mask."""
     shapes = {n: probes[0][n].shape for n in names}
     dets = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 5]
     labels = [n for n in names if len(shapes[n]) == 2]
@@ -255,7 +257,8 @@ def dets_labels(names: list[str], probes: list[dict[str, np.ndarray]]) -> list[C
         return []
     first = np.concatenate([p[dets[0]][0].reshape(-1, 5)[:, :4] for p in probes])
     fields = {"outputs": {"detections": dets[0], "labels": labels[0]}}
+    fields["outputs"] |= {"masks": masks[0]} if masks else {}
     fields |= {"boxes_normalized": looks_normalised(first, False)}
-    left = f"; mask output {masks[0]} left out (boxes only)" if masks else ""
+    left = f"; instance masks {masks[0]}" if masks else ""
     note = f"end-to-end {dets[0]} (x1, y1, x2, y2, score) and class {labels[0]} (MMDeploy){left}"
     return [Candidate("end2end", fields, 0, note, 1.5)]

@@ -98,8 +98,8 @@ class Postprocess:
     transposed: bool = False  # yolov8/yolov5 output laid out [1, features, anchors]
     score_activation: str = "none"  # detr: "sigmoid" or "softmax" (last class = no object)
     class_offset: int = 0  # subtracted from the model's class ids (1 for 1-based ids)
-    # yolov8/yolov5 segmentation heads: trailing mask-coefficient columns (32), ignored, with the
-    # mask prototypes output: boxes only
+    # yolov8/yolov5 segmentation heads: trailing mask-coefficient columns (32) for the mask
+    # prototypes output (outputs["prototypes"]; app.core.frames.masks)
     mask_coefficients: int = 0
     # batch_rows: confidence in column 5 and class in 6 (YOLO-NAS's flat format), not class
     # then score (YOLOv7's end-to-end export)

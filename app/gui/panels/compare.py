@@ -93,6 +93,8 @@ class ComparePanel(StreamPanel):
                     f" (only in A {extra['only_a']}, only in B {extra['only_b']}, "
                     f"other class {extra['class_diff']})"
                 )
+            if extra.get("mask_iou") is not None:
+                text += f" · mask IoU {extra['mask_iou']:.2f}"
             self.agreement.setText(text)
 
     def add_timings(self, frames: list[list[dict[str, float]]]) -> None:

@@ -280,7 +280,7 @@ def build_layout(
             if kind == "mmdeploy_seg":  # a stand-in mask per detection, [1, n, 28, 28]
                 sizes = [g.const(np.array(v, np.int64)) for v in ([1], [28, 28])]
                 shape = g.one("Concat", [sizes[0], count, sizes[1]], axis=0)
-                blank = g.const(np.full((1, 1, 28, 28), 0.5, np.float32))
+                blank = g.const(np.full((1, 1, 28, 28), 0.75, np.float32))  # the whole box
                 _output(g, g.one("Expand", [blank, shape]), "masks", [1, "n", 28, 28])
         elif kind == "ppdet_nms":  # boxes divided by (scale_x, scale_y, scale_x, scale_y)
             yx = g.one("Gather", ["scale_factor", g.const(np.array([1, 0, 1, 0]))], axis=1)
@@ -352,12 +352,15 @@ def build_layout(
                     [1, KEEP, CLASSES],
                 )
     if seg:  # Ultralytics' second output: mask prototypes at a quarter of the input size
+        # (minus the image's brightness: the stand-in coefficients sum below 0 on nearly every
+        # row, so each mask covers its box's lit pixels)
         protos = g.one(
             "AveragePool",
             [g.one("ReduceMean", [model.graph.input[0].name], axes=[1], keepdims=1)],
             kernel_shape=[4, 4],
             strides=[4, 4],
         )
+        protos = g.one("Neg", [protos])
         reps = g.const(np.array([1, MASK_COEFFICIENTS, 1, 1], np.int64))
         q = SIZE // 4
         _output(g, g.one("Tile", [protos, reps]), "output1", [1, MASK_COEFFICIENTS, q, q])
