@@ -42,12 +42,13 @@ class ComparePanel(StreamPanel):
         self.agreement = SteadyLabel(
             "agreement –",
             "agreement so far 100.0% · this frame 100% (only in A 99, only in B 99, "
-            "other class 99)",
+            "other class 99) · mask IoU 0.99",
         )
         self.agreement.setToolTip(
             "Share of boxes with a same-class partner (IoU ≥ 0.5) in the other variant, over "
             "all frames so far and in this frame (for classifiers: frames with the same top "
-            "class); thick boxes are missing from the other side or have another class there"
+            "class); thick boxes are missing from the other side or have another class there. "
+            "Segmentation models: mean IoU of the matched boxes' masks so far"
         )
         self.agreement.setStyleSheet("font-size:11pt;")
         self.chart = LatencyChart(["A", "B"], title="total latency per variant (ms)")
