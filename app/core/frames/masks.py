@@ -79,14 +79,14 @@ def _rects(boxes_src: np.ndarray, geo: Geometry) -> np.ndarray:
 
 
 def _warped(
-    maps: np.ndarray,
+    maps: list[np.ndarray],
     step: np.ndarray,
     origin: np.ndarray,
     boxes_src: np.ndarray,
     geo: Geometry,
     threshold: float,
 ) -> InstanceMasks:
-    """Masks from maps [n, h, w] whose cell (u, v) covers model-input pixels from
+    """Masks from maps ([h, w] each) whose cell (u, v) covers model-input pixels from
     origin + step * (u, v) to origin + step * (u + 1, v + 1) (`step`, `origin`: [n, 2] x, y),
     bilinear-sampled at each source pixel's centre, thresholded, and cut to the source box."""
     rects = _rects(boxes_src, geo)
@@ -95,7 +95,7 @@ def _warped(
     off = np.array([geo.off_x, geo.off_y])
     for i, (x0, y0, x1, y1) in enumerate(rects):
         w, h = int(x1 - x0), int(y1 - y0)
-        if w <= 0 or h <= 0:
+        if w <= 0 or h <= 0 or maps[i].size == 0:
             masks.append(np.zeros((max(h, 0), max(w, 0)), bool))
             continue
         # continuous coordinates: model x = origin + step * (u + 0.5) at cell centre u; source
@@ -104,7 +104,7 @@ def _warped(
         b = (origin[i] + step[i] * 0.5 + off) / scale - 0.5 - np.array([x0, y0])
         m = np.array([[a[0], 0.0, b[0]], [0.0, a[1], b[1]]], np.float64)
         plane = cv2.warpAffine(
-            maps[i].astype(np.float32),
+            maps[i].astype(np.float32, copy=False),
             m,
             (w, h),
             flags=cv2.INTER_LINEAR,
@@ -127,13 +127,21 @@ def prototype_masks(
     geo: Geometry,
 ) -> InstanceMasks:
     """Ultralytics' -seg masks: logits = coefficients [n, M] . prototypes [M, h, w] (the
-    prototypes span the whole model input), positive logit (sigmoid > 0.5) inside the box."""
-    n = coefficients.shape[0]
+    prototypes span the whole model input), positive logit (sigmoid > 0.5) inside the box.
+    Each logit map is computed over its box's prototype cells only, with one cell of margin
+    for the interpolation (30 boxes on a 1280 x 720 frame: 14 ms a frame over whole maps)."""
     m, h, w = prototypes.shape
-    logits = coefficients.astype(np.float32) @ prototypes.reshape(m, -1).astype(np.float32)
-    step = np.tile([geo.in_w / w, geo.in_h / h], (n, 1))
-    origin = np.zeros((n, 2))
-    return _warped(logits.reshape(n, h, w), step, origin, geo.to_source(boxes_model), geo, 0.0)
+    k = np.array([geo.in_w / w, geo.in_h / h])
+    maps, origins = [], []
+    for coef, box in zip(coefficients.astype(np.float32), boxes_model):
+        u0, v0 = np.clip(np.floor(box[:2] / k).astype(int) - 1, 0, [w, h])
+        u1, v1 = np.clip(np.ceil(box[2:] / k).astype(int) + 1, 0, [w, h])
+        cells = prototypes[:, v0:v1, u0:u1]
+        maps.append((coef @ cells.reshape(m, -1)).reshape(v1 - v0, u1 - u0))
+        origins.append((u0 * k[0], v0 * k[1]))
+    n = len(maps)
+    step, origin = np.tile(k, (n, 1)), np.array(origins, np.float64).reshape(n, 2)
+    return _warped(maps, step, origin, geo.to_source(boxes_model), geo, 0.0)
 
 
 def pasted_masks(
@@ -147,4 +155,4 @@ def pasted_masks(
     else:
         size = boxes_model[:, 2:] - boxes_model[:, :2]
         step, origin = size / np.array([w, h]), boxes_model[:, :2]
-    return _warped(maps, step, origin, geo.to_source(boxes_model), geo, threshold)
+    return _warped(list(maps), step, origin, geo.to_source(boxes_model), geo, threshold)
