@@ -186,13 +186,13 @@ def _guess_spec(
     dynamic = not (isinstance(h_dim, int) and isinstance(w_dim, int))
     pre = Preprocess(layout=layout)
     post = Postprocess()
+    if meta.ultralytics:  # first: a preset naming only a decoder keeps the export's own
+        _ultralytics_preprocess(pre, meta, notes)  # preprocessing, as its notes say
     if preset:
         how = preset.get("_matched_by", "file hash")
         notes.append(f"preset: {preset['name']} ({preset['_file']}, matched by {how})")
         pre = Preprocess(**{**pre.__dict__, **preset.get("preprocess", {}), "layout": layout})
         post = Postprocess(**{**post.__dict__, **preset.get("postprocess", {})})
-    elif meta.ultralytics:
-        _ultralytics_preprocess(pre, meta, notes)
     if _input_is_uint8(model, input_name):
         _uint8_preprocess(pre, notes, keep_resize=bool(preset or meta.ultralytics))
     if not dynamic:

@@ -141,3 +141,26 @@ def test_a_user_preset_whose_decoder_does_not_fit_fails_in_one_line(tmp_path):
     photo = str(IMAGES / "photos-misc103" / "dog_3.jpg")
     proc = cli("run", "--model", str(model), "--source", photo)
     assert_one_line_error(proc, str(model), "do not fit the boxes_labels_scores decoder", "preset")
+
+
+def test_a_user_preset_naming_only_a_decoder_keeps_ultralytics_preprocessing(tmp_path):
+    """Ultralytics exports say their preprocessing in their metadata (letterbox centred, pad
+    114, RGB, /255); a preset that only names the decoder, as inspection's refusal suggests,
+    used to reset it to a top-left letterbox while the notes still said centred."""
+    from tests.core.model.derived_layouts import build_layout
+
+    model = build_layout("yolov8_seg", tmp_path / "seg.onnx")
+    sha = inspect_model(model).sha256
+    folder = user_presets_dir()
+    folder.mkdir(parents=True)
+    preset = {"match": {"sha256": [sha]}, "task": "detection", "postprocess": {"decoder": "yolov8"}}
+    (folder / "mine.json").write_text(json.dumps(preset))
+    spec = inspect_model(model)
+    pre = spec.preprocess
+    assert spec.preset.endswith("mine.json")
+    assert (pre.resize, pre.pad_center, pre.pad_value, pre.color) == ("letterbox", True, 114, "RGB")
+    assert pre.scale == pytest.approx(1 / 255)
+    # what the preset says still wins
+    preset["preprocess"] = {"pad_center": False}
+    (folder / "mine.json").write_text(json.dumps(preset))
+    assert inspect_model(model).preprocess.pad_center is False
