@@ -43,6 +43,33 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def inline_constant_identities(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace each Identity of an initializer by an initializer of its own under the
+    Identity's output name. torch.onnx.export writes one initializer for identical weights
+    (tied, or equal, as untrained zero biases are) and an Identity per other user; ONNX
+    Runtime's preparation renames the copies it makes of them, so a float graph that kept the
+    Identities had no twin for those weights in the INT8 graph built from it."""
+    inits = {i.name: i for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[node.input[0]])
+            copy.name = node.output[0]
+            model.graph.initializer.append(copy)
+        else:
+            keep.append(node)
+    if len(keep) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        used = {name for node in keep for name in node.input} | outputs
+        used |= {i.name for i in model.graph.input}  # (an initializer listed as an input)
+        for init in [i for i in model.graph.initializer if i.name not in used]:
+            model.graph.initializer.remove(init)
+    return model
+
+
 def consumers_of(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     """Tensor name -> the nodes that read it."""
     out: dict[str, list[onnx.NodeProto]] = defaultdict(list)

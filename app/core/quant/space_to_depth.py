@@ -28,7 +28,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from app.core.quant.graph_rules import MIN_QDQ_OPSET, consumers_of, name_nodes, raise_opset
+from app.core.quant.graph_rules import (
+    MIN_QDQ_OPSET,
+    consumers_of,
+    inline_constant_identities,
+    name_nodes,
+    raise_opset,
+)
 
 log = logging.getLogger(__name__)
 _BIG = 2**31 - 1  # an "until the end" slice bound: exporters write INT64_MAX or INT32_MAX
@@ -253,6 +259,8 @@ def comparable_float(model_path: str | Path) -> onnx.ModelProto:
     from it (`make_int8`, which prepares and folds) matches by name, weights and activations.
     The precision analysis and the sensitive-block measurement compare the two tensor by
     tensor; against the unfolded model the folded stem conv's weight had no float twin (ORT's
-    `create_weight_matching` logged "weight tensor ... not found") and its input another name."""
+    `create_weight_matching` logged "weight tensor ... not found") and its input another name;
+    so it did for weights an exporter shared through Identity nodes
+    (`inline_constant_identities`)."""
     model = name_nodes(raise_opset(onnx.load(str(model_path)), MIN_QDQ_OPSET))
-    return fold_space_to_depth(model)[0]
+    return fold_space_to_depth(inline_constant_identities(model))[0]

@@ -1,0 +1,53 @@
+"""Weights an exporter shares through Identity nodes (torch.onnx.export writes one initializer
+for equal tensors, as an untrained model's zero biases are, and an Identity per other user):
+the float graph the analyses compare against inlines them, so every quantized weight has a
+float twin and ONNX Runtime's weight matching logs no "weight tensor ... not found" (it did on
+a real Ultralytics YOLOv8-seg export)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import onnx
+from onnx import helper
+
+from app.core.model.inspection import inspect_model
+from app.core.model.workspace import Workspace
+from app.core.quant.calibration import calibrate
+from app.core.quant.quantize import quantize
+from app.core.quant.space_to_depth import comparable_float
+from tests.assets import CIFAR, RESNET8, needs_assets
+
+pytestmark = needs_assets
+
+
+def resnet8_sharing_a_bias(path):
+    """ResNet-8 whose second and third convs (16 channels each) read the first one's bias, the
+    third through an Identity, as torch writes shared weights."""
+    model = onnx.load(str(RESNET8 / "resnet8_cifar10.onnx"))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    shared = convs[1].input[2]
+    model.graph.node.insert(0, helper.make_node("Identity", [shared], ["shared_bias_copy"]))
+    convs[2].input[2] = "shared_bias_copy"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_identity_shared_weights_have_float_twins(tmp_path, caplog):
+    model = resnet8_sharing_a_bias(tmp_path / "shared.onnx")
+    shutil.copy(RESNET8 / "labels_cifar10.txt", tmp_path / "labels_cifar10.txt")
+    flat = comparable_float(model)
+    assert not any(n.op_type == "Identity" for n in flat.graph.node)
+    assert "shared_bias_copy" in {i.name for i in flat.graph.initializer}
+    cal = tmp_path / "cal"
+    for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir()):
+        (cal / cls.name).mkdir(parents=True)
+        for f in sorted(cls.glob("*.jpg"))[:2]:
+            shutil.copy(f, cal / cls.name / f.name)
+    ws = Workspace.for_model(inspect_model(model), tmp_path / "ws")
+    calibrate(ws, cal, method="minmax")
+    with caplog.at_level(logging.ERROR):
+        quantize(ws, precisions=("int8",))  # measures the sensitive blocks first
+    assert ws.variant_path("int8").exists()
+    assert not [r for r in caplog.records if "not found" in r.getMessage()], caplog.text
