@@ -44,22 +44,30 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def inline_constant_identities(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace each Identity of an initializer by an initializer of its own under the
-    Identity's output name. torch.onnx.export writes one initializer for identical weights
-    (tied, or equal, as untrained zero biases are) and an Identity per other user; ONNX
-    Runtime's preparation renames the copies it makes of them, so a float graph that kept the
-    Identities had no twin for those weights in the INT8 graph built from it."""
+    """Replace each Identity of an initializer, and each Constant node holding a tensor, by an
+    initializer under the node's output name. torch.onnx.export writes one initializer for
+    identical weights (tied, or equal, as untrained zero biases are) and an Identity per other
+    user, and attention blocks' scales as Constant nodes; ONNX Runtime's preparation turns
+    both into initializers of other names, so a float graph that kept them had no twin for
+    those weights in the INT8 graph built from it."""
     inits = {i.name: i for i in model.graph.initializer}
     outputs = {o.name for o in model.graph.output}
     keep = []
     for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
-            copy = onnx.TensorProto()
-            copy.CopyFrom(inits[node.input[0]])
-            copy.name = node.output[0]
-            model.graph.initializer.append(copy)
-        else:
+        tensor = None
+        if node.output[0] in outputs:
+            pass
+        elif node.op_type == "Identity" and node.input[0] in inits:
+            tensor = inits[node.input[0]]
+        elif node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            tensor = node.attribute[0].t
+        if tensor is None:
             keep.append(node)
+            continue
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        copy.name = node.output[0]
+        model.graph.initializer.append(copy)
     if len(keep) != len(model.graph.node):
         del model.graph.node[:]
         model.graph.node.extend(keep)

@@ -1,8 +1,9 @@
 """Weights an exporter shares through Identity nodes (torch.onnx.export writes one initializer
-for equal tensors, as an untrained model's zero biases are, and an Identity per other user):
-the float graph the analyses compare against inlines them, so every quantized weight has a
-float twin and ONNX Runtime's weight matching logs no "weight tensor ... not found" (it did on
-a real Ultralytics YOLOv8-seg export)."""
+for equal tensors, as an untrained model's zero biases are, and an Identity per other user) or
+writes as Constant nodes (attention scales): the float graph the analyses compare against
+inlines them, so every quantized weight has a float twin and ONNX Runtime's weight matching
+logs no "weight tensor ... not found" (it did on real Ultralytics YOLOv8-seg and YOLO11-seg
+exports)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,17 @@ pytestmark = needs_assets
 
 def resnet8_sharing_a_bias(path):
     """ResNet-8 whose second and third convs (16 channels each) read the first one's bias, the
-    third through an Identity, as torch writes shared weights."""
+    third through an Identity, as torch writes shared weights; and whose fourth conv reads its
+    weights from a Constant node."""
     model = onnx.load(str(RESNET8 / "resnet8_cifar10.onnx"))
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     shared = convs[1].input[2]
     model.graph.node.insert(0, helper.make_node("Identity", [shared], ["shared_bias_copy"]))
     convs[2].input[2] = "shared_bias_copy"
+    weight = next(i for i in model.graph.initializer if i.name == convs[3].input[1])
+    constant = helper.make_node("Constant", [], ["constant_weight"], value=weight)
+    model.graph.node.insert(0, constant)
+    convs[3].input[1] = "constant_weight"
     onnx.save(model, str(path))
     return path
 
@@ -38,8 +44,8 @@ def test_identity_shared_weights_have_float_twins(tmp_path, caplog):
     model = resnet8_sharing_a_bias(tmp_path / "shared.onnx")
     shutil.copy(RESNET8 / "labels_cifar10.txt", tmp_path / "labels_cifar10.txt")
     flat = comparable_float(model)
-    assert not any(n.op_type == "Identity" for n in flat.graph.node)
-    assert "shared_bias_copy" in {i.name for i in flat.graph.initializer}
+    assert not any(n.op_type in ("Identity", "Constant") for n in flat.graph.node)
+    assert {"shared_bias_copy", "constant_weight"} <= {i.name for i in flat.graph.initializer}
     cal = tmp_path / "cal"
     for cls in sorted(p for p in CIFAR.iterdir() if p.is_dir()):
         (cal / cls.name).mkdir(parents=True)
