@@ -133,7 +133,9 @@ def analyse_layers(
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Per-tensor and per-block errors of the fully quantized graph (see module doc)."""
-    from onnxruntime.quantization.qdq_loss_debug import compute_weight_error, create_weight_matching
+    from onnxruntime.quantization.qdq_loss_debug import compute_weight_error
+
+    from app.core.quant.weight_matching import match_weights
 
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
@@ -148,7 +150,7 @@ def analyse_layers(
         progress(0.05, "quantizing every layer")
         make_int8(float_path, calib / "ranges.json", qpath, target, keep_float=[])
         qmodel = onnx.load(str(qpath))
-        weight_match = create_weight_matching(str(float_path), str(qpath))
+        weight_match = match_weights(float_path, qpath)
         weight_err = compute_weight_error(weight_match)
     qp = qdq_params(qmodel)
     names = sorted(qp)

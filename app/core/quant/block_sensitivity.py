@@ -270,10 +270,10 @@ def measure_blocks(
     """Every block with something quantized in the fully quantized graph at `qdq_path` (built
     from the named graph at `float_path`): {block, nodes (to keep it float), tensors,
     output_sqnr_db}, worst first."""
-    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
+    from app.core.quant.weight_matching import match_weights
 
     fmodel, qmodel = onnx.load(str(float_path)), onnx.load(str(qdq_path))
-    weight_match = create_weight_matching(str(float_path), str(qdq_path))
+    weight_match = match_weights(float_path, qdq_path)
     qp = qdq_params(qmodel)
     owner = tensor_owners(fmodel)
     owned: dict[str, list[str]] = {}

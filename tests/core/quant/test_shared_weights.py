@@ -57,3 +57,32 @@ def test_identity_shared_weights_have_float_twins(tmp_path, caplog):
         quantize(ws, precisions=("int8",))  # measures the sensitive blocks first
     assert ws.variant_path("int8").exists()
     assert not [r for r in caplog.records if "not found" in r.getMessage()], caplog.text
+
+
+def test_weights_without_a_twin_are_said_once_in_words(tmp_path, caplog):
+    """Matched against the graph as exported (its Identity and Constant weights not inlined),
+    ONNX Runtime finds no twin for them: its raw root-logger errors stay off the terminal."""
+    from app.core.quant.calibration import latest_calibration
+    from app.core.quant.quantize import make_int8
+    from app.core.quant.weight_matching import match_weights
+
+    model = resnet8_sharing_a_bias(tmp_path / "shared.onnx")
+    shutil.copy(RESNET8 / "labels_cifar10.txt", tmp_path / "labels_cifar10.txt")
+    cal = tmp_path / "cal" / "airplane"
+    cal.mkdir(parents=True)
+    for f in sorted((CIFAR / "airplane").glob("*.jpg"))[:4]:
+        shutil.copy(f, cal / f.name)
+    ws = Workspace.for_model(inspect_model(model), tmp_path / "ws")
+    calibrate(ws, cal.parent, method="minmax")
+    flat = tmp_path / "flat.onnx"
+    onnx.save(comparable_float(model), str(flat))
+    qdq = tmp_path / "qdq.onnx"
+    make_int8(flat, latest_calibration(ws) / "ranges.json", qdq, "ort-cpu", keep_float=[])
+    with caplog.at_level(logging.INFO):
+        twins = match_weights(flat, qdq)
+        caplog.clear()
+        fewer = match_weights(model, qdq)
+    assert len(fewer) < len(twins)
+    assert not [r for r in caplog.records if r.pathname.endswith("qdq_loss_debug.py")]
+    said = [r.getMessage() for r in caplog.records if r.name == "app.core.quant.weight_matching"]
+    assert len(said) == 1 and "no float twin" in said[0], said
