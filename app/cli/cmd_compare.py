@@ -141,9 +141,11 @@ class _Images:
             return None
         left = pipes[0].draw(frame.image.copy(), results[0], highlight=diff.highlight_a)
         right = pipes[1].draw(frame.image.copy(), results[1], highlight=diff.highlight_b)
+        masks = f", mask differs {diff.mask_differs}" if diff.mask_differs else ""
         caption = (
             f"{Path(frame.source).name} frame {frame.index}: missed by B {diff.missed}, only in B "
-            f"{diff.extra}, other class {diff.other_class} (thick boxes: no partner)"
+            f"{diff.extra}, other class {diff.other_class}{masks} (thick boxes: no partner"
+            f"{' or another mask' if masks else ''})"
         )
         image = side_by_side(left, right, self.titles, caption)
         stem = f"{safe_name(Path(frame.source).stem)}_{frame.index:06d}"
@@ -245,8 +247,10 @@ def print_report(report: dict[str, Any]) -> None:
     if s.get("mask_pairs"):
         print(
             f"instance masks of matched boxes: IoU mean {s['mean_mask_iou']:.3f} (min "
-            f"{s['min_mask_iou']:.3f}); {s['mask_iou_below_0_9']} of {s['mask_pairs']} under 0.9"
+            f"{s['min_mask_iou']:.3f}); {s['mask_iou_below_0_9']} of {s['mask_pairs']} under 0.9, "
+            f"{s['mask_differs']} under {s['mask_differs_iou']} (counted as disagreeing)"
         )
+    masks = bool(s.get("mask_pairs"))  # a column of its own for segmentation models only
     rows = [
         (
             Path(r["source"]).name,
@@ -256,14 +260,16 @@ def print_report(report: dict[str, Any]) -> None:
             r["missed"],
             r["extra"],
             r["other_class"],
+            *([r["mask_differs"]] if masks else []),
             "" if r["mean_iou"] is None else f"{r['mean_iou']:.3f}",
             "" if r["max_score_diff"] is None else f"{r['max_score_diff']:.3f}",
         )
         for r in report["frames"]
-        if r["missed"] or r["extra"] or r["other_class"]
+        if r["missed"] or r["extra"] or r["other_class"] or r["mask_differs"]
     ]
     if rows:
         headers = ["source", "frame", f"A {a}", f"B {b}", "missed", "extra", "other class"]
+        headers += ["mask differs"] if masks else []
         print(table([*headers, "IoU", "max dscore"], rows[:TABLE_ROWS]))
         if len(rows) > TABLE_ROWS:
             print(f"... and {len(rows) - TABLE_ROWS} more disagreeing frame(s) in the JSON")

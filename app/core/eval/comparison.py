@@ -17,6 +17,9 @@ from app.core.frames.pipeline import FrameResult
 from app.core.model.spec import ModelSpec
 
 MATCH_IOU = 0.5  # boxes of the same class overlapping at least this much are the same object
+# a matched pair whose instance masks overlap less than this is drawn differently enough to
+# show (segmentation models): counted, highlighted and written out as a disagreement
+MASK_DIFFERS = 0.75
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
@@ -36,6 +39,7 @@ class FrameDiff:
     missed: int = 0  # found by A, nothing of B there: B missed them
     extra: int = 0  # found by B only
     other_class: int = 0  # A's boxes that B finds with another class (classifiers: top-1)
+    mask_differs: int = 0  # matched pairs whose masks overlap under MASK_DIFFERS (IoU)
     ious: list[float] = field(default_factory=list)  # per matched pair
     score_diffs: list[float] = field(default_factory=list)  # |score A - score B| per pair
     mask_ious: list[float] = field(default_factory=list)  # per pair, where both have masks
@@ -51,7 +55,7 @@ class FrameDiff:
 
     @property
     def disagrees(self) -> bool:
-        return bool(self.missed or self.extra or self.other_class)
+        return bool(self.missed or self.extra or self.other_class or self.mask_differs)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +68,7 @@ class FrameDiff:
             "missed": self.missed,
             "extra": self.extra,
             "other_class": self.other_class,
+            "mask_differs": self.mask_differs,
             "mean_iou": _r(np.mean(self.ious)) if self.ious else None,
             "min_iou": _r(min(self.ious)) if self.ious else None,
             "max_score_diff": _r(max(self.score_diffs)) if self.score_diffs else None,
@@ -102,9 +107,16 @@ def diff_frame(
         out.other_class = int(agree.class_diff_a.sum())
         out.ious = [float(v) for v in agree.pair_iou]
         out.score_diffs = [abs(float(da.scores[i]) - float(db.scores[j])) for i, j in agree.pairs]
+        out.highlight_a, out.highlight_b = agree.highlight_a(), agree.highlight_b()
         if da.masks is not None and db.masks is not None:
             out.mask_ious = [da.masks.iou(i, db.masks, j) for i, j in agree.pairs]
-        out.highlight_a, out.highlight_b = agree.highlight_a(), agree.highlight_b()
+            for (i, j), m_iou in zip(agree.pairs, out.mask_ious):
+                if m_iou < MASK_DIFFERS:
+                    out.mask_differs += 1
+                    out.highlight_a[i] = out.highlight_b[j] = True
+                    item = _box_item("mask_differs", spec, int(da.class_ids[i]), da.scores[i],
+                                     da.boxes[i])  # fmt: skip
+                    out.items.append(item | {"mask_iou": _r(m_iou)})
         for kind, mask, d in (
             ("missed", agree.missing_a, da),
             ("other_class", agree.class_diff_a, da),
@@ -149,6 +161,7 @@ class Comparison:
         self.missed = 0
         self.extra = 0
         self.other_class = 0
+        self.mask_differs = 0
         self.highlighted = 0  # boxes drawn thick, both sides together
         self._iou_sum = 0.0
         self._iou_min: float | None = None
@@ -171,6 +184,7 @@ class Comparison:
         self.missed += diff.missed
         self.extra += diff.extra
         self.other_class += diff.other_class
+        self.mask_differs += diff.mask_differs
         for mask in (diff.highlight_a, diff.highlight_b):
             self.highlighted += int(mask.sum()) if mask is not None else 0
         if diff.ious:
@@ -230,4 +244,6 @@ class Comparison:
             "mean_mask_iou": _r(self.mask_iou),
             "min_mask_iou": _r(self._mask_iou_min),
             "mask_iou_below_0_9": self._mask_low,
+            "mask_differs": self.mask_differs,
+            "mask_differs_iou": MASK_DIFFERS,
         }

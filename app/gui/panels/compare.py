@@ -48,7 +48,8 @@ class ComparePanel(StreamPanel):
             "Share of boxes with a same-class partner (IoU ≥ 0.5) in the other variant, over "
             "all frames so far and in this frame (for classifiers: frames with the same top "
             "class); thick boxes are missing from the other side or have another class there. "
-            "Segmentation models: mean IoU of the matched boxes' masks so far"
+            "Segmentation models: mean IoU of the matched boxes' masks so far; a pair whose "
+            "masks overlap less than 0.75 is drawn thick too"
         )
         self.agreement.setStyleSheet("font-size:11pt;")
         self.chart = LatencyChart(["A", "B"], title="total latency per variant (ms)")

@@ -142,26 +142,34 @@ def test_compare_reports_how_alike_matched_boxes_masks_are_and_run_writes_outlin
     from app.core.eval.comparison import Comparison
     from app.core.frames.pipeline import FrameResult
 
-    protos = np.zeros((2, 80, 80), np.float32)
+    protos = np.zeros((3, 80, 80), np.float32)
     protos[0] = np.where(disc(80, 80, 40, 40, 15), 6.0, -6.0)
-    protos[1] = np.where(disc(80, 80, 43, 40, 15), 6.0, -6.0)  # the same disc, 3 cells right
+    protos[1] = np.where(disc(80, 80, 42, 40, 15), 6.0, -6.0)  # the same disc, 2 cells right
+    protos[2] = np.where(disc(80, 80, 50, 40, 15), 6.0, -6.0)  # 10 cells right
     boxes = np.array([[80, 80, 240, 240]], np.float32)
 
     def result(channel: int) -> FrameResult:
-        coefs = np.eye(2, dtype=np.float32)[[channel]]
+        coefs = np.eye(3, dtype=np.float32)[[channel]]
         masks = prototype_masks(coefs, protos, boxes, GEO)
         src = GEO.to_source(boxes)
         return FrameResult(Detections(src, np.array([0.8], np.float32), np.array([0]), masks))
 
     comparison = Comparison()
     same = comparison.add("v", 0, result(0), result(0))
-    moved = comparison.add("v", 1, result(0), result(1))
-    assert same.mask_ious == [1.0]
-    # two discs of radius 15 cells, 3 apart: IoU about 0.75
-    assert 0.65 < moved.mask_ious[0] < 0.85
+    near = comparison.add("v", 1, result(0), result(1))
+    far = comparison.add("v", 2, result(0), result(2))
+    assert same.mask_ious == [1.0] and not same.disagrees
+    # discs of radius 15 cells 2 apart: IoU about 0.84; 10 apart: about 0.45
+    assert 0.78 < near.mask_ious[0] < 0.9 and not near.disagrees
+    assert 0.35 < far.mask_ious[0] < 0.55
+    # the boxes match; the masks do not: a disagreement, drawn thick on both sides
+    assert far.disagrees and far.mask_differs == 1 and far.matched == 1
+    assert far.highlight_a.tolist() == [True] and far.highlight_b.tolist() == [True]
+    assert far.items[0]["kind"] == "mask_differs"
     summary = comparison.summary()
-    assert summary["mask_pairs"] == 2 and summary["mask_iou_below_0_9"] == 1
-    assert summary["min_mask_iou"] == pytest.approx(moved.mask_ious[0], abs=1e-4)
+    assert summary["mask_pairs"] == 3 and summary["mask_iou_below_0_9"] == 2
+    assert summary["mask_differs"] == 1 and summary["disagreeing_frames"] == 1
+    assert summary["min_mask_iou"] == pytest.approx(far.mask_ious[0], abs=1e-4)
     # `run`'s JSON: each detection's mask area and outline, in source pixels
     item = result(0).to_json(inspect_model(YOLOX))["detections"][0]
     outline = np.array(item["mask"]["polygon"])
