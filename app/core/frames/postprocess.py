@@ -172,8 +172,8 @@ def _decode(
 def has_masks(spec: ModelSpec) -> bool:
     """Whether the model gives instance masks the app can draw: Ultralytics' prototypes, or
     MMDeploy's mask output beside its detections."""
-    post = spec.postprocess  # (a spec saved before masks were read names no prototypes role:
-    # its other output is they)
+    post = spec.postprocess  # (a spec saved before masks were read has no prototypes role;
+    # its second output holds them all the same)
     return (post.mask_coefficients > 0 and len(spec.outputs) == 2) or (
         post.decoder == "end2end" and "masks" in post.outputs
     )
@@ -195,9 +195,13 @@ def _with_masks(
             outputs, spec, geo.in_h, geo.in_w, conf
         )
         keep = nms(boxes, scores, cls, iou, post.max_det)
-        protos = [o for o in outputs if o.ndim == 4]  # [1, M, h, w]; the detections are 3-D
-        protos = output_for(outputs, spec, "prototypes", 1)[0] if len(protos) != 1 else protos[0][0]
-        found = prototype_masks(coefs[keep], protos, boxes[keep], geo)
+        if "prototypes" in post.outputs:
+            protos = output_for(outputs, spec, "prototypes", 1)
+        else:  # the one 4-D output, [1, M, h, w] (the detections are 3-D)
+            protos = next((o for o in outputs if o.ndim == 4), None)
+            if protos is None:  # said in words by postprocess_detections
+                raise ValueError("no [1, M, h, w] mask prototypes output")
+        found = prototype_masks(coefs[keep], protos[0], boxes[keep], geo)
     return Detections(geo.to_source(boxes[keep]), scores[keep], cls[keep].astype(np.int64), found)
 
 
