@@ -20,6 +20,7 @@ from app.core.eval.agreement import compare_detections
 from app.core.eval.coco_matches import CocoMatches
 from app.core.eval.detection_truth import detection_truth
 from app.core.eval.labels import ClassLabels, class_labels
+from app.core.eval.mask_agreement import MaskAgreement
 from app.core.eval.metrics import (
     agreement_gt,
     coco_map,
@@ -92,7 +93,12 @@ def calibration_overlap(ws: Workspace, variants: list[str], files: list[Path]) -
     )
 
 
-def _run_variant(spec, model_path, runner_factory, backend, images, cancel, progress, base, share):
+def _run_variant(
+    spec, model_path, runner_factory, backend, images, cancel, progress, base, share,
+    masks: MaskAgreement | None = None, name: str = "",
+):  # fmt: skip
+    """(outputs per image, the runner's description, latency percentiles); a segmentation
+    model's masks go to `masks` as they come, as variant `name`'s (fp32 first)."""
     runner = runner_factory(backend, model_path)
     outputs: list[Any] = []
     with runner:
@@ -108,6 +114,8 @@ def _run_variant(spec, model_path, runner_factory, backend, images, cancel, prog
             times.append(t["infer_ms"])
             if spec.task == "detection":
                 outputs.append(pipe.decode(raw, geo).detections)
+                if masks is not None:
+                    masks.add(name, i, raw, geo)
             else:
                 outputs.append(class_probabilities(raw, spec)[0])
             if i % 8 == 0:
@@ -139,12 +147,12 @@ def evaluate(
     images_dir = Path(images_dir)
     paths = {v: variant_model_path(ws, v) for v in variants}  # fail early on a missing variant
     image_set = ImageSet(images_dir)
-    names = list(variants)
-    if "fp32" not in names:
-        names.insert(0, "fp32")  # the reference for agreement
+    names = ["fp32", *(v for v in variants if v != "fp32")]  # the reference runs first
+    if "fp32" not in paths:  # (run for agreement even when not asked for)
         paths["fp32"] = variant_model_path(ws, "fp32")
     results: dict[str, tuple[list[Any], dict, dict]] = {}
     refused: dict[str, str] = {}  # variants the backend would not run; the rest are still scored
+    masks = MaskAgreement(spec) if MaskAgreement.applies(spec) else None
     for n, name in enumerate(names):
         share = 0.95 / len(names)
         try:
@@ -158,6 +166,8 @@ def evaluate(
                 progress,
                 n * share,
                 share,
+                masks,
+                name,
             )
         except UserError as exc:
             if name == "fp32":  # the reference: nothing can be scored without it
@@ -182,6 +192,8 @@ def evaluate(
         metrics = _detection_metrics(
             spec, images, results, labels_dir, coco_json, images_dir, report, per_image
         )
+        for name in metrics if masks is not None else ():
+            metrics[name].update(masks.metrics(name))
     else:
         metrics = _classification_metrics(
             spec, images, results, images_dir, report, labels_dir, per_image

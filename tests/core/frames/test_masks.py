@@ -176,3 +176,37 @@ def test_compare_reports_how_alike_matched_boxes_masks_are_and_run_writes_outlin
     assert item["mask"]["area"] == pytest.approx(np.pi * 120**2, rel=0.03)
     assert np.allclose(outline.mean(axis=0), (320, 240), atol=3)
     assert np.allclose(np.abs(outline - (320, 240)).max(axis=0), 120, atol=2)
+
+
+@needs_assets
+def test_evaluate_scores_how_alike_each_variant_draws_the_masks(tmp_path):
+    """`evaluate` on a segmentation model reports mask IoU with FP32 over the boxes both find;
+    a variant whose prototypes are negated draws every mask inside out and scores near 0."""
+    import onnx
+    from onnx import helper
+
+    from app.core.eval.evaluate import evaluate
+    from app.core.model.workspace import Workspace
+
+    path = build_layout("yolov8_seg", tmp_path / "seg.onnx")
+    ws = Workspace.for_model(inspect_model(path), tmp_path / "ws")
+    model = onnx.load(str(path))
+    out = next(o for o in model.graph.output if o.name == "output1")
+    for node in model.graph.node:  # the prototypes, negated on their way out
+        node.output[:] = ["protos_raw" if o == out.name else o for o in node.output]
+    model.graph.node.append(helper.make_node("Neg", ["protos_raw"], [out.name]))
+    onnx.save(model, str(ws.variant_path("inside-out")))
+    ws.record_variant("inside-out", {"precision": "fp32", "target": "any"})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:6]:
+        (photos / f.name).write_bytes(f.read_bytes())
+    report = evaluate(ws, photos, variants=["inside-out", "fp32"], runner_factory=make_runner)
+    m = {v["name"]: v["metrics"] for v in report["variants"]}
+    assert m["fp32"]["mask_iou_fp32"] == 1.0 and m["fp32"]["mask_differs_fp32"] == 0.0
+    assert m["inside-out"]["matched_fp32"] == 1.0  # the same boxes
+    assert m["inside-out"]["mask_iou_fp32"] < 0.2 and m["inside-out"]["mask_differs_fp32"] > 0.9
+    # a detector without masks gets no mask columns
+    plain = Workspace.for_model(inspect_model(YOLOX), tmp_path / "plain")
+    report = evaluate(plain, photos, variants=["fp32"], runner_factory=make_runner)
+    assert "mask_iou_fp32" not in report["variants"][0]["metrics"]
