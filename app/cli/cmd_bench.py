@@ -123,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
     progress(1.0, "done")
+    if not rows:  # every variant or backend skipped: keep the last benchmark that timed any
+        raise UserError(
+            f"nothing was timed (every variant or backend was skipped, above); "
+            f"{ws.bench_path()} is left as it was"
+        )
     report = {
         "model_sha256": spec.sha256,
         "device": device_info(),

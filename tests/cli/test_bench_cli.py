@@ -39,3 +39,9 @@ def test_bench_times_every_variant_and_skips_one_that_cannot_run(tmp_path, capsy
     # fed one of the calibration photos, not random pixels; the verdict rests on bench's turns
     assert report["input"].endswith(".jpg") and "turns" in report["timing"]
     assert "timed by the evaluation" not in out
+    # a typo: nothing timed, said in one line, and the benchmark just made is kept
+    before = ws.bench_path().read_text()
+    assert main([*args, "--variants", "int8-typo"]) == 2
+    out, err = capsys.readouterr()
+    assert "variant 'int8-typo' is not in" in err and "check the name" in err
+    assert "nothing was timed" in err and ws.bench_path().read_text() == before

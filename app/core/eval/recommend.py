@@ -117,7 +117,9 @@ def recommend_backend(
     )
     out.variant = name
     score = _score(chosen, metric) or 0.0
-    if name == "fp32":
+    if name == "fp32" and len(usable) == 1:  # nothing else was judged: say so, not "slower"
+        head = f"{backend}: use fp32: it is the only variant here with a latency and a {metric}"
+    elif name == "fp32":
         head = (
             f"{backend}: use fp32: no other variant is clearly faster (by more than "
             f"{SAME_SPEED_BAND:.0%}) and {target}"

@@ -111,6 +111,14 @@ def test_a_tie_goes_to_the_more_precise_variant():
     assert "int8 is not faster than fp32 on ort-cpu here (0.97x" in r.lines[-1]
 
 
+def test_fp32_alone_is_not_called_the_fastest_of_others():
+    """An evaluation of fp32 only (a narrower re-run): nothing else was judged, so the verdict
+    must not say the others were not faster."""
+    (r,) = recommend(report(row("fp32", 74.0, 10.0)))
+    assert r.variant == "fp32"
+    assert r.lines[0] == "ort-cpu: use fp32: it is the only variant here with a latency and a top1"
+
+
 def test_fastest_within_the_target_and_what_missed_it():
     rep = report(row("fp32", 74.0, 10.0), row("int8", 73.4, 5.0), row("int8-aggr", 70.0, 3.0))
     (r,) = recommend(rep, max_drop=1.0)
