@@ -22,7 +22,7 @@ from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
 from app.core.eval.recommend import recommendation_lines
-from app.core.eval.reports import interval_of, load_results, with_interval
+from app.core.eval.reports import interval_of, labels_note, load_results, with_interval
 from app.core.model.staleness import refuse_stale
 
 
@@ -106,5 +106,7 @@ def print_report(report: dict) -> None:
         print(f"warning: {report['preprocessing_alarm']}")
     if report.get("calibration_overlap"):
         print(f"warning: {report['calibration_overlap']}")
+    if note := labels_note(report):
+        print(f"note: {note}")
     for s in report.get("skipped", []):
         print(f"skipped: {s['source']}: {s['reason']}")

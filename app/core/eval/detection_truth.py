@@ -108,11 +108,27 @@ def detection_truth(
     else:
         guess = Path(labels_dir) if labels_dir else images_dir.parent / "labels"
         if not (guess.is_dir() and any(guess.glob("*.txt"))):
+            if labels_dir and not guess.exists():
+                raise UserError(f"{labels_dir}: no such folder; give the folder of the labels")
             if labels_dir:
                 raise UserError(f"{labels_dir}: no YOLO .txt label files found")
             return None, "", {}
         names, _ = dataset_class_names(guess)
         gt = yolo_labels_to_coco(sizes, guess, len(model_labels), names)
         source = str(guess)
+        missing = [p for p, _, _ in sizes if not (guess / f"{p.stem}.txt").is_file()]
+        if sizes and not gt["annotations"]:
+            raise UserError(
+                f"{guess}: no label file there is named like these {len(sizes)} images (e.g. "
+                f"{sizes[0][0].stem}.txt), or they are all empty; give the labels of this folder "
+                "(YOLO: one IMAGE_NAME.txt per image)"
+            )
     gt, classes = align_classes(gt, model_labels)
+    if not coco_json and missing:  # YOLO's convention, but often a labels folder half copied
+        said = (
+            f"{len(missing)} of {len(sizes)} images have no label file in {guess} (e.g. "
+            f"{missing[0].stem}.txt): scored as images with no objects, YOLO's convention for "
+            "background images; if they are only unlabelled, evaluate a folder of the labelled ones"
+        )
+        classes = {**classes, "note": "; ".join(filter(None, [classes.get("note"), said]))}
     return gt, source, classes

@@ -84,7 +84,11 @@ def coco_map(gt: dict[str, Any], dets: list[dict[str, Any]]) -> dict[str, float]
     from faster_coco_eval import COCO, COCOeval_faster
 
     if not gt["annotations"]:
-        raise UserError("no ground-truth boxes found for these images; check the labels folder")
+        raise UserError(
+            "no ground-truth boxes found for these images: no label file is named like them, or "
+            "the files are empty; check that the labels are for this folder (YOLO: one "
+            "IMAGE_NAME.txt per image)"
+        )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(gt)
         if not dets:
