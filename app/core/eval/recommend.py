@@ -210,7 +210,11 @@ def recommend(
         chosen = "" if timing_only else (metric if metric in names else default_metric(names))
         if not chosen and not timing_only:
             continue
-        out.append(recommend_backend(rows, backend, chosen, max_drop, str(report.get("task", ""))))
+        found = recommend_backend(rows, backend, chosen, max_drop, str(report.get("task", "")))
+        if report.get("calibration_overlap") and found.variant not in (None, "fp32"):
+            # judged on images INT8 was fitted to: the verdict says so wherever it is shown
+            found.lines.append(f"caution: {report['calibration_overlap']}")
+        out.append(found)
     return out
 
 

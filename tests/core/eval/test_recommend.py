@@ -119,6 +119,13 @@ def test_fp32_alone_is_not_called_the_fastest_of_others():
     assert r.lines[0] == "ort-cpu: use fp32: it is the only variant here with a latency and a top1"
 
 
+def test_a_verdict_on_calibration_images_repeats_the_caution():
+    rep = report(row("fp32", 74.0, 10.0), row("int8", 73.9, 5.0))
+    rep["calibration_overlap"] = "16 of 20 evaluation images also calibrated the INT8 variants"
+    (r,) = recommend(rep)
+    assert r.variant == "int8" and r.lines[-1] == f"caution: {rep['calibration_overlap']}"
+
+
 def test_fastest_within_the_target_and_what_missed_it():
     rep = report(row("fp32", 74.0, 10.0), row("int8", 73.4, 5.0), row("int8-aggr", 70.0, 3.0))
     (r,) = recommend(rep, max_drop=1.0)
