@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     variants, backends = validate(args)
     spec, paths = resolve(args, variants, backends)
     out_dir = Path(args.output) if args.output else None
+    made_out_dir = bool(out_dir) and not out_dir.exists()
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     comparison = Comparison(spec, iou=args.match_iou)
@@ -224,10 +225,13 @@ def run(args: argparse.Namespace) -> int:
         "images": images.written,
         "skipped": skipped,
     }
+    if not records:  # said in one line, with no summary of nothing before it
+        if made_out_dir and out_dir is not None and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # made for this run, and nothing went into it
+        first = f" (first: {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
+        raise UserError(f"no frame could be read from any --source{first}; nothing was compared")
     print_report(report)
     save_json(args.json_out, report)
-    if not records:
-        raise UserError("no frame could be read from any --source; nothing was compared")
     return 0
 
 

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.topk:
         spec.postprocess.topk = args.topk
     out_dir = Path(args.output) if args.output else None
+    made_out_dir = bool(out_dir) and not out_dir.exists()
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out_dir, only_pid_named=True)  # videos of a killed earlier `run`
@@ -127,13 +128,15 @@ def run(args: argparse.Namespace) -> int:
         "skipped": skipped,
         "timing": timing,
     }
-    save_json(args.json_out, report)
-    _print_summary(report)
-    if not results and skipped:
+    if not results and skipped:  # said in one line, with no summary of nothing before it
+        if made_out_dir and out_dir is not None and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # made for this run, and nothing went into it
         raise UserError(
             f"none of the {len(args.source)} source(s) could be run (first: "
             f"{skipped[0]['source']}: {skipped[0]['reason']})"
         )
+    save_json(args.json_out, report)
+    _print_summary(report)
     return 0
 
 

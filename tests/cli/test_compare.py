@@ -127,4 +127,5 @@ def test_a_missing_variant_names_the_workspace_and_what_to_run(tmp_path, capsys)
     args = ["compare", "--model", str(YOLOX), "--workspace", str(tmp_path / "ws")]
     assert main([*args, "--variants", "fp32,int8", "--source", str(VIDEO)]) == 2
     err = capsys.readouterr().err
-    assert "variant 'int8' is missing" in err and "int8-studio quantize" in err
+    assert "variant 'int8' is not in" in err and "(have: fp32)" in err
+    assert "int8-studio quantize" in err

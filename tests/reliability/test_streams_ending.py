@@ -90,6 +90,14 @@ def test_run_on_an_mp4_cut_before_its_index_is_skipped_saying_cannot_open(tmp_pa
     ]
     assert f"skipped: {cut}: cannot open this video" in proc.stdout
     assert not list((tmp_path / "out").glob("*.mp4"))
+    # FFmpeg's and OpenCV's own lines about the file stay off the terminal: the app says it
+    assert "moov atom" not in proc.stderr and "[ WARN" not in proc.stderr, proc.stderr[-600:]
+    # only that video: one line, no summary of nothing before it, no output folder left made
+    alone = cli("run", "--model", str(RESNET8), "--source", str(cut), "--output",
+                str(tmp_path / "alone"))  # fmt: skip
+    assert alone.returncode == 2 and "0 frame(s)" not in alone.stdout
+    assert "none of the 1 source(s) could be run" in alone.stderr
+    assert not (tmp_path / "alone").exists()
 
 
 @pytest.fixture(scope="module")

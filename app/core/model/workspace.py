@@ -269,9 +269,10 @@ class Workspace:
         if not self.valid_variant(name):
             have = ", ".join(v["name"] for v in self.variants() if v["valid"]) or "none"
             if meta is None and not self.variant_path(name).exists():  # never built: a typo?
+                built = ", ".join(["fp32", *(v["name"] for v in self.variants() if v["valid"])])
                 raise UserError(
-                    f"variant '{name}' is not in {self.root} (have: fp32, {have}); check the "
-                    "name, or build it with `int8-studio quantize`"
+                    f"variant '{name}' is not in {self.root} (have: {built}); check the name, "
+                    "or build it with `int8-studio quantize`"
                 )
             raise UserError(
                 f"variant '{name}' is missing or damaged in {self.root} (have: {have}); "
