@@ -198,6 +198,11 @@ def _guess_spec(
     if not dynamic:
         pre.size = [int(h_dim), int(w_dim)]
         pre.short_side = None
+        if size and [int(size[0]), int(size[1])] != pre.size:
+            notes.append(
+                f"the size asked for, {size[0]}x{size[1]}, is not used: this model's input is "
+                f"fixed at {h_dim}x{w_dim}"
+            )
     elif size:
         pre.size = [int(size[0]), int(size[1])]
         pre.short_side = None  # an explicit size pins the shape (calibration, engines)

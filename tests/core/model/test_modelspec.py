@@ -42,6 +42,15 @@ def test_tutorial_export_is_dynamic_rgb_over_255_and_norm_stats_not_reapplied():
     assert fixed.preprocess.size == [320, 416] and fixed.preprocess.short_side is None
 
 
+def test_a_size_asked_of_a_fixed_size_model_is_said_unused():
+    spec = inspect_model(YOLOX, size=[320, 320])
+    assert spec.preprocess.size == [416, 416]
+    assert "the size asked for, 320x320, is not used: this model's input is fixed at 416x416" in (
+        spec.notes
+    )
+    assert not any("size asked for" in n for n in inspect_model(YOLOX, size=[416, 416]).notes)
+
+
 def test_classifiers_layout_and_normalisation():
     mob = inspect_model(MOBILENET)
     assert mob.task == "classification" and mob.preprocess.layout == "NCHW"
