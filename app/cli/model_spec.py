@@ -14,7 +14,12 @@ from typing import Any
 from app.cli.arguments import layout_note_of
 from app.core.errors import UserError
 from app.core.model.inspection import inspect_model
-from app.core.model.overrides import check_overrides, corrected_spec, load_spec_file
+from app.core.model.overrides import (
+    COMMAND_LINE,
+    check_overrides,
+    corrected_spec,
+    load_spec_file,
+)
 from app.core.model.sidecars import read_class_names
 from app.core.model.spec import ModelSpec
 from app.core.model.staleness import refuse_stale
@@ -35,7 +40,7 @@ def corrections(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "class_names", None):
         out["labels"] = read_class_names(args.class_names)
-    return check_overrides(out, "the command line")
+    return check_overrides(out, COMMAND_LINE)
 
 
 def workspace_of(spec: ModelSpec, chosen: str | None) -> Path | None:

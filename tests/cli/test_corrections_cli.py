@@ -162,3 +162,10 @@ def test_a_spec_written_for_a_model_without_names_reads_back(capsys, tmp_path):
     code, out, err = _run(capsys, "inspect", "--model", model, "--spec", spec_file)
     assert code == 0, err
     assert "labels      none" in out
+
+
+def test_a_bad_value_on_the_command_line_names_the_flag_not_a_file(capsys, model):
+    assert main(["inspect", "--model", str(model), "--std", "0,0,0"]) == 2
+    err = capsys.readouterr().err
+    assert "the command line: 'std' must be three numbers, none 0" in err
+    assert err.rstrip().endswith("fix --std") and "fix the file" not in err

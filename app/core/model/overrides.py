@@ -55,6 +55,9 @@ def _check_field(name: str, value: Any) -> str | None:
     return f"not a field you can set (known: {', '.join(FIELDS)})"
 
 
+COMMAND_LINE = "the command line"  # a `source` that is not a file
+
+
 def check_overrides(data: Any, source: str) -> dict[str, Any]:
     """`data` as corrections, every field checked; UserError naming `source` and the field."""
     if not isinstance(data, dict):
@@ -62,7 +65,8 @@ def check_overrides(data: Any, source: str) -> dict[str, Any]:
     for name, value in data.items():
         why = _check_field(name, value)
         if why:
-            raise UserError(f"{source}: '{name}' must be {why} (got {value!r}); fix the file")
+            fix = "fix the file" if source != COMMAND_LINE else f"fix --{name}"
+            raise UserError(f"{source}: '{name}' must be {why} (got {value!r}); {fix}")
     out = {k: v for k, v in data.items() if not (k == "labels" and v == [])}
     if "size" in out:
         out["size"] = [int(v) for v in out["size"]]
