@@ -72,14 +72,21 @@ def run(args: argparse.Namespace) -> int:
         ws, target=args.target, count=args.analysis_images, progress=ProgressBar("analysing")
     )
     print(
-        f"per-layer INT8 error, {analysis['images']} images, {analysis['seconds']} s "
-        "(worst first; SQNR in dB, higher is better)"
+        f"per-layer INT8 error, {analysis['images']} images, {analysis['seconds']} s (worst "
+        "first: the model's output with that block alone quantized; SQNR in dB, higher is better)"
     )
     rows = [
-        (b["block"][:40], b["op_type"], b["score_db"], b["weight_sqnr_db"])
+        (
+            _short(b["block"]),
+            b["op_type"],
+            b.get("output_sqnr_db"),
+            b["score_db"],
+            b["weight_sqnr_db"],
+        )
         for b in analysis["blocks"][:15]
     ]
-    print(table(["block", "op", "worst local SQNR", "weight SQNR"], rows))
+    headers = ["block", "op", "output SQNR", "worst local SQNR", "weight SQNR"]
+    print(table(headers, rows))
     report = search_mixed_precision(
         ws,
         args.images,
@@ -102,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     write_json(ws.path("results", f"debug-precision-{report['variant']}.json"), full)
     save_json(args.json_out, report)
     return 0
+
+
+def _short(name: str, width: int = 56) -> str:
+    """A block name that fits a table column: its start and end, which tell blocks apart."""
+    return name if len(name) <= width else f"{name[: width // 2 - 2]}...{name[-(width // 2 - 1) :]}"
 
 
 def print_report(report: dict[str, Any]) -> None:

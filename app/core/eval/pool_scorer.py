@@ -125,9 +125,10 @@ class PoolScorer:
             gt = agreement_gt(self.fp32[part], self.parts[part].sizes())
             if not gt["annotations"]:
                 raise UserError(
-                    "FP32 finds nothing (score >= 0.3) in the pool's "
-                    f"{part.replace('_', '-')} images, so agreement with it cannot be measured; "
-                    "give a pool with the objects the model detects"
+                    f"FP32 finds nothing (score >= 0.3) in the {part.replace('_', '-')} part of "
+                    "the images searched (--images and any --pool, calibration images left out), "
+                    "so agreement with it cannot be measured; give images of the objects the "
+                    "model detects (--pool DIR_OR_VIDEO adds unlabelled ones)"
                 )
             self.truth["agreement"][part] = gt
         return self.truth["agreement"][part]

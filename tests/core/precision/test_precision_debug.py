@@ -104,7 +104,7 @@ def test_keeping_the_reported_worst_block_float_improves_accuracy(resnet, tmp_pa
     assert scores["fixed"] >= scores["all"] + 2.0, scores
 
 
-def test_debug_precision_command_writes_a_usable_variant(resnet, tmp_path):
+def test_debug_precision_command_writes_a_usable_variant(resnet, tmp_path, capsys):
     ws, _, val = resnet
     out = tmp_path / "dp.json"
     assert (
@@ -129,6 +129,12 @@ def test_debug_precision_command_writes_a_usable_variant(resnet, tmp_path):
 
     report = json.loads(out.read_text())
     assert report["variant"] == "int8-mp" and isinstance(report["layers_kept"], int)
+    # the table shows the column it is sorted by (worst first)
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("block"))
+    assert "output SQNR" in lines[header]
+    shown = [float(line.split()[2]) for line in lines[header + 2 : header + 6]]
+    assert shown == sorted(shown), lines[header : header + 6]
     assert report["trials"] and all("compute_ops_float" in t for t in report["trials"])
     assert ws.valid_variant("int8-mp")
     # a search for another layout gets that layout's name and leaves int8-mp alone
