@@ -225,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
         "images": images.written,
         "skipped": skipped,
     }
-    if not records:  # said in one line, with no summary of nothing before it
+    if not records:  # each source's reason, then one line: no summary of nothing
+        for sk in skipped:
+            print(f"skipped: {sk['source']}: {sk['reason']}")
         if made_out_dir and out_dir is not None and not any(out_dir.iterdir()):
             out_dir.rmdir()  # made for this run, and nothing went into it
         first = f" (first: {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""

@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         "skipped": skipped,
         "timing": timing,
     }
-    if not results and skipped:  # said in one line, with no summary of nothing before it
+    if not results and skipped:  # each source's reason, then one line: no summary of nothing
+        for sk in skipped:
+            print(f"skipped: {sk['source']}: {sk['reason']}")
         if made_out_dir and out_dir is not None and not any(out_dir.iterdir()):
             out_dir.rmdir()  # made for this run, and nothing went into it
         raise UserError(

@@ -72,6 +72,22 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _OncePerRun(logging.Filter):
+    """Passes each distinct message once: one command builds several graphs from the same
+    model, and each build logging "space-to-depth folded into Conv_41" again told nothing new."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
 def setup_logging(verbose: bool = False) -> None:
     """The app's own log (reuse/rebuild decisions, fallbacks) to stderr; library chatter off.
 
@@ -84,6 +100,11 @@ def setup_logging(verbose: bool = False) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         app_log.addHandler(handler)
+    for handler in app_log.handlers:  # a new command: nothing said yet (-v: repeats too)
+        for old in [f for f in handler.filters if isinstance(f, _OncePerRun)]:
+            handler.removeFilter(old)
+        if not verbose:
+            handler.addFilter(_OncePerRun())
     app_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     app_log.propagate = False
 

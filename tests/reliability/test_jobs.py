@@ -109,7 +109,7 @@ def test_cancel_at_every_quantize_checkpoint_leaves_no_variant_that_looks_valid(
         done = (at - 1) // 2  # variants recorded before the cancelling checkpoint
         assert sorted(recorded) == sorted(["int8", "fp16"][:done])
         for name in ["int8", "fp16"][done:]:
-            with pytest.raises(UserError, match=f"variant '{name}' is not in .*quantize"):
+            with pytest.raises(UserError, match=f"variant '{name}' is (not in|missing or dam)"):
                 ws.require_variant(name)
         assert temp_leftovers(ws.root) == []
     assert [v["reused"] for v in quantize(ws, precisions=["int8", "fp16"])] == [True, False]
