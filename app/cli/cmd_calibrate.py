@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from app.cli.arguments import (
     add_corrections,
@@ -16,6 +17,7 @@ from app.cli.arguments import (
 from app.cli.model_spec import corrections, model_spec, moved_line
 from app.cli.output import ProgressBar, save_json
 from app.core import defaults
+from app.core.errors import UserError
 from app.core.model.overrides import save_overrides
 from app.core.model.workspace import Workspace
 from app.core.quant.calibration import METHODS, calibrate
@@ -38,6 +40,8 @@ def register(subs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.images).exists():  # before a workspace is made for nothing
+        raise UserError(f"{args.images}: no such folder; give the folder of calibration images")
     spec, merged, _ = model_spec(args, args.workspace)
     ws = Workspace.for_model(spec, args.workspace)
     ws.check_writable()

@@ -21,6 +21,7 @@ from app.cli.arguments import (
     add_model,
     add_workspace,
     layout_note_of,
+    positive_int,
 )
 from app.cli.output import run_notes, safe_name, save_json, table
 from app.core.atomic import atomic_path
@@ -56,9 +57,14 @@ def register(subs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source", action="append", required=True, help="image, folder or video (repeatable)"
     )
-    p.add_argument("--frames", type=int, help="stop each source after N frames")
+    p.add_argument(
+        "--frames", "--max-frames", dest="frames", type=positive_int,
+        help="stop each source after N frames",
+    )  # fmt: skip
     p.add_argument("--output", help="folder for side-by-side images of the disagreeing frames")
-    p.add_argument("--max-images", type=int, default=100, help="at most this many images (100)")
+    p.add_argument(
+        "--max-images", type=positive_int, default=100, help="at most this many images (100)"
+    )
     add_allow_stale(p)
     add_json(p, "every frame's record and the summary")
     p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
@@ -90,8 +96,6 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise UserError("give --model (an .onnx file) or --workspace (made by `calibrate`)")
     variants = parse_pair(args.variants, "variants")
     backends = parse_pair(args.backends, "backends", BACKENDS)
-    if args.frames is not None and args.frames < 1:
-        raise UserError(f"--frames must be at least 1 (got {args.frames})")
     if args.max_images < 0:
         raise UserError(f"--max-images must be 0 or more (got {args.max_images})")
     if not (0.0 < args.match_iou <= 1.0) or math.isnan(args.match_iou):
@@ -147,6 +151,8 @@ class _Images:
             f"{diff.extra}, other class {diff.other_class}{masks} (thick boxes: no partner"
             f"{' or another mask' if masks else ''})"
         )
+        if results[0].top is not None:  # a classifier: no boxes, one top class each
+            caption = f"{Path(frame.source).name} frame {frame.index}: the top-1 class differs"
         image = side_by_side(left, right, self.titles, caption)
         stem = f"{safe_name(Path(frame.source).stem)}_{frame.index:06d}"
         target = self.out_dir / f"{stem}.png"

@@ -86,7 +86,7 @@ def print_spec(spec: ModelSpec) -> None:
     )
     more = " ..." if len(spec.labels) > 6 else ""
     if spec.labels:
-        print(f"labels      {len(spec.labels)}: {', '.join(spec.labels[:6])}{more}")
+        print(f"labels      {len(spec.labels)}: {' | '.join(spec.labels[:6])}{more}")
     else:
         print("labels      none: classes show as numbers (name them with --class-names FILE)")
     for note in spec.notes:

@@ -48,7 +48,10 @@ def register(subs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", type=folder_to_write, help="folder for annotated images and videos")
     add_json(p, "results and timings")
-    p.add_argument("--max-frames", type=positive_int, help="stop each source after N frames")
+    p.add_argument(
+        "--max-frames", "--frames", dest="max_frames", type=positive_int,
+        help="stop each source after N frames",
+    )  # fmt: skip
     p.add_argument(
         "--conf", type=probability, help="detection score threshold (default from the spec)"
     )

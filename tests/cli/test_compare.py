@@ -106,7 +106,7 @@ def test_a_variant_against_itself_agrees_and_writes_no_image(tmp_path, capsys):
     [
         (["--variants", "fp32"], "--variants takes two names"),
         (["--backends", "ort-cpu,tensorrtx"], "unknown backend 'tensorrtx'"),
-        (["--frames", "0"], "--frames must be at least 1"),
+        (["--frames", "0"], "--frames/--max-frames: 0: must be 1 or more"),
         (["--match-iou", "nan"], "--match-iou must be in (0, 1]"),
         (["--json", "."], "is a folder"),
     ],

@@ -116,3 +116,13 @@ def test_fifo_and_symlink_loop_are_skipped_with_what_they_are(ws, images):
     assert "named pipe" in reasons["pipe.jpg"]  # was "empty file (0 bytes)"
     assert "symbolic link loop" in reasons["loop.jpg"]  # was "file disappeared"
     assert "broken symbolic link" in reasons["gone.jpg"]
+
+
+def test_a_missing_images_folder_is_refused_before_a_workspace_is_made(tmp_path):
+    from tests.reliability.helpers import assert_one_line_error, cli
+
+    ws = tmp_path / "ws"
+    proc = cli("calibrate", "--model", str(RESNET8), "--images", str(tmp_path / "nope"),
+               "--workspace", str(ws))  # fmt: skip
+    assert_one_line_error(proc, f"{tmp_path / 'nope'}: no such folder", "calibration images")
+    assert not ws.exists()

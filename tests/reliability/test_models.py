@@ -122,7 +122,7 @@ def test_class_list_longer_or_shorter_than_outputs_is_not_used_and_runs(tmp_path
     warning = next(line for line in proc.stdout.splitlines() if "labels_cifar10.txt" in line)
     assert warning.startswith("warning     ") and "not used" in warning
     assert f"it has {names} names but the model has 10 classes" in warning
-    assert "labels      10: class 0, class 1" in proc.stdout
+    assert "labels      10: class 0 | class 1" in proc.stdout
     report = tmp_path / "r.json"
     proc = cli(
         "run", "--model", str(model), "--source", str(CAT), "--topk", "10", "--json", str(report)

@@ -208,4 +208,9 @@ def _why(
             f"{prefix} images have a usable label: {result.source} names {shown}{more}, which "
             f"match none of the model's {len(class_names)} classes ({classes})"
         )
-    return f"{total - result.labelled} of {total} images are not listed in {result.source}"
+    missing = total - result.labelled
+    return (
+        f"{missing} of {total} images have no class in {result.source} (not listed, or listed "
+        f"without one, as a scene of no single class is); top-1 is over the other "
+        f"{result.labelled}"
+    )
