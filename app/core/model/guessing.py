@@ -232,6 +232,12 @@ def _guess_spec(
                 f"{exc}; its input size is dynamic and {hw[0]}x{hw[1]} did not work: choose "
                 "the size it was made for with --size HxW (in the GUI: the Model tab)"
             ) from exc
+        if dynamic:  # the size the user chose: most detectors take multiples of their stride
+            up = [-(-int(v) // 32) * 32 for v in hw]
+            raise UserError(
+                f"{exc}; {hw[0]}x{hw[1]}, the size asked for, did not work: choose one this "
+                f"model takes (detectors usually want multiples of 32, e.g. {up[0]}x{up[1]})"
+            ) from exc
         raise
     n_names = len(meta.names or sidecars.labels or []) or None
     try:

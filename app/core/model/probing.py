@@ -68,7 +68,7 @@ def probe_tensor(bgr: np.ndarray, pre: Preprocess, batch: int) -> np.ndarray:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return str(exc).strip().splitlines()[0][:320] if str(exc) else type(exc).__name__
 
 
 def run_probes(

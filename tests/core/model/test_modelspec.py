@@ -42,6 +42,11 @@ def test_tutorial_export_is_dynamic_rgb_over_255_and_norm_stats_not_reapplied():
     assert fixed.preprocess.size == [320, 416] and fixed.preprocess.short_side is None
 
 
+def test_a_size_a_dynamic_model_cannot_take_is_refused_saying_what_to_choose():
+    with pytest.raises(UserError, match=r"100x100, the size asked for, did not .*e\.g\. 128x128"):
+        inspect_model(YOLOX_TUTORIAL, size=[100, 100])
+
+
 def test_a_size_asked_of_a_fixed_size_model_is_said_unused():
     spec = inspect_model(YOLOX, size=[320, 320])
     assert spec.preprocess.size == [416, 416]
