@@ -245,7 +245,8 @@ def _detection_metrics(
             agree = coco_map(agree_gt, coco_dets)
             m["agreement_mAP50_95"] = agree["mAP50_95"]
             m["agreement_mAP50"] = agree["mAP50"]
-        m["matched_fp32"] = round(_matched_fraction(reference, dets), 4)
+        m["matched_fp32"] = round(100 * _matched_fraction(reference, dets), 2)  # percent, as
+        # the agreement columns beside it
         metrics[name] = m
         if per_image is not None:
             per_image[name] = [CocoMatches(gt, coco_dets)] if gt is not None else []

@@ -204,8 +204,8 @@ def test_evaluate_scores_how_alike_each_variant_draws_the_masks(tmp_path):
     report = evaluate(ws, photos, variants=["inside-out", "fp32"], runner_factory=make_runner)
     m = {v["name"]: v["metrics"] for v in report["variants"]}
     assert m["fp32"]["mask_iou_fp32"] == 1.0 and m["fp32"]["mask_differs_fp32"] == 0.0
-    assert m["inside-out"]["matched_fp32"] == 1.0  # the same boxes
-    assert m["inside-out"]["mask_iou_fp32"] < 0.2 and m["inside-out"]["mask_differs_fp32"] > 0.9
+    assert m["inside-out"]["matched_fp32"] == 100.0  # the same boxes
+    assert m["inside-out"]["mask_iou_fp32"] < 0.2 and m["inside-out"]["mask_differs_fp32"] > 90
     # a detector without masks gets no mask columns
     plain = Workspace.for_model(inspect_model(YOLOX), tmp_path / "plain")
     report = evaluate(plain, photos, variants=["fp32"], runner_factory=make_runner)
