@@ -95,6 +95,9 @@ def test_calibrate_uses_every_decodable_odd_image_and_says_skipped_empty_text_tr
     assert "empty file (0 bytes)" in proc.stderr
     assert "truncated file (image data ends early); re-copy or re-export it" in proc.stderr
     assert "not a readable image (unknown format or corrupt data)" in proc.stderr
+    # the few-images warning counts what was used, not what was chosen
+    n = len(VALID) + len(INVALID)
+    assert f"only {len(VALID)} readable calibration images (of {n} chosen)" in proc.stderr
     assert temp_leftovers(tmp_path / "ws") == []
 
 

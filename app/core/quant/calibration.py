@@ -262,6 +262,12 @@ def calibrate(
         raise
     _mark_latest(ws, key, method)
     progress(1.0, f"calibrated on {len(reader.used)} images in {seconds:.1f} s")
+    if reader.skipped and len(reader.used) < len(files):  # the count warned of is what was used
+        warnings = [
+            w.replace(f"only {len(files)} calibration images", f"only {len(reader.used)} "
+                      f"readable calibration images (of {len(files)} chosen)")
+            for w in warnings
+        ]  # fmt: skip
     return CalibrationResult(
         key,
         final,
