@@ -62,9 +62,7 @@ def register(subs: argparse._SubParsersAction) -> None:
         help="stop each source after N frames",
     )  # fmt: skip
     p.add_argument("--output", help="folder for side-by-side images of the disagreeing frames")
-    p.add_argument(
-        "--max-images", type=positive_int, default=100, help="at most this many images (100)"
-    )
+    p.add_argument("--max-images", type=int, default=100, help="at most this many images (100)")
     add_allow_stale(p)
     add_json(p, "every frame's record and the summary")
     p.add_argument("--conf", type=float, help="detection score threshold (default from the spec)")
