@@ -13,10 +13,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPlainTextEdit,
-    QTabWidget,
 )
 
 from app.gui.model_reset import clear_previous_model
+from app.gui.panel_tabs import PanelTabs
 from app.gui.panels.calibration import CalibrationPanel
 from app.gui.panels.compare import ComparePanel
 from app.gui.panels.live import LivePanel
@@ -82,9 +82,9 @@ class MainWindow(QMainWindow):
             self.results_panel,
             self.precision_panel,
         ]
-        self.tabs = QTabWidget()
+        self.tabs = PanelTabs()
         for panel in self.panels:
-            self.tabs.addTab(panel, panel.title)
+            self.tabs.add_panel(panel, panel.title)
         self.setCentralWidget(self.tabs)
         self._build_log()
         self._build_status()

@@ -79,3 +79,31 @@ def test_status_bar_says_where_a_run_fell_back_to_and_a_caveat_apart(qtbot, sett
                          "provider": "CPUExecutionProvider"})  # fmt: skip
     assert not window.fallback_label.isVisible()
     window.close()
+
+
+def test_the_window_fits_a_small_laptop_screen_with_a_report(qtbot, paths, settings, tmp_path):
+    """Each tab scrolls rather than growing the window: before, a results caption and the Model
+    tab's boxes made its minimum 1380 x 885, past a 1366 x 768 screen. The table keeps the
+    report's order (fp32 first) until a column is clicked."""
+    import json
+
+    window = MainWindow(settings, workspace_root=str(tmp_path / "ws"))
+    qtbot.addWidget(window)
+    window.open_model(str(paths["model"]))
+    qtbot.waitUntil(lambda: window.state.spec is not None, timeout=15000)
+    rows = [
+        {"name": n, "backend": "ort-cpu", "provider": "CPUExecutionProvider", "fallback": "",
+         "metrics": {"mAP50_95": 35.9, "agreement_mAP50_95": 100.0},
+         "latency_ms": {"p50": p, "p90": p, "p99": p}}
+        for n, p in (("fp32", 14.0), ("fp16", 14.5), ("int8", 12.0))
+    ]  # fmt: skip
+    report = tmp_path / "evaluate-ort-cpu.json"
+    data = {"task": "detection", "images": 64, "labelled": True, "variants": rows}
+    report.write_text(json.dumps({**data, "images_dir": "/a/long/folder/" * 6}))
+    assert window.results_panel.load_file(report)
+    window.tabs.setCurrentWidget(window.results_panel)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 740, hint
+    table = window.results_panel.table
+    assert [table.model().index(r, 0).data() for r in range(3)] == ["fp32", "fp16", "int8"]
+    window.close()

@@ -107,6 +107,8 @@ class VariantsPanel(Panel):
         self.table.horizontalHeader().setSectionResizeMode(
             len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch
         )
+        # the variants' own order (fp32, fp32-prep, fp16, int8) until a column is clicked
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
         self.body.addWidget(self.table, 2)
