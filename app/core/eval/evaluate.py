@@ -233,6 +233,12 @@ def _detection_metrics(
         report["label_classes"] = classes
         if classes.get("note"):
             report["labels_note"] = classes["note"]
+    if gt is None:  # said, as a classifier's missing labels are
+        report["labels_note"] = (
+            f"no box labels found: no {images_dir.resolve().parent / 'labels'} folder of YOLO .txt "
+            "files beside the images and no COCO JSON given; give Labels (a YOLO .txt folder or a "
+            "COCO instances JSON) to score accuracy"
+        )
     reference = results["fp32"][0]
     agree_gt = agreement_gt(reference, sizes)
     metrics = {}

@@ -202,6 +202,8 @@ def test_evaluate_scores_how_alike_each_variant_draws_the_masks(tmp_path):
     for f in sorted((COCO_DEV64 / "images").glob("*.jpg"))[:6]:
         (photos / f.name).write_bytes(f.read_bytes())
     report = evaluate(ws, photos, variants=["inside-out", "fp32"], runner_factory=make_runner)
+    # no labels beside the photos: scored against FP32, and said why
+    assert not report["labelled"] and report["labels_note"].startswith("no box labels found")
     m = {v["name"]: v["metrics"] for v in report["variants"]}
     assert m["fp32"]["mask_iou_fp32"] == 1.0 and m["fp32"]["mask_differs_fp32"] == 0.0
     assert m["inside-out"]["matched_fp32"] == 100.0  # the same boxes
