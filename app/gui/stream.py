@@ -118,6 +118,7 @@ class StreamControl(QObject):
         self._packet: Packet | None = None
         self._timings: list[list[dict[str, float]]] = []  # frames finished since the last take
         self._undrawn: Packet | None = None  # the latest frame, when it was not drawn
+        self._last_frame: tuple[str, int] | None = None  # (source, index) last delivered
 
     @property
     def paused(self) -> bool:
@@ -169,7 +170,10 @@ class StreamControl(QObject):
         GUI has none waiting. A packet without images (not drawn) only adds its timings."""
         now = time.perf_counter()
         with self._lock:
-            self.processed += 1
+            # the paused frame run again for new thresholds is shown, not counted again
+            repeat = self._last_frame == (packet.source, packet.index) and self.paused
+            self._last_frame = (packet.source, packet.index)
+            self.processed += 0 if repeat else 1
             self.first_done = self.first_done or now
             self.last_done = now
             self._timings.append(packet.timings)

@@ -39,6 +39,19 @@ def test_live_pause_step(qtbot, state, paths, make_panel):
     before = panel.control.processed
     panel.step_btn.click()
     qtbot.waitUntil(lambda: panel.control.processed >= before + 1, timeout=10000)
+    qtbot.wait(300)
+    # pausing shows the counts as they stand (they refreshed 4 times a second while playing)
+    panel.pause_btn.setChecked(False)
+    panel.pause_btn.setChecked(True)
+    counted = int(panel.fps_label.text().split("frames ")[1].split()[0])
+    assert counted >= before + 1, panel.fps_label.text()  # the stepped frame at least
+    qtbot.wait(500)  # frames already in the pipeline when it paused land
+    processed = panel.control.processed
+    # new thresholds redraw the paused frame: shown again, not counted as another frame
+    shown = panel.control.shown
+    panel.conf.setValue(panel.conf.value() + 10)
+    qtbot.waitUntil(lambda: panel.control.shown > shown, timeout=10000)
+    assert panel.control.processed == processed
     with qtbot.waitSignal(panel.run_finished, timeout=30000):
         panel.stop()
 

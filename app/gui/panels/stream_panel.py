@@ -267,6 +267,12 @@ class StreamPanel(Panel):
     def _pause(self, paused: bool) -> None:
         if self.control is not None:
             self.control.paused = paused
+            if paused:  # the counts and readouts as they stand, not as of the last refresh
+                self._on_frame()
+                self.add_timings(self.control.take_timings())
+                for chart in self.charts():
+                    chart.refresh(readouts=True)
+                self._show_counts()
 
     def _step(self) -> None:
         if self.control is not None:
