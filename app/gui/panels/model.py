@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import FixableByCopy, UserError
+from app.core.frames.postprocess import has_masks
 from app.core.model.spec import RESIZE_MODES, ModelSpec
 from app.gui.panels.base import Panel, run_panel
 from app.gui.panels.copy_offer import CopyOffer, inspect_or_offer
@@ -106,8 +107,7 @@ def edited_notes(notes: list[str], old: Any, new: Any) -> list[str]:
         elif fields[0] == "resize":
             out.append(f"resize mode '{new.resize}', {new.color} (set by you)")
         else:
-            mean = ", ".join(f"{v:g}" for v in new.mean)
-            std = ", ".join(f"{v:g}" for v in new.std)
+            mean, std = (", ".join(f"{v:g}" for v in vals) for vals in (new.mean, new.std))
             out.append(f"scale {new.scale:g}, mean {mean}, std {std} (set by you)")
     return out
 
@@ -335,7 +335,7 @@ class ModelPanel(Panel):
         self.form_box.setEnabled(True)
         outs = ", ".join(f"{o['name']} {o['shape']}" for o in spec.outputs)
         lines = [
-            f"<b>{Path(spec.path).name}</b> — {spec.task}"
+            f"<b>{Path(spec.path).name}</b> — {spec.task}{' with instance masks' * has_masks(spec)}"
             + (f" (preset {spec.preset})" if spec.preset else ""),
             f"input <tt>{spec.input_name}</tt> {spec.input_shape} "
             f"{spec.preprocess.layout}{', dynamic size' if spec.dynamic_size else ''}",
@@ -355,6 +355,8 @@ class ModelPanel(Panel):
         self.std.setText(", ".join(f"{v:g}" for v in pre.std))
         self.conf.setValue(float(post.conf))
         self.iou.setValue(float(post.iou))
+        for spin in (self.conf, self.iou):  # box thresholds: nothing to set for a classifier
+            spin.setEnabled(spec.task == "detection")
         self._fill_labels(spec)
 
     def _fill_labels(self, spec: ModelSpec) -> None:

@@ -102,15 +102,12 @@ class ResultsPanel(Panel):
         load = QPushButton("Open file…")
         load.clicked.connect(self._choose)
         self.metric_box = QComboBox()
-        self.metric_box.setMinimumWidth(160)
-        # the whole metric name ("agreement_mAP50_95" was cut to "agreement_mAP50_9")
         self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.metric_box.currentTextChanged.connect(self._plot)
         self.chosen_metric = ""  # the user's own pick: kept across reports that have it
         self.metric_box.textActivated.connect(lambda text: setattr(self, "chosen_metric", text))
         self.caption = QLabel("No results loaded.")
         self.caption.setWordWrap(True)  # a long caption wraps, not widens the whole window
-        self.caption.setMinimumWidth(200)
         row.addWidget(QLabel("Results"))
         row.addWidget(self.reports)
         row.addWidget(load)
@@ -129,8 +126,7 @@ class ResultsPanel(Panel):
         self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.table = QTableView()
         self.table.setModel(self.proxy)
-        # the report's own order (fp32 first) until the user clicks a column: Qt's default
-        # indicator sorted by name, descending, and buried the fp32 reference
+        # the report's order (fp32 first) until a column is clicked (not by name, descending)
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -268,11 +268,7 @@ class StreamPanel(Panel):
         if self.control is not None:
             self.control.paused = paused
             if paused:  # the counts and readouts as they stand, not as of the last refresh
-                self._on_frame()
-                self.add_timings(self.control.take_timings())
-                for chart in self.charts():
-                    chart.refresh(readouts=True)
-                self._show_counts()
+                self._show_final_numbers()
 
     def _step(self) -> None:
         if self.control is not None:
@@ -335,23 +331,26 @@ class StreamPanel(Panel):
 
     def _on_done(self) -> None:
         self.job = None
-        self._on_frame()  # show the last packet if the GUI had not picked it up yet
-        if self.control is not None:
-            self.add_timings(self.control.take_timings())  # frames after the last one drawn
-        for chart in self.charts():
-            chart.refresh(readouts=True)  # the final numbers, not the last twice-a-second ones
-        self._show_counts()
+        self._show_final_numbers()
         summary = self.summary()
         self.pause_btn.setChecked(False)
         self._update_buttons()
         self.run_finished.emit(summary)
 
+    def _show_final_numbers(self) -> None:
+        """The last packet, and charts and counts as they stand (undrawn frames included)."""
+        self._on_frame()
+        if self.control is not None:
+            self.add_timings(self.control.take_timings())
+        for chart in self.charts():
+            chart.refresh(readouts=True)
+        self._show_counts()
+
     def summary(self) -> dict[str, Any]:
         """Counts of the current or last run (for the status line and the scripted report)."""
         ctl = self.control
         shown = ctl.shown if ctl else 0
-        # From the first frame shown to the last: runner start-up is not playback speed.
-        span = self._last_shown - self._first_shown
+        span = self._last_shown - self._first_shown  # first shown to last: not start-up
         return {
             "frames_processed": ctl.processed if ctl else 0,
             "frames_shown": shown,
