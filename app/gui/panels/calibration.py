@@ -185,7 +185,8 @@ class CalibrationPanel(Panel):
         self.thumbs_caption.setText(
             f"showing all {chosen} images of the sample"
             if shown == chosen
-            else f"showing {shown} of {chosen} images of the sample (calibration uses all {chosen})"
+            else f"showing {shown} of {chosen} images of the sample (calibration reads all "
+            f"{chosen}; any it cannot read are listed when it is done)"
         )
         if thumbs.not_shown:
             names = ", ".join(Path(p).name for p in thumbs.not_shown[:3])
@@ -232,8 +233,9 @@ class CalibrationPanel(Panel):
     def _finished(self, result: Any) -> None:
         self.result = result
         how = "reused" if result.reused else f"{result.images_per_s:.1f} img/s"
+        skipped = f" ({len(result.skipped)} skipped, below)" if result.skipped else ""
         self.status.setText(
-            f"Calibrated ({result.method}) on {len(result.images_used)} images, "
+            f"Calibrated ({result.method}) on {len(result.images_used)} images{skipped}, "
             f"{result.seconds:.1f} s, {how}; key {result.key}"
         )
         for s in result.skipped:
