@@ -164,6 +164,7 @@ class EnginesBox(QGroupBox):
         self.build_btn.setToolTip(why or "build (or reuse) the ticked variants' engines")
         self.reason.setText(why)
         self.reason.setVisible(bool(why))
+        self._show_table()
         level = "info" if why == CHECKING else "warning"
         self.reason.setStyleSheet(STYLES[level] + "padding:4px; border-radius:3px;")
 
@@ -237,6 +238,11 @@ class EnginesBox(QGroupBox):
                 item.setToolTip(str(value))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
+        self._show_table()
+
+    def _show_table(self) -> None:
+        """No engines and none can be built here: no empty table squeezing the box below."""
+        self.table.setVisible(self.table.rowCount() > 0 or not self.unavailable())
 
     def rows(self) -> list[dict[str, str]]:
         """The table as the user reads it, one dict per engine (column -> text)."""

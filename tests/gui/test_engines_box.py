@@ -67,6 +67,7 @@ def test_without_tensorrt_disabled_saying_why_and_how(qtbot, trt_state, make_pan
     assert not any(b.isEnabled() for b in box.variant_boxes.values())
     assert box.build_btn.toolTip() == reason
     assert not box.build() and panel.messages.text("engines").endswith(reason)
+    assert box.table.rowCount() == 0 and box.table.isHidden()  # no empty table taking room
 
     box.kind.setCurrentIndex(box.kind.findData("ort-tensorrt"))
     ort_reason = unavailable_sentence("ort-tensorrt", status_of("ort-tensorrt").reason)
