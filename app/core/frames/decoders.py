@@ -81,16 +81,23 @@ def yolo_with_coefficients(outputs, spec, in_h, in_w, conf) -> tuple[Decoded, np
 def decode_end2end(outputs, spec, in_h, in_w, conf) -> Decoded:
     """[K, 6]: x1, y1, x2, y2, score, class; NMS already done in the graph. Or the same split
     in two (MMDeploy): dets [1, K, 5] x1, y1, x2, y2, score and labels [1, K]."""
+    return end2end_with_rows(outputs, spec, in_h, in_w, conf)[0]
+
+
+def end2end_with_rows(outputs, spec, in_h, in_w, conf) -> tuple[Decoded, np.ndarray]:
+    """decode_end2end's detections and the output rows they come from (MMDeploy's masks
+    output is row for row with its dets)."""
     if "labels" in spec.postprocess.outputs:
         dets = output_for(outputs, spec, "detections", 0)[0].reshape(-1, 5)
         labels = output_for(outputs, spec, "labels", 1)[0].reshape(-1, 1)
         raw = np.concatenate([dets.astype(np.float32), labels.astype(np.float32)], axis=1)
     else:
         raw = outputs[0][0]
-    raw = raw[raw[:, 4] >= conf]
+    rows = np.flatnonzero(raw[:, 4] >= conf)
+    raw = raw[rows]
     boxes = _scale_boxes(raw[:, :4].astype(np.float32), spec, in_h, in_w)
     cls = np.rint(raw[:, 5]).astype(np.int64) - spec.postprocess.class_offset
-    return boxes, raw[:, 4].astype(np.float32), cls, True
+    return (boxes, raw[:, 4].astype(np.float32), cls, True), rows
 
 
 def decode_batch_rows(outputs, spec, in_h, in_w, conf) -> Decoded:

@@ -30,7 +30,11 @@ from app.core.frames.sources import Skipped
 from app.core.model.files import file_sha256, known_sha256
 from app.core.model.spec import ModelSpec
 from app.core.model.workspace import Workspace, cache_key
-from app.core.quant.calibration_images import CalibrationReader, select_images
+from app.core.quant.calibration_images import (
+    CalibrationReader,
+    few_images_warnings,
+    select_images,
+)
 from app.core.quant.trt_table import write_trt_native_cache
 from app.core.safe_json import load_json
 
@@ -153,7 +157,9 @@ def calibrate(
     cancel = cancel or CancelToken()
     progress = progress or (lambda f, m: None)
     spec = ws.spec()
-    files, warnings = select_images(images_dir, count, fraction, seed)
+    # (its few-images warning is made again below, on the images read: some may not be)
+    files, _ = select_images(images_dir, count, fraction, seed)
+    warnings: list[str] = []
     settings = {"percentile": percentile}
     vanished: list[Skipped] = []
     key = calibration_key(spec, files, method, settings, vanished)
@@ -174,7 +180,7 @@ def calibrate(
             meta["seconds"],
             meta["images_per_s"],
             True,
-            warnings,
+            few_images_warnings(len(meta["images_used"]), len(files)) + warnings,
         )
     if final.exists():
         log.warning("calibration %s is damaged or incomplete; rebuilding it", key)
@@ -262,12 +268,7 @@ def calibrate(
         raise
     _mark_latest(ws, key, method)
     progress(1.0, f"calibrated on {len(reader.used)} images in {seconds:.1f} s")
-    if reader.skipped and len(reader.used) < len(files):  # the count warned of is what was used
-        warnings = [
-            w.replace(f"only {len(files)} calibration images", f"only {len(reader.used)} "
-                      f"readable calibration images (of {len(files)} chosen)")
-            for w in warnings
-        ]  # fmt: skip
+    warnings = few_images_warnings(len(reader.used), len(files)) + warnings
     return CalibrationResult(
         key,
         final,

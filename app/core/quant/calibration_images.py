@@ -51,13 +51,23 @@ def select_images(
         n = min(count, len(files))
     rng = np.random.default_rng(seed)
     chosen = sorted(files[i] for i in rng.choice(len(files), size=n, replace=False))
-    warnings = []
-    if n < RECOMMENDED_IMAGES:
-        warnings.append(
-            f"only {n} calibration images; about {RECOMMENDED_IMAGES} or more that look like your "
-            "real inputs give steadier INT8 ranges"
-        )
-    return chosen, warnings
+    return chosen, few_images_warnings(n)
+
+
+def few_images_warnings(used: int, chosen: int | None = None) -> list[str]:
+    """The warning for a calibration on fewer images than advised; `chosen`, when more were
+    chosen than could be read."""
+    if used >= RECOMMENDED_IMAGES:
+        return []
+    what = (
+        f"{used} readable calibration images (of {chosen} chosen)"
+        if chosen and chosen > used
+        else f"{used} calibration images"
+    )
+    return [
+        f"only {what}; about {RECOMMENDED_IMAGES} or more that look like your real inputs give "
+        "steadier INT8 ranges"
+    ]
 
 
 class CalibrationReader:

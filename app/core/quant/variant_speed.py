@@ -42,36 +42,26 @@ def time_built_variants(
         return
     spec = ws.spec()
     source, size = Path(spec.path), spec.preprocess.size
-    count = sum(  # the variants timed below, for the bar
-        1
-        for e in out
+    timed = [  # the prepared FP32 and INT8 variants, in order
+        (i, e)
+        for i, e in enumerate(out)
         if not e.get("skipped") and (e["name"] == PREPARED_FP32 or e.get("precision") == "int8")
-    )
-    started = [0]
-
-    def done() -> float:  # the share of them timed before this one
-        started[0] += 1
-        return (started[0] - 1) / max(count, 1)
-
-    for i, entry in enumerate(out):
-        if entry.get("skipped"):
-            continue
+    ]
+    for k, (i, entry) in enumerate(timed):
+        at = k / len(timed)  # on the bar: the share timed before this one
         name = entry["name"]
+        cancel.check()
         if name == PREPARED_FP32:  # exact: only its speed can make it worth using
-            cancel.check()
-            progress(done(), f"timing {name} against fp32 on this CPU ({backend})")
+            progress(at, f"timing {name} against fp32 on this CPU ({backend})")
             _record_speed(ws, entry, source, size, backend, exact=True)
             continue
-        if entry.get("precision") != "int8":
-            continue
-        cancel.check()
         fused = entry.get("silus_fused") and placement == "default"
         if fused and not entry.get("reused") and int8_quantized is not None:
-            progress(done(), f"timing {name}'s two SiLU forms against fp32 on this CPU")
+            progress(at, f"timing {name}'s two SiLU forms against fp32 on this CPU")
             record = choose_silu_form(ws, name, source, size, int8_quantized, cancel)
             out[i] = {**record, "reused": False}
             continue
-        progress(done(), f"timing {name} against fp32 on this CPU ({backend})")
+        progress(at, f"timing {name} against fp32 on this CPU ({backend})")
         _record_speed(ws, entry, source, size, backend)
 
 
