@@ -103,6 +103,7 @@ def detection_truth(
     """(COCO-style ground truth with the model's class indices, the labels read, how classes
     were matched) for images of (path, height, width); (None, "", {}) when the folder has no
     labels and none were given. A given labels folder without .txt files is a UserError."""
+    missing: list[Path] = []  # images without a YOLO label file
     if coco_json:
         gt, source = load_coco_json(Path(coco_json), sizes), str(coco_json)
     else:
@@ -124,7 +125,7 @@ def detection_truth(
                 "(YOLO: one IMAGE_NAME.txt per image)"
             )
     gt, classes = align_classes(gt, model_labels)
-    if not coco_json and missing:  # YOLO's convention, but often a labels folder half copied
+    if missing:  # YOLO's convention, but often a labels folder half copied
         said = (
             f"{len(missing)} of {len(sizes)} images have no label file in {guess} (e.g. "
             f"{missing[0].stem}.txt): scored as images with no objects, YOLO's convention for "

@@ -103,7 +103,9 @@ def _run_variant(
     outputs: list[Any] = []
     with runner:
         pipe = FramePipeline(spec, runner)
-        pipe.masks = False  # scored on boxes: no masks made for 300 low-score boxes an image
+        # scored on boxes: no masks for its 300 low-score boxes an image (a mask maker kept
+        # with each image's detections would hold that image's prototypes to the end)
+        pipe.masks = False
         if spec.task == "detection":
             pipe.conf, pipe.iou = MAP_CONF, MAP_IOU
             spec.postprocess.max_det = MAP_MAX_DET

@@ -267,13 +267,14 @@ class Workspace:
                 "`int8-studio quantize` to rebuild it for this one"
             )
         if not self.valid_variant(name):
-            have = ", ".join(v["name"] for v in self.variants() if v["valid"]) or "none"
+            valid = [v["name"] for v in self.variants() if v["valid"]]
             if meta is None and not self.variant_path(name).exists():  # never built: a typo?
-                built = ", ".join(["fp32", *(v["name"] for v in self.variants() if v["valid"])])
                 raise UserError(
-                    f"variant '{name}' is not in {self.root} (have: {built}); check the name, "
-                    "or build it with `int8-studio quantize`"
+                    f"variant '{name}' is not in {self.root} (have: "
+                    f"{', '.join(['fp32', *valid])}); check the name, or build it with "
+                    "`int8-studio quantize`"
                 )
+            have = ", ".join(valid) or "none"
             raise UserError(
                 f"variant '{name}' is missing or damaged in {self.root} (have: {have}); "
                 "run `int8-studio quantize` to (re)build it"

@@ -43,7 +43,7 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def inline_constant_identities(model: onnx.ModelProto) -> onnx.ModelProto:
+def inline_constant_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace each Identity of an initializer, and each Constant node holding a tensor, by an
     initializer under the node's output name. torch.onnx.export writes one initializer for
     identical weights (tied, or equal, as untrained zero biases are) and an Identity per other

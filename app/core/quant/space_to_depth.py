@@ -31,7 +31,7 @@ from onnx import helper, numpy_helper
 from app.core.quant.graph_rules import (
     MIN_QDQ_OPSET,
     consumers_of,
-    inline_constant_identities,
+    inline_constant_weights,
     name_nodes,
     raise_opset,
 )
@@ -261,6 +261,6 @@ def comparable_float(model_path: str | Path) -> onnx.ModelProto:
     tensor; against the unfolded model the folded stem conv's weight had no float twin (ORT's
     `create_weight_matching` logged "weight tensor ... not found") and its input another name;
     so it did for weights an exporter shared through Identity nodes
-    (`inline_constant_identities`)."""
+    (`inline_constant_weights`)."""
     model = name_nodes(raise_opset(onnx.load(str(model_path)), MIN_QDQ_OPSET))
-    return fold_space_to_depth(inline_constant_identities(model))[0]
+    return fold_space_to_depth(inline_constant_weights(model))[0]
