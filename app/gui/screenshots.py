@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return only is None or name in only
 
     state = window.state
-    state.set_spec(inspect_model(args.model))
+    state.open_spec(inspect_model(args.model))  # as the app opens it: the workspace's corrections
     wait(app, 0.5)
     if wanted("model"):
         window.tabs.setCurrentWidget(window.model_panel)
