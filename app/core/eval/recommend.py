@@ -21,10 +21,11 @@ from typing import Any
 
 from app.core import defaults
 from app.core.eval.reports import default_metric, interval_of, metric_names
+from app.core.quant.prepared_fp32 import PREPARED_FP32
 from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
 # Ties go to the more precise variant: fp32, then fp32-prep (same outputs, one rewrite), fp16
-PRECISION_RANK = {"fp32": 0, "fp32-prep": 1, "fp16": 2}
+PRECISION_RANK = {"fp32": 0, PREPARED_FP32: 1, "fp16": 2}
 AGREEMENT = "agreement"  # in the name of every metric scored against FP32's outputs
 
 
@@ -89,13 +90,24 @@ def recommend_backend(
         return _finish(out, notes)
     if reference is None:
         ms, name, _v = min(usable, key=lambda t: t[0])
-        why = (
-            f"with no fp32 row its {metric} cannot be judged; evaluate fp32 too"
-            if metric
-            else "accuracy is not measured here; evaluate the variants to judge it"
-        )
-        out.lines.append(f"{backend}: fastest is {name} ({ms:.3g} ms p50); {why}")
-        out.lines.extend(_slow_int8(usable, fp32_ms, backend))
+        # fp32-prep computes FP32's outputs (checked when built): its speed alone can choose it
+        faster = bool(fp32_ms) and ms < fp32_ms * (1 - SAME_SPEED_BAND)
+        exact = not metric and name == PREPARED_FP32 and faster
+        if exact:
+            out.variant = name
+            out.lines.append(
+                f"{backend}: use {name}, the fastest ({ms:.3g} ms p50, {ms / fp32_ms:.2f}x "
+                "fp32's latency): it computes fp32's outputs (checked when it was built); the "
+                "other variants' accuracy is not measured here: evaluate them to judge it"
+            )
+        else:
+            why = (
+                f"with no fp32 row its {metric} cannot be judged; evaluate fp32 too"
+                if metric
+                else "accuracy is not measured here; evaluate the variants to judge it"
+            )
+            out.lines.append(f"{backend}: fastest is {name} ({ms:.3g} ms p50); {why}")
+        out.lines.extend(_slow_int8(usable, fp32_ms, backend, name if exact else ""))
         return _finish(out, notes)
     if agreement:
         # never above FP32's own agreement (100 in the app's reports; a fraction in others)

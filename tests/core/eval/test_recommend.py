@@ -220,6 +220,30 @@ def test_a_benchmark_alone_names_the_fastest_without_judging_accuracy():
     assert r.lines[1].startswith("int8 is SLOWER than fp32 on ort-cpu here (1.20x")
 
 
+def test_a_benchmark_alone_recommends_fp32_prep_when_it_is_clearly_faster():
+    """fp32-prep computes FP32's outputs, so its speed alone can choose it; INT8's verdict points
+    at it instead of at the slower fp32. Within the tie band nothing is chosen."""
+
+    def bench(prep_ms: float) -> dict:
+        return {
+            "task": "benchmark",
+            "variants": [
+                dict(row(name, 0, ms), metrics={"throughput_fps": 1000 / ms})
+                for name, ms in (("fp32", 10.0), ("fp32-prep", prep_ms), ("int8", 12.0))
+            ],
+        }
+
+    (r,) = recommend(bench(8.5))
+    assert r.variant == "fp32-prep"
+    assert r.lines[0].startswith("ort-cpu: use fp32-prep, the fastest (8.5 ms p50, 0.85x")
+    assert "evaluate them to judge it" in r.lines[0]
+    assert r.lines[1].startswith("int8 is SLOWER than fp32 on ort-cpu here (1.20x")
+    assert "latency): use fp32-prep, recommended above" in r.lines[1]
+    (r,) = recommend(bench(9.8))  # 2% faster: a tie on a busy machine
+    assert r.variant is None and r.lines[0].startswith("ort-cpu: fastest is fp32-prep (9.8 ms")
+    assert "latency): use fp32 (" in r.lines[1]
+
+
 def test_no_fp32_row_cannot_be_judged():
     (r,) = recommend(report(row("int8", 73.0, 5.0), row("fp16", 74.0, 9.0)))
     assert r.variant is None
