@@ -35,7 +35,7 @@ from app.core.atomic import write_bytes, write_json
 from app.core.errors import UserError
 from app.core.eval.bench import TURNS, device_info, time_in_turns
 from app.core.eval.evaluate import variant_model_path
-from app.core.eval.recommend import Recommendation
+from app.core.eval.recommend import Recommendation, across_backends
 from app.core.eval.recommend import recommend as recommend_variants
 from app.core.eval.reports import bench_as_report, load_results
 from app.core.frames.imageio import ImageReadError, read_image
@@ -151,17 +151,21 @@ def run(args: argparse.Namespace) -> int:
         if r[0] != "fp32" and base.get(r[1]):
             print(f"{r[0]} / fp32 on {r[1]}: {r[3] / base[r[1]]:.2f}x the latency")
     write_json(ws.bench_path(), report)
+    verdicts = []
     for backend in dict.fromkeys(r[1] for r in rows):  # the truth about speed, per backend
         evaluation = ws.evaluation_path(backend)
         judged = _judged(evaluation, report, backend, args.target_drop)
         if judged is None:
             continue
+        verdicts.append(judged)
         print("\n".join(judged.lines))
         if judged.metric:  # judged on the evaluation: name what it did not score
             evaluated = {str(v.get("name")) for v in judged.rows}
             for name in dict.fromkeys(r[0] for r in rows if r[1] == backend):
                 if name not in evaluated:
                     print(f"{name}: not in {evaluation.name}; evaluate it to judge")
+    if overall := across_backends(verdicts):
+        print(overall)
     save_json(args.json_out, report)
     if args.plot:
         plot_latency(rows, Path(args.plot))

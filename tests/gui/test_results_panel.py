@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 from PySide6.QtCore import Qt
@@ -43,6 +44,25 @@ def test_table_sorts_and_scatter_has_points(qtbot, tmp_path, state, make_panel):
     assert panel.proxy.index(0, 0).data() == "int8"
     assert panel.metric_box.currentText() == "map50"
     assert len(panel.scatter.data) == 2
+
+
+def test_advice_names_the_fastest_backend_choice_last(qtbot, tmp_path, state, make_panel):
+    """Two backends each choose a variant; the verdict ends with which of the two is faster."""
+    gpu = [dict(v, backend="ort-cuda", latency_ms={"p50": ms}) for v, ms in
+           zip(REPORT["variants"], (3.0, 4.0), strict=True)]  # fmt: skip
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(dict(REPORT, variants=REPORT["variants"] + gpu)))
+    panel = make_panel(ResultsPanel, state)
+    panel.advice.target_drop.setValue(1.0)
+    assert panel.load_file(path)
+    lines = panel.advice.lines
+    assert lines[0].startswith("ort-cpu: use int8") and any(
+        line.startswith("ort-cuda: use fp32") for line in lines
+    )
+    assert lines[-1] == (
+        "fastest of the backends' choices: fp32 on ort-cuda (3 ms p50; int8 on ort-cpu 21 ms)"
+    )
+    assert panel.advice.advice.text().endswith(f"<b>{html.escape(lines[-1])}</b>")
 
 
 def test_advice_follows_the_target_drop(qtbot, tmp_path, state, make_panel):

@@ -230,8 +230,30 @@ def recommend(
     return out
 
 
+def across_backends(found: list[Recommendation]) -> str:
+    """Which backend's chosen variant is fastest, when two or more backends chose one (each
+    judged against its own backend's FP32); "" otherwise. The user picks a runtime as much as
+    a variant: on a 2-core Xeon with AMX, YOLOX-Nano's pick was fp32-prep on ort-cpu and
+    int8-ov on openvino-cpu, a few percent apart."""
+    picks = []
+    for r in found:
+        chosen = next((v for v in r.rows if v.get("name") == r.variant), None)
+        ms = latency_of(chosen)[0] if chosen is not None else None
+        if ms:
+            picks.append((ms, str(r.variant), r.backend))
+    if len(picks) < 2:
+        return ""
+    picks.sort()
+    ms, name, backend = picks[0]
+    rest = ", ".join(f"{n} on {b} {m:.3g} ms" for m, n, b in picks[1:])
+    return f"fastest of the backends' choices: {name} on {backend} ({ms:.3g} ms p50; {rest})"
+
+
 def recommendation_lines(
     report: dict[str, Any], metric: str | None = None, max_drop: float = defaults.TARGET_DROP
 ) -> list[str]:
-    """Every backend's sentences, flat (for printing)."""
-    return [line for r in recommend(report, metric, max_drop) for line in r.lines]
+    """Every backend's sentences, flat (for printing), and which backend's choice is fastest."""
+    found = recommend(report, metric, max_drop)
+    lines = [line for r in found for line in r.lines]
+    overall = across_backends(found)
+    return [*lines, overall] if overall else lines

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from app.core import defaults
-from app.core.eval.recommend import recommend
+from app.core.eval.recommend import across_backends, recommend
 
 
 class AdviceBox(QWidget):
@@ -49,14 +49,16 @@ class AdviceBox(QWidget):
         """Judge `report` on `metric` (nothing when either is empty)."""
         self.report, self.metric = report, metric
         found = recommend(report, metric, self.target_drop.value()) if report and metric else []
-        self.lines = [line for r in found for line in r.lines]
-        # each backend's verdict in bold, the reasons under it
+        overall = across_backends(found)
+        self.lines = [line for r in found for line in r.lines] + ([overall] if overall else [])
+        # each backend's verdict in bold, the reasons under it; then which backend's is fastest
+        shown = [
+            f"<b>{html.escape(line)}</b>" if i == 0 else html.escape(line)
+            for r in found
+            for i, line in enumerate(r.lines)
+        ]
         self.advice.setText(
-            "<br>".join(
-                f"<b>{html.escape(line)}</b>" if i == 0 else html.escape(line)
-                for r in found
-                for i, line in enumerate(r.lines)
-            )
+            "<br>".join(shown + ([f"<b>{html.escape(overall)}</b>"] if overall else []))
         )
 
     def _changed(self, value: float) -> None:

@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from app.cli.main import main
-from app.core.eval.recommend import recommend, recommendation_lines
+from app.core.eval.recommend import across_backends, recommend, recommendation_lines
 from app.core.eval.reports import load_results
 from app.core.quant.quantize import quantize
 from app.core.timing import SAME_SPEED_BAND
@@ -261,6 +261,13 @@ def test_backends_are_judged_apart():
     assert (cpu.backend, cpu.variant) == ("ort-cpu", "int8")
     assert (cuda.backend, cuda.variant) == ("ort-cuda", "fp32")
     assert "int8 is SLOWER than fp32 on ort-cuda here (1.25x the latency)" in cuda.lines[-1]
+    # and which backend's choice is the fastest, once, after every backend's own lines
+    lines = recommendation_lines(rep)
+    assert lines[-1] == (
+        "fastest of the backends' choices: fp32 on ort-cuda (2 ms p50; int8 on ort-cpu 5 ms)"
+    )
+    assert sum(line.startswith("fastest of the backends'") for line in lines) == 1
+    assert across_backends([cpu]) == ""  # one backend: nothing to compare
 
 
 def test_a_benchmark_row_that_fell_back_is_not_named_fastest():
