@@ -41,7 +41,7 @@ from app.core.eval.reports import (
 from app.core.model.workspace import Workspace
 from app.gui.panels.advice_box import AdviceBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
-from app.gui.plot_labels import label_anchors
+from app.gui.plot_labels import label_anchors, label_reach
 from app.gui.widgets import EvalFolderRow
 
 INTERVALS_NOTE = (
@@ -375,11 +375,11 @@ class ResultsPanel(Panel):
         self.plot.setLabel("bottom", latency_axis(self.report))
         self.scatter.setData(xs, ys)
         self.plot.setLabel("left", metric or "accuracy")
-        for x, y, name, anchor in zip(xs, ys, names, label_anchors(xs, ys)):
-            label = pg.TextItem(name, color="#222", anchor=anchor)
+        anchors = label_anchors(xs, ys, label_reach(names, self.plot))
+        for x, y, name, anchor in zip(xs, ys, names, anchors):
+            self.point_labels.append(label := pg.TextItem(name, color="#222", anchor=anchor))
             label.setPos(x, y)
             self.plot.addItem(label)
-            self.point_labels.append(label)
         if xs:
             self._fit(xs, ys)
 
