@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="int8-studio",
-        description="Calibrate, quantize, build and compare vision models (ONNX Runtime, OpenVINO, TensorRT).",
+        description=(
+            "Calibrate, quantize, build and compare vision models "
+            "(ONNX Runtime, OpenVINO, TensorRT)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"int8-studio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
