@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from app.core.errors import UserError
@@ -70,34 +71,41 @@ def check_xcb_libraries() -> None:
         )
 
 
-def check_display_reachable(display: str) -> None:
-    """UserError if the X server named by DISPLAY does not answer (Qt would abort)."""
+def check_display_reachable(display: str) -> Callable[[], None]:
+    """UserError if the X server named by DISPLAY does not answer (Qt would abort); else the
+    function that closes this check's connection, to be called once Qt has its own. Closed
+    before, it can be the server's last client: Xvfb then resets, and Qt's connection made
+    during the reset fails and aborts the process (2 of 6 screenshot runs under `xvfb-run`)."""
     lib = ctypes.util.find_library("xcb")
     if lib is None:
-        return
+        return _nothing
     xcb = ctypes.CDLL(lib)
     xcb.xcb_connect.restype = ctypes.c_void_p
     xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
     xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
     conn = xcb.xcb_connect(display.encode(), None)
-    try:
-        if not conn or xcb.xcb_connection_has_error(conn):
-            raise UserError(
-                f"cannot open the X display '{display}': start the app inside a desktop session "
-                "(check DISPLAY), or set QT_QPA_PLATFORM=offscreen for a scripted run"
-            )
-    finally:
+    if not conn or xcb.xcb_connection_has_error(conn):
         if conn:
             xcb.xcb_disconnect(conn)
+        raise UserError(
+            f"cannot open the X display '{display}': start the app inside a desktop session "
+            "(check DISPLAY), or set QT_QPA_PLATFORM=offscreen for a scripted run"
+        )
+    return lambda: xcb.xcb_disconnect(conn)
 
 
-def check_platform() -> None:
-    """Run the checks when Qt is about to use its xcb plugin (Linux with X11)."""
+def _nothing() -> None:
+    return None
+
+
+def check_platform() -> Callable[[], None]:
+    """Run the checks when Qt is about to use its xcb plugin (Linux with X11); returns what to
+    call once the QApplication exists (it closes the display check's connection)."""
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if not sys.platform.startswith("linux") or (platform and not platform.startswith("xcb")):
-        return
+        return _nothing
     display = os.environ.get("DISPLAY")
     if not display or (not platform and os.environ.get("WAYLAND_DISPLAY")):
-        return
+        return _nothing
     check_xcb_libraries()
-    check_display_reachable(display)
+    return check_display_reachable(display)

@@ -18,12 +18,13 @@ def application() -> QApplication:
     """The one QApplication (created on first use)."""
     app = QApplication.instance()
     if app is None:
-        check_platform()  # Qt would abort with a core dump, naming no library or package
+        release = check_platform()  # Qt would abort with a core dump, naming no library
         # The GUI thread, the frame reader, inference and drawing hand the GIL to each other
         # around short C calls many times per frame; with CPython's default 5 ms switch
         # interval a thread that wants it back can wait that long (run_live does the same).
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         app = QApplication(sys.argv[:1])
+        release()  # the display check's connection, held until Qt had its own
         app.setApplicationName("INT8 Studio")
         app.setOrganizationName("INT8 Studio")
         app.gui_gc = GuiThreadCollector(app)  # type: ignore[attr-defined]
