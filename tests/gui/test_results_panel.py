@@ -65,6 +65,29 @@ def test_advice_names_the_fastest_backend_choice_last(qtbot, tmp_path, state, ma
     assert panel.advice.advice.text().endswith(f"<b>{html.escape(lines[-1])}</b>")
 
 
+def test_two_backends_evaluations_show_as_one_table_first(qtbot, int8_state, make_panel):
+    """The workspace's evaluations on two backends, of the same images, are offered first as
+    one table; the verdicts end with the faster backend's choice."""
+    results = int8_state.workspace().root / "results"
+    results.mkdir(exist_ok=True)
+    for stale in results.glob("*.json"):
+        stale.unlink()
+    for backend, scale in (("ort-cpu", 1.0), ("openvino-cpu", 0.5)):
+        rows = [dict(v, backend=backend, latency_ms={"p50": v["latency_ms"]["p50"] * scale})
+                for v in REPORT["variants"]]  # fmt: skip
+        (results / f"evaluate-{backend}.json").write_text(json.dumps(dict(REPORT, variants=rows)))
+    panel = make_panel(ResultsPanel, int8_state)
+    assert panel.reports.itemText(0).startswith("all backends")
+    assert panel.reports.count() == 3 and panel.proxy.rowCount() == 4
+    assert panel.advice.lines[-1] == (
+        "fastest of the backends' choices: int8 on openvino-cpu (10.5 ms p50; "
+        "int8 on ort-cpu 21 ms)"
+    )
+    panel.reports.setCurrentIndex(1)  # one backend's own file: its two rows, no such line
+    assert panel.proxy.rowCount() == 2
+    assert not panel.advice.lines[-1].startswith("fastest of the backends'")
+
+
 def test_advice_follows_the_target_drop(qtbot, tmp_path, state, make_panel):
     panel = make_panel(ResultsPanel, state)
     path = tmp_path / "eval.json"

@@ -114,6 +114,39 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return report
 
 
+# what two evaluations must share to be read as one table: the model, the images, the labels
+SAME_RUN_KEYS = ("task", "model_sha256", "images", "images_dir", "labels", "coco_json")
+
+
+def all_backends(paths: list[Path]) -> dict[str, Any] | None:
+    """The evaluations among `paths` (each of one backend, its benchmark merged in as
+    `load_results` does) as one report, when two or more backends scored the same model on
+    the same images with the same labels as the first (newest) readable one; else None. Each
+    row keeps its backend: verdicts judge it against its own backend's fp32, and the last one
+    names the fastest backend's choice (`recommend.across_backends`)."""
+    reports: list[tuple[str, dict[str, Any]]] = []
+    for path in paths:
+        if path.name == BENCH_FILE:
+            continue
+        try:
+            reports.append((path.stem.removeprefix("evaluate-"), load_results(path)))
+        except UserError:
+            continue  # the panel lists it; choosing it says why it cannot be read
+    if not reports:
+        return None
+    first = reports[0][1]
+    same = [(b, r) for b, r in reports if all(r.get(k) == first.get(k) for k in SAME_RUN_KEYS)]
+    variants = [v for _b, r in same for v in r.get("variants") or [] if isinstance(v, dict)]
+    if len({v.get("backend") for v in variants}) < 2:
+        return None
+    refused = {
+        f"{name} on {backend}": why
+        for backend, r in same
+        for name, why in (r.get("refused") or {}).items()
+    }
+    return {**first, "variants": variants, "refused": refused, "backends": [b for b, _r in same]}
+
+
 def metric_names(variants: list[dict[str, Any]]) -> list[str]:
     """The numeric metrics of these rows, in the order they first appear."""
     names: list[str] = []

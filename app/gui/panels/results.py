@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import defaults
-from app.core.atomic import write_json
 from app.core.errors import UserError
 from app.core.eval.reports import (
+    all_backends,
     caption,
     cell_text,
     default_metric,
@@ -38,49 +38,16 @@ from app.core.eval.reports import (
     scatter_points,
     with_interval,
 )
-from app.core.model.workspace import Workspace
+from app.gui.evaluation_job import run_evaluation
 from app.gui.panels.advice_box import AdviceBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 from app.gui.plot_labels import label_anchors, label_reach
 from app.gui.widgets import EvalFolderRow
 
+ALL_BACKENDS = "all backends (their evaluations of the same images)"
 INTERVALS_NOTE = (
     " · [lo, hi]: 95% interval, bootstrap over images; hover for the difference to fp32"
 )
-
-
-def run_evaluation(
-    ws: Workspace,
-    images: str,
-    labels: str,
-    variants: list[str],
-    backend: str,
-    *,
-    progress: Any,
-    cancel: Any,
-) -> Path:
-    """Worker side: evaluate, then save the report where the CLI does; returns its path."""
-    from app.backends.factory import make_runner
-    from app.backends.tensorrt.workspace_engines import engine_runner_factory
-    from app.core.eval.evaluate import evaluate
-
-    truth: dict[str, Any] = {}
-    if labels:
-        key = "coco_json" if labels.lower().endswith(".json") else "labels_dir"
-        truth = {key: labels}
-    report = evaluate(
-        ws,
-        images,
-        variants=variants,
-        backend=backend,
-        runner_factory=engine_runner_factory(ws, make_runner),  # engines on tensorrt
-        progress=progress,
-        cancel=cancel,
-        **truth,
-    )
-    path = ws.evaluation_path(backend)
-    write_json(path, report)
-    return path
 
 
 class ResultsPanel(Panel):
@@ -93,7 +60,8 @@ class ResultsPanel(Panel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.report: dict[str, Any] = {}
-        self.report_paths: list[Path] = []
+        self.report_paths: list[Path | None] = []  # None: every backend's evaluation at once
+        self.combined: dict[str, Any] | None = None
         self.body.addWidget(self._build_evaluate())
         row = QHBoxLayout()
         self.reports = QComboBox()
@@ -214,10 +182,14 @@ class ResultsPanel(Panel):
                 self.report_paths = self.state.workspace().result_files()
             except (UserError, OSError) as exc:
                 self.messages.set("workspace", str(exc), "warning")
+        # first, when two or more backends scored the same images: all of them in one table
+        self.combined = all_backends(self.report_paths)
+        if self.combined is not None:
+            self.report_paths.insert(0, None)
         self.reports.blockSignals(True)
         self.reports.clear()
         for path in self.report_paths:
-            self.reports.addItem(path.name, str(path))
+            self.reports.addItem(ALL_BACKENDS if path is None else path.name, str(path))
         self.reports.setCurrentIndex(-1)
         self.reports.blockSignals(False)
         if self.report_paths:
@@ -229,7 +201,11 @@ class ResultsPanel(Panel):
 
     def _report_chosen(self, index: int) -> None:
         if 0 <= index < len(self.report_paths):
-            self.load_file(self.report_paths[index], remember=False)
+            path = self.report_paths[index]
+            if path is None:
+                self.load(self.combined or {})
+            else:
+                self.load_file(path, remember=False)
 
     # evaluating ------------------------------------------------------------------------------
     def evaluate(self) -> bool:
@@ -320,13 +296,13 @@ class ResultsPanel(Panel):
         self.model.setHorizontalHeaderLabels(columns)
         measured = set(metric_columns(columns))
         variants = report.get("variants", [])
-        fp32 = next((v for v in variants if v.get("name") == "fp32"), None)
+        fp32 = {v.get("backend"): v for v in variants if v.get("name") == "fp32"}
         for variant, values in zip(variants, rows):
             items = []
             for column, value in zip(columns, values):
                 if column in measured:  # with its interval; the difference to fp32 on hover
                     item = QStandardItem(with_interval(value, interval_of(variant, column)))
-                    item.setToolTip(diff_text(variant, fp32, column))
+                    item.setToolTip(diff_text(variant, fp32.get(variant.get("backend")), column))
                 else:
                     item = QStandardItem(cell_text(value))
                 sort_key = value if value is not None else float("-inf")

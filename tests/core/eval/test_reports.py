@@ -12,7 +12,9 @@ import pytest
 
 from app.cli.main import main
 from app.core.errors import UserError
+from app.core.eval.recommend import recommendation_lines
 from app.core.eval.reports import (
+    all_backends,
     caption,
     cell_text,
     flatten,
@@ -133,3 +135,30 @@ def test_cells():
 def test_missing_file_names_it(tmp_path: Path):
     with pytest.raises(UserError, match=r"missing\.json"):
         load_results(tmp_path / "missing.json")
+
+
+def test_two_backends_evaluations_of_the_same_images_read_as_one_table(ws, tmp_path):
+    """Evaluated on ort-cpu and on openvino-cpu (real runs), the workspace's two reports read as
+    one table whose verdicts judge each backend apart and then name the faster choice; another
+    image set, or a benchmark, is not read into it. (Last in this file: it adds a report.)"""
+    pytest.importorskip("openvino", reason="OpenVINO not installed (pip install openvino)")
+    images = json.loads(ws.evaluation_path("ort-cpu").read_text())["images_dir"]
+    common = ["--workspace", str(ws.root), "--variants", "fp32,fp16", "--images", images]
+    assert main(["evaluate", *common, "--backend", "openvino-cpu"]) == 0
+    combined = all_backends(ws.result_files())
+    assert combined is not None
+    assert [(v["name"], v["backend"]) for v in combined["variants"]] in (
+        [(n, b) for b in backends for n in ("fp32", "fp16")]
+        for backends in (("openvino-cpu", "ort-cpu"), ("ort-cpu", "openvino-cpu"))
+    )
+    assert caption(combined) == "classification on 30 images (labelled): 4 rows"
+    lines = recommendation_lines(combined)
+    assert sum(line.startswith(("ort-cpu: ", "openvino-cpu: ")) for line in lines) == 2
+    assert lines[-1].startswith("fastest of the backends' choices: ")
+    other = json.loads(ws.evaluation_path("openvino-cpu").read_text())
+    (tmp_path / "evaluate-openvino-cpu.json").write_text(json.dumps(dict(other, images=29)))
+    assert (
+        all_backends([ws.evaluation_path("ort-cpu"), tmp_path / "evaluate-openvino-cpu.json"])
+        is None
+    )
+    assert all_backends([ws.evaluation_path("ort-cpu"), ws.bench_path()]) is None
