@@ -14,7 +14,7 @@ from app.core.quant.prepare import preparation_lines
 from app.core.quant.recipe import float_summary
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
-from app.core.quant.variant_speed import prepared_beats_int8
+from app.core.quant.variant_speed import openvino_alternative, prepared_beats_int8
 
 
 def register(subs: argparse._SubParsersAction) -> None:
@@ -85,5 +85,12 @@ def run(args: argparse.Namespace) -> int:
     verdict = prepared_beats_int8(variants)  # the exact variant is faster than INT8 here
     if verdict:
         print(f"speed: {verdict}")
+    hint = openvino_alternative(variants, [v["name"] for v in listed])
+    if hint:
+        print(
+            f"hint: {hint}: int8-studio quantize --workspace {ws.root} --precision int8 "
+            f"--target openvino, then int8-studio bench --workspace {ws.root} --backends "
+            "ort-cpu,openvino-cpu"
+        )
     save_json(args.json_out, {"workspace": str(ws.root), "variants": variants})
     return 0

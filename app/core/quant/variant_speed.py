@@ -19,7 +19,7 @@ from app.core.openvino_session import openvino_installed
 from app.core.quant.prepared_fp32 import PREPARED_FP32
 from app.core.quant.silu_choice import choose_silu_form
 from app.core.quant.speed import measure_int8_speed
-from app.core.quant.targets import SPEED_TARGETS
+from app.core.quant.targets import SPEED_TARGETS, VARIANT_SUFFIX
 from app.core.timing import SAME_SPEED_BAND
 
 log = logging.getLogger(__name__)
@@ -104,4 +104,27 @@ def prepared_beats_int8(metas: list[dict[str, Any]]) -> str | None:
         f"{', '.join(slow)} against {PREPARED_FP32} {prep['ratio']:.2f}x fp32's latency: INT8 is "
         f"not clearly faster than {PREPARED_FP32}, which gives FP32's outputs; use "
         f"{PREPARED_FP32} unless `evaluate` or `bench` finds otherwise"
+    )
+
+
+def openvino_alternative(metas: list[dict[str, Any]], variant_names: list[str]) -> str | None:
+    """A line when an INT8 variant timed on ort-cpu here was not clearly faster than FP32,
+    OpenVINO is installed and none of `variant_names` (the workspace's) is made for it: OpenVINO's
+    own INT8 kernels can pay where ONNX Runtime's do not (YOLOX-Nano on a 2-core Xeon with AMX:
+    int8-ov at 0.78x OpenVINO's FP32, int8 at 1.02x ONNX Runtime's). How to build it depends on
+    the front end, which adds it. None otherwise."""
+    slow = [
+        str(m.get("name"))
+        for m in metas
+        if m.get("precision") == "int8"
+        and (m.get("speed") or {}).get("backend") == "ort-cpu"
+        and not m["speed"].get("faster")
+    ]
+    made_for_openvino = any(n.endswith(VARIANT_SUFFIX["openvino"]) for n in variant_names)
+    if not slow or made_for_openvino or not openvino_installed():
+        return None
+    return (
+        f"{slow[0]} is not faster than fp32 on ONNX Runtime here, and OpenVINO is installed: its "
+        "own INT8 kernels can pay where ONNX Runtime's do not; build int8-ov, the variant made "
+        "for it, and compare both backends"
     )

@@ -29,7 +29,7 @@ from app.core.quant.build import build_variants
 from app.core.quant.prepare import preparation_lines
 from app.core.quant.silu_choice import silu_form_line
 from app.core.quant.speed import speed_line
-from app.core.quant.variant_speed import prepared_beats_int8
+from app.core.quant.variant_speed import openvino_alternative, prepared_beats_int8
 from app.gui.engines_box import EnginesBox
 from app.gui.panels.base import BackendStatuses, Panel, fill_backend_combo, run_panel
 
@@ -244,6 +244,11 @@ class VariantsPanel(Panel):
         verdict = prepared_beats_int8(metas)  # the exact variant is faster than INT8 here
         if verdict:
             timed.append(verdict)
+        hint = openvino_alternative(
+            metas, [str(v["name"]) for v in self.state.workspace().variants()]
+        )
+        if hint:
+            timed.append(f"{hint} (INT8 for backend openvino-cpu, Build / rebuild; then Results)")
         if timed:  # a warning when INT8 is not faster here: the user may prefer FP32
             slower = bool(verdict) or any(
                 not m["speed"].get("faster") for m in metas if m.get("speed")
