@@ -142,7 +142,7 @@ def all_backends(paths: list[Path]) -> dict[str, Any] | None:
     refused = {
         f"{name} on {backend}": why
         for backend, r in same
-        for name, why in (r.get("refused") or {}).items()
+        for name, why in (r["refused"] if isinstance(r.get("refused"), dict) else {}).items()
     }
     return {**first, "variants": variants, "refused": refused, "backends": [b for b, _r in same]}
 
