@@ -15,10 +15,12 @@ CALIBRATION_COUNT = 0  # 0: every image in the folder
 # variants and evaluation
 # fp32-prep: FP32 with the Focus-stem fold INT8 gets (`quant.prepared_fp32`); not made where there
 # is nothing to fold
-QUANTIZE_PRECISIONS = ("int8", "fp16", "fp32-prep")
+PREPARED_FP32 = "fp32-prep"
+QUANTIZE_PRECISIONS = ("int8", "fp16", PREPARED_FP32)
 QUANTIZE_TARGET = "ort-cpu"  # where the INT8 graph will run (decides Q/DQ placement)
 VARIANTS = ("fp32", "fp16", "int8")  # the variants TensorRT engines are built for (`build`)
-VARIANT_ORDER = ("fp32", "fp32-prep", "fp16", "int8")  # lists start with these; Results ticks them
+# lists start with these; Results ticks them
+VARIANT_ORDER = ("fp32", PREPARED_FP32, "fp16", "int8")
 BACKEND = "ort-cpu"
 
 # benchmark

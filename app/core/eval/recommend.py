@@ -21,11 +21,10 @@ from typing import Any
 
 from app.core import defaults
 from app.core.eval.reports import default_metric, interval_of, metric_names
-from app.core.quant.prepared_fp32 import PREPARED_FP32
 from app.core.timing import SAME_SPEED_BAND, speed_verdict
 
 # Ties go to the more precise variant: fp32, then fp32-prep (same outputs, one rewrite), fp16
-PRECISION_RANK = {"fp32": 0, PREPARED_FP32: 1, "fp16": 2}
+PRECISION_RANK = {"fp32": 0, defaults.PREPARED_FP32: 1, "fp16": 2}
 AGREEMENT = "agreement"  # in the name of every metric scored against FP32's outputs
 
 
@@ -92,7 +91,7 @@ def recommend_backend(
         ms, name, _v = min(usable, key=lambda t: t[0])
         # fp32-prep computes FP32's outputs (checked when built): its speed alone can choose it
         faster = bool(fp32_ms) and ms < fp32_ms * (1 - SAME_SPEED_BAND)
-        exact = not metric and name == PREPARED_FP32 and faster
+        exact = not metric and name == defaults.PREPARED_FP32 and faster
         if exact:
             out.variant = name
             out.lines.append(

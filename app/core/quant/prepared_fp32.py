@@ -33,7 +33,6 @@ from app.core.model.spec import Preprocess
 from app.core.quant.graph_rules import name_nodes
 from app.core.quant.space_to_depth import fold_space_to_depth
 
-PREPARED_FP32 = "fp32-prep"
 PREPARED_VERSION = 1
 # An output element differs when it moved by more than this share of the output's own largest
 # magnitude (at least 1): float rounding of a reordered sum is ~1e-6.

@@ -43,6 +43,7 @@ from typing import Any
 import onnx
 
 from app.core.atomic import atomic_path
+from app.core.defaults import PREPARED_FP32
 from app.core.errors import CancelToken, UserError
 from app.core.model.checks import already_int8_note, quantized_node_count
 from app.core.model.files import file_sha256
@@ -65,7 +66,6 @@ from app.core.quant.placements import apply_placement
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
 from app.core.quant.prepared_fp32 import (
-    PREPARED_FP32,
     PREPARED_VERSION,
     NotPrepared,
     make_prepared_fp32,

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.core.defaults import PREPARED_FP32
 from app.core.errors import CancelToken
 from app.core.model.workspace import Workspace
 from app.core.openvino_session import openvino_installed
-from app.core.quant.prepared_fp32 import PREPARED_FP32
 from app.core.quant.silu_choice import choose_silu_form
 from app.core.quant.speed import measure_int8_speed
 from app.core.quant.targets import SPEED_TARGETS, VARIANT_SUFFIX
