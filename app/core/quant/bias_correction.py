@@ -98,7 +98,10 @@ def ensure_channel_means(
         return path
     meta = load_json(calibration / "meta.json")
     files = [Path(p) for p in meta.get("images_used", [])][:MAX_IMAGES]
-    model = onnx.load(str(spec.path), load_external_data=False)
+    # with its weights: finding the conv inputs folds a Focus stem, which reads initializers,
+    # and external ones resolve only beside the model file (a model saved with a .onnx.data
+    # file had its bias correction skipped)
+    model = onnx.load(str(spec.path))
     reader = CalibrationReader(spec, [f for f in files if f.is_file()], batch=1, cancel=cancel)
     try:
         means, images = channel_means(

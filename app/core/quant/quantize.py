@@ -323,9 +323,11 @@ def quantize(
                 continue
             calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             ranges = calib / "ranges.json"
+            uncorrected = None  # in the key only when the correction could not be made
             if target in BIAS_CORRECTED_TARGETS:  # the means bias correction needs (once)
                 progress(base, "measuring channel means for bias correction")
-                ensure_channel_means(ws, calib, cancel)
+                if ensure_channel_means(ws, calib, cancel) is None:
+                    uncorrected = "no channel means"  # rebuilt once they can be measured
             sensitive: list[str] = []
             if keep_float is None and equalized_stem_blocks(target, equalize) is None:
                 share = 0.5 / len(precisions)  # of this variant's part of the bar
@@ -352,6 +354,7 @@ def quantize(
                 [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
                 None if placement == "default" else placement,
                 sorted(sensitive) or None,  # measured per calibration; the rule may change
+                *([uncorrected] if uncorrected else []),
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             build = int8_build = partial(
