@@ -253,7 +253,7 @@ class VariantsPanel(Panel):
             slower = bool(verdict) or any(
                 not m["speed"].get("faster") for m in metas if m.get("speed")
             )
-            self.messages.set("speed", "; ".join(timed), "warning" if slower else "info")
+            self.messages.set("speed", "\n".join(timed), "warning" if slower else "info")
         for m in metas:
             if m.get("skipped"):
                 self.messages.set("build", f"{m.get('name')}: not made: {m['skipped']}", "info")
