@@ -21,8 +21,14 @@ from app.cli.output import ProgressBar, run_notes, save_json, table
 from app.cli.preflight import check_json, workspace_for_work
 from app.core.atomic import write_json
 from app.core.eval.evaluate import evaluate
-from app.core.eval.recommend import recommendation_lines
-from app.core.eval.reports import interval_of, labels_note, load_results, with_interval
+from app.core.eval.recommend import across_backends, recommend, recommendation_lines
+from app.core.eval.reports import (
+    all_backends,
+    interval_of,
+    labels_note,
+    load_results,
+    with_interval,
+)
 from app.core.model.staleness import refuse_stale
 
 
@@ -63,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         load_results(ws.evaluation_path(args.backend)), None, args.target_drop
     ):
         print(line)
+    # the workspace's evaluations of the same images on other backends: whose choice is fastest
+    combined = all_backends(ws.result_files())
+    if combined is not None and args.backend in {v.get("backend") for v in combined["variants"]}:
+        if overall := across_backends(recommend(combined, None, args.target_drop)):
+            print(overall)
     save_json(args.json_out, report)
     return 0
 

@@ -137,14 +137,19 @@ def test_missing_file_names_it(tmp_path: Path):
         load_results(tmp_path / "missing.json")
 
 
-def test_two_backends_evaluations_of_the_same_images_read_as_one_table(ws, tmp_path):
+def test_two_backends_evaluations_of_the_same_images_read_as_one_table(ws, tmp_path, capsys):
     """Evaluated on ort-cpu and on openvino-cpu (real runs), the workspace's two reports read as
     one table whose verdicts judge each backend apart and then name the faster choice; another
     image set, or a benchmark, is not read into it. (Last in this file: it adds a report.)"""
     pytest.importorskip("openvino", reason="OpenVINO not installed (pip install openvino)")
     images = json.loads(ws.evaluation_path("ort-cpu").read_text())["images_dir"]
     common = ["--workspace", str(ws.root), "--variants", "fp32,fp16", "--images", images]
+    capsys.readouterr()
     assert main(["evaluate", *common, "--backend", "openvino-cpu"]) == 0
+    # evaluate itself ends with whose choice is fastest, the ort-cpu evaluation read beside it
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith("fastest of the backends' choices: ")
+    assert " on ort-cpu" in printed[-1] and " on openvino-cpu" in printed[-1]
     combined = all_backends(ws.result_files())
     assert combined is not None
     assert [(v["name"], v["backend"]) for v in combined["variants"]] in (
