@@ -53,6 +53,15 @@ def finish_for_onnxruntime(path: Path, target: str) -> tuple[list[str], int]:
     return guarded, silus
 
 
+def built_without_means(meta: dict[str, Any] | None) -> bool:
+    """Whether a variant's record says its bias correction was wanted but not made, for want
+    of channel means (`correct_bias_at`'s reason)."""
+    correction = (meta or {}).get("bias_correction")
+    return isinstance(correction, dict) and str(correction.get("reason", "")).endswith(
+        "channel_means.json"
+    )
+
+
 def correct_bias_at(
     path: Path,
     model: onnx.ModelProto,

@@ -61,7 +61,12 @@ from app.core.quant.graph_rules import (
     name_nodes,
     raise_opset,
 )
-from app.core.quant.int8_finish import correct_bias_at, default_keep, finish_for_onnxruntime
+from app.core.quant.int8_finish import (
+    built_without_means,
+    correct_bias_at,
+    default_keep,
+    finish_for_onnxruntime,
+)
 from app.core.quant.placements import apply_placement
 from app.core.quant.pools import narrowing_pools
 from app.core.quant.prepare import prepare_for_quantization
@@ -302,6 +307,7 @@ def quantize(
         cancel.check()
         base = i / len(precisions)
         start = base  # where this variant's own build begins on the bar
+        uncorrected = None  # INT8: in the key only when its bias correction could not be made
         if precision == "fp16":
             name = "fp16"
             key = cache_key("fp16", QUANTIZE_VERSION, FP16_VERSION, spec.sha256, FP16_BLOCK_OPS)
@@ -323,7 +329,6 @@ def quantize(
                 continue
             calib = check_calibration(ws, calibration) if calibration else latest_calibration(ws)
             ranges = calib / "ranges.json"
-            uncorrected = None  # in the key only when the correction could not be made
             if target in BIAS_CORRECTED_TARGETS:  # the means bias correction needs (once)
                 progress(base, "measuring channel means for bias correction")
                 if ensure_channel_means(ws, calib, cancel) is None:
@@ -366,7 +371,9 @@ def quantize(
                 placement=placement,
                 equalize_with=spec if equalize else None,
             )
-        if ws.valid_variant(name, key):
+        # a graph built without means under the plain key (before it said so) while they exist
+        missed = uncorrected is None and built_without_means(ws.variant_meta(name))
+        if ws.valid_variant(name, key) and not missed:
             log.info("variant %s reused (key %s matches)", name, key)
             progress(base + 1 / len(precisions), f"{name}: reused")
             out.append({**(ws.variant_meta(name) or {}), "reused": True})

@@ -5,6 +5,7 @@ beside the model file: the correction was skipped (a warning in the log) for suc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -51,3 +52,22 @@ def test_an_int8_built_without_its_correction_is_rebuilt_once_the_correction_can
     (second,) = quantize(ws, precisions=("int8",))
     assert not second["reused"] and second["key"] != first["key"]
     assert second["bias_correction"]["convs"] > 0
+
+
+def test_a_graph_recorded_without_its_correction_under_the_plain_key_is_rebuilt(
+    tmp_path_factory,
+):
+    """Workspaces from before the uncorrected key hold such graphs under the plain key (a model
+    with external weights, whose means could not be measured then): the record says so, and
+    now that the means exist `quantize` rebuilds instead of reusing it."""
+    ws = minmax_workspace(tmp_path_factory, inspect_model(RESNET8), count=4)
+    (built,) = quantize(ws, precisions=("int8",))
+    assert built["bias_correction"]["convs"] > 0
+    record = ws.variant_path("int8").with_suffix(".json")
+    meta = load_json(record)
+    meta["bias_correction"] = {"convs": 0, "reason": "no abc/channel_means.json"}
+    record.write_text(json.dumps(meta))
+    (again,) = quantize(ws, precisions=("int8",))
+    assert not again["reused"] and again["bias_correction"]["convs"] > 0
+    (third,) = quantize(ws, precisions=("int8",))
+    assert third["reused"]  # corrected now: reused as usual
