@@ -180,7 +180,7 @@ def calibrate(
             meta["seconds"],
             meta["images_per_s"],
             True,
-            few_images_warnings(len(meta["images_used"]), len(files)) + warnings,
+            count_warnings(spec, len(meta["images_used"]), len(files)) + warnings,
         )
     if final.exists():
         log.warning("calibration %s is damaged or incomplete; rebuilding it", key)
@@ -268,7 +268,7 @@ def calibrate(
         raise
     _mark_latest(ws, key, method)
     progress(1.0, f"calibrated on {len(reader.used)} images in {seconds:.1f} s")
-    warnings = few_images_warnings(len(reader.used), len(files)) + warnings
+    warnings = count_warnings(spec, len(reader.used), len(files)) + warnings
     return CalibrationResult(
         key,
         final,
@@ -280,6 +280,19 @@ def calibrate(
         False,
         warnings,
     )
+
+
+def count_warnings(spec: ModelSpec, used: int, chosen: int) -> list[str]:
+    """The few-images warning; for a model already INT8, what its calibration does not do
+    instead (advising 200 images for ranges no variant is made from misled: the COCO SSD)."""
+    import onnx
+
+    from app.core.model.checks import already_int8_note, quantized_node_count
+
+    quantized = quantized_node_count(onnx.load(str(spec.path), load_external_data=False))
+    if quantized:
+        return [f"{already_int8_note(Path(spec.path), quantized)}; these ranges make none"]
+    return few_images_warnings(used, chosen)
 
 
 def _mark_latest(ws: Workspace, key: str, method: str) -> None:

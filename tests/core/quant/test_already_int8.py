@@ -30,6 +30,17 @@ def ssd_ws(tmp_path_factory):
     return ws
 
 
+def test_calibrating_it_says_its_ranges_make_no_variant(ssd_ws):
+    """Not "only 4 calibration images; about 200 or more ... give steadier INT8 ranges": no
+    variant is made from these ranges."""
+    result = calibrate(ssd_ws, COCO_DEV64 / "images", count=4, method="minmax")  # the fixture's
+    assert result.reused
+    assert [w for w in result.warnings if "already INT8" in w and "these ranges make none" in w]
+    assert not [w for w in result.warnings if "steadier INT8 ranges" in w]
+    fresh = calibrate(ssd_ws, COCO_DEV64 / "images", count=3, method="minmax")
+    assert not fresh.reused and "these ranges make none" in " ".join(fresh.warnings)
+
+
 def test_quantize_makes_no_int8_of_an_int8_model(ssd_ws):
     out = {v["name"]: v for v in quantize(ssd_ws, precisions=["int8", "fp16"])}
     assert "already INT8" in out["int8"]["skipped"]
