@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import time
 
 from PySide6.QtCore import Qt
 
@@ -86,6 +88,11 @@ def test_two_backends_evaluations_show_as_one_table_first(qtbot, int8_state, mak
     panel.reports.setCurrentIndex(1)  # one backend's own file: its two rows, no such line
     assert panel.proxy.rowCount() == 2
     assert not panel.advice.lines[-1].startswith("fastest of the backends'")
+    # an evaluation just made on one backend shows with the other's of the same images
+    just_made = results / "evaluate-ort-cpu.json"
+    os.utime(just_made, (time.time() + 5, time.time() + 5))  # the newest, as a new one is
+    panel._evaluated(just_made)
+    assert panel.reports.currentIndex() == 0 and panel.proxy.rowCount() == 4
 
 
 def test_advice_follows_the_target_drop(qtbot, tmp_path, state, make_panel):

@@ -184,7 +184,8 @@ class ResultsPanel(Panel):
                 self.messages.set("workspace", str(exc), "warning")
         # first, when two or more backends scored the same images: all of them in one table
         self.combined = all_backends(self.report_paths)
-        if self.combined is not None:
+        if self.combined is not None:  # it holds the newest evaluation: shown with the others
+            select = None if select == self.report_paths[0] else select
             self.report_paths.insert(0, None)
         self.reports.blockSignals(True)
         self.reports.clear()
