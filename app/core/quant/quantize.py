@@ -307,7 +307,7 @@ def quantize(
         cancel.check()
         base = i / len(precisions)
         start = base  # where this variant's own build begins on the bar
-        uncorrected = None  # INT8: in the key only when its bias correction could not be made
+        means = True  # INT8: whether its bias correction can be made (channel means measured)
         if precision == "fp16":
             name = "fp16"
             key = cache_key("fp16", QUANTIZE_VERSION, FP16_VERSION, spec.sha256, FP16_BLOCK_OPS)
@@ -331,8 +331,7 @@ def quantize(
             ranges = calib / "ranges.json"
             if target in BIAS_CORRECTED_TARGETS:  # the means bias correction needs (once)
                 progress(base, "measuring channel means for bias correction")
-                if ensure_channel_means(ws, calib, cancel) is None:
-                    uncorrected = "no channel means"  # rebuilt once they can be measured
+                means = ensure_channel_means(ws, calib, cancel) is not None
             sensitive: list[str] = []
             if keep_float is None and equalized_stem_blocks(target, equalize) is None:
                 share = 0.5 / len(precisions)  # of this variant's part of the bar
@@ -359,7 +358,6 @@ def quantize(
                 [target_settings(target), EQUALIZED_STEM_BLOCKS.get(target)] if equalize else None,
                 None if placement == "default" else placement,
                 sorted(sensitive) or None,  # measured per calibration; the rule may change
-                *([uncorrected] if uncorrected else []),
             )
             meta = {"precision": "int8", "target": target, "key": key, "calibration": calib.name}
             build = int8_build = partial(
@@ -371,8 +369,9 @@ def quantize(
                 placement=placement,
                 equalize_with=spec if equalize else None,
             )
-        # a graph built without means under the plain key (before it said so) while they exist
-        missed = uncorrected is None and built_without_means(ws.variant_meta(name))
+        # built without its bias correction for want of means (calibration photos moved, a
+        # model whose means could not be measured then): rebuilt once they exist
+        missed = means and built_without_means(ws.variant_meta(name))
         if ws.valid_variant(name, key) and not missed:
             log.info("variant %s reused (key %s matches)", name, key)
             progress(base + 1 / len(precisions), f"{name}: reused")
